@@ -1,0 +1,62 @@
+// Command isp-checker is a blackbox-style Prometheus exporter for internet
+// connection and website health. This package only parses flags and wires
+// the packages together; no probe logic lives here.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+)
+
+// defaultListenAddress is isp-checker's port.
+const defaultListenAddress = ":9799"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run parses args and runs the chosen command; it returns the exit code.
+func run(args []string) int {
+	app := kingpin.New("isp-checker", "Blackbox-style Prometheus exporter for internet connection and website health.")
+	app.Version(version.Print("isp-checker"))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(os.Stdout)
+	app.ErrorWriter(os.Stderr)
+
+	promslogConfig := &promslog.Config{}
+	flag.AddFlags(app, promslogConfig)
+	common := &commonFlags{
+		configFile: app.Flag("config.file", "Configuration file (blackbox_exporter's modules: format). Default: the embedded configuration.").String(),
+	}
+
+	s := &serveCmd{common: common, logConfig: promslogConfig}
+	serve := app.Command("serve", "Run the exporter (the default command).").Default()
+	s.configCheck = app.Flag("config.check", "Validate the configuration file, print the result and exit.").Bool()
+	s.timeoutOffset = app.Flag("timeout-offset", "Seconds to subtract from Prometheus's scrape timeout to leave time for the response.").Default("0.5").Float64()
+	s.historyLimit = app.Flag("history.limit", "Number of recent probes kept for the landing page and /logs.").Default("100").Int()
+	s.maxConcurrent = app.Flag("probes.max-concurrent", "Probes that may run at once; past it /probe answers 503 at once. 0 means no limit.").Default("1000").Int()
+	s.webConfig = kingpinflag.AddFlags(app, defaultListenAddress)
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "isp-checker: error: %v; try --help\n", err)
+		return 2
+	}
+	switch cmd {
+	case serve.FullCommand():
+		return s.run()
+	}
+	fmt.Fprintf(os.Stderr, "isp-checker: unknown command %q\n", cmd)
+	return 2
+}
+
+// commonFlags are used by every command.
+type commonFlags struct {
+	configFile *string
+}

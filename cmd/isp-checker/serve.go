@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/isp-checker/isp-checker/collector"
+	"github.com/isp-checker/isp-checker/config"
+)
+
+type serveCmd struct {
+	common        *commonFlags
+	logConfig     *promslog.Config
+	configCheck   *bool
+	timeoutOffset *float64
+	historyLimit  *int
+	maxConcurrent *int
+	webConfig     *web.FlagConfig
+}
+
+func (s *serveCmd) run() int {
+	logger := promslog.New(s.logConfig)
+	if *s.timeoutOffset < 0 {
+		logger.Error("--timeout-offset cannot be negative")
+		return 2
+	}
+	if *s.historyLimit < 0 || *s.maxConcurrent < 0 {
+		logger.Error("--history.limit and --probes.max-concurrent cannot be negative")
+		return 2
+	}
+
+	reg := prometheus.NewRegistry()
+	holder := config.NewHolder(*s.common.configFile, reg)
+	if err := holder.Reload(); err != nil {
+		logger.Error("error loading config", "err", err)
+		return 1
+	}
+	source := holder.Path()
+	if source == "" {
+		source = "embedded default"
+	}
+	if *s.configCheck {
+		fmt.Printf("Config file %s is ok: %d modules\n", source, len(holder.Get().Modules))
+		return 0
+	}
+	logger.Info("starting isp-checker", "version", version.Info(), "build_context", version.BuildContext())
+	logger.Info("loaded config", "source", source, "modules", len(holder.Get().Modules))
+
+	var reloadMu sync.Mutex
+	reload := func() error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		return holder.Reload()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if err := reload(); err != nil {
+				logger.Error("error reloading config, keeping the old one", "err", err)
+				continue
+			}
+			logger.Info("reloaded config")
+		}
+	}()
+
+	mux := collector.NewMux(collector.ServerOptions{
+		Probe: collector.ProbeOptions{
+			Config:        holder,
+			Logger:        logger,
+			Metrics:       collector.NewSelfMetrics(reg),
+			History:       collector.NewHistory(*s.historyLimit),
+			TimeoutOffset: time.Duration(*s.timeoutOffset * float64(time.Second)),
+			MaxConcurrent: *s.maxConcurrent,
+		},
+		Gatherer: reg,
+		Reload:   reload,
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- web.ListenAndServe(srv, s.webConfig, logger) }()
+	select {
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("error serving", "err", err)
+			return 1
+		}
+	case <-ctx.Done():
+		logger.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}
+	return 0
+}
+

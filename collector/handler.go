@@ -1,0 +1,198 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+	"gopkg.in/yaml.v3"
+
+	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/prober"
+)
+
+// DefaultScrapeTimeout is used when Prometheus sends no timeout header (as
+// blackbox_exporter does).
+const DefaultScrapeTimeout = 120 * time.Second
+
+// ProbeOptions configure the /probe handler.
+type ProbeOptions struct {
+	Config        *config.Holder
+	Logger        *slog.Logger
+	Metrics       *SelfMetrics
+	History       *History
+	TimeoutOffset time.Duration
+	// MaxConcurrent caps probes running at once; past it /probe answers 503
+	// at once. 0 means no cap.
+	MaxConcurrent int
+}
+
+// ProbeHandler serves /probe?target=T&module=M.
+type ProbeHandler struct {
+	o   ProbeOptions
+	sem chan struct{}
+}
+
+// NewProbeHandler returns the /probe handler.
+func NewProbeHandler(o ProbeOptions) *ProbeHandler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.History == nil {
+		o.History = NewHistory(0)
+	}
+	h := &ProbeHandler{o: o}
+	if o.MaxConcurrent > 0 {
+		h.sem = make(chan struct{}, o.MaxConcurrent)
+	}
+	return h
+}
+
+func (h *ProbeHandler) reject(w http.ResponseWriter, reason string, code int, msg string) {
+	if h.o.Metrics != nil {
+		h.o.Metrics.rejected.WithLabelValues(reason).Inc()
+	}
+	http.Error(w, msg, code)
+}
+
+func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cfg := h.o.Config.Get()
+	moduleName := q.Get("module")
+	if moduleName == "" {
+		moduleName = "http_2xx"
+	}
+	module, ok := cfg.Modules[moduleName]
+	if !ok {
+		h.reject(w, "unknown_module", http.StatusBadRequest, fmt.Sprintf("Unknown module %q", moduleName))
+		return
+	}
+	target := q.Get("target")
+	if target == "" {
+		h.reject(w, "missing_target", http.StatusBadRequest, "Target parameter is missing")
+		return
+	}
+	timeout, err := probeTimeout(r, module, h.o.TimeoutOffset)
+	if err != nil {
+		h.reject(w, "bad_request", http.StatusBadRequest, err.Error())
+		return
+	}
+	if h.sem != nil {
+		select {
+		case h.sem <- struct{}{}:
+			defer func() { <-h.sem }()
+		default:
+			h.reject(w, "concurrency", http.StatusServiceUnavailable,
+				fmt.Sprintf("Too many concurrent probes (limit %d); try again later", cap(h.sem)))
+			return
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+
+	plog := newProbeLog(h.o.Logger.Handler())
+	logger := slog.New(plog).With("module", moduleName, "target", target)
+	req := prober.Request{
+		Target:     target,
+		Module:     module,
+		ModuleName: moduleName,
+		Hostname:   q.Get("hostname"),
+		Logger:     logger,
+	}
+	var onDeny func()
+	if h.o.Metrics != nil {
+		onDeny = h.o.Metrics.denied.Inc
+	}
+	req.Policy = prober.NewPolicy(cfg.TargetPolicy, onDeny)
+
+	if h.o.Metrics != nil {
+		h.o.Metrics.inFlight.Inc()
+	}
+	logger.Info("beginning probe", "prober", module.Prober, "timeout_seconds", timeout.Seconds())
+	res := prober.Run(ctx, req)
+	base := res.Base()
+	if base.Success {
+		logger.Info("probe succeeded", "duration_seconds", base.DurationSeconds)
+	} else {
+		logger.Info("probe failed", "duration_seconds", base.DurationSeconds, "err", base.Error)
+	}
+	if h.o.Metrics != nil {
+		h.o.Metrics.inFlight.Dec()
+		result := "failure"
+		if base.Success {
+			result = "success"
+		}
+		h.o.Metrics.probes.WithLabelValues(moduleName, result).Inc()
+		h.o.Metrics.duration.WithLabelValues(moduleName).Observe(base.DurationSeconds)
+	}
+
+	em := NewEmitter(logger)
+	Render(res, em)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(em)
+
+	debug := DebugOutput(plog.String(), reg, module)
+	h.o.History.Add(&Probe{Module: moduleName, Target: target, Start: base.StartedAt, Success: base.Success, Debug: debug})
+
+	if q.Get("debug") == "true" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(debug))
+		return
+	}
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.o.Logger.Handler(), slog.LevelError)}).ServeHTTP(w, r)
+}
+
+// probeTimeout is Prometheus's scrape timeout minus the offset, capped by the
+// module's own timeout.
+func probeTimeout(r *http.Request, module config.Module, offset time.Duration) (time.Duration, error) {
+	scrape := DefaultScrapeTimeout
+	if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs <= 0 || secs > 1e6 {
+			return 0, fmt.Errorf("invalid X-Prometheus-Scrape-Timeout-Seconds header %q: want a positive number of seconds", v)
+		}
+		scrape = time.Duration(secs * float64(time.Second))
+	}
+	t := scrape - offset
+	if t <= 0 {
+		// The offset ate the whole budget: use what Prometheus gives.
+		t = scrape
+	}
+	if module.Timeout > 0 && module.Timeout < t {
+		t = module.Timeout
+	}
+	return t, nil
+}
+
+// DebugOutput is what /probe?debug=true shows: the probe's logs, the metrics
+// it would have returned, and its module with secrets hidden.
+func DebugOutput(logs string, reg *prometheus.Registry, module config.Module) string {
+	var b bytes.Buffer
+	b.WriteString("Logs for the probe:\n")
+	b.WriteString(logs)
+	b.WriteString("\n\nMetrics that would have been returned:\n")
+	mfs, err := reg.Gather()
+	if err != nil {
+		fmt.Fprintf(&b, "error gathering metrics: %v\n", err)
+	}
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			fmt.Fprintf(&b, "error formatting metrics: %v\n", err)
+		}
+	}
+	b.WriteString("\n\nModule configuration:\n")
+	out, err := yaml.Marshal(module)
+	if err != nil {
+		fmt.Fprintf(&b, "error marshalling module: %v\n", err)
+	}
+	b.Write(out)
+	return b.String()
+}

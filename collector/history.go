@@ -1,0 +1,70 @@
+package collector
+
+import (
+	"sync"
+	"time"
+)
+
+// Probe is one remembered probe, for the landing page and /logs.
+type Probe struct {
+	ID      int64
+	Module  string
+	Target  string
+	Start   time.Time
+	Success bool
+	Debug   string // logs, metrics and module, as debug=true shows them
+}
+
+// History keeps the last few probes in a ring.
+type History struct {
+	mu     sync.Mutex
+	limit  int
+	nextID int64
+	probes []*Probe
+}
+
+// NewHistory remembers up to limit probes (0 remembers none).
+func NewHistory(limit int) *History {
+	if limit < 0 {
+		limit = 0
+	}
+	return &History{limit: limit}
+}
+
+// Add remembers p, assigns its ID and forgets the oldest past the limit.
+func (h *History) Add(p *Probe) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p.ID = h.nextID
+	h.nextID++
+	if h.limit == 0 {
+		return
+	}
+	h.probes = append(h.probes, p)
+	if len(h.probes) > h.limit {
+		h.probes = append(h.probes[:0:0], h.probes[len(h.probes)-h.limit:]...)
+	}
+}
+
+// List returns the remembered probes, newest first.
+func (h *History) List() []*Probe {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Probe, len(h.probes))
+	for i, p := range h.probes {
+		out[len(h.probes)-1-i] = p
+	}
+	return out
+}
+
+// Get returns the probe with id, if still remembered.
+func (h *History) Get(id int64) (*Probe, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.probes {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return nil, false
+}

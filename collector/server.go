@@ -1,0 +1,146 @@
+package collector
+
+import (
+	"fmt"
+	"html"
+	"log/slog"
+	"net/http"
+
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/isp-checker/isp-checker/config"
+)
+
+// ServerOptions configure the exporter's HTTP routes.
+type ServerOptions struct {
+	Probe    ProbeOptions
+	Gatherer prometheus.Gatherer
+	// Reload re-reads the config (POST /-/reload); it is also what SIGHUP calls.
+	Reload func() error
+	// Extra routes added by other features (e.g. speed-test endpoints).
+	Extra map[string]http.Handler
+}
+
+// NewMux returns every route of the exporter on a fresh ServeMux.
+func NewMux(o ServerOptions) *http.ServeMux {
+	mux := http.NewServeMux()
+	logger := o.Probe.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	mux.Handle("/probe", NewProbeHandler(o.Probe))
+	mux.Handle("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
+	}))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "Healthy")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "Ready")
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := o.Reload(); err != nil {
+			logger.Error("error reloading config", "err", err)
+			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+			return
+		}
+		logger.Info("reloaded config")
+		_, _ = fmt.Fprintln(w, "Config reloaded")
+	})
+	mux.HandleFunc("/config", func(w http.ResponseWriter, _ *http.Request) {
+		out, err := o.Probe.Config.Get().Marshal()
+		if err != nil {
+			http.Error(w, fmt.Sprintf("error marshalling config: %s", err), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write(out)
+	})
+	history := o.Probe.History
+	mux.HandleFunc("/logs", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
+		if err != nil {
+			http.Error(w, "Invalid probe id", http.StatusBadRequest)
+			return
+		}
+		p, ok := history.Get(id)
+		if !ok {
+			http.Error(w, "Probe not found (it may have left the history)", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(p.Debug))
+	})
+	for path, h := range o.Extra {
+		mux.Handle(path, h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		page, err := landingPage(o.Probe.Config.Get(), history)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		page.ServeHTTP(w, r)
+	})
+	return mux
+}
+
+// landingPage is exporter-toolkit's landing page with the modules and the
+// recent probes added, rebuilt per request so it is always current.
+func landingPage(cfg *config.Config, history *History) (http.Handler, error) {
+	var b strings.Builder
+	b.WriteString("<h2>Modules</h2>\n<table><tr><th>Module</th><th>Prober</th><th>Timeout</th></tr>\n")
+	for _, name := range cfg.ModuleNames() {
+		m := cfg.Modules[name]
+		timeout := "scrape timeout"
+		if m.Timeout > 0 {
+			timeout = m.Timeout.String()
+		}
+		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+			html.EscapeString(name), html.EscapeString(m.Prober), html.EscapeString(timeout))
+	}
+	b.WriteString("</table>\n<h2>Recent probes</h2>\n<table><tr><th>Module</th><th>Target</th><th>Result</th><th>Started</th><th>Debug</th></tr>\n")
+	for _, p := range history.List() {
+		result := "<span style=\"color:red\">failure</span>"
+		if p.Success {
+			result = "success"
+		}
+		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td><a href=\"logs?id=%d\">Logs</a></td></tr>\n",
+			html.EscapeString(p.Module), html.EscapeString(p.Target), result,
+			p.Start.UTC().Format("2006-01-02 15:04:05Z"), p.ID)
+	}
+	b.WriteString("</table>\n")
+	return web.NewLandingPage(web.LandingConfig{
+		Name:        "isp-checker",
+		Description: "Blackbox-style exporter for internet connection and website health",
+		Version:     version.Info(),
+		Form: web.LandingForm{
+			Action: "probe",
+			Inputs: []web.LandingFormInput{
+				{Label: "Target", Type: "text", Name: "target", Placeholder: "https://example.com"},
+				{Label: "Module", Type: "text", Name: "module", Placeholder: "http_2xx"},
+				{Label: "Debug", Type: "checkbox", Name: "debug", Value: "true"},
+			},
+		},
+		Links: []web.LandingLinks{
+			{Address: "metrics", Text: "Metrics"},
+			{Address: "config", Text: "Configuration"},
+		},
+		ExtraHTML: b.String(),
+	})
+}

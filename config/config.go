@@ -1,0 +1,315 @@
+// Package config holds isp-checker's configuration: the blackbox_exporter
+// compatible `modules:` schema, isp-checker's own prober options, and the
+// target policy. It is strict (unknown fields are errors), applies defaults in
+// UnmarshalYAML and validates everything at load time, so a probe never meets
+// a config error. It must not import the prober package.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Probers lists the prober names a module may use. The prober package
+// registers an implementation for each; the config only knows their schema.
+var Probers = []string{"http", "tcp", "icmp", "dns", "grpc", "traceroute", "mtu", "throughput", "isp"}
+
+// Config is the whole configuration file.
+type Config struct {
+	Modules      map[string]Module `yaml:"modules"`
+	TargetPolicy TargetPolicy      `yaml:"target_policy,omitempty"`
+}
+
+// Module is one named probe configuration, as in blackbox_exporter: the
+// prober's name and that prober's options under a key of the same name.
+type Module struct {
+	Prober     string          `yaml:"prober,omitempty"`
+	Timeout    time.Duration   `yaml:"timeout,omitempty"`
+	HTTP       HTTPProbe       `yaml:"http,omitempty"`
+	TCP        TCPProbe        `yaml:"tcp,omitempty"`
+	ICMP       ICMPProbe       `yaml:"icmp,omitempty"`
+	DNS        DNSProbe        `yaml:"dns,omitempty"`
+	GRPC       GRPCProbe       `yaml:"grpc,omitempty"`
+	Traceroute TracerouteProbe `yaml:"traceroute,omitempty"`
+	MTU        MTUProbe        `yaml:"mtu,omitempty"`
+	Throughput ThroughputProbe `yaml:"throughput,omitempty"`
+	ISP        ISPProbe        `yaml:"isp,omitempty"`
+}
+
+// DefaultModule holds the defaults every module starts from.
+func DefaultModule() Module {
+	return Module{
+		HTTP:       DefaultHTTPProbe(),
+		TCP:        DefaultTCPProbe(),
+		ICMP:       DefaultICMPProbe(),
+		DNS:        DefaultDNSProbe(),
+		GRPC:       DefaultGRPCProbe(),
+		Traceroute: DefaultTracerouteProbe(),
+		MTU:        DefaultMTUProbe(),
+		Throughput: DefaultThroughputProbe(),
+		ISP:        DefaultISPProbe(),
+	}
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
+	*m = DefaultModule()
+	type module Module
+	if err := unmarshal((*module)(m)); err != nil {
+		return err
+	}
+	if m.Prober == "" {
+		return errors.New("prober must be set")
+	}
+	if !knownProber(m.Prober) {
+		return fmt.Errorf("unknown prober %q (known: %s)", m.Prober, strings.Join(Probers, ", "))
+	}
+	if m.Timeout < 0 {
+		return errors.New("timeout cannot be negative")
+	}
+	return nil
+}
+
+func knownProber(name string) bool {
+	for _, p := range Probers {
+		if p == name {
+			return true
+		}
+	}
+	return false
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
+	*c = Config{TargetPolicy: DefaultTargetPolicy()}
+	type config Config
+	if err := unmarshal((*config)(c)); err != nil {
+		return err
+	}
+	if c.Modules == nil {
+		c.Modules = map[string]Module{}
+	}
+	for name := range c.Modules {
+		if name == "" {
+			return errors.New("module name cannot be empty")
+		}
+	}
+	return nil
+}
+
+// ModuleNames returns the module names, sorted.
+func (c *Config) ModuleNames() []string {
+	names := make([]string, 0, len(c.Modules))
+	for n := range c.Modules {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Load parses a configuration from YAML. Paths inside it (body_file, CA
+// files, …) are resolved relative to dir.
+func Load(data []byte, dir string) (*Config, error) {
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("config is empty: it needs a modules: section")
+		}
+		return nil, errors.New(cleanYAMLError(err))
+	}
+	// A second document is almost always a mistake (a stray "---").
+	var extra any
+	if err := dec.Decode(&extra); err == nil {
+		return nil, errors.New("config has more than one YAML document")
+	}
+	if c.Modules == nil {
+		c.Modules = map[string]Module{}
+		c.TargetPolicy = DefaultTargetPolicy()
+	}
+	if dir != "" {
+		for name, m := range c.Modules {
+			m.setDirectory(dir)
+			c.Modules[name] = m
+		}
+	}
+	if err := c.TargetPolicy.compile(); err != nil {
+		return nil, fmt.Errorf("target_policy: %w", err)
+	}
+	for _, name := range c.ModuleNames() {
+		m := c.Modules[name]
+		if err := m.load(); err != nil {
+			return nil, fmt.Errorf("module %q: %w", name, err)
+		}
+		c.Modules[name] = m
+	}
+	return c, nil
+}
+
+// LoadFile reads and parses a configuration file.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	c, err := Load(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("parsing config file %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// setDirectory makes relative file paths in the module relative to dir.
+func (m *Module) setDirectory(dir string) {
+	m.HTTP.HTTPClientConfig.SetDirectory(dir)
+	if m.HTTP.BodyFile != "" && !filepath.IsAbs(m.HTTP.BodyFile) {
+		m.HTTP.BodyFile = filepath.Join(dir, m.HTTP.BodyFile)
+	}
+	m.TCP.TLSConfig.SetDirectory(dir)
+	m.DNS.TLSConfig.SetDirectory(dir)
+	m.GRPC.TLSConfig.SetDirectory(dir)
+	m.Throughput.HTTPClientConfig.SetDirectory(dir)
+}
+
+// load does the checks that need files on disk or cross-field knowledge,
+// after the whole file has been parsed.
+func (m *Module) load() error {
+	if m.Prober == "http" && m.HTTP.BodyFile != "" {
+		if _, err := os.Stat(m.HTTP.BodyFile); err != nil {
+			return fmt.Errorf("http: body_file: %w", err)
+		}
+	}
+	return nil
+}
+
+var yamlFieldErr = regexp.MustCompile(`line (\d+): field (\S+) not found in type config\.(\w+)`)
+
+// sectionNames maps the decoder's type names to the YAML keys users write.
+var sectionNames = map[string]string{
+	"config": "top level", "module": "module", "httpProbe": "http", "tcpProbe": "tcp",
+	"icmpProbe": "icmp", "dnsProbe": "dns", "grpcProbe": "grpc", "queryResponse": "query_response",
+	"headerMatch": "header matcher", "dnsRRValidator": "dns validator", "targetPolicy": "target_policy",
+	"tracerouteProbe": "traceroute", "mtuProbe": "mtu", "throughputProbe": "throughput", "ispProbe": "isp",
+	"label": "label",
+}
+
+// cleanYAMLError turns yaml.v3's "field x not found in type config.plain"
+// into a message that names the field and the section it was found in.
+func cleanYAMLError(err error) string {
+	msg := err.Error()
+	msg = yamlFieldErr.ReplaceAllStringFunc(msg, func(s string) string {
+		m := yamlFieldErr.FindStringSubmatch(s)
+		section := sectionNames[m[3]]
+		if section == "" {
+			section = m[3]
+		}
+		return fmt.Sprintf("line %s: unknown field %q in %s", m[1], m[2], section)
+	})
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
+	msg = strings.ReplaceAll(msg, "\n  ", "; ")
+	return msg
+}
+
+// Regexp is a regular expression compiled at load time that marshals back to
+// its source text.
+type Regexp struct {
+	*regexp.Regexp
+	original string
+}
+
+// NewRegexp compiles s.
+func NewRegexp(s string) (Regexp, error) {
+	re, err := regexp.Compile(s)
+	return Regexp{Regexp: re, original: s}, err
+}
+
+// MustNewRegexp is NewRegexp for tests and literals.
+func MustNewRegexp(s string) Regexp {
+	re, err := NewRegexp(s)
+	if err != nil {
+		panic(err)
+	}
+	return re
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (re *Regexp) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err != nil {
+		return err
+	}
+	r, err := NewRegexp(s)
+	if err != nil {
+		return fmt.Errorf("invalid regular expression %q: %w", s, err)
+	}
+	*re = r
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (re Regexp) MarshalYAML() (any, error) {
+	if re.original == "" {
+		return nil, nil
+	}
+	return re.original, nil
+}
+
+// String returns the source text.
+func (re Regexp) String() string { return re.original }
+
+// ipProtocol checks a preferred_ip_protocol value.
+func validIPProtocol(p string) error {
+	switch p {
+	case "", "ip4", "ip6", "ipv4", "ipv6", "tcp4", "tcp6", "udp4", "udp6":
+		return nil
+	}
+	return fmt.Errorf("preferred_ip_protocol %q is not valid (ip4 or ip6)", p)
+}
+
+// Marshal renders the config as YAML with secrets hidden (prometheus/common's
+// Secret type marshals as "<secret>").
+func (c *Config) Marshal() ([]byte, error) {
+	return yaml.Marshal(c)
+}
+
+// MarshalYAML shows only the options of the module's own prober, so /config
+// and debug output are not buried under other probers' defaults.
+func (m Module) MarshalYAML() (any, error) {
+	out := map[string]any{"prober": m.Prober}
+	if m.Timeout > 0 {
+		out["timeout"] = m.Timeout.String()
+	}
+	switch m.Prober {
+	case "http":
+		out["http"] = m.HTTP
+	case "tcp":
+		out["tcp"] = m.TCP
+	case "icmp":
+		out["icmp"] = m.ICMP
+	case "dns":
+		out["dns"] = m.DNS
+	case "grpc":
+		out["grpc"] = m.GRPC
+	case "traceroute":
+		out["traceroute"] = m.Traceroute
+	case "mtu":
+		out["mtu"] = m.MTU
+	case "throughput":
+		out["throughput"] = m.Throughput
+	case "isp":
+		out["isp"] = m.ISP
+	}
+	return out, nil
+}

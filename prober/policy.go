@@ -1,0 +1,109 @@
+package prober
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"github.com/isp-checker/isp-checker/config"
+)
+
+// ErrDenied wraps every refusal by the target policy.
+var ErrDenied = errors.New("denied by target_policy")
+
+// Policy enforces config.TargetPolicy on host names and on every address a
+// probe connects or sends to.
+type Policy struct {
+	config.TargetPolicy
+	// OnDeny, when set, is called once per refusal (to count it).
+	OnDeny func()
+}
+
+// NewPolicy wraps a configured policy.
+func NewPolicy(p config.TargetPolicy, onDeny func()) *Policy {
+	return &Policy{TargetPolicy: p, OnDeny: onDeny}
+}
+
+func (p *Policy) deny(err error) error {
+	if p.OnDeny != nil {
+		p.OnDeny()
+	}
+	return fmt.Errorf("%w: %v", ErrDenied, err)
+}
+
+// AllowHost checks a host name before it is resolved.
+func (p *Policy) AllowHost(host string) error {
+	if p == nil {
+		return nil
+	}
+	if err := p.CheckHost(host); err != nil {
+		return p.deny(err)
+	}
+	return nil
+}
+
+// AllowIP checks an address before anything is sent to it.
+func (p *Policy) AllowIP(ip net.IP) error {
+	if p == nil {
+		return nil
+	}
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return p.deny(fmt.Errorf("invalid address %v", ip))
+	}
+	if err := p.CheckAddr(addr); err != nil {
+		return p.deny(err)
+	}
+	return nil
+}
+
+// Control is a net.Dialer Control function that refuses denied addresses at
+// connect time, after every redirect and every DNS answer.
+func (p *Policy) Control(_, address string, _ syscall.RawConn) error {
+	if p == nil {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		host = address
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return p.deny(fmt.Errorf("cannot parse dialled address %q", address))
+	}
+	if err := p.CheckAddr(addr); err != nil {
+		return p.deny(err)
+	}
+	return nil
+}
+
+// Dialer returns a net.Dialer that enforces the policy and, when source is
+// set, binds to that local address.
+func (p *Policy) Dialer(network, source string) (*net.Dialer, error) {
+	d := &net.Dialer{Control: p.Control}
+	if source != "" {
+		ip := net.ParseIP(source)
+		if ip == nil {
+			return nil, fmt.Errorf("source_ip_address %q is not an IP address", source)
+		}
+		switch network {
+		case "udp", "udp4", "udp6":
+			d.LocalAddr = &net.UDPAddr{IP: ip}
+		default:
+			d.LocalAddr = &net.TCPAddr{IP: ip}
+		}
+	}
+	return d, nil
+}
+
+// DialContext dials with the policy enforced.
+func (p *Policy) DialContext(ctx context.Context, network, address, source string) (net.Conn, error) {
+	d, err := p.Dialer(network, source)
+	if err != nil {
+		return nil, err
+	}
+	return d.DialContext(ctx, network, address)
+}

@@ -1,0 +1,144 @@
+// Package prober holds one file per prober. Each prober takes a Request and
+// returns a typed Result; it knows nothing of Prometheus. The collector
+// package renders Results as metrics and the report package as JSON or text,
+// so the exporter and the command line can never disagree.
+package prober
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/isp-checker/isp-checker/config"
+)
+
+// Request is one probe to run.
+type Request struct {
+	Target string
+	Module config.Module
+	// ModuleName is for logs and reports only.
+	ModuleName string
+	// Hostname overrides the Host header and TLS server name (http, tcp).
+	Hostname string
+	// Policy guards what may be dialled; nil allows everything.
+	Policy *Policy
+	Logger *slog.Logger
+}
+
+// Result is what a prober returns. Every Result embeds Common.
+type Result interface {
+	Base() *Common
+}
+
+// Common holds what every probe reports, with blackbox_exporter's meanings.
+type Common struct {
+	Prober  string `json:"prober"`
+	Module  string `json:"module,omitempty"`
+	Target  string `json:"target"`
+	Success bool   `json:"success"`
+	// Error says why the probe failed, in words a person can act on.
+	Error           string    `json:"error,omitempty"`
+	StartedAt       time.Time `json:"started_at"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	TimeoutSeconds  float64   `json:"timeout_seconds"`
+	// Resolved is true once target resolution ran (so its time is meaningful).
+	Resolved         bool    `json:"-"`
+	DNSLookupSeconds float64 `json:"dns_lookup_seconds"`
+	// IPProtocol is 4 or 6 once an address was chosen, else 0.
+	IPProtocol int    `json:"ip_protocol,omitempty"`
+	IPAddr     string `json:"ip_addr,omitempty"`
+}
+
+// Base implements Result.
+func (c *Common) Base() *Common { return c }
+
+// Fail marks the result failed with a reason and returns it, for one-line
+// early returns: `return res.Fail(logger, "…", err)`.
+func (c *Common) Fail(logger *slog.Logger, msg string, err error) {
+	c.Success = false
+	if err != nil {
+		c.Error = fmt.Sprintf("%s: %v", msg, err)
+		logger.Error(msg, "err", err)
+	} else {
+		c.Error = msg
+		logger.Error(msg)
+	}
+}
+
+// Func runs one probe. It must return before ctx is done and never panic.
+type Func func(ctx context.Context, req Request) Result
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Func{}
+)
+
+// Register makes a prober available under name. Probers call it from init.
+func Register(name string, f Func) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic("prober registered twice: " + name)
+	}
+	registry[name] = f
+}
+
+// Lookup returns the prober registered under name.
+func Lookup(name string) (Func, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	f, ok := registry[name]
+	return f, ok
+}
+
+// Names returns the registered prober names, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Run runs the module's prober against the target until ctx ends and fills
+// in the fields every probe shares. A panicking prober fails its probe, not
+// the process.
+func Run(ctx context.Context, req Request) (res Result) {
+	start := time.Now()
+	if req.Logger == nil {
+		req.Logger = slog.New(slog.DiscardHandler)
+	}
+	timeout := 0.0
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = dl.Sub(start).Seconds()
+	}
+	f, ok := Lookup(req.Module.Prober)
+	defer func() {
+		if p := recover(); p != nil {
+			req.Logger.Error("prober panicked", "panic", p)
+			res = &Common{Error: fmt.Sprintf("prober panicked: %v", p)}
+		}
+		b := res.Base()
+		b.Prober = req.Module.Prober
+		b.Module = req.ModuleName
+		b.Target = req.Target
+		b.StartedAt = start
+		b.DurationSeconds = time.Since(start).Seconds()
+		b.TimeoutSeconds = timeout
+		if b.Success {
+			b.Error = ""
+		}
+	}()
+	if !ok {
+		c := &Common{}
+		c.Fail(req.Logger, fmt.Sprintf("prober %q is not available in this build of isp-checker", req.Module.Prober), nil)
+		return c
+	}
+	return f(ctx, req)
+}
