@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
-	"sort"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -134,14 +133,4 @@ func ipHash(addr string) float64 {
 		h.Write([]byte(addr))
 	}
 	return float64(h.Sum32())
-}
-
-// sortedKeys returns a map's keys in order, for stable output.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -38,9 +38,9 @@ func run(args []string) int {
 	s := &serveCmd{common: common, logConfig: promslogConfig}
 	serve := app.Command("serve", "Run the exporter (the default command).").Default()
 	s.configCheck = app.Flag("config.check", "Validate the configuration file, print the result and exit.").Bool()
-	s.timeoutOffset = app.Flag("timeout-offset", "Seconds to subtract from Prometheus's scrape timeout to leave time for the response.").Default("0.5").Float64()
-	s.historyLimit = app.Flag("history.limit", "Number of recent probes kept for the landing page and /logs.").Default("100").Int()
-	s.maxConcurrent = app.Flag("probes.max-concurrent", "Probes that may run at once; past it /probe answers 503 at once. 0 means no limit.").Default("1000").Int()
+	s.timeoutOffset = number(app, "timeout-offset", "Seconds to subtract from Prometheus's scrape timeout to leave time for the response.", "0.5", false, 0)
+	s.historyLimit = number(app, "history.limit", "Number of recent probes kept for the landing page and /logs.", "100", true, 0)
+	s.maxConcurrent = number(app, "probes.max-concurrent", "Probes that may run at once; past it /probe answers 503 at once. 0 means no limit.", "1000", true, 0)
 	s.webConfig = kingpinflag.AddFlags(app, defaultListenAddress)
 
 	cmd, err := app.Parse(args)

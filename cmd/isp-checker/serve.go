@@ -24,27 +24,22 @@ type serveCmd struct {
 	common        *commonFlags
 	logConfig     *promslog.Config
 	configCheck   *bool
-	timeoutOffset *float64
-	historyLimit  *int
-	maxConcurrent *int
+	timeoutOffset *numberFlag
+	historyLimit  *numberFlag
+	maxConcurrent *numberFlag
 	webConfig     *web.FlagConfig
 }
 
 func (s *serveCmd) run() int {
 	logger := promslog.New(s.logConfig)
-	if *s.timeoutOffset < 0 {
-		logger.Error("--timeout-offset cannot be negative")
-		return 2
-	}
-	if *s.historyLimit < 0 || *s.maxConcurrent < 0 {
-		logger.Error("--history.limit and --probes.max-concurrent cannot be negative")
-		return 2
-	}
-
 	reg := prometheus.NewRegistry()
 	holder := config.NewHolder(*s.common.configFile, reg)
 	if err := holder.Reload(); err != nil {
-		logger.Error("error loading config", "err", err)
+		if *s.configCheck {
+			fmt.Fprintf(os.Stderr, "isp-checker: config is invalid: %v\n", err)
+		} else {
+			logger.Error("error loading config", "err", err)
+		}
 		return 1
 	}
 	source := holder.Path()
@@ -81,9 +76,9 @@ func (s *serveCmd) run() int {
 			Config:        holder,
 			Logger:        logger,
 			Metrics:       collector.NewSelfMetrics(reg),
-			History:       collector.NewHistory(*s.historyLimit),
-			TimeoutOffset: time.Duration(*s.timeoutOffset * float64(time.Second)),
-			MaxConcurrent: *s.maxConcurrent,
+			History:       collector.NewHistory(int(s.historyLimit.val)),
+			TimeoutOffset: time.Duration(s.timeoutOffset.val * float64(time.Second)),
+			MaxConcurrent: int(s.maxConcurrent.val),
 		},
 		Gatherer: reg,
 		Reload:   reload,
@@ -108,4 +103,3 @@ func (s *serveCmd) run() int {
 	}
 	return 0
 }
-

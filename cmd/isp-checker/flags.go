@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/alecthomas/kingpin/v2"
+)
+
+// numberFlag is a kingpin value whose parse errors name the flag, which
+// kingpin's own Float64/Int do not.
+type numberFlag struct {
+	name    string
+	val     float64
+	integer bool
+	min     float64
+}
+
+func (f *numberFlag) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || (f.integer && v != float64(int64(v))) {
+		kind := "a number"
+		if f.integer {
+			kind = "a whole number"
+		}
+		return fmt.Errorf("--%s: %q is not %s", f.name, s, kind)
+	}
+	if v < f.min {
+		return fmt.Errorf("--%s: %s is below the minimum %g", f.name, s, f.min)
+	}
+	f.val = v
+	return nil
+}
+
+func (f *numberFlag) String() string { return strconv.FormatFloat(f.val, 'g', -1, 64) }
+
+// number declares a numeric flag with a default and a minimum.
+func number(app *kingpin.Application, name, help, def string, integer bool, minimum float64) *numberFlag {
+	f := &numberFlag{name: name, integer: integer, min: minimum}
+	app.Flag(name, help).Default(def).SetValue(f)
+	return f
+}

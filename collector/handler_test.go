@@ -1,0 +1,370 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/prober"
+)
+
+// blockProber holds every probe until release is closed, so the tests can
+// fill the concurrency cap; it reports the deadline it was given.
+var (
+	blockMu      sync.Mutex
+	blockRelease = make(chan struct{})
+	blockStarted = make(chan struct{}, 100)
+)
+
+type blockResult struct {
+	prober.Common
+	Deadline float64
+}
+
+func init() {
+	config.Probers = append(config.Probers, "test_block", "test_panic")
+	prober.Register("test_block", func(ctx context.Context, req prober.Request) prober.Result {
+		blockMu.Lock()
+		release := blockRelease
+		blockMu.Unlock()
+		blockStarted <- struct{}{}
+		r := &blockResult{}
+		if dl, ok := ctx.Deadline(); ok {
+			r.Deadline = time.Until(dl).Seconds()
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		req.Logger.Info("test probe done", "secret_word", "xyzzy")
+		r.Success = true
+		return r
+	})
+	prober.Register("test_panic", func(context.Context, prober.Request) prober.Result {
+		panic("boom")
+	})
+	registerRenderer(func(r *blockResult, e *Emitter) {
+		e.Gauge("probe_test_deadline_seconds", "Deadline the probe saw.", r.Deadline)
+	})
+}
+
+const testConfig = `
+modules:
+  block:
+    prober: test_block
+  block_short:
+    prober: test_block
+    timeout: 2s
+  panic:
+    prober: test_panic
+  http_auth:
+    prober: http
+    http:
+      basic_auth:
+        username: u
+        password: hunter2
+`
+
+type testServer struct {
+	*httptest.Server
+	reg     *prometheus.Registry
+	metrics *SelfMetrics
+	holder  *config.Holder
+	path    string
+}
+
+func newTestServer(t *testing.T, maxConcurrent int) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(path, []byte(testConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	holder := config.NewHolder(path, reg)
+	if err := holder.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	m := NewSelfMetrics(reg)
+	mux := NewMux(ServerOptions{
+		Probe: ProbeOptions{
+			Config: holder, Metrics: m, History: NewHistory(10),
+			TimeoutOffset: 500 * time.Millisecond, MaxConcurrent: maxConcurrent,
+		},
+		Gatherer: reg,
+		Reload:   holder.Reload,
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return &testServer{Server: s, reg: reg, metrics: m, holder: holder, path: path}
+}
+
+func get(t *testing.T, url string, header http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func releaseBlocked(t *testing.T) {
+	blockMu.Lock()
+	close(blockRelease)
+	blockMu.Unlock()
+	t.Cleanup(func() {
+		blockMu.Lock()
+		blockRelease = make(chan struct{})
+		blockMu.Unlock()
+	})
+}
+
+func TestProbeBadRequests(t *testing.T) {
+	s := newTestServer(t, 0)
+	tests := []struct {
+		name, query string
+		header      http.Header
+		code        int
+		body        string
+		reason      string
+	}{
+		{"unknown module", "/probe?target=x&module=nope", nil, 400, `Unknown module "nope"`, "unknown_module"},
+		{"missing target", "/probe?module=block", nil, 400, "Target parameter is missing", "missing_target"},
+		{"bad timeout header", "/probe?module=block&target=x", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"soon"}}, 400,
+			`invalid X-Prometheus-Scrape-Timeout-Seconds header "soon"`, "bad_request"},
+		{"negative timeout header", "/probe?module=block&target=x", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"-3"}}, 400,
+			`invalid X-Prometheus-Scrape-Timeout-Seconds header "-3"`, "bad_request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.ToFloat64(s.metrics.rejected.WithLabelValues(tc.reason))
+			code, body := get(t, s.URL+tc.query, tc.header)
+			if code != tc.code || !strings.Contains(body, tc.body) {
+				t.Errorf("got %d %q, want %d containing %q", code, body, tc.code, tc.body)
+			}
+			if got := testutil.ToFloat64(s.metrics.rejected.WithLabelValues(tc.reason)); got != before+1 {
+				t.Errorf("rejected{reason=%q} = %v, want %v", tc.reason, got, before+1)
+			}
+		})
+	}
+}
+
+func TestProbeTimeout(t *testing.T) {
+	m := func(d time.Duration) config.Module { return config.Module{Timeout: d} }
+	tests := []struct {
+		header string
+		module config.Module
+		offset time.Duration
+		want   time.Duration
+	}{
+		{"", m(0), 500 * time.Millisecond, DefaultScrapeTimeout - 500*time.Millisecond},
+		{"10", m(0), 500 * time.Millisecond, 9500 * time.Millisecond},
+		{"10", m(5 * time.Second), 500 * time.Millisecond, 5 * time.Second},
+		{"3", m(5 * time.Second), 500 * time.Millisecond, 2500 * time.Millisecond},
+		{"0.3", m(0), 500 * time.Millisecond, 300 * time.Millisecond},
+		{"2.5", m(0), 0, 2500 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest(http.MethodGet, "/probe", nil)
+		if tc.header != "" {
+			r.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", tc.header)
+		}
+		got, err := probeTimeout(r, tc.module, tc.offset)
+		if err != nil || got != tc.want {
+			t.Errorf("header %q module %v offset %v: got %v, %v; want %v", tc.header, tc.module.Timeout, tc.offset, got, err, tc.want)
+		}
+	}
+}
+
+func TestProbeDeadlineReachesProber(t *testing.T) {
+	s := newTestServer(t, 0)
+	releaseBlocked(t)
+	_, body := get(t, s.URL+"/probe?module=block&target=x", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"4"}})
+	// 4 s minus the 0.5 s offset; the prober sees slightly less.
+	if !strings.Contains(body, "probe_test_deadline_seconds 3.4") && !strings.Contains(body, "probe_test_deadline_seconds 3.5") {
+		t.Errorf("deadline not from header minus offset:\n%s", body)
+	}
+	_, body = get(t, s.URL+"/probe?module=block_short&target=x", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"30"}})
+	if !strings.Contains(body, "probe_test_deadline_seconds 1.9") && !strings.Contains(body, "probe_test_deadline_seconds 2\n") {
+		t.Errorf("module timeout does not cap the deadline:\n%s", body)
+	}
+}
+
+func TestConcurrencyCap(t *testing.T) {
+	s := newTestServer(t, 2)
+	for len(blockStarted) > 0 {
+		<-blockStarted
+	}
+	var wg sync.WaitGroup
+	codes := make(chan int, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(s.URL + "/probe?module=block&target=x")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	<-blockStarted
+	<-blockStarted
+	if got := testutil.ToFloat64(s.metrics.inFlight); got != 2 {
+		t.Errorf("in flight = %v, want 2", got)
+	}
+	start := time.Now()
+	code, body := get(t, s.URL+"/probe?module=block&target=x", nil)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "Too many concurrent probes (limit 2)") {
+		t.Errorf("third probe: %d %q, want 503", code, body)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Error("503 must be immediate, not after waiting")
+	}
+	if got := testutil.ToFloat64(s.metrics.rejected.WithLabelValues("concurrency")); got != 1 {
+		t.Errorf("rejected{concurrency} = %v", got)
+	}
+	releaseBlocked(t)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("blocked probe finished with %d", c)
+		}
+	}
+	if got := testutil.ToFloat64(s.metrics.probes.WithLabelValues("block", "success")); got != 2 {
+		t.Errorf("probes_total{block,success} = %v", got)
+	}
+}
+
+func TestDebugHistoryAndLogs(t *testing.T) {
+	s := newTestServer(t, 0)
+	releaseBlocked(t)
+	code, body := get(t, s.URL+"/probe?module=block&target=example.test&debug=true", nil)
+	if code != 200 {
+		t.Fatalf("debug probe: %d", code)
+	}
+	for _, want := range []string{"Logs for the probe:", "test probe done", "Metrics that would have been returned:", "probe_success 1", "Module configuration:", "prober: test_block"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("debug output lacks %q:\n%s", want, body)
+		}
+	}
+	_, page := get(t, s.URL+"/", nil)
+	for _, want := range []string{"example.test", "logs?id=0", "block_short", "test_block", "isp-checker"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("landing page lacks %q", want)
+		}
+	}
+	_, logs := get(t, s.URL+"/logs?id=0", nil)
+	if !strings.Contains(logs, "test probe done") {
+		t.Errorf("/logs?id=0 lacks the probe's logs: %q", logs)
+	}
+	if code, _ := get(t, s.URL+"/logs?id=99", nil); code != 404 {
+		t.Errorf("unknown log id: %d", code)
+	}
+	if code, _ := get(t, s.URL+"/logs?id=x", nil); code != 400 {
+		t.Errorf("bad log id: %d", code)
+	}
+}
+
+func TestPanickingProberFailsProbe(t *testing.T) {
+	s := newTestServer(t, 0)
+	code, body := get(t, s.URL+"/probe?module=panic&target=x&debug=true", nil)
+	if code != 200 || !strings.Contains(body, "probe_success 0") || !strings.Contains(body, "prober panicked") {
+		t.Errorf("panic not contained: %d\n%s", code, body)
+	}
+}
+
+func TestConfigHidesSecretsAndReload(t *testing.T) {
+	s := newTestServer(t, 0)
+	_, cfg := get(t, s.URL+"/config", nil)
+	if strings.Contains(cfg, "hunter2") || !strings.Contains(cfg, "<secret>") {
+		t.Errorf("/config shows a secret:\n%s", cfg)
+	}
+	if code, _ := get(t, s.URL+"/-/reload", nil); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload = %d, want 405", code)
+	}
+	if err := os.WriteFile(s.path, []byte("modules:\n  x:\n    prober: nope\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(s.URL+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 500 || !strings.Contains(string(body), `unknown prober "nope"`) {
+		t.Errorf("bad reload: %d %s", resp.StatusCode, body)
+	}
+	if _, ok := s.holder.Get().Modules["block"]; !ok {
+		t.Error("old config lost")
+	}
+	_, metrics := get(t, s.URL+"/metrics", nil)
+	for _, want := range []string{"isp_checker_config_last_reload_successful 0", "isp_checker_build_info", "isp_checker_probes_in_flight 0", "isp_checker_probes_rejected_total"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if problems, err := testutil.GatherAndLint(s.reg); err != nil || len(problems) > 0 {
+		t.Errorf("self metrics lint: %v %v", err, problems)
+	}
+	for _, path := range []string{"/-/healthy", "/-/ready"} {
+		if code, _ := get(t, s.URL+path, nil); code != 200 {
+			t.Errorf("%s = %d", path, code)
+		}
+	}
+	if code, _ := get(t, s.URL+"/nonexistent", nil); code != 404 {
+		t.Errorf("unknown path = %d", code)
+	}
+}
+
+func TestEmitterDropsInvalidLabel(t *testing.T) {
+	e := NewEmitter(nil)
+	e.Gauge("probe_x", "x", 1, "label", string([]byte{0xff, 0xfe}))
+	e.Gauge("probe_y", "y", 2)
+	if n := testutil.CollectAndCount(e); n != 1 {
+		t.Errorf("got %d metrics, want the invalid one dropped and 1 kept", n)
+	}
+	res := &blockResult{Common: prober.Common{Success: true, Resolved: true, IPProtocol: 4, IPAddr: "127.0.0.1"}}
+	e = NewEmitter(nil)
+	Render(res, e)
+	problems, err := testutil.CollectAndLint(e)
+	if err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", err, problems)
+	}
+	want := fmt.Sprintf("%v", []string{"probe_dns_lookup_time_seconds", "probe_duration_seconds", "probe_ip_addr_hash", "probe_ip_protocol", "probe_success", "probe_test_deadline_seconds", "probe_timeout_seconds"})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e)
+	mfs, _ := reg.Gather()
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	if got := fmt.Sprintf("%v", names); got != want {
+		t.Errorf("metric names %s, want %s", got, want)
+	}
+}

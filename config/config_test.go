@@ -1,0 +1,194 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestLoadGoodConfigs(t *testing.T) {
+	for _, f := range []string{"blackbox-good.yml", "blackbox-debian.yml", "policy-good.yml"} {
+		t.Run(f, func(t *testing.T) {
+			c, err := LoadFile(filepath.Join("testdata", f))
+			if err != nil {
+				t.Fatalf("LoadFile: %v", err)
+			}
+			if len(c.Modules) == 0 {
+				t.Fatal("no modules loaded")
+			}
+		})
+	}
+}
+
+func TestBlackboxOptionsLand(t *testing.T) {
+	c, err := LoadFile("testdata/blackbox-good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.Modules["http_2xx"].HTTP
+	if h.IPProtocol != "ip4" || h.IPProtocolFallback || h.Compression != "gzip" || h.BodySizeLimit != 1<<20 {
+		t.Errorf("http options not applied: %+v", h)
+	}
+	if len(h.FailIfBodyMatchesRegexp) != 1 || !h.FailIfBodyMatchesRegexp[0].MatchString("Could not connect to database!") {
+		t.Error("body regexp not compiled")
+	}
+	if h.FailIfBodyJSONMatchesCEL == nil || h.FailIfHeaderNotMatchesRegexp[0].Header != "Access-Control-Allow-Origin" {
+		t.Error("CEL or header matcher missing")
+	}
+	if c.Modules["http_no_follow"].HTTP.HTTPClientConfig.FollowRedirects {
+		t.Error("no_follow_redirects: true must turn follow_redirects off")
+	}
+	if !c.Modules["http_2xx"].HTTP.HTTPClientConfig.FollowRedirects || !c.Modules["http_2xx"].HTTP.HTTPClientConfig.EnableHTTP2 {
+		t.Error("follow_redirects and enable_http2 default to true")
+	}
+	if got := c.Modules["http_post_body_file"].HTTP.BodyFile; got != filepath.Join("testdata", "body.json") {
+		t.Errorf("body_file not made relative to the config: %q", got)
+	}
+	if !c.Modules["tcp_connect_example"].TCP.IPProtocolFallback {
+		t.Error("tcp ip_protocol_fallback defaults to true")
+	}
+	if ttl := c.Modules["icmp_example"].ICMP.TTL; ttl != DefaultICMPTTL {
+		t.Errorf("icmp ttl default = %d", ttl)
+	}
+	d := c.Modules["dns_tcp_example"].DNS
+	if d.Recursion || d.QueryClass != "CH" || d.TransportProtocol != "tcp" {
+		t.Errorf("dns options not applied: %+v", d)
+	}
+	if !c.Modules["dns_udp_example"].DNS.Recursion {
+		t.Error("recursion_desired defaults to true")
+	}
+	if qr := c.Modules["ssh_banner_extract_version"].TCP.QueryResponse[0]; qr.Labels[0].Name != "ssh_version" {
+		t.Errorf("query_response labels: %+v", qr)
+	}
+	if c.Modules["grpc_plain"].GRPC.Service != "service1" {
+		t.Error("grpc service not applied")
+	}
+	if c.Modules["http_2xx"].Timeout.Seconds() != 5 {
+		t.Error("timeout not applied")
+	}
+}
+
+func TestBadConfigs(t *testing.T) {
+	tests := []struct {
+		file string
+		err  string
+	}{
+		{"bad-unknown-field.yml", `parsing config file testdata/bad-unknown-field.yml: line 5: unknown field "valid_status_code" in http`},
+		{"bad-unknown-top.yml", `parsing config file testdata/bad-unknown-top.yml: line 2: unknown field "modles" in top level`},
+		{"bad-unknown-prober.yml", `parsing config file testdata/bad-unknown-prober.yml: unknown prober "gopher" (known: http, tcp, icmp, dns, grpc, traceroute, mtu, throughput, isp)`},
+		{"bad-missing-prober.yml", `parsing config file testdata/bad-missing-prober.yml: prober must be set`},
+		{"bad-regexp.yml", "parsing config file testdata/bad-regexp.yml: invalid regular expression \"(unclosed\": error parsing regexp: missing closing ): `(unclosed`"},
+		{"bad-dns-no-query.yml", `parsing config file testdata/bad-dns-no-query.yml: query name must be set for DNS module`},
+		{"bad-dns-type.yml", `parsing config file testdata/bad-dns-type.yml: query type 'AAAAA' is not valid`},
+		{"bad-icmp-ttl.yml", `parsing config file testdata/bad-icmp-ttl.yml: "ttl" cannot exceed 255`},
+		{"bad-body-and-file.yml", `parsing config file testdata/bad-body-and-file.yml: setting body and body_file both are not allowed`},
+		{"bad-compression-mismatch.yml", `parsing config file testdata/bad-compression-mismatch.yml: invalid configuration "Accept-Encoding: deflate", "compression: gzip"`},
+		{"bad-header-match.yml", `parsing config file testdata/bad-header-match.yml: header name must be set for HTTP header matchers`},
+		{"bad-yaml-syntax.yml", `parsing config file testdata/bad-yaml-syntax.yml: line 1: did not find expected key`},
+		{"bad-body-file-missing.yml", `parsing config file testdata/bad-body-file-missing.yml: module "post": http: body_file: stat testdata/does-not-exist.json: no such file or directory`},
+		{"bad-policy-network.yml", `parsing config file testdata/bad-policy-network.yml: invalid network "10.0.0.0/33": want an address or a CIDR prefix`},
+		{"bad-cel.yml", `parsing config file testdata/bad-cel.yml: could not compile CEL expression "body.foo ==": ERROR: <input>:1:12: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
+ | body.foo ==
+ | ...........^`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := LoadFile(filepath.Join("testdata", tc.file))
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			if err.Error() != tc.err {
+				t.Errorf("error mismatch\n got: %s\nwant: %s", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestEmbeddedDefaultLoads(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"http_2xx", "tcp_connect", "icmp"} {
+		if _, ok := c.Modules[m]; !ok {
+			t.Errorf("default config lacks module %s", m)
+		}
+	}
+}
+
+func TestEmptyAndMultiDocument(t *testing.T) {
+	if _, err := Load([]byte(""), ""); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty config: %v", err)
+	}
+	if _, err := Load([]byte("modules: {}\n---\nmodules: {}\n"), ""); err == nil {
+		t.Error("two documents should fail")
+	}
+	c, err := Load([]byte("modules:\n"), "")
+	if err != nil || c.Modules == nil || len(c.TargetPolicy.DenyNetworks) == 0 {
+		t.Errorf("null modules: %v %+v", err, c)
+	}
+}
+
+func TestSecretsHidden(t *testing.T) {
+	c, err := LoadFile("testdata/blackbox-good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"mysecret", "s3cret-token", "s3cret-credentials", "s3cret-oauth"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("secret %q shown in marshalled config", secret)
+		}
+	}
+	if !strings.Contains(string(out), "<secret>") {
+		t.Error("secrets should be shown as <secret>")
+	}
+	// The marshalled config must load again (modulo hidden secrets).
+	if _, err := Load(out, ""); err != nil {
+		t.Errorf("marshalled config does not load: %v\n%s", err, out)
+	}
+}
+
+func TestHolderKeepsOldConfigOnBadReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("modules:\n  a:\n    prober: tcp\n")
+	reg := prometheus.NewRegistry()
+	h := NewHolder(path, reg)
+	if err := h.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if testutil.ToFloat64(h.reloadOK) != 1 || testutil.ToFloat64(h.reloadTime) == 0 {
+		t.Fatal("reload gauges not set on success")
+	}
+	stamp := testutil.ToFloat64(h.reloadTime)
+	write("modules:\n  a:\n    prober: tcp\n    bogus: 1\n")
+	if err := h.Reload(); err == nil {
+		t.Fatal("bad config reloaded without error")
+	}
+	if _, ok := h.Get().Modules["a"]; !ok {
+		t.Fatal("old config lost after a failed reload")
+	}
+	if testutil.ToFloat64(h.reloadOK) != 0 || testutil.ToFloat64(h.reloadTime) != stamp {
+		t.Error("failed reload must set successful=0 and keep the timestamp")
+	}
+	write("modules:\n  b:\n    prober: icmp\n")
+	if err := h.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.Get().Modules["b"]; !ok || testutil.ToFloat64(h.reloadOK) != 1 {
+		t.Error("good reload after a bad one did not take")
+	}
+}
