@@ -43,6 +43,8 @@ func run(args []string) int {
 	s.maxConcurrent = number(app, "probes.max-concurrent", "Probes that may run at once; past it /probe answers 503 at once. 0 means no limit.", "1000", true, 0)
 	s.webConfig = kingpinflag.AddFlags(app, defaultListenAddress)
 
+	checkClause, check := addCheckCmd(app, common, promslogConfig)
+
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "isp-checker: error: %v; try --help\n", err)
@@ -51,6 +53,8 @@ func run(args []string) int {
 	switch cmd {
 	case serve.FullCommand():
 		return s.run()
+	case checkClause.FullCommand():
+		return check.run()
 	}
 	fmt.Fprintf(os.Stderr, "isp-checker: unknown command %q\n", cmd)
 	return 2

@@ -1,0 +1,216 @@
+package batch
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/prober"
+)
+
+// Status is the verdict on one URL.
+type Status string
+
+// The three statuses a website check can end in.
+const (
+	// Active: the site answered with a valid status (and passed the module's checks).
+	Active Status = "active"
+	// Inactive: the site answered, but with an invalid status (404, 500, …)
+	// or a response that failed the module's checks.
+	Inactive Status = "inactive"
+	// Error: no usable answer: malformed URL, DNS failure, refused, timeout, TLS failure.
+	Error Status = "error"
+)
+
+// Outcome is the result of checking one unique URL.
+type Outcome struct {
+	// URL is the normalised URL, or the input as written when malformed.
+	URL                 string    `json:"url"`
+	InputURL            string    `json:"input_url"`
+	Line                int       `json:"line"`
+	Status              Status    `json:"status"`
+	HTTPStatus          int       `json:"http_status"`
+	ResponseTimeSeconds float64   `json:"response_time_seconds"`
+	CheckedAt           time.Time `json:"checked_at"`
+	FinalURL            string    `json:"final_url,omitempty"`
+	CertExpiry          time.Time `json:"cert_expiry,omitzero"`
+	Error               string    `json:"error,omitempty"`
+	// Extra holds the input's other CSV columns, in Report.ExtraHeader order.
+	Extra []string `json:"-"`
+}
+
+// Report is a finished (or interrupted) batch.
+type Report struct {
+	ExtraHeader []string
+	Outcomes    []Outcome // input order; URLs never checked (after an interrupt) are absent
+	Duplicates  int       // rows dropped because an earlier row had the same normalised URL
+	Unique      int       // unique URLs in the input, malformed ones included
+	Interrupted bool
+	Started     time.Time
+	Elapsed     time.Duration
+}
+
+// Counts returns how many outcomes have each status.
+func (r *Report) Counts() map[Status]int {
+	c := map[Status]int{Active: 0, Inactive: 0, Error: 0}
+	for _, o := range r.Outcomes {
+		c[o.Status]++
+	}
+	return c
+}
+
+// AllActive reports whether every unique URL was checked and is active.
+func (r *Report) AllActive() bool {
+	return !r.Interrupted && len(r.Outcomes) == r.Unique && r.Counts()[Active] == len(r.Outcomes)
+}
+
+// reserved are the output column names an input column may not reuse.
+var reserved = map[string]bool{
+	"url": true, "input_url": true, "line": true, "status": true, "http_status": true,
+	"response_time_seconds": true, "checked_at": true, "final_url": true, "cert_expiry": true, "error": true,
+}
+
+// Options configure a batch.
+type Options struct {
+	Module      config.Module
+	ModuleName  string
+	Policy      config.TargetPolicy
+	Concurrency int
+	// Timeout bounds each check; the module's own timeout caps it when shorter.
+	Timeout time.Duration
+	Logger  *slog.Logger
+	// Progress, when set, is called after each check with done and total.
+	Progress func(done, total int)
+}
+
+// Run checks every unique URL of in. When ctx is cancelled (Ctrl-C) no new
+// check starts; checks already running finish, and the report holds what
+// was gathered.
+func Run(ctx context.Context, in *Input, o Options) *Report {
+	start := time.Now()
+	rep := &Report{ExtraHeader: in.ExtraHeader, Started: start}
+	if o.Concurrency < 1 {
+		o.Concurrency = 1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Module.Timeout > 0 && (o.Timeout <= 0 || o.Module.Timeout < o.Timeout) {
+		o.Timeout = o.Module.Timeout
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+
+	// Validate and de-duplicate in input order; malformed rows are outcomes
+	// straight away.
+	slots := make([]*Outcome, 0, len(in.Rows))
+	var jobs []int // indexes into slots to check
+	seen := make(map[string]bool, len(in.Rows))
+	for _, row := range in.Rows {
+		norm, err := Normalize(row.Raw)
+		key := norm
+		if err != nil {
+			key = "\x00" + row.Raw
+		}
+		if seen[key] {
+			rep.Duplicates++
+			continue
+		}
+		seen[key] = true
+		out := &Outcome{URL: norm, InputURL: row.Raw, Line: row.Line, Extra: row.Extra}
+		if err != nil {
+			out.URL = row.Raw
+			out.Status = Error
+			out.Error = err.Error()
+			out.CheckedAt = time.Now().UTC()
+		} else {
+			jobs = append(jobs, len(slots))
+		}
+		slots = append(slots, out)
+	}
+	rep.Unique = len(slots)
+
+	policy := prober.NewPolicy(o.Policy, nil)
+	var done atomic.Int64
+	done.Store(int64(len(slots) - len(jobs)))
+	checked := make([]bool, len(slots))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(o.Concurrency, max(len(jobs), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				checkOne(slots[i], o, policy)
+				checked[i] = true
+				n := done.Add(1)
+				if o.Progress != nil {
+					o.Progress(int(n), len(slots))
+				}
+			}
+		}()
+	}
+dispatch:
+	for _, i := range jobs {
+		select {
+		case <-ctx.Done():
+			rep.Interrupted = true
+			break dispatch
+		case work <- i:
+		}
+	}
+	close(work)
+	wg.Wait()
+
+	isJob := make([]bool, len(slots))
+	for _, i := range jobs {
+		isJob[i] = true
+	}
+	for i, out := range slots {
+		if !isJob[i] || checked[i] {
+			rep.Outcomes = append(rep.Outcomes, *out)
+		}
+	}
+	rep.Elapsed = time.Since(start)
+	return rep
+}
+
+// checkOne runs the http prober on one URL and classifies the result.
+func checkOne(out *Outcome, o Options, policy *prober.Policy) {
+	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
+	defer cancel()
+	res := prober.Run(ctx, prober.Request{
+		Target:     out.URL,
+		Module:     o.Module,
+		ModuleName: o.ModuleName,
+		Policy:     policy,
+		Logger:     o.Logger.With("target", out.URL),
+	})
+	base := res.Base()
+	out.CheckedAt = base.StartedAt.UTC()
+	out.ResponseTimeSeconds = base.DurationSeconds
+	if h, ok := res.(*prober.HTTPResult); ok {
+		out.HTTPStatus = h.StatusCode
+		out.FinalURL = h.FinalURL
+		if h.TLS != nil && !h.TLS.EarliestCertExpiry.IsZero() {
+			out.CertExpiry = h.TLS.EarliestCertExpiry.UTC()
+		}
+	}
+	switch {
+	case base.Success:
+		out.Status = Active
+	case out.HTTPStatus > 0:
+		out.Status = Inactive
+		out.Error = base.Error
+	default:
+		out.Status = Error
+		out.Error = base.Error
+		if out.Error == "" {
+			out.Error = "no response"
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package batch
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/isp-checker/isp-checker/config"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func httpModule(t *testing.T, yaml string) config.Module {
+	t.Helper()
+	c, err := config.Load([]byte("modules:\n  m:\n    prober: http\n"+yaml), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Modules["m"]
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func site(t *testing.T) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok/", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/missing/", http.NotFound)
+	mux.HandleFunc("/broken", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) })
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok/target", http.StatusFound) })
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestRunClassifies(t *testing.T) {
+	s := site(t)
+	tlsSite := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	defer tlsSite.Close()
+	refused := closedPort(t)
+	rows := []Row{
+		{Line: 2, Raw: s.URL + "/ok/1", Extra: []string{"live"}},
+		{Line: 3, Raw: s.URL + "/missing/1", Extra: []string{"404"}},
+		{Line: 4, Raw: s.URL + "/broken", Extra: []string{"500"}},
+		{Line: 5, Raw: "http://" + refused + "/", Extra: []string{"refused"}},
+		{Line: 6, Raw: s.URL + "/slow", Extra: []string{"slow"}},
+		{Line: 7, Raw: s.URL + "/moved", Extra: []string{"redirect"}},
+		{Line: 8, Raw: tlsSite.URL + "/", Extra: []string{"self-signed"}},
+		{Line: 9, Raw: "ftp://example.com/", Extra: []string{"malformed"}},
+		{Line: 10, Raw: strings.ToUpper(s.URL[:4]) + s.URL[4:] + "/ok/1#top", Extra: []string{"duplicate"}},
+		{Line: 11, Raw: "http://169.254.169.254/latest/meta-data/", Extra: []string{"denied"}},
+	}
+	rep := Run(context.Background(), &Input{ExtraHeader: []string{"kind"}, Rows: rows}, Options{
+		Module: httpModule(t, ""), Policy: config.DefaultTargetPolicy(), Concurrency: 4, Timeout: 1500 * time.Millisecond,
+	})
+	want := map[string]struct {
+		status Status
+		code   int
+		err    string
+	}{
+		"live":        {Active, 200, ""},
+		"404":         {Inactive, 404, "status code"},
+		"500":         {Inactive, 500, "status code"},
+		"refused":     {Error, 0, "connection refused"},
+		"slow":        {Error, 0, "deadline"},
+		"redirect":    {Active, 200, ""},
+		"self-signed": {Error, 0, "certificate"},
+		"malformed":   {Error, 0, `unsupported scheme "ftp"`},
+		"denied":      {Error, 0, "target_policy"},
+	}
+	if rep.Duplicates != 1 || rep.Unique != 9 || len(rep.Outcomes) != 9 {
+		t.Fatalf("duplicates %d unique %d outcomes %d", rep.Duplicates, rep.Unique, len(rep.Outcomes))
+	}
+	for i, o := range rep.Outcomes {
+		kind := o.Extra[0]
+		w := want[kind]
+		if o.Status != w.status || o.HTTPStatus != w.code || !strings.Contains(strings.ToLower(o.Error), strings.ToLower(w.err)) {
+			t.Errorf("%s: status %s code %d error %q; want %s %d containing %q", kind, o.Status, o.HTTPStatus, o.Error, w.status, w.code, w.err)
+		}
+		if i > 0 && o.Line < rep.Outcomes[i-1].Line {
+			t.Error("outcomes not in input order")
+		}
+		if o.CheckedAt.IsZero() {
+			t.Errorf("%s: no checked_at", kind)
+		}
+		if kind == "redirect" && !strings.HasSuffix(o.FinalURL, "/ok/target") {
+			t.Errorf("redirect final URL %q", o.FinalURL)
+		}
+		if kind == "slow" && o.ResponseTimeSeconds > 3 {
+			t.Errorf("slow check took %.1fs, the timeout is 1.5s", o.ResponseTimeSeconds)
+		}
+	}
+	if rep.AllActive() {
+		t.Error("AllActive with failures")
+	}
+}
+
+func TestRunReportsCertExpiry(t *testing.T) {
+	s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer s.Close()
+	rep := Run(context.Background(), &Input{Rows: []Row{{Line: 1, Raw: s.URL}}}, Options{
+		Module: httpModule(t, "    http:\n      tls_config:\n        insecure_skip_verify: true\n"), Concurrency: 1, Timeout: 5 * time.Second,
+	})
+	o := rep.Outcomes[0]
+	want := s.Certificate().NotAfter
+	if o.Status != Active || !o.CertExpiry.Equal(want) {
+		t.Errorf("status %s cert expiry %v, want active and %v (%s)", o.Status, o.CertExpiry, want, o.Error)
+	}
+	if !rep.AllActive() {
+		t.Error("AllActive false for one active URL")
+	}
+}
+
+func TestRunInterrupted(t *testing.T) {
+	s := site(t)
+	var rows []Row
+	for i := range 50 {
+		rows = append(rows, Row{Line: i + 1, Raw: s.URL + "/slow?n=" + string(rune('a'+i%26)) + string(rune('a'+i/26))})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{}, 100)
+	go func() {
+		<-started
+		cancel()
+	}()
+	rep := Run(ctx, &Input{Rows: rows}, Options{
+		Module: httpModule(t, ""), Concurrency: 2, Timeout: 300 * time.Millisecond,
+		Progress: func(int, int) { started <- struct{}{} },
+	})
+	if !rep.Interrupted {
+		t.Fatal("not marked interrupted")
+	}
+	if len(rep.Outcomes) == 0 || len(rep.Outcomes) >= 50 {
+		t.Errorf("got %d outcomes; want those finished before the interrupt", len(rep.Outcomes))
+	}
+	if rep.AllActive() {
+		t.Error("an interrupted run is never all active")
+	}
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+)
+
+type checkDoc struct {
+	SchemaVersion int `json:"schema_version"`
+	Summary       struct {
+		Unique, Checked, Active, Inactive, Error int
+		Duplicates                               int  `json:"duplicates_dropped"`
+		Interrupted                              bool `json:"interrupted"`
+	} `json:"summary"`
+	Results []struct {
+		URL        string            `json:"url"`
+		Status     string            `json:"status"`
+		HTTPStatus int               `json:"http_status"`
+		Error      string            `json:"error"`
+		Columns    map[string]string `json:"columns"`
+	} `json:"results"`
+}
+
+func checkSite(t *testing.T) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok/", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/missing/", http.NotFound)
+	mux.HandleFunc("/slow/", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(20 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func runCheck(t *testing.T, stdin []byte, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"check"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+// TestCheckDoneCriterion: 1,000 live URLs, 1,000 that answer 404, 500
+// refused, 250 malformed and 250 duplicates give 2,750 rows with exactly
+// those statuses, in JSON and in CSV.
+func TestCheckDoneCriterion(t *testing.T) {
+	s := checkSite(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := l.Addr().String()
+	l.Close()
+
+	var b strings.Builder
+	b.WriteString("\xef\xbb\xbfurl,group\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "%s/ok/%d,live\n", s.URL, i)
+	}
+	for i := range 1000 {
+		fmt.Fprintf(&b, "%s/missing/%d,notfound\n", s.URL, i)
+	}
+	for i := range 500 {
+		fmt.Fprintf(&b, "http://%s/r/%d,refused\n", refused, i)
+	}
+	for i := range 250 {
+		fmt.Fprintf(&b, "ftp://files.example/%d,malformed\n", i)
+	}
+	for i := range 250 { // the same live URLs, written differently
+		fmt.Fprintf(&b, "%s/ok/%d#again,dup\n", strings.Replace(s.URL, "http://", "HTTP://", 1), i)
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "urls.csv")
+	if err := os.WriteFile(in, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]int{
+		"live": {"active": 1000}, "notfound": {"inactive": 1000}, "refused": {"error": 500}, "malformed": {"error": 250},
+	}
+
+	jsonOut := filepath.Join(dir, "out.json")
+	code, _, stderr := runCheck(t, nil, in, "--format=json", "--output="+jsonOut, "--concurrency=32", "--timeout=5s")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (not all active); stderr: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "1000 active, 1000 inactive, 750 error; 250 duplicates dropped") {
+		t.Errorf("summary on stderr: %s", stderr)
+	}
+	data, err := os.ReadFile(jsonOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc checkDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Results) != 2750 || doc.Summary.Duplicates != 250 || doc.SchemaVersion != 1 {
+		t.Fatalf("json: %d rows, %d duplicates, schema %d", len(doc.Results), doc.Summary.Duplicates, doc.SchemaVersion)
+	}
+	got := map[string]map[string]int{}
+	for _, r := range doc.Results {
+		g := r.Columns["group"]
+		if got[g] == nil {
+			got[g] = map[string]int{}
+		}
+		got[g][r.Status]++
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("json statuses by group: %v, want %v", got, want)
+	}
+
+	csvOut := filepath.Join(dir, "out.csv")
+	if code, _, stderr := runCheck(t, nil, in, "--output="+csvOut, "--concurrency=32", "--timeout=5s"); code != 1 {
+		t.Errorf("csv run exit %d: %s", code, stderr)
+	}
+	f, err := os.Open(csvOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2751 {
+		t.Fatalf("csv has %d rows, want header + 2750", len(recs))
+	}
+	head := strings.Join(recs[0], ",")
+	if !strings.HasPrefix(head, "url,group,status,http_status,response_time_seconds,checked_at,final_url,cert_expiry,error") {
+		t.Errorf("csv header: %s", head)
+	}
+	got = map[string]map[string]int{}
+	for _, r := range recs[1:] {
+		if got[r[1]] == nil {
+			got[r[1]] = map[string]int{}
+		}
+		got[r[1]][r[2]]++
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("csv statuses by group: %v, want %v", got, want)
+	}
+}
+
+func TestCheckFormatsAndStdin(t *testing.T) {
+	s := checkSite(t)
+	list := []byte(fmt.Sprintf("# two sites\n%s/ok/a\n%s/ok/b\n", s.URL, s.URL))
+	code, out, stderr := runCheck(t, list, "-", "--format=text")
+	if code != 0 || !strings.Contains(out, "STATUS") || strings.Count(out, "active") != 2 {
+		t.Errorf("text from stdin: exit %d\n%s\n%s", code, out, stderr)
+	}
+	xlsx := filepath.Join(t.TempDir(), "out.xlsx")
+	if code, _, stderr := runCheck(t, list, "-", "--format=xlsx", "-o", xlsx); code != 0 {
+		t.Fatalf("xlsx: exit %d %s", code, stderr)
+	}
+	wb, err := excelize.OpenFile(xlsx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wb.Close()
+	rows, err := wb.GetRows("Checks")
+	if err != nil || len(rows) != 3 || rows[0][0] != "url" || rows[1][1] != "active" || rows[1][2] != "200" {
+		t.Errorf("xlsx rows: %v %v", rows, err)
+	}
+}
+
+func TestCheckUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.txt")
+	_ = os.WriteFile(empty, []byte("# nothing\n"), 0o600)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check"}, "required argument 'file' not provided"},
+		{[]string{"check", filepath.Join(dir, "nope.txt")}, "no such file or directory"},
+		{[]string{"check", empty}, "has no URLs"},
+		{[]string{"check", empty, "--module=nope"}, `unknown module "nope"`},
+		{[]string{"check", empty, "--module=icmp"}, `module "icmp" uses the icmp prober; check needs an http module`},
+		{[]string{"check", empty, "--format=pdf"}, "enum value must be one of csv,json,xlsx,text, got 'pdf'"},
+		{[]string{"check", empty, "--concurrency=0"}, "--concurrency: 0 is below the minimum 1"},
+		{[]string{"check", empty, "--timeout=-1s"}, "--timeout must be positive"},
+	}
+	for _, tc := range tests {
+		code, out := runBinary(t, tc.args...)
+		if code != 2 || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d %q, want 2 and %q", tc.args, code, out, tc.want)
+		}
+	}
+}
+
+// TestCheckInterrupted: SIGINT stops new checks, and the report still holds
+// the checks that finished.
+func TestCheckInterrupted(t *testing.T) {
+	s := checkSite(t)
+	var b strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&b, "%s/ok/%d\n", s.URL, i)
+	}
+	for i := range 200 {
+		fmt.Fprintf(&b, "%s/slow/%d\n", s.URL, i)
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "urls.txt")
+	_ = os.WriteFile(in, []byte(b.String()), 0o600)
+	out := filepath.Join(dir, "out.json")
+	cmd := exec.Command(binary, "check", in, "--format=json", "-o", out, "--concurrency=2", "--timeout=2s")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("exit: %v, want 1; %s", err, stderr.String())
+	}
+	var doc checkDoc
+	data, _ := os.ReadFile(out)
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("report not written: %v (%s)", err, stderr.String())
+	}
+	if !doc.Summary.Interrupted || doc.Summary.Active != 5 || len(doc.Results) >= 205 {
+		t.Errorf("interrupted report: %+v with %d rows", doc.Summary, len(doc.Results))
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr does not say interrupted: %s", stderr.String())
+	}
+}
