@@ -185,6 +185,11 @@ func (m *Module) setDirectory(dir string) {
 // load does the checks that need files on disk or cross-field knowledge,
 // after the whole file has been parsed.
 func (m *Module) load() error {
+	if m.Prober == "icmp" {
+		if err := m.ICMP.CheckTimeout(m.Timeout); err != nil {
+			return fmt.Errorf("icmp: %w", err)
+		}
+	}
 	if m.Prober == "http" && m.HTTP.BodyFile != "" {
 		if _, err := os.Stat(m.HTTP.BodyFile); err != nil {
 			return fmt.Errorf("http: body_file: %w", err)

@@ -90,6 +90,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bad-header-match.yml", `parsing config file testdata/bad-header-match.yml: header name must be set for HTTP header matchers`},
 		{"bad-yaml-syntax.yml", `parsing config file testdata/bad-yaml-syntax.yml: line 1: did not find expected key`},
 		{"bad-body-file-missing.yml", `parsing config file testdata/bad-body-file-missing.yml: module "post": http: body_file: stat testdata/does-not-exist.json: no such file or directory`},
+		{"bad-icmp-packets-timeout.yml", `parsing config file testdata/bad-icmp-packets-timeout.yml: module "icmp_loss": icmp: only 5 of 100 packets at interval 1s fit in the timeout 5s (raise the timeout, or lower packets or interval)`},
 		{"bad-policy-network.yml", `parsing config file testdata/bad-policy-network.yml: invalid network "10.0.0.0/33": want an address or a CIDR prefix`},
 		{"bad-cel.yml", `parsing config file testdata/bad-cel.yml: could not compile CEL expression "body.foo ==": ERROR: <input>:1:12: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
  | body.foo ==

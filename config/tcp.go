@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	pconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 )
 
 // TCPProbe is blackbox_exporter's tcp prober schema.
@@ -54,11 +56,32 @@ func (s *QueryResponse) UnmarshalYAML(unmarshal func(any) error) error {
 	if len(s.Labels) > 0 && s.Expect.Regexp == nil {
 		return errors.New("query_response labels need an expect regexp")
 	}
+	seen := map[string]bool{}
+	for _, l := range s.Labels {
+		if seen[l.Name] {
+			return fmt.Errorf("query_response label %q is defined twice", l.Name)
+		}
+		seen[l.Name] = true
+	}
 	return nil
 }
 
-// Label names a value taken from an expect regexp's submatches (${1}).
+// Label names a value taken from an expect regexp's submatches (${1}); it
+// becomes a label of probe_expect_info.
 type Label struct {
 	Name  string `yaml:"name,omitempty"`
 	Value string `yaml:"value,omitempty"`
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler. The name must be a valid
+// Prometheus label name, or probe_expect_info could not be exposed.
+func (l *Label) UnmarshalYAML(unmarshal func(any) error) error {
+	type label Label
+	if err := unmarshal((*label)(l)); err != nil {
+		return err
+	}
+	if !model.LegacyValidation.IsValidLabelName(l.Name) || strings.HasPrefix(l.Name, "__") {
+		return fmt.Errorf("query_response label name %q is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)", l.Name)
+	}
+	return nil
 }

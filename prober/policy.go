@@ -31,7 +31,7 @@ func (p *Policy) deny(err error) error {
 	if p.OnDeny != nil {
 		p.OnDeny()
 	}
-	return fmt.Errorf("%w: %v", ErrDenied, err)
+	return fmt.Errorf("%w: %w", ErrDenied, err)
 }
 
 // AllowHost checks a host name before it is resolved.

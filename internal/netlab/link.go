@@ -296,6 +296,10 @@ func (e *End) Loss(ratio float64) *Rule {
 	}
 	thr := int64(ratio*LossModulus + 0.5)
 	rule := fmt.Sprintf(`oifname %q numgen random mod %d < %d drop`, e.Name, LossModulus, thr)
+	if thr >= LossModulus {
+		// nft rejects "< modulus" (always true); total loss needs no numgen.
+		rule = fmt.Sprintf(`oifname %q drop`, e.Name)
+	}
 	if e.Node.IsClient() {
 		e.Node.lab.ensureHostTable()
 		return e.Node.nft(e.Node.lab.hostTableName(), ChainPostrouting, rule)

@@ -206,6 +206,14 @@ func TestLoss(t *testing.T) {
 	if s, out := ping(t, p, "-c", "50", "-i", "0.01", "-W", "1", remote); s.received != 50 {
 		t.Errorf("loss after Remove:\n%s", out)
 	}
+	// Total loss (nft has no "< modulus" rule: it is a plain drop).
+	all := p.Uplinks[0].A.Loss(1)
+	if s, out := ping(t, p, "-c", "5", "-i", "0.01", "-W", "0.3", remote); s.received != 0 {
+		t.Errorf("loss 1 let replies through:\n%s", out)
+	}
+	if err := all.Remove(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A relay link's delay shows up in ping's RTT (ICMP) and in TCP connect time,

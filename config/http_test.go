@@ -1,0 +1,49 @@
+package config
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+func TestHTTPGoodFixture(t *testing.T) {
+	c, err := LoadFile(filepath.Join("testdata", "http-good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.Modules["http_everything"].HTTP
+	if h.SourceIPAddress != "192.0.2.10" || h.Compression != "br" || h.BodySizeLimit != 10<<20 {
+		t.Errorf("options not applied: %+v", h)
+	}
+	if h.HTTPClientConfig.FollowRedirects || h.HTTPClientConfig.EnableHTTP2 {
+		t.Error("follow_redirects and enable_http2 were set to false")
+	}
+	if h.HTTPClientConfig.ProxyURL.URL == nil || !h.SkipResolvePhaseWithProxy {
+		t.Error("proxy options not applied")
+	}
+	if h.FailIfBodyJSONMatchesCEL == nil || h.FailIfBodyJSONNotMatchesCEL == nil {
+		t.Error("CEL expressions not compiled")
+	}
+	if len(h.FailIfHeaderMatchesRegexp) != 1 || !h.FailIfHeaderMatchesRegexp[0].AllowMissing {
+		t.Error("header matchers not applied")
+	}
+}
+
+func TestHTTPBadFixtures(t *testing.T) {
+	tests := []struct{ file, err string }{
+		{"http-bad-source-ip.yml", `source_ip_address "eth0" is not an IP address`},
+		{"http-bad-status-code.yml", `valid_status_codes: 42 is not an HTTP status code`},
+		{"http-bad-version.yml", `valid_http_versions: "HTTP/4" is not one of HTTP/1.0, HTTP/1.1, HTTP/2.0`},
+		{"http-bad-compression.yml", `compression "zstd" is not one of gzip, br, deflate, identity`},
+		{"http-bad-ip-protocol.yml", `preferred_ip_protocol "ip5" is not valid (ip4 or ip6)`},
+		{"http-bad-unknown-field.yml", `line 5: unknown field "follow_redirect" in http`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := LoadFile(filepath.Join("testdata", tc.file))
+			want := "parsing config file testdata/" + tc.file + ": " + tc.err
+			if err == nil || err.Error() != want {
+				t.Errorf("error mismatch\n got: %v\nwant: %s", err, want)
+			}
+		})
+	}
+}

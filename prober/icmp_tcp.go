@@ -1,0 +1,95 @@
+package prober
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/isp-checker/isp-checker/config"
+)
+
+// tcpPing is the icmp prober's protocol: tcp. Each "packet" is a TCP
+// connect to ip:port started on the same schedule as echo requests; its
+// round-trip time is the connect time (SYN to SYN-ACK, as the kernel sees
+// it), and a connect that fails (refused, unreachable, timed out) is a lost
+// packet. Connects overlap when they take longer than the interval. Every
+// connect goes through req.Policy's dialer.
+func icmpTCPPing(ctx context.Context, req Request, o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult) (*icmpRecord, error) {
+	logger := req.Logger
+	setupStart := time.Now()
+	network := "tcp4"
+	if ip.IP.To4() == nil {
+		network = "tcp6"
+	}
+	dialer, err := req.Policy.Dialer(network, o.SourceIPAddress)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(ip.String(), strconv.Itoa(o.Port))
+	rec := newICMPRecord(plan.packets)
+	rec.setup = time.Since(setupStart)
+	logger.Info("connecting", "address", addr, "packets", plan.packets, "interval", plan.interval)
+
+	runCtx, cancel := context.WithDeadline(ctx, plan.stopAt)
+	defer cancel()
+
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs = map[string]int{}
+	)
+	start := time.Now()
+	tick := time.NewTimer(0)
+	defer tick.Stop()
+	for seq := 0; seq < plan.packets; seq++ {
+		if seq > 0 {
+			tick.Reset(time.Until(start.Add(time.Duration(seq) * plan.interval)))
+		}
+		select {
+		case <-runCtx.Done():
+		case <-tick.C:
+		}
+		if runCtx.Err() != nil {
+			break
+		}
+		rec.sent++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			conn, err := dialer.DialContext(runCtx, network, addr)
+			rtt := time.Since(t0)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if runCtx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+					err = errors.New("no answer before the probe ended")
+				}
+				errs[err.Error()]++
+				if rec.firstErr == nil {
+					rec.firstErr = err
+				}
+				logger.Debug("connect failed", "seq", seq, "err", err)
+				return
+			}
+			_ = conn.Close()
+			rec.got[seq] = true
+			rec.rtts[seq] = rtt
+		}()
+	}
+	if plan.replyTimeout > 0 {
+		t := time.AfterFunc(plan.replyTimeout, cancel)
+		defer t.Stop()
+	}
+	wg.Wait()
+	for e, n := range errs {
+		logger.Warn("connects failed", "count", n, "err", e)
+	}
+	if errors.Is(rec.firstErr, ErrDenied) {
+		return rec, rec.firstErr
+	}
+	return rec, nil
+}
