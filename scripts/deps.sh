@@ -29,7 +29,7 @@ if ! "$gobin/golangci-lint" version 2>/dev/null | grep -q "version 2.15.0"; then
   echo "deps: installing golangci-lint v2.15.0" >&2
   GOFLAGS= go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 fi
-if ! "$gobin/helm" version 2>/dev/null | grep -q "v3.22.0"; then
+if ! "$gobin/helm" version 2>/dev/null | grep -q "v3.22"; then
   echo "deps: installing helm v3.22.0" >&2
   GOFLAGS= go install helm.sh/helm/v3/cmd/helm@v3.22.0
 fi

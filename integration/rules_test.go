@@ -1,0 +1,336 @@
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/isp-checker/isp-checker/config"
+)
+
+// The tools are Debian's prometheus package (promtool), docker-compose, and
+// helm from `go install` (scripts/deps.sh installs all three). Each test skips
+// when its tool is missing, and fails instead with CI=true.
+
+func TestPromtoolCheckRules(t *testing.T) {
+	promtool := tool(t, "promtool")
+	args := append([]string{"check", "rules"}, glob(t, "alerts/*.yml")...)
+	out := run(t, root(t), promtool, args...)
+	if !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool check rules:\n%s", out)
+	}
+}
+
+func TestPromtoolTestRules(t *testing.T) {
+	promtool := tool(t, "promtool")
+	args := append([]string{"test", "rules"}, glob(t, "alerts/tests/*.yml")...)
+	out := run(t, root(t), promtool, args...)
+	if strings.Contains(out, "FAILED") || !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool test rules:\n%s", out)
+	}
+}
+
+// TestPromtoolCheckExampleConfigs checks the example Prometheus configs (and
+// the rule files they load).
+func TestPromtoolCheckExampleConfigs(t *testing.T) {
+	promtool := tool(t, "promtool")
+	files := append(glob(t, "examples/prometheus/*.yml"), glob(t, "examples/compose/prometheus.yml")...)
+	for _, f := range files {
+		t.Run(rel(t, f), func(t *testing.T) {
+			run(t, filepath.Dir(f), promtool, "check", "config", filepath.Base(f))
+		})
+	}
+}
+
+// TestEveryAlertIsUnitTested makes sure each alert in alerts/ appears in a
+// promtool test file, so a new alert cannot land without one.
+func TestEveryAlertIsUnitTested(t *testing.T) {
+	var tests bytes.Buffer
+	for _, f := range glob(t, "alerts/tests/*.yml") {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests.Write(data)
+	}
+	for _, f := range glob(t, "alerts/*.yml") {
+		for _, q := range ruleQueries(t, f) {
+			if q.alert != "" && !strings.Contains(tests.String(), "alertname: "+q.alert+"\n") {
+				t.Errorf("%s: alert %s has no test in alerts/tests/", rel(t, f), q.alert)
+			}
+		}
+	}
+}
+
+// TestAlertsHaveSeverityAndText: every alert has for:, a severity and the
+// summary and description a person on call reads.
+func TestAlertsHaveSeverityAndText(t *testing.T) {
+	for _, f := range glob(t, "alerts/*.yml") {
+		var rf struct {
+			Groups []struct {
+				Rules []map[string]any `yaml:"rules"`
+			} `yaml:"groups"`
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(data, &rf); err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				name, _ := r["alert"].(string)
+				if name == "" {
+					continue
+				}
+				if _, ok := r["for"]; !ok {
+					t.Errorf("%s: %s has no for:", rel(t, f), name)
+				}
+				labels, _ := r["labels"].(map[string]any)
+				if sev := labels["severity"]; !slices.Contains([]any{"critical", "warning", "info"}, sev) {
+					t.Errorf("%s: %s: severity %v, want critical, warning or info", rel(t, f), name, sev)
+				}
+				ann, _ := r["annotations"].(map[string]any)
+				for _, k := range []string{"summary", "description"} {
+					if s, _ := ann[k].(string); len(s) < 20 {
+						t.Errorf("%s: %s: annotation %s is missing or too short: %q", rel(t, f), name, k, s)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestChartRulesMatchAlerts: the Helm chart ships a copy of the alert rules
+// (a chart cannot read files outside its directory); it must not drift.
+func TestChartRulesMatchAlerts(t *testing.T) {
+	for _, f := range glob(t, "alerts/*.rules.yml") {
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyPath := filepath.Join(root(t), "charts/isp-checker/files", filepath.Base(f))
+		got, err := os.ReadFile(copyPath)
+		if err != nil {
+			t.Fatalf("the chart has no copy of %s: %v", rel(t, f), err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s: run cp %s %s", rel(t, copyPath), rel(t, f), rel(t, f), rel(t, copyPath))
+		}
+	}
+}
+
+// TestExampleConfigsLoad loads the example exporter configuration and the
+// Helm chart's default one, and checks that every module the example scrape
+// configs and targets name exists in them.
+func TestExampleConfigsLoad(t *testing.T) {
+	example, err := config.LoadFile(filepath.Join(root(t), "examples/isp-checker.yml"))
+	if err != nil {
+		t.Fatalf("examples/isp-checker.yml: %v", err)
+	}
+	var values struct {
+		Config yaml.Node `yaml:"config"`
+	}
+	data, err := os.ReadFile(filepath.Join(root(t), "charts/isp-checker/values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &values); err != nil {
+		t.Fatal(err)
+	}
+	chartYAML, err := yaml.Marshal(&values.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chart, err := config.Load(chartYAML, "")
+	if err != nil {
+		t.Fatalf("charts/isp-checker/values.yaml config: %v", err)
+	}
+	for name := range chart.Modules {
+		if _, ok := example.Modules[name]; !ok {
+			t.Errorf("the chart's module %s is not in examples/isp-checker.yml", name)
+		}
+	}
+	files := append(glob(t, "examples/prometheus/*.yml"), glob(t, "examples/prometheus/targets/*.yml")...)
+	files = append(files, glob(t, "examples/compose/prometheus.yml")...)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range modulesNamed(t, data) {
+			if _, ok := example.Modules[m]; !ok {
+				t.Errorf("%s uses module %q, which examples/isp-checker.yml does not define", rel(t, f), m)
+			}
+		}
+	}
+}
+
+// modulesNamed finds the module names in a Prometheus config (params.module)
+// or a file_sd target file (labels.module).
+func modulesNamed(t *testing.T, data []byte) []string {
+	var doc any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var mods []string
+	var walk func(v any, key string)
+	walk = func(v any, key string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, c := range v {
+				walk(c, k)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c, key)
+			}
+		case string:
+			if key == "module" {
+				mods = append(mods, v)
+			}
+		}
+	}
+	walk(doc, "")
+	return mods
+}
+
+func TestDockerComposeConfig(t *testing.T) {
+	compose := tool(t, "docker-compose")
+	run(t, root(t), compose, "-f", "examples/compose/docker-compose.yml", "config", "-q")
+}
+
+func TestHelmLint(t *testing.T) {
+	helm := tool(t, "helm", goBin(t)...)
+	out := run(t, root(t), helm, "lint", "--strict", "charts/isp-checker")
+	if !strings.Contains(out, "0 chart(s) failed") {
+		t.Errorf("helm lint:\n%s", out)
+	}
+	run(t, root(t), helm, "lint", "--strict", "charts/isp-checker", "--set", allFeatures)
+}
+
+// allFeatures turns on every optional object of the chart.
+const allFeatures = "serviceMonitor.enabled=true,prometheusRule.enabled=true," +
+	"probes[0].name=web,probes[0].module=http_2xx,probes[0].targets[0]=https://example.com," +
+	"probes[0].labels.team=web,probes[1].name=gateway,probes[1].module=icmp_loss,probes[1].targets[0]=192.0.2.1"
+
+func TestHelmTemplate(t *testing.T) {
+	helm := tool(t, "helm", goBin(t)...)
+
+	t.Run("defaults", func(t *testing.T) {
+		objs := helmTemplate(t, helm)
+		kinds := kindsOf(objs)
+		if want := []string{"ConfigMap", "Deployment", "Service", "ServiceAccount"}; !slices.Equal(kinds, want) {
+			t.Errorf("kinds %v, want %v (the operator objects are off by default)", kinds, want)
+		}
+		checkDeployment(t, objs)
+	})
+
+	t.Run("everything", func(t *testing.T) {
+		objs := helmTemplate(t, helm, "--set", allFeatures)
+		kinds := kindsOf(objs)
+		want := []string{"ConfigMap", "Deployment", "Probe", "Probe", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}
+		if !slices.Equal(kinds, want) {
+			t.Errorf("kinds %v, want %v", kinds, want)
+		}
+		for _, o := range objs {
+			switch o["kind"] {
+			case "Probe":
+				spec := o["spec"].(map[string]any)
+				prober := spec["prober"].(map[string]any)
+				if prober["path"] != "/probe" || !strings.HasPrefix(prober["url"].(string), "rel-isp-checker.") {
+					t.Errorf("Probe prober: %v", prober)
+				}
+				labels := spec["targets"].(map[string]any)["staticConfig"].(map[string]any)["labels"].(map[string]any)
+				if labels["module"] != spec["module"] {
+					t.Errorf("Probe %v: module label %v, want %v", o["metadata"], labels["module"], spec["module"])
+				}
+			case "PrometheusRule":
+				// The rules as rendered must still be valid rules.
+				promtool := tool(t, "promtool")
+				spec, err := yaml.Marshal(o["spec"])
+				if err != nil {
+					t.Fatal(err)
+				}
+				f := filepath.Join(t.TempDir(), "rendered.rules.yml")
+				if err := os.WriteFile(f, spec, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				out := run(t, root(t), promtool, "check", "rules", f)
+				want := fmt.Sprintf("SUCCESS: %d rules found", len(ruleQueries(t, filepath.Join(root(t), "alerts/isp-checker.rules.yml"))))
+				if !strings.Contains(out, want) {
+					t.Errorf("rendered PrometheusRule: want %q in\n%s", want, out)
+				}
+			}
+		}
+	})
+
+	t.Run("unknown module", func(t *testing.T) {
+		out, err := runErr(root(t), helm, "template", "rel", "charts/isp-checker",
+			"--set", "probes[0].name=x,probes[0].module=nope,probes[0].targets[0]=a")
+		if err == nil || !strings.Contains(out, `module "nope" is not in config.modules`) {
+			t.Errorf("want an error naming the module, got %v:\n%s", err, out)
+		}
+	})
+}
+
+// checkDeployment: non-root, and NET_RAW the only capability.
+func checkDeployment(t *testing.T, objs []map[string]any) {
+	t.Helper()
+	for _, o := range objs {
+		if o["kind"] != "Deployment" {
+			continue
+		}
+		pod := o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+		psc := pod["securityContext"].(map[string]any)
+		if psc["runAsNonRoot"] != true || psc["runAsUser"] == 0 {
+			t.Errorf("pod securityContext %v: want runAsNonRoot and a non-zero runAsUser", psc)
+		}
+		c := pod["containers"].([]any)[0].(map[string]any)
+		caps := c["securityContext"].(map[string]any)["capabilities"].(map[string]any)
+		if !slices.Equal(caps["add"].([]any), []any{"NET_RAW"}) || !slices.Equal(caps["drop"].([]any), []any{"ALL"}) {
+			t.Errorf("capabilities %v: want drop ALL, add NET_RAW only", caps)
+		}
+		return
+	}
+	t.Error("no Deployment rendered")
+}
+
+func helmTemplate(t *testing.T, helm string, args ...string) []map[string]any {
+	t.Helper()
+	out := run(t, root(t), helm, append([]string{"template", "rel", "charts/isp-checker"}, args...)...)
+	var objs []map[string]any
+	dec := yaml.NewDecoder(strings.NewReader(out))
+	for {
+		var o map[string]any
+		err := dec.Decode(&o)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("helm template output is not YAML: %v\n%s", err, out)
+		}
+		if o != nil {
+			objs = append(objs, o)
+		}
+	}
+	return objs
+}
+
+func kindsOf(objs []map[string]any) []string {
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o["kind"].(string))
+	}
+	slices.Sort(kinds)
+	return kinds
+}
