@@ -41,6 +41,10 @@ func run(args []string) int {
 	s.timeoutOffset = number(app, "timeout-offset", "Seconds to subtract from Prometheus's scrape timeout to leave time for the response.", "0.5", false, 0)
 	s.historyLimit = number(app, "history.limit", "Number of recent probes kept for the landing page and /logs.", "100", true, 0)
 	s.maxConcurrent = number(app, "probes.max-concurrent", "Probes that may run at once; past it /probe answers 503 at once. 0 means no limit.", "1000", true, 0)
+	// Throughput prober and speed-test endpoints (throughput issue).
+	s.throughputMax = number(app, "throughput.max-concurrent", "Throughput probes that may run at once (they load the link, so more would measure each other); a probe that finds none free waits while its timeout allows, else fails. 0 means no limit.", "1", true, 0)
+	s.speedtestEnable = app.Flag("speedtest.enable", "Serve /speedtest/download?bytes=N and /speedtest/upload, so another isp-checker's throughput probe can use this one as its far end.").Bool()
+	s.speedtestMaxBytes = app.Flag("speedtest.max-bytes", "Largest download or upload one speed-test request may move.").Default("1GiB").Bytes()
 	s.webConfig = kingpinflag.AddFlags(app, defaultListenAddress)
 
 	checkClause, check := addCheckCmd(app, common, promslogConfig)

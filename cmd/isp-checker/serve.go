@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/speedtest"
 )
 
 type serveCmd struct {
@@ -28,6 +31,11 @@ type serveCmd struct {
 	historyLimit  *numberFlag
 	maxConcurrent *numberFlag
 	webConfig     *web.FlagConfig
+
+	// Throughput prober and speed-test endpoints (throughput issue).
+	throughputMax     *numberFlag
+	speedtestEnable   *bool
+	speedtestMaxBytes *units.Base2Bytes
 }
 
 func (s *serveCmd) run() int {
@@ -71,6 +79,19 @@ func (s *serveCmd) run() int {
 		}
 	}()
 
+	// Throughput prober and speed-test endpoints (throughput issue).
+	prober.SetThroughputConcurrency(int(s.throughputMax.val))
+	var extra map[string]http.Handler
+	if *s.speedtestEnable {
+		if *s.speedtestMaxBytes <= 0 {
+			logger.Error("--speedtest.max-bytes must be positive", "value", s.speedtestMaxBytes.String())
+			return 1
+		}
+		st := speedtest.New(speedtest.Options{MaxBytes: int64(*s.speedtestMaxBytes), Registerer: reg, Logger: logger})
+		extra = st.Routes()
+		logger.Info("speed-test endpoints enabled", "paths", speedtest.DownloadPath+" "+speedtest.UploadPath, "max_bytes", int64(*s.speedtestMaxBytes))
+	}
+
 	mux := collector.NewMux(collector.ServerOptions{
 		Probe: collector.ProbeOptions{
 			Config:        holder,
@@ -82,6 +103,7 @@ func (s *serveCmd) run() int {
 		},
 		Gatherer: reg,
 		Reload:   reload,
+		Extra:    extra, // speed-test endpoints (throughput issue)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 

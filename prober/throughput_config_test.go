@@ -1,0 +1,84 @@
+package prober
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/isp-checker/isp-checker/config"
+)
+
+// The throughput module fixtures in config/testdata (checked here, next to
+// the prober that uses them, so the config package's tests stay as they are).
+
+func TestThroughputConfigGood(t *testing.T) {
+	c, err := config.LoadFile(filepath.Join("..", "config", "testdata", "throughput-good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Modules["throughput_download"].Throughput
+	if d.Direction != "download" || d.Duration != 5*time.Second || d.Connections != 4 || d.MaxBytes != 0 ||
+		d.RampUp != time.Second || d.LatencyProtocol != "tcp" || d.LatencyInterval != 100*time.Millisecond ||
+		d.IdleLatencySamples != 10 || !d.IPProtocolFallback || d.UploadRequestBytes != 256<<20 ||
+		!d.HTTPClientConfig.FollowRedirects || !d.HTTPClientConfig.EnableHTTP2 {
+		t.Errorf("defaults not applied: %+v", d)
+	}
+	u := c.Modules["throughput_upload"].Throughput
+	if u.Direction != "upload" || u.Duration != 10*time.Second || u.Connections != 8 || u.MaxBytes != 200<<20 ||
+		u.UploadRequestBytes != 32<<20 || u.RampUp != 2*time.Second || u.Method != "PUT" || u.Headers["X-Probe"] != "isp-checker" ||
+		u.IPProtocol != "ip4" || u.IPProtocolFallback || u.SourceIPAddress != "192.0.2.10" || u.CongestionControl != "cubic" ||
+		u.LatencyPort != 22 || u.LatencyInterval != 200*time.Millisecond || u.IdleLatencySamples != 20 ||
+		u.HTTPClientConfig.BasicAuth == nil || !u.HTTPClientConfig.TLSConfig.InsecureSkipVerify {
+		t.Errorf("options not applied: %+v", u)
+	}
+	if c.Modules["throughput_icmp_latency"].Throughput.LatencyProtocol != "icmp" {
+		t.Error("latency_protocol icmp not applied")
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "password: secret") || !strings.Contains(string(out), "congestion_control: cubic") {
+		t.Errorf("marshalled config shows the secret or lacks options:\n%s", out)
+	}
+}
+
+func TestThroughputConfigBad(t *testing.T) {
+	tests := []struct{ file, err string }{
+		{"throughput-bad-direction.yml", `direction "both" is not valid (download or upload)`},
+		{"throughput-bad-ramp-up.yml", `ramp_up 2s must be at least 0 and shorter than duration 2s`},
+		{"throughput-bad-connections.yml", `connections 100 is out of range 1-64`},
+		{"throughput-bad-latency-protocol.yml", `latency_protocol "udp" is not valid (tcp, icmp or none)`},
+		{"throughput-bad-latency-port.yml", `latency_port is only used with latency_protocol: tcp`},
+		{"throughput-bad-interval.yml", `latency_interval 1ms is below the minimum of 10ms`},
+		{"throughput-bad-max-bytes.yml", `max_bytes cannot be negative (0 means no cap)`},
+		{"throughput-bad-unknown-field.yml", `line 5: unknown field "streams" in throughput`},
+		{"throughput-bad-congestion-control.yml", `congestion_control "BBR v3" is not a congestion control name (like cubic or bbr)`},
+		{"throughput-bad-auth.yml", `at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			path := filepath.Join("..", "config", "testdata", tc.file)
+			_, err := config.LoadFile(path)
+			want := "parsing config file " + path + ": " + tc.err
+			if err == nil || err.Error() != want {
+				t.Errorf("error mismatch\n got: %v\nwant: %s", err, want)
+			}
+		})
+	}
+}
+
+// Modules built in code get the defaults for the options they leave zero.
+func TestThroughputOptionsDefaults(t *testing.T) {
+	o := throughputOptions(config.ThroughputProbe{})
+	o.HTTPClientConfig = config.DefaultThroughputProbe().HTTPClientConfig
+	o.IPProtocolFallback = true
+	if err := o.Validate(); err != nil {
+		t.Fatalf("zero options with defaults do not validate: %v", err)
+	}
+	short := throughputOptions(config.ThroughputProbe{Duration: time.Second})
+	if short.RampUp != 500*time.Millisecond {
+		t.Errorf("ramp_up for a 1s duration: %s, want half", short.RampUp)
+	}
+}
