@@ -139,12 +139,12 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(em)
 
-	debug := DebugOutput(plog.String(), reg, module)
-	h.o.History.Add(&Probe{Module: moduleName, Target: target, Start: base.StartedAt, Success: base.Success, Debug: debug})
+	p := &Probe{Module: moduleName, Target: target, Start: base.StartedAt, Success: base.Success, logs: plog.String(), reg: reg, module: module}
+	h.o.History.Add(p)
 
 	if q.Get("debug") == "true" {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte(debug))
+		_, _ = w.Write([]byte(p.Debug()))
 		return
 	}
 	promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.o.Logger.Handler(), slog.LevelError)}).ServeHTTP(w, r)

@@ -3,6 +3,10 @@ package collector
 import (
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/isp-checker/isp-checker/config"
 )
 
 // Probe is one remembered probe, for the landing page and /logs.
@@ -12,8 +16,16 @@ type Probe struct {
 	Target  string
 	Start   time.Time
 	Success bool
-	Debug   string // logs, metrics and module, as debug=true shows them
+
+	// What debug=true shows, kept raw and rendered only when asked for:
+	// most probes are never looked at.
+	logs   string
+	reg    *prometheus.Registry
+	module config.Module
 }
+
+// Debug renders the probe's logs, metrics and module, as debug=true shows them.
+func (p *Probe) Debug() string { return DebugOutput(p.logs, p.reg, p.module) }
 
 // History keeps the last few probes in a ring.
 type History struct {

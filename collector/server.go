@@ -80,7 +80,7 @@ func NewMux(o ServerOptions) *http.ServeMux {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte(p.Debug))
+		_, _ = w.Write([]byte(p.Debug()))
 	})
 	for path, h := range o.Extra {
 		mux.Handle(path, h)

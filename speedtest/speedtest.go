@@ -21,6 +21,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,8 +76,9 @@ const chunkSize = 128 << 10
 
 // payload is the data sent by downloads: random, so compression on the path
 // (a proxy, a VPN) cannot inflate the rate; 1 MiB, larger than any
-// compressor's window. It is read-only after init.
-var payload = func() []byte {
+// compressor's window. Built on first use, so an exporter without the
+// endpoints does not carry it; read-only after that.
+var payload = sync.OnceValue(func() []byte {
 	b := make([]byte, 1<<20)
 	r := rand.New(rand.NewPCG(0x15bc4ec4e5, 0x5beed))
 	for i := 0; i+8 <= len(b); i += 8 {
@@ -86,7 +88,7 @@ var payload = func() []byte {
 		}
 	}
 	return b
-}()
+})
 
 // New returns the endpoints' handler and registers its counters.
 func New(o Options) *Handler {
@@ -200,7 +202,7 @@ func (h *Handler) Download(w http.ResponseWriter, r *http.Request) {
 	counter := h.bytes.WithLabelValues(dir)
 	off := 0
 	for sent < n {
-		chunk := payload[off:min(off+chunkSize, len(payload))]
+		chunk := payload()[off:min(off+chunkSize, len(payload()))]
 		if rest := n - sent; int64(len(chunk)) > rest {
 			chunk = chunk[:rest]
 		}
@@ -212,7 +214,7 @@ func (h *Handler) Download(w http.ResponseWriter, r *http.Request) {
 			h.logger.Debug("speed-test download aborted", "sent", sent, "of", n, "err", err)
 			return
 		}
-		off = (off + k) % len(payload)
+		off = (off + k) % len(payload())
 	}
 	h.requests.WithLabelValues(dir, ResultSuccess).Inc()
 }

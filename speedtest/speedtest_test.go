@@ -92,7 +92,7 @@ func TestDownload(t *testing.T) {
 // otherwise inflate the measured rate.
 func TestDownloadIncompressible(t *testing.T) {
 	var distinct [256]bool
-	for _, b := range payload[:4096] {
+	for _, b := range payload()[:4096] {
 		distinct[b] = true
 	}
 	n := 0
