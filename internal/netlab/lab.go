@@ -95,6 +95,7 @@ func New(t testing.TB) *Lab {
 		skipOrFatal(t, fmt.Sprintf("netlab: `ip netns add` failed (no namespace support?): %v: %s", err, bytes.TrimSpace(out)))
 	}
 	_ = exec.Command("ip", "netns", "del", probe).Run()
+	lab.ensureHostTable()
 	return lab
 }
 
@@ -272,12 +273,12 @@ func (l *Lab) acquireSlot() error {
 			deadline = dl.Add(-10 * time.Second)
 		}
 	}
-	reserved := reservedAddrs()
+	usable, why := usableSlots()
+	if len(usable) == 0 {
+		return fmt.Errorf("%w: %s", errNoUsableSlot, strings.Join(why, "; "))
+	}
 	for {
-		for s := 1; s <= Slots; s++ {
-			if slotReserved(s, reserved) {
-				continue
-			}
+		for _, s := range usable {
 			f, err := os.OpenFile(filepath.Join(lockDir, fmt.Sprintf("slot%d.lock", s)), os.O_RDWR|os.O_CREATE, 0o644)
 			if err != nil {
 				return err
@@ -510,7 +511,7 @@ func output(stdin, name string, args ...string) (string, error) {
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return string(out), nil
 }

@@ -319,12 +319,20 @@ func (l *Lab) ensureHostTable() {
 	if done {
 		return
 	}
+	// The output chain is the client's guard: a packet for this slot's
+	// address space that would leave by anything but a lab interface (an
+	// address no lab link covers would follow the host's default route) is
+	// dropped, so a test can never send lab-range traffic out of the machine.
 	l.must(runStdin(fmt.Sprintf(`table inet %s {
 	chain postrouting { type filter hook postrouting priority 300; policy accept;
 		icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept
 	}
+	chain guard { type filter hook output priority 0; policy accept;
+		ip daddr { %s, %s } oifname != "%s*" counter drop comment "netlab client guard"
+		ip6 daddr %s oifname != "%s*" counter drop comment "netlab client guard"
+	}
 }
-`, l.hostTableName()), "nft", "-f", "-"))
+`, l.hostTableName(), l.poolPrefix(0), l.poolPrefix(1), l.prefix, l.prefix6(), l.prefix), "nft", "-f", "-"))
 }
 
 // TBF is a token-bucket rate limit (tc-tbf(8)) on an interface's egress.

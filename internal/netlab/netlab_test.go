@@ -722,3 +722,42 @@ func TestGuard(t *testing.T) {
 		t.Errorf("guard counter did not count the packet:\n%s\nping: %s", rules, out)
 	}
 }
+
+// The client guard drops packets for the lab's address space that would
+// leave the host by a non-lab interface. The address here is routed into a
+// throw-away veth whose other end sits in a namespace that forwards nothing,
+// so even a broken guard could not send anything off the machine.
+func TestClientGuard(t *testing.T) {
+	needTool(t, "ping", "iputils-ping")
+	p := netlab.NewPath(t, netlab.PathOpts{ISPHops: 1})
+	edge := p.Prefixes()[1]
+	// The last address of the slot's edge range: no small lab's link uses it.
+	b := edge.Addr().As4()
+	b[3] += byte(1<<(32-edge.Bits()) - 2)
+	stray := netip.AddrFrom4(b)
+	sink, ns := fmt.Sprintf("nlabtest%d", p.Slot()), fmt.Sprintf("nlabtest%d-sink", p.Slot())
+	_ = exec.Command("ip", "link", "del", sink).Run()
+	_ = exec.Command("ip", "netns", "del", ns).Run()
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", sink).Run()
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+	})
+	for _, args := range [][]string{
+		{"netns", "add", ns},
+		{"link", "add", sink, "type", "veth", "peer", "name", "sink0", "netns", ns},
+		{"link", "set", sink, "up"},
+		{"route", "add", stray.String() + "/32", "dev", sink},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	out, err := exec.Command("ping", "-n", "-c", "1", "-W", "0.3", stray.String()).CombinedOutput()
+	if err == nil {
+		t.Fatalf("ping to %s went out by %s:\n%s", stray, sink, out)
+	}
+	rules, _ := exec.Command("nft", "list", "chain", "inet", fmt.Sprintf("netlab_%d", p.Slot()), "guard").CombinedOutput()
+	if !regexp.MustCompile(`packets [1-9]\d* bytes \d+ drop comment "netlab client guard"`).Match(rules) {
+		t.Errorf("client guard did not drop the packet:\n%s\nping: %s", rules, out)
+	}
+}

@@ -97,13 +97,13 @@ func (n *Node) Do(f func() error) error {
 		orig, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("netlab: %v", err)}
+			done <- result{err: fmt.Errorf("netlab: %w", err)}
 			return
 		}
 		defer orig.Close()
 		if err := unix.Setns(int(n.nsFile.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("netlab: setns %s: %v", n.ns, err)}
+			done <- result{err: fmt.Errorf("netlab: setns %s: %w", n.ns, err)}
 			return
 		}
 		var res result
@@ -136,7 +136,7 @@ func (n *Node) Listen(network, addr string) net.Listener {
 	if err != nil {
 		n.lab.t.Fatalf("netlab: listen %s %s in %s: %v", network, addr, n.name, err)
 	}
-	n.lab.onCleanup(func() { l.Close() })
+	n.lab.onCleanup(func() { _ = l.Close() })
 	return l
 }
 
@@ -152,7 +152,7 @@ func (n *Node) ListenPacket(network, addr string) net.PacketConn {
 	if err != nil {
 		n.lab.t.Fatalf("netlab: listen %s %s in %s: %v", network, addr, n.name, err)
 	}
-	n.lab.onCleanup(func() { c.Close() })
+	n.lab.onCleanup(func() { _ = c.Close() })
 	return c
 }
 

@@ -78,12 +78,12 @@ func openTAP(name string) (int, error) {
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return -1, err
 	}
 	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return -1, fmt.Errorf("TUNSETIFF: %w", err)
 	}
 	return fd, nil
@@ -176,11 +176,11 @@ func (r *relay) close() {
 			binary.NativeEndian.PutUint64(one[:], 1)
 			_, _ = unix.Write(r.stop, one[:])
 			r.wg.Wait()
-			unix.Close(r.stop)
+			_ = unix.Close(r.stop)
 		}
 		for _, fd := range r.taps {
 			if fd >= 0 {
-				unix.Close(fd)
+				_ = unix.Close(fd)
 			}
 		}
 	})
