@@ -17,6 +17,7 @@ import (
 	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/speedtest"
 )
 
 // Hints for filling a Result by reflection, by field name, where "any
@@ -256,6 +257,8 @@ func exporterNames(t *testing.T) map[string]bool {
 		Config:  holder,
 		Metrics: collector.NewSelfMetrics(reg),
 	})
+	// As `serve --speedtest.enable` wires the speed-test endpoints.
+	speedtest.New(speedtest.Options{Registerer: reg})
 	req := httptest.NewRequest(http.MethodGet, "/probe?module=tcp_connect&target=127.0.0.1:9", nil)
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "5")
 	rec := httptest.NewRecorder()

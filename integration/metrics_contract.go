@@ -124,6 +124,8 @@ var Emitted = map[string][]string{
 		"isp_checker_target_policy_denied_total",
 		"isp_checker_config_last_reload_successful",
 		"isp_checker_config_last_reload_success_timestamp_seconds",
+		"isp_checker_speedtest_bytes_total",
+		"isp_checker_speedtest_requests_total",
 	},
 }
 
