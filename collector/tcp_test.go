@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 // blackboxTCPTLSMetrics is what blackbox_exporter emits for a successful tcp
@@ -49,33 +51,14 @@ func TestTCPMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				fmt.Fprint(c, "SSH-2.0-OpenSSH_9.6 Debian\r\n")
-				_, _ = bufio.NewReader(c).ReadString('\n')
-			}()
-		}
-	}()
-	defer func() {
-		_ = ln.Close()
-		wg.Wait()
-	}()
+	addr := testserver.Serve(t, ln, 30*time.Second, func(c net.Conn) {
+		fmt.Fprint(c, "SSH-2.0-OpenSSH_9.6 Debian\r\n")
+		_, _ = bufio.NewReader(c).ReadString('\n')
+	})
 
 	m := collectorTestModule(t, "tcp", "tls: true\npreferred_ip_protocol: ip4\n"+collectorTestCA(certSrv)+
 		"query_response:\n  - expect: '^SSH-2\\.0-(\\S+) (.*)$'\n    labels: [{name: version, value: '${1}'}, {name: os, value: '${2}'}]")
-	res, em := collectorTestProbe(t, ln.Addr().String(), m, "")
+	res, em := collectorTestProbe(t, addr, m, "")
 	if !res.Base().Success {
 		t.Fatalf("probe failed: %s", res.Base().Error)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 // Generous: CI machines are slow and shared. Timing is asserted only in the
@@ -854,41 +855,17 @@ func dnsRawUDPServer(t *testing.T, reply func(query []byte) [][]byte) string {
 // reply returns, written as they are (length prefix included by reply).
 func dnsRawTCPServer(t *testing.T, reply func(query []byte) []byte) string {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(dnsTestTimeout))
-				var lb [2]byte
-				if _, err := io.ReadFull(c, lb[:]); err != nil {
-					return
-				}
-				q := make([]byte, binary.BigEndian.Uint16(lb[:]))
-				if _, err := io.ReadFull(c, q); err != nil {
-					return
-				}
-				_, _ = c.Write(reply(q))
-			}()
+	return testserver.TCP(t, "tcp4", dnsTestTimeout, func(c net.Conn) {
+		var lb [2]byte
+		if _, err := io.ReadFull(c, lb[:]); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		wg.Wait()
+		q := make([]byte, binary.BigEndian.Uint16(lb[:]))
+		if _, err := io.ReadFull(c, q); err != nil {
+			return
+		}
+		_, _ = c.Write(reply(q))
 	})
-	return l.Addr().String()
 }
 
 func dnsFramed(b []byte) []byte {

@@ -112,14 +112,7 @@ func (p *httpProbe) fail(msg string, err error) {
 func (p *httpProbe) ok() bool { return p.res.Error == "" }
 
 func (p *httpProbe) run(ctx context.Context) {
-	target := p.req.Target
-	if l := strings.ToLower(target); !strings.HasPrefix(l, "http://") && !strings.HasPrefix(l, "https://") {
-		target = "http://" + target
-	}
-	u, err := url.Parse(target)
-	if err == nil && u.Host == "" {
-		err = errors.New("the URL has no host")
-	}
+	u, err := targetURL(p.req.Target)
 	if err != nil {
 		p.fail("Could not parse target URL", err)
 		return

@@ -2,9 +2,12 @@ package prober
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -66,4 +69,17 @@ func pick(c *Common, addr *net.IPAddr, policy *Policy, logger *slog.Logger) (*ne
 	c.IPAddr = addr.String()
 	logger.Info("resolved target address", "ip", addr.String())
 	return addr, nil
+}
+
+// targetURL parses an http(s) target as the http prober and blackbox_exporter
+// do: a target without a scheme gets http://, and it must name a host.
+func targetURL(target string) (*url.URL, error) {
+	if l := strings.ToLower(target); !strings.HasPrefix(l, "http://") && !strings.HasPrefix(l, "https://") {
+		target = "http://" + target
+	}
+	u, err := url.Parse(target)
+	if err == nil && u.Host == "" {
+		err = errors.New("the URL has no host")
+	}
+	return u, err
 }

@@ -8,44 +8,18 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 // tcpTestServer serves each loopback connection with handle and waits for
 // every handler when the test ends.
 func tcpTestServer(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(httpTestTimeout))
-				handle(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	return testserver.TCP(t, "tcp", httpTestTimeout, handle)
 }
 
 // tcpTestDrain reads until the client hangs up.

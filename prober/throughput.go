@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -184,14 +183,7 @@ func (p *throughputProbe) run(ctx context.Context) error {
 	runCtx, cancel := context.WithDeadline(ctx, deadline.Add(-margin))
 	defer cancel()
 
-	target := p.req.Target
-	if l := strings.ToLower(target); !strings.HasPrefix(l, "http://") && !strings.HasPrefix(l, "https://") {
-		target = "http://" + target
-	}
-	u, err := url.Parse(target)
-	if err == nil && u.Host == "" {
-		err = errors.New("the URL has no host")
-	}
+	u, err := targetURL(p.req.Target)
 	if err != nil {
 		return fmt.Errorf("could not parse target URL: %w", err)
 	}
