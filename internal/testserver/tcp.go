@@ -27,7 +27,7 @@ func Serve(t testing.TB, ln net.Listener, timeout time.Duration, handle func(net
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				_ = c.SetDeadline(time.Now().Add(timeout))
 				handle(c)
 			}()
