@@ -136,10 +136,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	em := NewEmitter(logger)
 	Render(res, em)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(em)
-
-	p := &Probe{Module: moduleName, Target: target, Start: base.StartedAt, Success: base.Success, logs: plog.String(), reg: reg, module: module}
+	p := &Probe{Module: moduleName, Target: target, Start: base.StartedAt, Success: base.Success, logs: plog.String(), metrics: em, module: module}
 	h.o.History.Add(p)
 
 	if q.Get("debug") == "true" {
@@ -147,7 +144,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(p.Debug()))
 		return
 	}
-	promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.o.Logger.Handler(), slog.LevelError)}).ServeHTTP(w, r)
+	promhttp.HandlerFor(em, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.o.Logger.Handler(), slog.LevelError)}).ServeHTTP(w, r)
 }
 
 // probeTimeout is Prometheus's scrape timeout minus the offset, capped by the
@@ -174,7 +171,7 @@ func probeTimeout(r *http.Request, module config.Module, offset time.Duration) (
 
 // DebugOutput is what /probe?debug=true shows: the probe's logs, the metrics
 // it would have returned, and its module with secrets hidden.
-func DebugOutput(logs string, reg *prometheus.Registry, module config.Module) string {
+func DebugOutput(logs string, reg prometheus.Gatherer, module config.Module) string {
 	var b bytes.Buffer
 	b.WriteString("Logs for the probe:\n")
 	b.WriteString(logs)

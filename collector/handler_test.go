@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
@@ -366,5 +367,40 @@ func TestEmitterDropsInvalidLabel(t *testing.T) {
 	}
 	if got := fmt.Sprintf("%v", names); got != want {
 		t.Errorf("metric names %s, want %s", got, want)
+	}
+}
+
+// The Emitter serves a probe's metrics itself; what it gathers must be
+// exactly what a Registry would, and a repeated series is dropped, not served.
+func TestEmitterGatherMatchesRegistry(t *testing.T) {
+	build := func() *Emitter {
+		e := NewEmitter(nil)
+		e.Gauge("probe_b", "b", 2, "phase", "tls")
+		e.Gauge("probe_b", "b", 1, "phase", "connect")
+		e.Counter("probe_a_total", "a", 3)
+		e.Bool("probe_c", "c", true, "x", "2", "y", "a")
+		e.Bool("probe_c", "c", false, "x", "10", "y", "b")
+		return e
+	}
+	text := func(g prometheus.Gatherer) string {
+		mfs, err := g.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, mf := range mfs {
+			_, _ = expfmt.MetricFamilyToText(&b, mf)
+		}
+		return b.String()
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(build())
+	if got, want := text(build()), text(reg); got != want {
+		t.Errorf("emitter gathers\n%s\nregistry gathers\n%s", got, want)
+	}
+	e := build()
+	e.Gauge("probe_b", "b", 9, "phase", "tls")
+	if got := text(e); strings.Contains(got, "probe_b{phase=\"tls\"} 9") || !strings.Contains(got, "probe_b{phase=\"tls\"} 2") {
+		t.Errorf("duplicate series not dropped:\n%s", got)
 	}
 }

@@ -19,13 +19,13 @@ type Probe struct {
 
 	// What debug=true shows, kept raw and rendered only when asked for:
 	// most probes are never looked at.
-	logs   string
-	reg    *prometheus.Registry
-	module config.Module
+	logs    string
+	metrics prometheus.Gatherer
+	module  config.Module
 }
 
 // Debug renders the probe's logs, metrics and module, as debug=true shows them.
-func (p *Probe) Debug() string { return DebugOutput(p.logs, p.reg, p.module) }
+func (p *Probe) Debug() string { return DebugOutput(p.logs, p.metrics, p.module) }
 
 // History keeps the last few probes in a ring.
 type History struct {

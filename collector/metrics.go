@@ -6,9 +6,12 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/isp-checker/isp-checker/prober"
 )
@@ -17,8 +20,14 @@ import (
 // name share one Desc, so a name must always carry the same label names.
 type Emitter struct {
 	metrics []prometheus.Metric
+	meta    []metricMeta // parallel to metrics
 	descs   map[string]*prometheus.Desc
 	logger  *slog.Logger
+}
+
+type metricMeta struct {
+	name, help string
+	typ        prometheus.ValueType
 }
 
 // NewEmitter returns an empty Emitter; logger receives metrics that could
@@ -64,6 +73,7 @@ func (e *Emitter) add(t prometheus.ValueType, name, help string, v float64, labe
 		return
 	}
 	e.metrics = append(e.metrics, m)
+	e.meta = append(e.meta, metricMeta{name: name, help: help, typ: t})
 }
 
 // Describe implements prometheus.Collector (unchecked: the set varies).
@@ -74,6 +84,59 @@ func (e *Emitter) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range e.metrics {
 		ch <- m
 	}
+}
+
+// Gather implements prometheus.Gatherer. A probe's metrics are served
+// straight from the Emitter: a fresh Registry per probe would cost more than
+// the probe's own work (its Gather allocates channels for thousands of
+// metrics). Families come out sorted by name, metrics by label values; a
+// metric repeating an earlier one's name and labels is dropped and logged.
+func (e *Emitter) Gather() ([]*dto.MetricFamily, error) {
+	fams := map[string]*dto.MetricFamily{}
+	seen := map[string]bool{}
+	for i, m := range e.metrics {
+		meta := e.meta[i]
+		pb := &dto.Metric{}
+		if err := m.Write(pb); err != nil {
+			e.logger.Error("dropping metric", "metric", meta.name, "err", err)
+			continue
+		}
+		key := meta.name
+		for _, lp := range pb.GetLabel() {
+			key += "\xff" + lp.GetName() + "\xfe" + lp.GetValue()
+		}
+		if seen[key] {
+			e.logger.Error("dropping duplicate metric", "metric", meta.name, "labels", pb.GetLabel())
+			continue
+		}
+		seen[key] = true
+		f, ok := fams[meta.name]
+		if !ok {
+			t := dto.MetricType_GAUGE
+			if meta.typ == prometheus.CounterValue {
+				t = dto.MetricType_COUNTER
+			}
+			f = &dto.MetricFamily{Name: proto.String(meta.name), Help: proto.String(meta.help), Type: t.Enum()}
+			fams[meta.name] = f
+		}
+		f.Metric = append(f.Metric, pb)
+	}
+	out := make([]*dto.MetricFamily, 0, len(fams))
+	for _, f := range fams {
+		slices.SortFunc(f.Metric, func(a, b *dto.Metric) int { return compareLabels(a.GetLabel(), b.GetLabel()) })
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return out, nil
+}
+
+func compareLabels(a, b []*dto.LabelPair) int {
+	for i := range min(len(a), len(b)) {
+		if c := strings.Compare(a[i].GetValue(), b[i].GetValue()); c != 0 {
+			return c
+		}
+	}
+	return len(a) - len(b)
 }
 
 func boolFloat(b bool) float64 {
