@@ -114,6 +114,9 @@ var Emitted = map[string][]string{
 	"isp": {
 		"probe_isp_health_score",
 		"probe_isp_fault",
+		"probe_isp_verdict",
+		"probe_isp_dimension_score",
+		"probe_isp_check_success",
 	},
 	"exporter": {
 		"isp_checker_build_info",

@@ -48,10 +48,15 @@ func run(args []string) int {
 	s.webConfig = kingpinflag.AddFlags(app, defaultListenAddress)
 
 	checkClause, check := addCheckCmd(app, common, promslogConfig)
+	// `isp-checker run` (diagnosis issue): its usage errors exit 3, since 2 means "down".
+	runClause, runC := addRunCmd(app, common, promslogConfig)
 
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "isp-checker: error: %v; try --help\n", err)
+		if isRunParseError(app, runClause, args) { // diagnosis issue
+			return runUsageExit
+		}
 		return 2
 	}
 	switch cmd {
@@ -59,6 +64,8 @@ func run(args []string) int {
 		return s.run()
 	case checkClause.FullCommand():
 		return check.run()
+	case runClause.FullCommand(): // diagnosis issue
+		return runC.run()
 	}
 	fmt.Fprintf(os.Stderr, "isp-checker: unknown command %q\n", cmd)
 	return 2

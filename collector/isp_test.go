@@ -1,0 +1,67 @@
+package collector
+
+import (
+	"testing"
+
+	"github.com/isp-checker/isp-checker/diagnose"
+	dt "github.com/isp-checker/isp-checker/diagnose/diagnosetest"
+)
+
+// TestISPMetrics renders synthetic diagnoses, lints them (promlint, via
+// testutil.GatherAndLint in icmpRender) and checks the values alerts use.
+func TestISPMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		scenario, fault string
+		verdict, score  float64
+		success         float64
+	}{
+		{"healthy", "none", 0, 0.95, 1},
+		{"lan", "lan", 1, 0, 1},
+		{"isp", "isp", 1, 0, 1},
+		{"dns", "dns", 2, 0, 0},
+		{"remote", "remote", 1, 0.95, 1},
+		{"bufferbloat", "isp", 1, 0, 1},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			m := icmpRender(t, dt.Scenario(tc.scenario))
+			for _, s := range diagnose.Segments {
+				want := 0.0
+				if s == tc.fault {
+					want = 1
+				}
+				if got, ok := m["probe_isp_fault{segment="+s+"}"]; !ok || got != want {
+					t.Errorf("probe_isp_fault{segment=%s} = %v (present %v), want %v", s, got, ok, want)
+				}
+			}
+			if m["probe_isp_verdict"] != tc.verdict || m["probe_isp_health_score"] != tc.score || m["probe_success"] != tc.success {
+				t.Errorf("verdict %v score %v success %v; want %v %v %v", m["probe_isp_verdict"], m["probe_isp_health_score"], m["probe_success"], tc.verdict, tc.score, tc.success)
+			}
+			if got := m["probe_isp_dimension_score{dimension=loss}"]; (tc.scenario == "lan" || tc.scenario == "isp") != (got == 0) {
+				t.Errorf("loss score %v", got)
+			}
+			_, bloat := m["probe_isp_dimension_score{dimension=bufferbloat}"]
+			if bloat != (tc.scenario == "bufferbloat") {
+				t.Errorf("bufferbloat score present: %v (only measured with a speed test)", bloat)
+			}
+		})
+	}
+	m := icmpRender(t, dt.Scenario("remote"))
+	for key, want := range map[string]float64{
+		"probe_isp_check_success{check=gateway,target=192.0.2.1}":       1,
+		"probe_isp_check_success{check=ping,target=203.0.113.10}":       1,
+		"probe_isp_check_success{check=dns,target=198.51.100.53}":       1,
+		"probe_isp_check_success{check=http,target=https://a.example/}": 1,
+		"probe_isp_check_success{check=http,target=https://b.example/}": 0,
+	} {
+		if got, ok := m[key]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
+		}
+	}
+	// A diagnosis that never ran has only the common metrics.
+	r := &diagnose.ISPResult{}
+	r.Error = "diagnosis not started: context canceled"
+	m = icmpRender(t, r)
+	if _, ok := m["probe_isp_health_score"]; ok || m["probe_success"] != 0 {
+		t.Errorf("metrics of a diagnosis that did not run: %v", m)
+	}
+}

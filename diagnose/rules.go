@@ -1,0 +1,682 @@
+package diagnose
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+
+	"github.com/isp-checker/isp-checker/prober"
+)
+
+// The rules, in the order they are tried; the first that matches decides
+// the fault and the verdict (a lower layer's fault explains the failures
+// above it, so it wins):
+//
+//  1. LAN, down: neither the gateway nor any internet target answers.
+//  2. LAN, degraded: loss, mean round-trip time or jitter at the gateway
+//     above its threshold — whatever happens beyond it.
+//  3. ISP, down: the gateway is clean but no internet target answers.
+//  4. ISP, degraded: loss, latency beyond the gateway (target RTT less the
+//     gateway's) or jitter above its threshold on more than half the
+//     targets, with a clean gateway.
+//  5. DNS, down: IP connectivity works but no resolver answers.
+//  6. DNS, degraded: some resolvers fail, or they answer slower than the
+//     threshold (median).
+//  7. ISP, degraded: bufferbloat (latency under load rises above the
+//     threshold; speed test only).
+//  8. ISP, down: two or more web sites, and every one of them, fail while
+//     ping and DNS work (something on the path blocks web traffic).
+//  9. Remote, degraded: some web sites fail, or a minority of the targets
+//     is lossy, slow or unreachable, while the rest is clean.
+//  10. Otherwise none, healthy.
+//
+// A gateway that answers no ping while internet targets do is taken to
+// filter ping and is not held against the LAN.
+
+// pingStat is the part of an ICMPResult the rules use.
+type pingStat struct {
+	target    string
+	measured  bool // packets were sent
+	err       string
+	sent      int
+	received  int
+	loss      float64
+	rtt       float64
+	jitter    float64
+	hasJitter bool
+}
+
+func statOf(r *prober.ICMPResult) pingStat {
+	if r == nil {
+		return pingStat{}
+	}
+	s := pingStat{target: r.Target, err: r.Error, sent: r.PacketsSent, received: r.PacketsReceived,
+		loss: r.LossRatio, rtt: r.RTTMeanSeconds, jitter: r.JitterSeconds, hasJitter: r.PacketsReceived >= 2}
+	s.measured = s.sent > 0
+	if s.measured && s.received == 0 {
+		s.loss = 1
+	}
+	return s
+}
+
+func (s pingStat) answered() bool { return s.received > 0 }
+
+// facts is what the rules look at.
+type facts struct {
+	r       *ISPResult
+	t       Thresholds
+	gw      pingStat
+	gwKnown bool // a gateway was pinged (packets sent)
+	targets []pingStat
+	// measured are the targets that were pinged (sent > 0), answered those
+	// with at least one reply.
+	measured, answered []pingStat
+	dnsOK, dnsFail     []DNSCheck
+	httpOK, httpFail   []*prober.HTTPResult
+}
+
+func newFacts(r *ISPResult) *facts {
+	f := &facts{r: r, t: r.Thresholds}
+	if r.Checks.Gateway != nil {
+		f.gw = statOf(r.Checks.Gateway)
+		f.gwKnown = f.gw.measured
+	}
+	for _, p := range r.Checks.Targets {
+		s := statOf(p)
+		f.targets = append(f.targets, s)
+		if s.measured {
+			f.measured = append(f.measured, s)
+			if s.answered() {
+				f.answered = append(f.answered, s)
+			}
+		}
+	}
+	for _, d := range r.Checks.DNS {
+		if d.Result != nil && d.Result.Success {
+			f.dnsOK = append(f.dnsOK, d)
+		} else {
+			f.dnsFail = append(f.dnsFail, d)
+		}
+	}
+	for _, h := range r.Checks.HTTP {
+		if h != nil && h.Success {
+			f.httpOK = append(f.httpOK, h)
+		} else if h != nil {
+			f.httpFail = append(f.httpFail, h)
+		}
+	}
+	return f
+}
+
+// gwRTT is the gateway's mean RTT when it answered, else 0: what is
+// subtracted from a target's RTT to get the latency beyond the gateway.
+func (f *facts) gwRTT() float64 {
+	if f.gwKnown && f.gw.answered() {
+		return f.gw.rtt
+	}
+	return 0
+}
+
+// targetProblems says what is wrong with one target ("" when clean).
+type problems struct{ loss, latency, jitter bool }
+
+func (p problems) any() bool { return p.loss || p.latency || p.jitter }
+
+func (f *facts) targetProblems(s pingStat) problems {
+	return problems{
+		loss:    s.loss > f.t.LossRatio,
+		latency: s.answered() && s.rtt-f.gwRTT() > f.t.LatencySeconds,
+		jitter:  s.hasJitter && s.jitter > f.t.JitterSeconds,
+	}
+}
+
+// gatewayProblems says what is wrong at the gateway.
+func (f *facts) gatewayProblems() problems {
+	if !f.gwKnown || !f.gw.answered() {
+		return problems{}
+	}
+	return problems{
+		loss:    f.gw.loss > f.t.LossRatio,
+		latency: f.gw.rtt > f.t.GatewayLatencySeconds,
+		jitter:  f.gw.hasJitter && f.gw.jitter > f.t.JitterSeconds,
+	}
+}
+
+// Diagnose applies the rules to r.Checks with r.Thresholds and fills in
+// Fault, Verdict, Evidence, Dimensions, Score, Grade and Summary. It sends
+// nothing.
+func Diagnose(r *ISPResult) {
+	f := newFacts(r)
+	r.Dimensions = f.dimensions()
+	fault, verdict, primary := f.classify()
+	r.Fault, r.Verdict = fault, verdict
+	r.Evidence = append([]string{primary}, f.context(fault)...)
+	r.Score = 1
+	measured := false
+	for _, d := range r.Dimensions.List() {
+		if d.Measured {
+			measured = true
+			r.Score = min(r.Score, d.Score)
+		}
+	}
+	if !measured || verdict == VerdictDown {
+		r.Score = 0
+	}
+	r.Grade = Grade(r.Score)
+	if fault == FaultNone {
+		r.Summary = fmt.Sprintf("healthy: no fault found (score %.2f)", r.Score)
+	} else {
+		r.Summary = fmt.Sprintf("%s, fault %s: %s", verdict, fault, primary)
+	}
+}
+
+// classify runs the rules in order and returns the fault, the verdict and
+// the evidence line that decided them.
+func (f *facts) classify() (fault, verdict, evidence string) {
+	t := f.t
+	gw := f.gw
+	allDown := len(f.measured) > 0 && len(f.answered) == 0
+
+	// 1. Nothing answers.
+	if allDown || (len(f.measured) == 0 && f.gwKnown && !gw.answered()) {
+		switch {
+		case f.gwKnown && !gw.answered():
+			return FaultLAN, VerdictDown, fmt.Sprintf("no reply from the gateway %s (%d echo requests) nor from any internet target: the local network is down (cable, Wi-Fi, router) → LAN",
+				gw.target, gw.sent)
+		case !f.gwKnown:
+			if hop := f.firstTraceHop(); hop != nil {
+				return FaultISP, VerdictDown, fmt.Sprintf("no gateway known; hop %d (%s) of the trace answers, but no internet target does → ISP", hop.TTL, hop.Address)
+			}
+			return FaultLAN, VerdictDown, "no gateway known and nothing answers, not even the first hop of a trace: check the local connection first → LAN"
+		}
+	}
+
+	// 2. The gateway is lossy, slow or jittery.
+	if p := f.gatewayProblems(); p.any() {
+		var what, limits []string
+		if p.loss {
+			what, limits = append(what, Pct(gw.loss)+" loss"), append(limits, Pct(t.LossRatio))
+		}
+		if p.latency {
+			what, limits = append(what, Dur(gw.rtt)+" mean round-trip time"), append(limits, Dur(t.GatewayLatencySeconds))
+		}
+		if p.jitter {
+			what, limits = append(what, Dur(gw.jitter)+" jitter"), append(limits, Dur(t.JitterSeconds))
+		}
+		thr := "threshold"
+		if len(limits) > 1 {
+			thr = "thresholds"
+		}
+		return FaultLAN, VerdictDegraded, fmt.Sprintf("%s already at the gateway %s (%s %s) → LAN",
+			joinAnd(what), gw.target, thr, strings.Join(limits, ", "))
+	}
+
+	// 3. The gateway is clean (or unknown) but nothing beyond it answers.
+	if allDown {
+		where := ""
+		if tr := f.r.Checks.Trace; tr != nil && tr.HopCount > 0 && !tr.DestinationReached {
+			last := tr.Hops[len(tr.Hops)-1]
+			where = fmt.Sprintf("; the trace to %s stops after hop %d (%s)", tr.Target, last.TTL, last.Address)
+		}
+		return FaultISP, VerdictDown, fmt.Sprintf("%s, but none of the %d internet targets answers%s → ISP", f.gatewayClean(), len(f.measured), where)
+	}
+
+	// 4. More than half the targets are lossy, slow or jittery.
+	var lossy, slow, jittery []pingStat
+	bad := 0
+	for _, s := range f.measured {
+		p := f.targetProblems(s)
+		if p.loss {
+			lossy = append(lossy, s)
+		}
+		if p.latency {
+			slow = append(slow, s)
+		}
+		if p.jitter {
+			jittery = append(jittery, s)
+		}
+		if p.any() {
+			bad++
+		}
+	}
+	if 2*bad > len(f.measured) {
+		switch {
+		case 2*len(lossy) > len(f.measured):
+			return FaultISP, VerdictDegraded, f.lossEvidence(lossy)
+		case 2*len(slow) > len(f.measured):
+			return FaultISP, VerdictDegraded, f.latencyEvidence(slow)
+		case 2*len(jittery) > len(f.measured):
+			return FaultISP, VerdictDegraded, fmt.Sprintf("%s jitter beyond the gateway (median of %d of %d targets; threshold %s); %s → ISP",
+				Dur(median(jitters(jittery))), len(jittery), len(f.measured), Dur(t.JitterSeconds), f.gatewayClean())
+		}
+		return FaultISP, VerdictDegraded, fmt.Sprintf("%d of %d internet targets are lossy, slow or jittery; %s → ISP", bad, len(f.measured), f.gatewayClean())
+	}
+
+	// 5, 6. DNS.
+	if n := len(f.r.Checks.DNS); n > 0 {
+		if len(f.dnsOK) == 0 {
+			ip := "IP connectivity is fine"
+			if len(f.measured) > 0 {
+				ip = fmt.Sprintf("IP connectivity is fine (%d of %d targets answer)", len(f.answered), len(f.measured))
+			}
+			if n == 1 {
+				return FaultDNS, VerdictDown, fmt.Sprintf("the resolver does not resolve %s (%s); %s → DNS", f.r.Plan.DNSName, dnsFailures(f.dnsFail), ip)
+			}
+			return FaultDNS, VerdictDown, fmt.Sprintf("none of the %d resolvers resolves %s (%s); %s → DNS", n, f.r.Plan.DNSName, dnsFailures(f.dnsFail), ip)
+		}
+		if len(f.dnsFail) > 0 {
+			return FaultDNS, VerdictDegraded, fmt.Sprintf("%d of %d resolvers fail (%s) while %s answers → DNS",
+				len(f.dnsFail), n, dnsFailures(f.dnsFail), f.dnsOK[0].Server)
+		}
+		if m := median(dnsTimes(f.dnsOK)); m > t.DNSLatencySeconds {
+			return FaultDNS, VerdictDegraded, fmt.Sprintf("resolvers answer slowly: %s (median of %d; threshold %s) → DNS", Dur(m), n, Dur(t.DNSLatencySeconds))
+		}
+	}
+
+	// 7. Bufferbloat.
+	if bloat, ok := bufferbloat(f.r.Checks.Throughput); ok && bloat > t.BufferbloatSeconds {
+		tp := f.r.Checks.Throughput
+		return FaultISP, VerdictDegraded, fmt.Sprintf("latency rises by %s under load (idle %s, loaded %s; threshold %s): bufferbloat on the access link → ISP; smart queue management (fq_codel, cake) on the router cures it",
+			Dur(bloat), Dur(tp.LatencyIdleSeconds), Dur(tp.LatencyLoadedSeconds), Dur(t.BufferbloatSeconds))
+	}
+
+	// 8, 9. Web sites.
+	if n := len(f.r.Checks.HTTP); len(f.httpFail) > 0 {
+		if n >= 2 && len(f.httpOK) == 0 {
+			return FaultISP, VerdictDown, fmt.Sprintf("none of the %d web sites answers (%s) although ping and DNS work: something on the path blocks web traffic (firewall, proxy, path-MTU black hole) → ISP",
+				n, httpFailures(f.httpFail))
+		}
+		others := "the connection itself is fine"
+		if len(f.httpOK) > 0 {
+			others = fmt.Sprintf("%s works and the connection is fine", f.httpOK[0].Target)
+		}
+		return FaultRemote, VerdictDegraded, fmt.Sprintf("%s; %s → remote (the site)", httpFailures(f.httpFail), others)
+	}
+	if bad > 0 {
+		var names []string
+		for _, s := range f.measured {
+			if p := f.targetProblems(s); p.any() {
+				names = append(names, fmt.Sprintf("%s (%s loss, %s)", s.target, Pct(s.loss), Dur(s.rtt)))
+			}
+		}
+		return FaultRemote, VerdictDegraded, fmt.Sprintf("%s: lossy, slow or unreachable while the other %d targets are clean → remote (that destination or its network)",
+			strings.Join(names, ", "), len(f.measured)-bad)
+	}
+
+	// 10.
+	return FaultNone, VerdictHealthy, "every check passed: " + f.gatewayClean()
+}
+
+// gatewayClean describes a gateway that passed.
+func (f *facts) gatewayClean() string {
+	switch {
+	case !f.gwKnown:
+		return "no gateway known"
+	case !f.gw.answered():
+		return fmt.Sprintf("the gateway %s does not answer ping (filtered)", f.gw.target)
+	}
+	return fmt.Sprintf("gateway %s clean (%s loss, %s)", f.gw.target, Pct(f.gw.loss), Dur(f.gw.rtt))
+}
+
+// lossEvidence places the start of loss on the path when the hops tell.
+func (f *facts) lossEvidence(lossy []pingStat) string {
+	gwShort := "gateway clean"
+	if !f.gwKnown || !f.gw.answered() {
+		gwShort = f.gatewayClean()
+	}
+	series := f.hopSeries()
+	if k := persistsFrom(series, func(h hopStat) float64 { return h.loss }, f.t.LossRatio); k >= 0 {
+		h := series[k]
+		return fmt.Sprintf("%s loss starts at hop %d (%s); %s → ISP", Pct(h.loss), h.ttl, h.addr, gwShort)
+	}
+	return fmt.Sprintf("%s loss beyond the gateway (median of %d of %d targets; threshold %s); %s → ISP",
+		Pct(median(losses(lossy))), len(lossy), len(f.measured), Pct(f.t.LossRatio), gwShort)
+}
+
+// latencyEvidence places where latency rises when the hops tell.
+func (f *facts) latencyEvidence(slow []pingStat) string {
+	gw := f.gwRTT()
+	series := f.hopSeries()
+	if k := persistsFrom(series, func(h hopStat) float64 {
+		if h.received == 0 {
+			return 0
+		}
+		return h.rtt - gw
+	}, f.t.LatencySeconds); k >= 0 {
+		h := series[k]
+		return fmt.Sprintf("latency rises by %s at hop %d (%s) (threshold %s); %s → ISP", Dur(h.rtt-gw), h.ttl, h.addr, Dur(f.t.LatencySeconds), f.gatewayClean())
+	}
+	var rise []float64
+	for _, s := range slow {
+		rise = append(rise, s.rtt-gw)
+	}
+	return fmt.Sprintf("%s round-trip time beyond the gateway (median of %d of %d targets; threshold %s); %s → ISP",
+		Dur(median(rise)), len(slow), len(f.measured), Dur(f.t.LatencySeconds), f.gatewayClean())
+}
+
+// hopStat is one hop of the path beyond the gateway, as measured by the
+// hop pings (or, for a hop that was not pinged, the trace's own probes);
+// the traced target comes last.
+type hopStat struct {
+	ttl      int
+	addr     string
+	received int
+	loss     float64
+	rtt      float64
+}
+
+// hopSeries is the path beyond the gateway up to the traced target. Hops
+// that answered the trace but no ping (routers that filter ping) are left
+// out: they say nothing about loss.
+func (f *facts) hopSeries() []hopStat {
+	tr := f.r.Checks.Trace
+	if tr == nil || len(f.r.Checks.Targets) == 0 {
+		return nil
+	}
+	pings := map[string]*prober.ICMPResult{}
+	for _, h := range f.r.Checks.Hops {
+		pings[h.Address] = h.Ping
+	}
+	gwTTL := f.gatewayTTL()
+	dest := statOf(f.r.Checks.Targets[0])
+	var out []hopStat
+	for _, h := range tr.Hops {
+		if h.TTL <= gwTTL || h.Address == prober.TracerouteSilentAddress || h.Destination ||
+			h.Address == dest.target || h.Address == f.r.Checks.Targets[0].IPAddr {
+			continue
+		}
+		if p := pings[h.Address]; p != nil {
+			s := statOf(p)
+			if !s.answered() {
+				continue
+			}
+			out = append(out, hopStat{ttl: h.TTL, addr: h.Address, received: s.received, loss: s.loss, rtt: s.rtt})
+			continue
+		}
+		if h.Sent == 0 {
+			continue
+		}
+		out = append(out, hopStat{ttl: h.TTL, addr: h.Address, received: h.Received, loss: h.LossRatio, rtt: h.RTTMeanSeconds})
+	}
+	if dest.measured {
+		ttl := tr.HopCount
+		if !tr.DestinationReached || (len(out) > 0 && out[len(out)-1].ttl >= ttl) {
+			ttl = 0
+			if len(out) > 0 {
+				ttl = out[len(out)-1].ttl + 1
+			}
+		}
+		addr := dest.target
+		if a := f.r.Checks.Targets[0].IPAddr; a != "" {
+			addr = a
+		}
+		out = append(out, hopStat{ttl: ttl, addr: addr, received: dest.received, loss: dest.loss, rtt: dest.rtt})
+	}
+	return out
+}
+
+// persistsFrom returns the first index k whose value is above threshold
+// while every later one stays above half the threshold (a rise that does
+// not carry on to the destination is a router deprioritising its own
+// answers, not a fault); -1 if none.
+func persistsFrom(s []hopStat, value func(hopStat) float64, threshold float64) int {
+	for k := range s {
+		if value(s[k]) <= threshold {
+			continue
+		}
+		ok := true
+		for _, h := range s[k+1:] {
+			if value(h) <= threshold/2 {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return k
+		}
+	}
+	return -1
+}
+
+// gatewayTTL is the trace's hop of the gateway: the one answering from the
+// gateway's address, else 1.
+func (f *facts) gatewayTTL() int {
+	if tr := f.r.Checks.Trace; tr != nil && f.r.Plan.Gateway != "" {
+		for _, h := range tr.Hops {
+			if h.Address == f.r.Plan.Gateway {
+				return h.TTL
+			}
+		}
+	}
+	return 1
+}
+
+// firstTraceHop is the first hop of the trace that answered, if any.
+func (f *facts) firstTraceHop() *prober.TracerouteHop {
+	if tr := f.r.Checks.Trace; tr != nil {
+		for i := range tr.Hops {
+			if tr.Hops[i].Address != prober.TracerouteSilentAddress {
+				return &tr.Hops[i]
+			}
+		}
+	}
+	return nil
+}
+
+// ISPStart is the trace's first hop beyond the gateway whose address is
+// not private (RFC 1918, ULA, link-local, loopback): where the ISP's
+// network starts. nil when the trace shows none.
+func ISPStart(r *ISPResult) *prober.TracerouteHop {
+	f := &facts{r: r}
+	tr := r.Checks.Trace
+	if tr == nil {
+		return nil
+	}
+	gwTTL := f.gatewayTTL()
+	for i := range tr.Hops {
+		h := &tr.Hops[i]
+		if h.TTL <= gwTTL || h.Address == prober.TracerouteSilentAddress {
+			continue
+		}
+		a, err := netip.ParseAddr(h.Address)
+		if err != nil || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() {
+			continue
+		}
+		return h
+	}
+	return nil
+}
+
+// context is the rest of the evidence: one line per kind of check, for
+// the reader to see what the decision stood on.
+func (f *facts) context(fault string) []string {
+	var out []string
+	switch {
+	case !f.gwKnown && f.r.Checks.Gateway != nil:
+		out = append(out, fmt.Sprintf("gateway %s not pinged: %s", f.r.Checks.Gateway.Target, Reason(f.r.Checks.Gateway.Error)))
+	case !f.gwKnown:
+		note := f.r.Plan.GatewayNote
+		if note == "" {
+			note = "no gateway checked"
+		}
+		out = append(out, "gateway: "+note)
+	case fault != FaultLAN:
+		out = append(out, "gateway: "+strings.TrimPrefix(f.gatewayClean(), "gateway "))
+		if !f.gw.answered() && len(f.answered) > 0 {
+			out[len(out)-1] += ", but the internet answers: not held against the LAN"
+		}
+	default:
+		out = append(out, fmt.Sprintf("gateway %s: %s loss, %s mean, %s jitter", f.gw.target, Pct(f.gw.loss), Dur(f.gw.rtt), Dur(f.gw.jitter)))
+	}
+	if len(f.measured) > 0 {
+		line := fmt.Sprintf("internet: %d of %d targets answer", len(f.answered), len(f.measured))
+		if len(f.answered) > 0 {
+			line += fmt.Sprintf("; median %s loss, %s round-trip time, %s jitter",
+				Pct(median(losses(f.measured))), Dur(median(rtts(f.answered))), Dur(median(jitters(f.answered))))
+		}
+		out = append(out, line)
+	}
+	for _, s := range f.targets {
+		if !s.measured && s.err != "" {
+			out = append(out, fmt.Sprintf("target %s not pinged: %s", s.target, clip(s.err, 120)))
+		}
+	}
+	if tr := f.r.Checks.Trace; tr != nil {
+		line := fmt.Sprintf("trace to %s: %d hops", tr.Target, tr.HopCount)
+		if !tr.DestinationReached {
+			line += " (destination not reached)"
+		}
+		if h := ISPStart(f.r); h != nil {
+			line += fmt.Sprintf("; the ISP starts at hop %d (%s)", h.TTL, h.Address)
+		}
+		out = append(out, line)
+	}
+	if n := len(f.r.Checks.DNS); n > 0 {
+		line := fmt.Sprintf("DNS: %d of %d resolvers resolve %s", len(f.dnsOK), n, f.r.Plan.DNSName)
+		if len(f.dnsOK) > 0 {
+			line += fmt.Sprintf(" (median %s)", Dur(median(dnsTimes(f.dnsOK))))
+		}
+		if len(f.dnsFail) > 0 && fault != FaultDNS {
+			line += "; failing: " + dnsFailures(f.dnsFail)
+		}
+		out = append(out, line)
+	} else {
+		note := f.r.Plan.DNSNote
+		if note == "" {
+			note = "no resolver checked"
+		}
+		out = append(out, "DNS: "+note)
+	}
+	if n := len(f.r.Checks.HTTP); n > 0 {
+		line := fmt.Sprintf("web: %d of %d sites answer", len(f.httpOK), n)
+		if len(f.httpFail) > 0 && fault != FaultRemote {
+			line += "; failing: " + httpFailures(f.httpFail)
+		}
+		out = append(out, line)
+	}
+	if tp := f.r.Checks.Throughput; tp != nil {
+		if tp.Success {
+			line := fmt.Sprintf("speed: %.1f Mbit/s %s", tp.BytesPerSecond*8/1e6, tp.Direction)
+			if bloat, ok := bufferbloat(tp); ok {
+				line += fmt.Sprintf("; latency idle %s, loaded %s (+%s)", Dur(tp.LatencyIdleSeconds), Dur(tp.LatencyLoadedSeconds), Dur(bloat))
+			}
+			out = append(out, line)
+		} else {
+			out = append(out, "speed test failed: "+clip(tp.Error, 160))
+		}
+	}
+	return out
+}
+
+func dnsFailures(ds []DNSCheck) string {
+	var parts []string
+	for _, d := range ds {
+		why := "no result"
+		if d.Result != nil {
+			why = Reason(d.Result.Error)
+		}
+		if d.Attempts > 1 {
+			why += fmt.Sprintf(", %d attempts", d.Attempts)
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s", d.Server, why))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func httpFailures(hs []*prober.HTTPResult) string {
+	var parts []string
+	for _, h := range hs {
+		why := Reason(h.Error)
+		if why == "" && h.StatusCode > 0 {
+			why = fmt.Sprintf("status %d", h.StatusCode)
+		}
+		parts = append(parts, fmt.Sprintf("%s fails (%s)", h.Target, why))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// dnsTime is a query's connect and request time (not the resolution of
+// the server's own name).
+func dnsTime(r *prober.DNSResult) float64 {
+	return r.Phases.ConnectSeconds + r.Phases.RequestSeconds
+}
+
+func dnsTimes(ds []DNSCheck) []float64 {
+	var out []float64
+	for _, d := range ds {
+		out = append(out, dnsTime(d.Result))
+	}
+	return out
+}
+
+func losses(s []pingStat) []float64 {
+	var out []float64
+	for _, p := range s {
+		out = append(out, p.loss)
+	}
+	return out
+}
+
+func rtts(s []pingStat) []float64 {
+	var out []float64
+	for _, p := range s {
+		if p.answered() {
+			out = append(out, p.rtt)
+		}
+	}
+	return out
+}
+
+func jitters(s []pingStat) []float64 {
+	var out []float64
+	for _, p := range s {
+		if p.hasJitter {
+			out = append(out, p.jitter)
+		}
+	}
+	return out
+}
+
+// bufferbloat is the rise of latency under load, when both phases had an
+// answered sample.
+func bufferbloat(tp *prober.ThroughputResult) (float64, bool) {
+	if tp == nil || tp.LatencyIdleSamples == 0 || tp.LatencyLoadedSamples == 0 {
+		return 0, false
+	}
+	return max(0, tp.LatencyLoadedSeconds-tp.LatencyIdleSeconds), true
+}
+
+// clip shortens s to one line of at most n runes.
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// wrappers are the parts of probers' error messages that say which step
+// failed rather than why; Reason drops them.
+var wrappers = regexp.MustCompile(`^(HTTP request failed|error while sending a DNS query|error while retrying [^:]*|probe failed|cannot probe target|throughput probe failed): |(Get|Head|Post) "[^"]*": |dial (tcp|udp)[46]? [^ ]+: |read (tcp|udp)[46]? [^ ]+->[^ ]+: | from [^ ]+ before the probe timeout`)
+
+// Reason shortens a prober's error to what a person needs: "connection
+// refused", "no complete answer: i/o timeout".
+func Reason(err string) string {
+	for {
+		short := wrappers.ReplaceAllString(err, "")
+		if short == err {
+			break
+		}
+		err = short
+	}
+	return clip(err, 100)
+}
+
+// joinAnd joins words as "a", "a and b", "a, b and c".
+func joinAnd(w []string) string {
+	if len(w) <= 1 {
+		return strings.Join(w, "")
+	}
+	return strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
+}

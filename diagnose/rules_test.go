@@ -1,0 +1,294 @@
+package diagnose_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/isp-checker/isp-checker/diagnose"
+	dt "github.com/isp-checker/isp-checker/diagnose/diagnosetest"
+	"github.com/isp-checker/isp-checker/prober"
+)
+
+// partialTrace is a trace that got answers up to the given hops only.
+func partialTrace(target string, hops ...string) *prober.TracerouteResult {
+	t := dt.Trace(append(hops, target)...)
+	t.Hops = t.Hops[:len(hops)]
+	t.HopCount, t.DestinationReached, t.Success = len(hops), false, false
+	return t
+}
+
+func TestRules(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(r *diagnose.ISPResult)
+		fault   string
+		verdict string
+		// evidence is a substring of the first evidence line, or its exact
+		// text when it starts with "=".
+		evidence string
+	}{
+		{"healthy", nil, diagnose.FaultNone, diagnose.VerdictHealthy, "=every check passed: gateway 192.0.2.1 clean (0 % loss, 0.8 ms)"},
+
+		// The LAN: loss, latency or jitter at the gateway.
+		{"gateway loss at the threshold is fine", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway = dt.Ping(dt.Gateway, 20, 19, 0.001, 0.0001) // 1/20 = 5 %
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "every check passed"},
+		{"gateway loss above the threshold", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway = dt.Ping(dt.Gateway, 20, 18, 0.001, 0.0001)
+		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "=10 % loss already at the gateway 192.0.2.1 (threshold 5 %) → LAN"},
+		{"gateway latency at the threshold is fine", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway = dt.Ping(dt.Gateway, 30, 30, 0.050, 0.001)
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Clean(p.Target, 0.050+p.RTTMeanSeconds)
+			}
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "every check passed"},
+		{"gateway latency above the threshold", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway = dt.Ping(dt.Gateway, 30, 30, 0.051, 0.001)
+		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "=51 ms mean round-trip time already at the gateway 192.0.2.1 (threshold 50 ms) → LAN"},
+		{"gateway jitter and loss", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway = dt.Ping(dt.Gateway, 30, 27, 0.004, 0.031)
+		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "=10 % loss and 31 ms jitter already at the gateway 192.0.2.1 (thresholds 5 %, 30 ms) → LAN"},
+		{"gateway loss wins over loss beyond it", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway = dt.Lossy(dt.Gateway, 0.3, 0.001)
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Ping(p.Target, 30, 0, 0, 0)
+			}
+		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "30 % loss already at the gateway"},
+		{"nothing answers", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway = dt.Ping(dt.Gateway, 30, 0, 0, 0)
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Ping(p.Target, 30, 0, 0, 0)
+			}
+		}, diagnose.FaultLAN, diagnose.VerdictDown, "no reply from the gateway 192.0.2.1 (30 echo requests) nor from any internet target"},
+		{"a gateway that filters ping is not held against the LAN", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway = dt.Ping(dt.Gateway, 30, 0, 0, 0)
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "the gateway 192.0.2.1 does not answer ping (filtered)"},
+		{"no gateway, nothing answers, not even the first hop", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway, r.Plan.Gateway = nil, ""
+			r.Checks.Trace = partialTrace(dt.Target1)
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Ping(p.Target, 30, 0, 0, 0)
+			}
+		}, diagnose.FaultLAN, diagnose.VerdictDown, "no gateway known and nothing answers"},
+		{"no gateway, the first hop answers, nothing beyond", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway, r.Plan.Gateway = nil, ""
+			r.Checks.Trace = partialTrace(dt.Target1, dt.Gateway)
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Ping(p.Target, 30, 0, 0, 0)
+			}
+		}, diagnose.FaultISP, diagnose.VerdictDown, "hop 1 (192.0.2.1) of the trace answers"},
+
+		// The ISP.
+		{"clean gateway, nothing beyond", func(r *diagnose.ISPResult) {
+			r.Checks.Trace = partialTrace(dt.Target1, dt.Gateway, dt.ISP1)
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Ping(p.Target, 30, 0, 0, 0)
+			}
+		}, diagnose.FaultISP, diagnose.VerdictDown,
+			"=gateway 192.0.2.1 clean (0 % loss, 0.8 ms), but none of the 3 internet targets answers; the trace to 203.0.113.10 stops after hop 2 (198.51.100.1) → ISP"},
+		{"loss starts inside the ISP", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Lossy(p.Target, 0.3, p.RTTMeanSeconds)
+			}
+			r.Checks.Hops[1].Ping = dt.Lossy(dt.ISP2, 0.3, 0.009)
+		}, diagnose.FaultISP, diagnose.VerdictDegraded, "=30 % loss starts at hop 3 (198.51.100.2); gateway clean → ISP"},
+		{"loss at a router that does not carry on is ignored", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Lossy(p.Target, 0.3, p.RTTMeanSeconds)
+			}
+			r.Checks.Hops[0].Ping = dt.Lossy(dt.ISP1, 0.5, 0.009) // deprioritised, hop 3 is clean
+		}, diagnose.FaultISP, diagnose.VerdictDegraded, "=30 % loss starts at hop 4 (203.0.113.10); gateway clean → ISP"},
+		{"a router that answers no ping says nothing", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Lossy(p.Target, 0.3, p.RTTMeanSeconds)
+			}
+			r.Checks.Hops[0].Ping = dt.Ping(dt.ISP1, 30, 0, 0, 0)
+			r.Checks.Hops[1].Ping = dt.Lossy(dt.ISP2, 0.3, 0.009)
+		}, diagnose.FaultISP, diagnose.VerdictDegraded, "starts at hop 3 (198.51.100.2)"},
+		{"loss without a trace", func(r *diagnose.ISPResult) {
+			r.Checks.Trace, r.Checks.Hops = nil, nil
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Lossy(p.Target, 0.3, p.RTTMeanSeconds)
+			}
+		}, diagnose.FaultISP, diagnose.VerdictDegraded, "=30 % loss beyond the gateway (median of 3 of 3 targets; threshold 5 %); gateway clean → ISP"},
+		{"latency beyond the gateway at the threshold is fine", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Clean(p.Target, 0.0008+0.150)
+			}
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "every check passed"},
+		{"latency beyond the gateway", func(r *diagnose.ISPResult) {
+			r.Checks.Trace, r.Checks.Hops = nil, nil
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Clean(p.Target, 0.0008+0.2)
+			}
+		}, diagnose.FaultISP, diagnose.VerdictDegraded, "=200 ms round-trip time beyond the gateway (median of 3 of 3 targets; threshold 150 ms); gateway 192.0.2.1 clean (0 % loss, 0.8 ms) → ISP"},
+		{"latency rises at a hop", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Clean(p.Target, 0.3)
+			}
+			r.Checks.Hops[1].Ping = dt.Clean(dt.ISP2, 0.28)
+		}, diagnose.FaultISP, diagnose.VerdictDegraded, "latency rises by 279 ms at hop 3 (198.51.100.2)"},
+		{"jitter beyond the gateway", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Ping(p.Target, 30, 30, 0.02, 0.045)
+			}
+		}, diagnose.FaultISP, diagnose.VerdictDegraded, "45 ms jitter beyond the gateway (median of 3 of 3 targets; threshold 30 ms)"},
+
+		// DNS.
+		{"every resolver fails", func(r *diagnose.ISPResult) {
+			r.Checks.DNS = []diagnose.DNSCheck{dt.DNS(dt.DNS1, false, 0), dt.DNS(dt.DNS2, false, 0)}
+		}, diagnose.FaultDNS, diagnose.VerdictDown,
+			"=none of the 2 resolvers resolves example.com (198.51.100.53: no complete answer: i/o timeout, 3 attempts; 198.51.100.54: no complete answer: i/o timeout, 3 attempts); IP connectivity is fine (3 of 3 targets answer) → DNS"},
+		{"the only resolver fails", func(r *diagnose.ISPResult) {
+			r.Checks.DNS = []diagnose.DNSCheck{dt.DNS(dt.DNS1, false, 0)}
+		}, diagnose.FaultDNS, diagnose.VerdictDown, "the resolver does not resolve example.com"},
+		{"one resolver of two fails", func(r *diagnose.ISPResult) {
+			r.Checks.DNS[1] = dt.DNS(dt.DNS2, false, 0)
+		}, diagnose.FaultDNS, diagnose.VerdictDegraded, "1 of 2 resolvers fail (198.51.100.54: no complete answer: i/o timeout, 3 attempts) while 198.51.100.53 answers → DNS"},
+		{"slow resolvers", func(r *diagnose.ISPResult) {
+			r.Checks.DNS = []diagnose.DNSCheck{dt.DNS(dt.DNS1, true, 0.6), dt.DNS(dt.DNS2, true, 0.8)}
+		}, diagnose.FaultDNS, diagnose.VerdictDegraded, "=resolvers answer slowly: 700 ms (median of 2; threshold 500 ms) → DNS"},
+		{"resolvers at the threshold are fine", func(r *diagnose.ISPResult) {
+			r.Checks.DNS = []diagnose.DNSCheck{dt.DNS(dt.DNS1, true, 0.5), dt.DNS(dt.DNS2, true, 0.5)}
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "every check passed"},
+		{"DNS failing because nothing answers is the ISP's", func(r *diagnose.ISPResult) {
+			r.Checks.DNS = []diagnose.DNSCheck{dt.DNS(dt.DNS1, false, 0), dt.DNS(dt.DNS2, false, 0)}
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Ping(p.Target, 30, 0, 0, 0)
+			}
+		}, diagnose.FaultISP, diagnose.VerdictDown, "none of the 3 internet targets answers"},
+
+		// Bufferbloat.
+		{"bufferbloat", func(r *diagnose.ISPResult) { r.Checks.Throughput = dt.Speed(0.015, 0.265) },
+			diagnose.FaultISP, diagnose.VerdictDegraded, "=latency rises by 250 ms under load (idle 15 ms, loaded 265 ms; threshold 100 ms): bufferbloat on the access link → ISP; smart queue management (fq_codel, cake) on the router cures it"},
+		{"bufferbloat at the threshold is fine", func(r *diagnose.ISPResult) { r.Checks.Throughput = dt.Speed(0.015, 0.115) },
+			diagnose.FaultNone, diagnose.VerdictHealthy, "every check passed"},
+
+		// The remote end.
+		{"one web site of two fails", func(r *diagnose.ISPResult) { r.Checks.HTTP[1] = dt.HTTP(dt.Site2, false) },
+			diagnose.FaultRemote, diagnose.VerdictDegraded, "=https://b.example/ fails (connect: connection refused); https://a.example/ works and the connection is fine → remote (the site)"},
+		{"the only web site fails", func(r *diagnose.ISPResult) { r.Checks.HTTP = []*prober.HTTPResult{dt.HTTP(dt.Site1, false)} },
+			diagnose.FaultRemote, diagnose.VerdictDegraded, "the connection itself is fine → remote"},
+		{"every web site fails", func(r *diagnose.ISPResult) {
+			r.Checks.HTTP = []*prober.HTTPResult{dt.HTTP(dt.Site1, false), dt.HTTP(dt.Site2, false)}
+		}, diagnose.FaultISP, diagnose.VerdictDown, "none of the 2 web sites answers"},
+		{"one target of three unreachable", func(r *diagnose.ISPResult) {
+			r.Checks.Targets[2] = dt.Ping(dt.Target3, 30, 0, 0, 0)
+		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "=203.0.113.30 (100 % loss, 0 ms): lossy, slow or unreachable while the other 2 targets are clean → remote (that destination or its network)"},
+		{"two targets of three lossy is the ISP's", func(r *diagnose.ISPResult) {
+			r.Checks.Targets[1] = dt.Lossy(dt.Target2, 0.2, 0.015)
+			r.Checks.Targets[2] = dt.Lossy(dt.Target3, 0.2, 0.021)
+		}, diagnose.FaultISP, diagnose.VerdictDegraded, "loss"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dt.Healthy()
+			if tc.change != nil {
+				tc.change(r)
+			}
+			diagnose.Diagnose(r)
+			if r.Fault != tc.fault || r.Verdict != tc.verdict {
+				t.Errorf("fault %s, verdict %s; want %s, %s\n%s", r.Fault, r.Verdict, tc.fault, tc.verdict, strings.Join(r.Evidence, "\n"))
+			}
+			got := r.Evidence[0]
+			if want, exact := strings.CutPrefix(tc.evidence, "="); exact && got != want {
+				t.Errorf("evidence\n got %q\nwant %q", got, want)
+			} else if !exact && !strings.Contains(strings.Join(r.Evidence, "\n"), tc.evidence) {
+				t.Errorf("evidence %q lacks %q", r.Evidence, tc.evidence)
+			}
+			if (r.Fault == diagnose.FaultNone) != (r.Verdict == diagnose.VerdictHealthy) {
+				t.Errorf("fault %s with verdict %s: only fault none is healthy", r.Fault, r.Verdict)
+			}
+			if r.Verdict == diagnose.VerdictDown && r.Score != 0 {
+				t.Errorf("score %v with verdict down", r.Score)
+			}
+		})
+	}
+}
+
+func TestScoresAndGrades(t *testing.T) {
+	for _, tc := range []struct {
+		v, threshold, score float64
+		grade               string
+	}{
+		{0, 0.05, 1, "A"}, {0.005, 0.05, 0.95, "A"}, {0.01, 0.05, 0.9, "A"}, {0.025, 0.05, 0.75, "B"},
+		{0.05, 0.05, 0.5, "C"}, {0.075, 0.05, 0.25, "D"}, {0.1, 0.05, 0, "F"}, {1, 0.05, 0, "F"},
+		{0.012, 0.150, 0.96, "A"},
+	} {
+		if got := diagnose.LinearScore(tc.v, tc.threshold); got != tc.score || diagnose.Grade(got) != tc.grade {
+			t.Errorf("LinearScore(%v, %v) = %v (%s), want %v (%s)", tc.v, tc.threshold, got, diagnose.Grade(got), tc.score, tc.grade)
+		}
+	}
+	// The dimensions of the synthetic scenarios.
+	for _, tc := range []struct {
+		scenario string
+		score    float64
+		dims     map[string]float64 // score per measured dimension; absent: not measured
+	}{
+		{"healthy", 0.95, map[string]float64{"loss": 1, "latency": 0.95, "jitter": 0.975, "dns": 0.985}},
+		{"lan", 0, map[string]float64{"loss": 0, "latency": 0.95, "jitter": 0.975, "dns": 0.985}},
+		{"dns", 0, map[string]float64{"loss": 1, "latency": 0.95, "jitter": 0.975, "dns": 0}},
+		{"bufferbloat", 0, map[string]float64{"loss": 1, "latency": 0.95, "jitter": 0.975, "dns": 0.985, "bufferbloat": 0}},
+	} {
+		r := dt.Scenario(tc.scenario)
+		if r.Score != tc.score || r.Grade != diagnose.Grade(tc.score) {
+			t.Errorf("%s: score %v (%s), want %v", tc.scenario, r.Score, r.Grade, tc.score)
+		}
+		for _, d := range r.Dimensions.List() {
+			want, measured := tc.dims[d.Name]
+			if d.Measured != measured || d.Score != want || (measured && d.Grade != diagnose.Grade(want)) {
+				t.Errorf("%s: dimension %s measured %v score %v grade %q; want measured %v score %v", tc.scenario, d.Name, d.Measured, d.Score, d.Grade, measured, want)
+			}
+		}
+	}
+	// DNS: the latency score times the share of resolvers that answered.
+	r := dt.Healthy()
+	r.Checks.DNS[1] = dt.DNS(dt.DNS2, false, 0)
+	diagnose.Diagnose(r)
+	if got := r.Dimensions.DNS.Score; got != 0.495 {
+		t.Errorf("dns score with 1 of 2 resolvers (11 ms) = %v, want 0.495", got)
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	for v, want := range map[float64]string{0: "0 %", 0.05: "5 %", 0.3125: "31 %", 0.025: "2.5 %", 1: "100 %", 0.001: "0.1 %"} {
+		if got := diagnose.Pct(v); got != want {
+			t.Errorf("Pct(%v) = %q, want %q", v, got, want)
+		}
+	}
+	for v, want := range map[float64]string{0.0004: "0.4 ms", 0.012: "12 ms", 0.0125: "13 ms", 1.25: "1.25 s", 2: "2 s", 0.001: "1 ms"} {
+		if got := diagnose.Dur(v); got != want {
+			t.Errorf("Dur(%v) = %q, want %q", v, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		`HTTP request failed: Get "http://x/": dial tcp 203.0.113.38:80: connect: connection refused`:                                                     "connect: connection refused",
+		`error while sending a DNS query: no complete answer from 198.51.100.46:53 before the probe timeout: read udp 1.2.3.4:5->6.7.8.9:53: i/o timeout`: "no complete answer: i/o timeout",
+		"probe failed: no reply to any of 30 echo requests":                                                                                               "no reply to any of 30 echo requests",
+	} {
+		if got := diagnose.Reason(in); got != want {
+			t.Errorf("Reason(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	for v, want := range map[string]int{diagnose.VerdictHealthy: 0, diagnose.VerdictDegraded: 1, diagnose.VerdictDown: 2} {
+		if got := diagnose.ExitCode(v); got != want {
+			t.Errorf("ExitCode(%s) = %d, want %d", v, got, want)
+		}
+	}
+}
+
+// TestGatewayNotPinged: a gateway the policy refuses (a link-local IPv6
+// gateway under the default target_policy) is reported, not silently
+// dropped, and the diagnosis goes on without it.
+func TestGatewayNotPinged(t *testing.T) {
+	r := dt.Healthy()
+	r.Checks.Gateway = dt.Ping("fe80::1%wlan0", 0, 0, 0, 0)
+	r.Checks.Gateway.Error = "cannot probe target: denied by target_policy: address fe80::1 is in deny_networks fe80::/10"
+	diagnose.Diagnose(r)
+	if r.Fault != diagnose.FaultNone || !strings.Contains(strings.Join(r.Evidence, "\n"), "gateway fe80::1%wlan0 not pinged: denied by target_policy") {
+		t.Errorf("%s: %q", r.Fault, r.Evidence)
+	}
+}

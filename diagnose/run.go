@@ -1,0 +1,432 @@
+package diagnose
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/prober"
+)
+
+// Timing of the checks.
+const (
+	// pingReplyWait is how long a ping waits for replies after its last
+	// echo request.
+	pingReplyWait = time.Second
+	// probeMargin is added to every check's planned time for its start
+	// and stop.
+	probeMargin = 500 * time.Millisecond
+	// traceHopTimeout is the trace's wait for answers after its last probe.
+	traceHopTimeout = time.Second
+	// tracePacketsPerHop keeps within a router's burst of ICMP errors.
+	tracePacketsPerHop = 3
+	// maxHopPings caps the routers pinged after the trace.
+	maxHopPings = 16
+	// speedReserve is the time a speed test needs beyond its duration:
+	// idle latency samples, the last loaded samples, closing.
+	speedReserve = 4 * time.Second
+	// defaultBudget bounds a diagnosis whose context has no deadline.
+	defaultBudget = time.Minute
+)
+
+// Checks, as Step names them.
+const (
+	CheckGateway    = "gateway"
+	CheckPing       = "ping"
+	CheckTrace      = "trace"
+	CheckHop        = "hop"
+	CheckDNS        = "dns"
+	CheckHTTP       = "http"
+	CheckThroughput = "speed"
+)
+
+// Step reports one finished check to Options.Progress.
+type Step struct {
+	Check  string
+	Target string
+	OK     bool
+	// Done checks of Total so far (Total grows when the trace's routers
+	// are added).
+	Done, Total int
+}
+
+// Options are how Run runs the checks.
+type Options struct {
+	// Policy guards every address probed (nil allows everything).
+	Policy *prober.Policy
+	Logger *slog.Logger
+	// Progress, when set, is called after each check, one call at a time.
+	Progress func(Step)
+}
+
+// Flagged says which of a plan's inputs came from command-line flags (so
+// Plan can say so); the rest came from the module or auto-detection.
+type Flagged struct{ Gateway, DNS bool }
+
+// NewPlan turns module options into a plan: the gateway from the options
+// or the routing table, the resolvers from the options or
+// /etc/resolv.conf. It reads those files; it sends nothing.
+func NewPlan(o config.ISPProbe, flagged Flagged) Plan {
+	o = withDefaults(o)
+	p := Plan{
+		Targets:  dedupe(o.Targets),
+		DNSName:  o.DNSQueryName,
+		HTTPURLs: dedupe(o.HTTPURLs),
+		Options:  o,
+	}
+	switch {
+	case o.Gateway == config.ISPGatewayNone:
+		p.GatewaySource, p.GatewayNote = SourceNone, "gateway check turned off"
+	case o.Gateway != "":
+		p.Gateway, p.GatewaySource = o.Gateway, source(flagged.Gateway)
+	default:
+		gw, err := DefaultGateway()
+		if err != nil {
+			p.GatewaySource, p.GatewayNote = SourceNone, "no default gateway found in the routing table: "+clip(err.Error(), 160)
+		} else {
+			p.Gateway, p.GatewaySource = gw, SourceRoute
+		}
+	}
+	if len(o.DNSServers) > 0 {
+		p.DNSServers, p.DNSSource = dedupe(o.DNSServers), source(flagged.DNS)
+	} else if rs, err := SystemResolvers(); err != nil {
+		p.DNSServers, p.DNSSource, p.DNSNote = []string{}, SourceNone, "no resolver found in "+ResolvConf+": "+clip(err.Error(), 160)
+	} else {
+		p.DNSServers, p.DNSSource = rs, SourceResolvConf
+	}
+	if o.Speed {
+		p.SpeedURL = o.SpeedURL
+	}
+	return p
+}
+
+// dedupe copies list without repeats (a check is run, and reported, once).
+func dedupe(list []string) []string {
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func source(flag bool) string {
+	if flag {
+		return SourceFlag
+	}
+	return SourceConfig
+}
+
+// withDefaults fills zero options with the defaults, so options built in
+// code (not loaded from YAML) work.
+func withDefaults(o config.ISPProbe) config.ISPProbe {
+	d := config.DefaultISPProbe()
+	if o.IPProtocol == "" {
+		o.IPProtocol = d.IPProtocol
+	}
+	if o.DNSQueryName == "" {
+		o.DNSQueryName = d.DNSQueryName
+	}
+	if o.DNSQueryType == "" {
+		o.DNSQueryType = d.DNSQueryType
+	}
+	if o.DNSAttempts <= 0 {
+		o.DNSAttempts = d.DNSAttempts
+	}
+	if o.DNSTimeout <= 0 {
+		o.DNSTimeout = d.DNSTimeout
+	}
+	if o.HTTPTimeout <= 0 {
+		o.HTTPTimeout = d.HTTPTimeout
+	}
+	if o.SpeedDuration <= 0 {
+		o.SpeedDuration = d.SpeedDuration
+	}
+	if o.Packets <= 0 {
+		o.Packets = d.Packets
+	}
+	if o.Interval <= 0 {
+		o.Interval = d.Interval
+	}
+	if o.TraceMaxHops <= 0 {
+		o.TraceMaxHops = d.TraceMaxHops
+	}
+	t, dt := &o.Thresholds, d.Thresholds
+	if t.LossRatio <= 0 {
+		t.LossRatio = dt.LossRatio
+	}
+	for _, p := range []struct{ v, d *time.Duration }{
+		{&t.GatewayLatency, &dt.GatewayLatency}, {&t.Latency, &dt.Latency}, {&t.Jitter, &dt.Jitter},
+		{&t.DNSLatency, &dt.DNSLatency}, {&t.Bufferbloat, &dt.Bufferbloat},
+	} {
+		if *p.v <= 0 {
+			*p.v = *p.d
+		}
+	}
+	return o
+}
+
+// Run runs the plan's checks — in parallel, except the speed test, which
+// loads the link and so runs alone afterwards — and diagnoses their
+// Results. It returns before ctx is done.
+func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
+	start := time.Now()
+	o := withDefaults(plan.Options)
+	plan.Options = o
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	res := &ISPResult{Plan: plan, Thresholds: ThresholdsFrom(o.Thresholds)}
+	res.Prober = "isp"
+	res.StartedAt = start
+	if len(plan.Targets) > 0 {
+		res.Target = plan.Targets[0]
+	}
+	res.Checks.Targets = make([]*prober.ICMPResult, len(plan.Targets))
+	res.Checks.DNS = make([]DNSCheck, len(plan.DNSServers))
+	res.Checks.HTTP = make([]*prober.HTTPResult, len(plan.HTTPURLs))
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultBudget)
+		defer cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		res.Fail(opt.Logger, "diagnosis not started", err)
+		res.Verdict, res.Fault, res.Grade, res.Summary = VerdictDown, FaultNone, Grade(0), res.Error
+		res.Evidence = []string{res.Error}
+		res.Dimensions = newFacts(res).dimensions()
+		return res
+	}
+	r := &runner{ctx: ctx, o: o, opt: opt, plan: plan}
+	r.total = len(plan.Targets) + len(plan.DNSServers) + len(plan.HTTPURLs)
+	if plan.Gateway != "" {
+		r.total++
+	}
+	if o.Trace && len(plan.Targets) > 0 {
+		r.total++
+	}
+	if plan.SpeedURL != "" {
+		r.total++
+	}
+
+	var wg sync.WaitGroup
+	if plan.Gateway != "" {
+		wg.Go(func() { res.Checks.Gateway = r.ping(CheckGateway, plan.Gateway) })
+	}
+	for i, t := range plan.Targets {
+		wg.Go(func() { res.Checks.Targets[i] = r.ping(CheckPing, t) })
+	}
+	if o.Trace && len(plan.Targets) > 0 {
+		wg.Go(func() {
+			res.Checks.Trace = r.trace(plan.Targets[0])
+			if o.HopPings {
+				res.Checks.Hops = r.hopPings(res.Checks.Trace, plan.Gateway)
+			}
+		})
+	}
+	for i, s := range plan.DNSServers {
+		wg.Go(func() { res.Checks.DNS[i] = r.dns(s) })
+	}
+	for i, u := range plan.HTTPURLs {
+		wg.Go(func() { res.Checks.HTTP[i] = r.http(u) })
+	}
+	wg.Wait()
+	if plan.SpeedURL != "" {
+		res.Checks.Throughput = r.throughput(plan.SpeedURL)
+	}
+
+	Diagnose(res)
+	res.DurationSeconds = time.Since(start).Seconds()
+	if res.Verdict == VerdictDown {
+		res.Fail(opt.Logger, res.Summary, nil)
+	} else {
+		res.Success = true
+		opt.Logger.Info("diagnosis finished", "verdict", res.Verdict, "fault", res.Fault, "score", res.Score)
+	}
+	return res
+}
+
+// runner runs the checks of one diagnosis.
+type runner struct {
+	ctx  context.Context
+	o    config.ISPProbe
+	opt  Options
+	plan Plan
+
+	mu          sync.Mutex
+	done, total int
+}
+
+func (r *runner) report(check, target string, ok bool) {
+	if r.opt.Progress == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done++
+	r.opt.Progress(Step{Check: check, Target: target, OK: ok, Done: r.done, Total: r.total})
+}
+
+// probe runs one prober with a timeout (capped by the diagnosis's deadline).
+func (r *runner) probe(check, target string, m config.Module, timeout time.Duration) prober.Result {
+	ctx, cancel := context.WithTimeout(r.ctx, timeout)
+	defer cancel()
+	logger := r.opt.Logger.With("check", check, "target", target)
+	return prober.Run(ctx, prober.Request{Target: target, Module: m, ModuleName: "isp/" + check, Policy: r.opt.Policy, Logger: logger})
+}
+
+// pingTimeout is the time a ping needs: its packets, the reply wait and a
+// margin.
+func (r *runner) pingTimeout() time.Duration {
+	return time.Duration(r.o.Packets-1)*r.o.Interval + pingReplyWait + probeMargin
+}
+
+func (r *runner) ping(check, target string) *prober.ICMPResult {
+	m := config.DefaultModule()
+	m.Prober = "icmp"
+	m.ICMP.IPProtocol, m.ICMP.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
+	m.ICMP.Packets, m.ICMP.Interval, m.ICMP.ReplyTimeout = r.o.Packets, r.o.Interval, pingReplyWait
+	res := asICMP(r.probe(check, target, m, r.pingTimeout()))
+	r.report(check, target, res.PacketsReceived > 0)
+	return res
+}
+
+func (r *runner) trace(target string) *prober.TracerouteResult {
+	m := config.DefaultModule()
+	m.Prober = "traceroute"
+	m.Traceroute.IPProtocol, m.Traceroute.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
+	m.Traceroute.MaxHops = r.o.TraceMaxHops
+	m.Traceroute.PacketsPerHop = tracePacketsPerHop
+	m.Traceroute.HopTimeout = traceHopTimeout
+	res := asTrace(r.probe(CheckTrace, target, m, traceHopTimeout+3*probeMargin))
+	r.report(CheckTrace, target, res.Success)
+	return res
+}
+
+// hopPings pings the routers the trace found beyond the gateway (not the
+// destination, which is pinged as a target), as mtr does.
+func (r *runner) hopPings(tr *prober.TracerouteResult, gateway string) []HopCheck {
+	if tr == nil {
+		return nil
+	}
+	gwTTL := 1
+	for _, h := range tr.Hops {
+		if h.Address == gateway {
+			gwTTL = h.TTL
+		}
+	}
+	var hops []HopCheck
+	seen := map[string]bool{}
+	for _, h := range tr.Hops {
+		if h.TTL <= gwTTL || h.Destination || h.Address == prober.TracerouteSilentAddress || h.Address == tr.IPAddr || seen[h.Address] {
+			continue
+		}
+		seen[h.Address] = true
+		hops = append(hops, HopCheck{TTL: h.TTL, Address: h.Address})
+		if len(hops) == maxHopPings {
+			break
+		}
+	}
+	r.mu.Lock()
+	r.total += len(hops)
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for i := range hops {
+		wg.Go(func() { hops[i].Ping = r.ping(CheckHop, hops[i].Address) })
+	}
+	wg.Wait()
+	return hops
+}
+
+func (r *runner) dns(server string) DNSCheck {
+	m := config.DefaultModule()
+	m.Prober = "dns"
+	m.DNS.QueryName, m.DNS.QueryType = r.o.DNSQueryName, r.o.DNSQueryType
+	m.DNS.TransportProtocol = "udp"
+	m.DNS.IPProtocol, m.DNS.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
+	c := DNSCheck{Server: server}
+	for c.Attempts < r.o.DNSAttempts && r.ctx.Err() == nil {
+		c.Attempts++
+		c.Result = asDNS(r.probe(CheckDNS, server, m, r.o.DNSTimeout))
+		if c.Result.Success {
+			break
+		}
+	}
+	if c.Result == nil {
+		c.Result = &prober.DNSResult{}
+		c.Result.Target, c.Result.Prober, c.Result.Error = server, "dns", "not run: the diagnosis ran out of time"
+	}
+	r.report(CheckDNS, server, c.Result.Success)
+	return c
+}
+
+func (r *runner) http(url string) *prober.HTTPResult {
+	m := config.DefaultModule()
+	m.Prober = "http"
+	m.HTTP.IPProtocol, m.HTTP.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
+	res := asHTTP(r.probe(CheckHTTP, url, m, r.o.HTTPTimeout))
+	r.report(CheckHTTP, url, res.Success)
+	return res
+}
+
+func (r *runner) throughput(url string) *prober.ThroughputResult {
+	need := r.o.SpeedDuration + speedReserve
+	if dl, _ := r.ctx.Deadline(); time.Until(dl) < need {
+		res := &prober.ThroughputResult{}
+		res.Prober, res.Target = "throughput", url
+		res.Error = fmt.Sprintf("not run: the speed test needs %s and only %s is left of the timeout", need, time.Until(dl).Round(time.Second))
+		r.report(CheckThroughput, url, false)
+		return res
+	}
+	m := config.DefaultModule()
+	m.Prober = "throughput"
+	m.Throughput.Duration = r.o.SpeedDuration
+	m.Throughput.RampUp = min(m.Throughput.RampUp, r.o.SpeedDuration/2)
+	m.Throughput.IPProtocol, m.Throughput.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
+	res := asThroughput(r.probe(CheckThroughput, url, m, need))
+	r.report(CheckThroughput, url, res.Success)
+	return res
+}
+
+// as* recover the typed Result; a prober that panicked returns a bare
+// Common, which is kept as the typed Result's Common.
+
+func asICMP(r prober.Result) *prober.ICMPResult {
+	if t, ok := r.(*prober.ICMPResult); ok {
+		return t
+	}
+	return &prober.ICMPResult{Common: *r.Base()}
+}
+
+func asTrace(r prober.Result) *prober.TracerouteResult {
+	if t, ok := r.(*prober.TracerouteResult); ok {
+		return t
+	}
+	return &prober.TracerouteResult{Common: *r.Base()}
+}
+
+func asDNS(r prober.Result) *prober.DNSResult {
+	if t, ok := r.(*prober.DNSResult); ok {
+		return t
+	}
+	return &prober.DNSResult{Common: *r.Base()}
+}
+
+func asHTTP(r prober.Result) *prober.HTTPResult {
+	if t, ok := r.(*prober.HTTPResult); ok {
+		return t
+	}
+	return &prober.HTTPResult{Common: *r.Base()}
+}
+
+func asThroughput(r prober.Result) *prober.ThroughputResult {
+	if t, ok := r.(*prober.ThroughputResult); ok {
+		return t
+	}
+	return &prober.ThroughputResult{Common: *r.Base()}
+}

@@ -1,0 +1,156 @@
+package diagnose
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Scores. Every dimension is scored by the same line through its
+// threshold T: 1 at 0, 0.5 at T, 0 at 2T and beyond,
+//
+//	score(v) = clamp(1 − v/(2T), 0, 1)
+//
+// so a score below 0.5 means the measurement is beyond its threshold. The
+// DNS score is that line over the median lookup time, times the fraction
+// of resolvers that answered. The health score is the lowest measured
+// dimension score (the weakest part of the connection decides how it
+// feels), and 0 when the verdict is down.
+
+// LinearScore is clamp(1 − v/(2t), 0, 1), rounded to 3 decimals.
+func LinearScore(v, t float64) float64 {
+	if t <= 0 || math.IsNaN(v) {
+		return 0
+	}
+	return round3(math.Min(1, math.Max(0, 1-v/(2*t))))
+}
+
+// Grade is the letter of a score: A ≥ 0.9, B ≥ 0.75, C ≥ 0.5 (at most the
+// threshold), D ≥ 0.25, F below.
+func Grade(score float64) string {
+	switch {
+	case score >= 0.9:
+		return "A"
+	case score >= 0.75:
+		return "B"
+	case score >= 0.5:
+		return "C"
+	case score >= 0.25:
+		return "D"
+	}
+	return "F"
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// median of vs (0 when empty); it does not modify vs.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Pct formats a ratio as a percentage the way the evidence writes it:
+// "31 %", "2.5 %", "0 %".
+func Pct(r float64) string {
+	p := r * 100
+	if p >= 10 || p == math.Trunc(p) {
+		return strconv.FormatFloat(math.Round(p), 'f', 0, 64) + " %"
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(p, 'f', 1, 64), ".0") + " %"
+}
+
+// Dur formats seconds for people: "0.4 ms", "12 ms", "1.25 s".
+func Dur(s float64) string {
+	ms := s * 1000
+	switch {
+	case s >= 1:
+		return strings.TrimSuffix(strings.TrimRight(strconv.FormatFloat(s, 'f', 2, 64), "0"), ".") + " s"
+	case ms >= 10:
+		return strconv.FormatFloat(math.Round(ms), 'f', 0, 64) + " ms"
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(ms, 'f', 1, 64), ".0") + " ms"
+}
+
+// dimensions scores each dimension from the checks.
+func (f *facts) dimensions() Dimensions {
+	t := f.t
+	d := Dimensions{
+		Loss:        Dimension{Name: DimLoss, Unit: "ratio", Threshold: t.LossRatio},
+		Latency:     Dimension{Name: DimLatency, Unit: "seconds", Threshold: t.LatencySeconds},
+		Jitter:      Dimension{Name: DimJitter, Unit: "seconds", Threshold: t.JitterSeconds},
+		DNS:         Dimension{Name: DimDNS, Unit: "seconds", Threshold: t.DNSLatencySeconds},
+		Bufferbloat: Dimension{Name: DimBufferbloat, Unit: "seconds", Threshold: t.BufferbloatSeconds},
+	}
+	// The user's experience is what reaches the internet, LAN included: the
+	// median over the targets keeps one bad destination from speaking for
+	// the connection. Without targets, the gateway stands in.
+	pings, where := f.measured, fmt.Sprintf("median of %d internet targets", len(f.measured))
+	if len(pings) == 0 && f.gwKnown {
+		pings, where = []pingStat{f.gw}, "the gateway"
+	}
+	if len(pings) > 0 {
+		d.Loss.set(median(losses(pings)), where)
+		if r := rtts(pings); len(r) > 0 {
+			d.Latency.set(median(r), "mean round-trip time, "+where)
+		} else {
+			d.Latency.fail("no reply")
+		}
+		if j := jitters(pings); len(j) > 0 {
+			d.Jitter.set(median(j), where)
+		} else {
+			d.Jitter.fail("fewer than two replies")
+		}
+	} else {
+		for _, x := range []*Dimension{&d.Loss, &d.Latency, &d.Jitter} {
+			x.Detail = "nothing was pinged"
+		}
+	}
+	if n := len(f.r.Checks.DNS); n > 0 {
+		if len(f.dnsOK) == 0 {
+			d.DNS.fail(fmt.Sprintf("none of %d resolvers answered", n))
+		} else {
+			d.DNS.set(median(dnsTimes(f.dnsOK)), fmt.Sprintf("median lookup time; %d of %d resolvers answered", len(f.dnsOK), n))
+			d.DNS.Score = round3(d.DNS.Score * float64(len(f.dnsOK)) / float64(n))
+			d.DNS.Grade = Grade(d.DNS.Score)
+		}
+	} else {
+		d.DNS.Detail = "no resolver checked"
+		if f.r.Plan.DNSNote != "" {
+			d.DNS.Detail = f.r.Plan.DNSNote
+		}
+	}
+	if tp := f.r.Checks.Throughput; tp == nil {
+		d.Bufferbloat.Detail = "no speed test (run with --speed)"
+	} else {
+		if bloat, ok := bufferbloat(tp); ok {
+			d.Bufferbloat.set(bloat, fmt.Sprintf("latency under load %s, idle %s", Dur(tp.LatencyLoadedSeconds), Dur(tp.LatencyIdleSeconds)))
+		} else {
+			d.Bufferbloat.Detail = "the speed test measured no idle and loaded latency"
+			if tp.Error != "" {
+				d.Bufferbloat.Detail = "speed test failed: " + clip(tp.Error, 100)
+			}
+		}
+	}
+	return d
+}
+
+func (d *Dimension) set(v float64, detail string) {
+	d.Measured, d.Value, d.Detail = true, v, detail
+	d.Score = LinearScore(v, d.Threshold)
+	d.Grade = Grade(d.Score)
+}
+
+// fail marks a dimension measured and failed (score 0).
+func (d *Dimension) fail(detail string) {
+	d.Measured, d.Value, d.Score, d.Grade, d.Detail = true, 0, 0, Grade(0), detail
+}
