@@ -2,10 +2,13 @@ package config
 
 import pconfig "github.com/prometheus/common/config"
 
-// GRPCProbe is blackbox_exporter's grpc prober schema. isp-checker accepts it
-// so that a blackbox.yml loads unchanged.
+// GRPCProbe is blackbox_exporter's grpc prober schema: a gRPC health check
+// (grpc.health.v1.Health/Check) of Service, over TLS when TLS is set.
 type GRPCProbe struct {
-	Service             string            `yaml:"service,omitempty"`
+	// Service is the service name sent in the health check request; empty
+	// asks about the server as a whole.
+	Service string `yaml:"service,omitempty"`
+	// TLS connects with TLS; TLSConfig is used only then.
 	TLS                 bool              `yaml:"tls,omitempty"`
 	TLSConfig           pconfig.TLSConfig `yaml:"tls_config,omitempty"`
 	IPProtocolFallback  bool              `yaml:"ip_protocol_fallback,omitempty"`

@@ -61,6 +61,18 @@ var Emitted = map[string][]string{
 		"probe_tls_version_info",
 		"probe_tls_cipher_info",
 	},
+	"grpc": {
+		"probe_grpc_duration_seconds",
+		"probe_grpc_status_code",
+		"probe_grpc_healthcheck_response",
+		"probe_grpc_ssl",
+		"probe_ssl_earliest_cert_expiry",
+		"probe_ssl_last_chain_expiry_timestamp_seconds",
+		"probe_ssl_last_chain_info",
+		"probe_ssl_verified",
+		"probe_tls_version_info",
+		"probe_tls_cipher_info",
+	},
 	"icmp": {
 		"probe_icmp_duration_seconds",
 		"probe_icmp_reply_hop_limit",
