@@ -2,7 +2,9 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +86,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// Progress, when set, is called after each check with done and total.
 	Progress func(done, total int)
+	// Abort, when done, cuts the checks still running short (a second
+	// Ctrl-C); they are left out of the report, like those never started.
+	Abort context.Context
 }
 
 // Run checks every unique URL of in. When ctx is cancelled (Ctrl-C) no new
@@ -97,6 +102,9 @@ func Run(ctx context.Context, in *Input, o Options) *Report {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Abort == nil {
+		o.Abort = context.Background()
 	}
 	if o.Module.Timeout > 0 && (o.Timeout <= 0 || o.Module.Timeout < o.Timeout) {
 		o.Timeout = o.Module.Timeout
@@ -112,15 +120,17 @@ func Run(ctx context.Context, in *Input, o Options) *Report {
 	seen := make(map[string]bool, len(in.Rows))
 	for _, row := range in.Rows {
 		norm, err := Normalize(row.Raw)
-		key := norm
-		if err != nil {
-			key = "\x00" + row.Raw
+		if row.Invalid != "" {
+			err = errors.New(row.Invalid)
 		}
-		if seen[key] {
-			rep.Duplicates++
-			continue
+		// Malformed rows are never merged as duplicates: each is reported.
+		if err == nil {
+			if seen[norm] {
+				rep.Duplicates++
+				continue
+			}
+			seen[norm] = true
 		}
-		seen[key] = true
 		out := &Outcome{URL: norm, InputURL: row.Raw, Line: row.Line, Extra: row.Extra}
 		if err != nil {
 			out.URL = row.Raw
@@ -146,6 +156,9 @@ func Run(ctx context.Context, in *Input, o Options) *Report {
 			defer wg.Done()
 			for i := range work {
 				checkOne(slots[i], o, policy)
+				if o.Abort.Err() != nil {
+					continue // cut short: not a result
+				}
 				checked[i] = true
 				n := done.Add(1)
 				if o.Progress != nil {
@@ -165,6 +178,9 @@ dispatch:
 	}
 	close(work)
 	wg.Wait()
+	if o.Abort.Err() != nil {
+		rep.Interrupted = true
+	}
 
 	isJob := make([]bool, len(slots))
 	for _, i := range jobs {
@@ -179,9 +195,19 @@ dispatch:
 	return rep
 }
 
+// validStatus reports whether code is a status the module accepts; a check
+// that got one and still failed (a timeout reading the body, a regexp) is an
+// error, not an inactive site.
+func validStatus(m config.Module, code int) bool {
+	if len(m.HTTP.ValidStatusCodes) == 0 {
+		return code >= 200 && code < 300
+	}
+	return slices.Contains(m.HTTP.ValidStatusCodes, code)
+}
+
 // checkOne runs the http prober on one URL and classifies the result.
 func checkOne(out *Outcome, o Options, policy *prober.Policy) {
-	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
+	ctx, cancel := context.WithTimeout(o.Abort, o.Timeout)
 	defer cancel()
 	res := prober.Run(ctx, prober.Request{
 		Target:     out.URL,
@@ -193,7 +219,9 @@ func checkOne(out *Outcome, o Options, policy *prober.Policy) {
 	base := res.Base()
 	out.CheckedAt = base.StartedAt.UTC()
 	out.ResponseTimeSeconds = base.DurationSeconds
+	failedChecks := false
 	if h, ok := res.(*prober.HTTPResult); ok {
+		failedChecks = h.FailedDueToRegex || (h.FailedDueToCEL != nil && *h.FailedDueToCEL)
 		out.HTTPStatus = h.StatusCode
 		out.FinalURL = h.FinalURL
 		if h.TLS != nil && !h.TLS.EarliestCertExpiry.IsZero() {
@@ -203,7 +231,7 @@ func checkOne(out *Outcome, o Options, policy *prober.Policy) {
 	switch {
 	case base.Success:
 		out.Status = Active
-	case out.HTTPStatus > 0:
+	case out.HTTPStatus > 0 && (!validStatus(o.Module, out.HTTPStatus) || failedChecks):
 		out.Status = Inactive
 		out.Error = base.Error
 	default:

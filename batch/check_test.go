@@ -49,6 +49,16 @@ func site(t *testing.T) *httptest.Server {
 		case <-r.Context().Done():
 		}
 	})
+	mux.HandleFunc("/endless", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		for r.Context().Err() == nil {
+			if _, err := w.Write(make([]byte, 1024)); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok/target", http.StatusFound) })
 	s := httptest.NewServer(mux)
 	t.Cleanup(s.Close)
@@ -71,6 +81,10 @@ func TestRunClassifies(t *testing.T) {
 		{Line: 9, Raw: "ftp://example.com/", Extra: []string{"malformed"}},
 		{Line: 10, Raw: strings.ToUpper(s.URL[:4]) + s.URL[4:] + "/ok/1#top", Extra: []string{"duplicate"}},
 		{Line: 11, Raw: "http://169.254.169.254/latest/meta-data/", Extra: []string{"denied"}},
+		{Line: 12, Raw: s.URL + "/ok/2", Extra: []string{"toomany"}, Invalid: "CSV line 12 has 3 fields, the header has 2"},
+		{Line: 13, Raw: "", Extra: []string{"empty"}},
+		{Line: 14, Raw: "", Extra: []string{"empty"}},
+		{Line: 15, Raw: s.URL + "/endless", Extra: []string{"endless"}},
 	}
 	rep := Run(context.Background(), &Input{ExtraHeader: []string{"kind"}, Rows: rows}, Options{
 		Module: httpModule(t, ""), Policy: config.DefaultTargetPolicy(), Concurrency: 4, Timeout: 1500 * time.Millisecond,
@@ -89,8 +103,11 @@ func TestRunClassifies(t *testing.T) {
 		"self-signed": {Error, 0, "certificate"},
 		"malformed":   {Error, 0, `unsupported scheme "ftp"`},
 		"denied":      {Error, 0, "target_policy"},
+		"toomany":     {Error, 0, "CSV line 12 has 3 fields"},
+		"empty":       {Error, 0, "empty URL"},
+		"endless":     {Error, 200, "deadline"},
 	}
-	if rep.Duplicates != 1 || rep.Unique != 9 || len(rep.Outcomes) != 9 {
+	if rep.Duplicates != 1 || rep.Unique != 13 || len(rep.Outcomes) != 13 {
 		t.Fatalf("duplicates %d unique %d outcomes %d", rep.Duplicates, rep.Unique, len(rep.Outcomes))
 	}
 	for i, o := range rep.Outcomes {

@@ -31,6 +31,8 @@ type Row struct {
 	Line  int      // 1-based line (record) number in the input, for messages
 	Raw   string   // the URL as written
 	Extra []string // the other columns, in Input.ExtraHeader order
+	// Invalid, when set, says why the row itself is malformed.
+	Invalid string
 }
 
 // Input is a parsed list of URLs.
@@ -61,6 +63,9 @@ func ReadInput(r io.Reader, lim Limits) (*Input, error) {
 	if header, ok := csvHeader(string(first)); ok {
 		return readCSV(data, header, lim)
 	}
+	if looksLikeHeader(string(first)) {
+		return nil, fmt.Errorf("the first line %q looks like a CSV header without a url column: name the column with the URLs \"url\" (columns are separated by commas)", strings.TrimSpace(string(first)))
+	}
 	return readLines(data, lim)
 }
 
@@ -80,6 +85,16 @@ func csvHeader(line string) ([]string, bool) {
 		}
 	}
 	return nil, false
+}
+
+// looksLikeHeader: a first line with separators but nothing that could be
+// a URL (no dot, no "://", no port) is a header, not a URL list.
+func looksLikeHeader(line string) bool {
+	line = strings.TrimSpace(line)
+	if !strings.ContainsAny(line, ",;\t") {
+		return false
+	}
+	return !strings.Contains(line, ".") && !strings.Contains(line, "://") && !strings.Contains(line, ":")
 }
 
 func readCSV(data []byte, header []string, lim Limits) (*Input, error) {
@@ -125,10 +140,12 @@ func readCSV(data []byte, header []string, lim Limits) (*Input, error) {
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
-		if len(rec) > len(header) {
-			return nil, fmt.Errorf("CSV line %d has %d fields, the header has %d", line, len(rec), len(header))
-		}
 		row := Row{Line: line}
+		if len(rec) > len(header) {
+			// Reported as that row's error, like any other malformed row.
+			row.Invalid = fmt.Sprintf("CSV line %d has %d fields, the header has %d", line, len(rec), len(header))
+			rec = rec[:len(header)]
+		}
 		for i := range header {
 			v := ""
 			if i < len(rec) {

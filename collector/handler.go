@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -153,7 +154,7 @@ func probeTimeout(r *http.Request, module config.Module, offset time.Duration) (
 	scrape := DefaultScrapeTimeout
 	if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
 		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil || secs <= 0 || secs > 1e6 {
+		if err != nil || math.IsNaN(secs) || secs <= 0 || secs > 1e6 {
 			return 0, fmt.Errorf("invalid X-Prometheus-Scrape-Timeout-Seconds header %q: want a positive number of seconds", v)
 		}
 		scrape = time.Duration(secs * float64(time.Second))

@@ -154,6 +154,8 @@ func TestProbeBadRequests(t *testing.T) {
 		{"missing target", "/probe?module=block", nil, 400, "Target parameter is missing", "missing_target"},
 		{"bad timeout header", "/probe?module=block&target=x", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"soon"}}, 400,
 			`invalid X-Prometheus-Scrape-Timeout-Seconds header "soon"`, "bad_request"},
+		{"NaN timeout header", "/probe?module=block&target=x", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"NaN"}}, 400,
+			`invalid X-Prometheus-Scrape-Timeout-Seconds header "NaN"`, "bad_request"},
 		{"negative timeout header", "/probe?module=block&target=x", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"-3"}}, 400,
 			`invalid X-Prometheus-Scrape-Timeout-Seconds header "-3"`, "bad_request"},
 	}

@@ -52,7 +52,7 @@ func NewMux(o ServerOptions) *http.ServeMux {
 		}
 		if err := o.Reload(); err != nil {
 			logger.Error("error reloading config", "err", err)
-			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+			http.Error(w, fmt.Sprintf("failed to reload config, the previous configuration stays in force: %s", err), http.StatusInternalServerError)
 			return
 		}
 		logger.Info("reloaded config")

@@ -298,7 +298,9 @@ func (m Module) MarshalYAML() (any, error) {
 	}
 	switch m.Prober {
 	case "http":
-		out["http"] = m.HTTP
+		h := m.HTTP
+		h.Headers = hideSecretHeaders(h.Headers)
+		out["http"] = h
 	case "tcp":
 		out["tcp"] = m.TCP
 	case "icmp":
@@ -312,9 +314,30 @@ func (m Module) MarshalYAML() (any, error) {
 	case "mtu":
 		out["mtu"] = m.MTU
 	case "throughput":
-		out["throughput"] = m.Throughput
+		tp := m.Throughput
+		tp.Headers = hideSecretHeaders(tp.Headers)
+		out["throughput"] = tp
 	case "isp":
 		out["isp"] = m.ISP
 	}
 	return out, nil
+}
+
+// secretHeader matches header names whose values are credentials.
+var secretHeader = regexp.MustCompile(`(?i)auth|cookie|token|secret|password|api[-_]?key|session`)
+
+// hideSecretHeaders returns headers with credential values shown as
+// "<secret>", as prometheus/common shows its Secret fields.
+func hideSecretHeaders(h map[string]string) map[string]string {
+	if len(h) == 0 {
+		return h
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if secretHeader.MatchString(k) {
+			v = "<secret>"
+		}
+		out[k] = v
+	}
+	return out
 }

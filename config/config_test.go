@@ -193,3 +193,34 @@ func TestHolderKeepsOldConfigOnBadReload(t *testing.T) {
 		t.Error("good reload after a bad one did not take")
 	}
 }
+
+func TestSecretHeadersHidden(t *testing.T) {
+	c, err := Load([]byte(`modules:
+  api:
+    prober: http
+    http:
+      headers:
+        Authorization: Bearer s3cr3t-value
+        X-API-Key: k3y-value
+        Cookie: session=c00kie
+        Accept-Language: en-GB
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"s3cr3t-value", "k3y-value", "c00kie"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("header secret %q shown:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(string(out), "en-GB") {
+		t.Errorf("ordinary header hidden:\n%s", out)
+	}
+	if c.Modules["api"].HTTP.Headers["Authorization"] != "Bearer s3cr3t-value" {
+		t.Error("marshalling changed the module itself")
+	}
+}

@@ -283,7 +283,9 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 
 	// 8, 9. Web sites.
 	if n := len(f.r.Checks.HTTP); len(f.httpFail) > 0 {
-		if n >= 2 && len(f.httpOK) == 0 {
+		// A site that answered with an HTTP status, even a failing one, shows
+		// that web traffic gets through: then it is the sites, not the path.
+		if n >= 2 && len(f.httpOK) == 0 && !anyHTTPAnswer(f.httpFail) {
 			return FaultISP, VerdictDown, fmt.Sprintf("none of the %d web sites answers (%s) although ping and DNS work: something on the path blocks web traffic (firewall, proxy, path-MTU black hole) → ISP",
 				n, httpFailures(f.httpFail))
 		}
@@ -311,6 +313,8 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 // gatewayClean describes a gateway that passed.
 func (f *facts) gatewayClean() string {
 	switch {
+	case !f.gwKnown && f.r.Plan.GatewayNote == "gateway check turned off":
+		return "gateway not checked (turned off)"
 	case !f.gwKnown:
 		return "no gateway known"
 	case !f.gw.answered():
@@ -523,7 +527,7 @@ func (f *facts) context(fault string) []string {
 		}
 	}
 	if tr := f.r.Checks.Trace; tr != nil {
-		line := fmt.Sprintf("trace to %s: %d hops", tr.Target, tr.HopCount)
+		line := fmt.Sprintf("trace to %s: %d hop%s", tr.Target, tr.HopCount, map[bool]string{true: "", false: "s"}[tr.HopCount == 1])
 		if !tr.DestinationReached {
 			line += " (destination not reached)"
 		}
@@ -582,6 +586,16 @@ func dnsFailures(ds []DNSCheck) string {
 		parts = append(parts, fmt.Sprintf("%s: %s", d.Server, why))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// anyHTTPAnswer reports whether any of hs got an HTTP response.
+func anyHTTPAnswer(hs []*prober.HTTPResult) bool {
+	for _, h := range hs {
+		if h.StatusCode > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func httpFailures(hs []*prober.HTTPResult) string {

@@ -172,6 +172,18 @@ func TestRules(t *testing.T) {
 		{"every web site fails", func(r *diagnose.ISPResult) {
 			r.Checks.HTTP = []*prober.HTTPResult{dt.HTTP(dt.Site1, false), dt.HTTP(dt.Site2, false)}
 		}, diagnose.FaultISP, diagnose.VerdictDown, "none of the 2 web sites answers"},
+		{"every web site answers with an error status: the sites, not the path", func(r *diagnose.ISPResult) {
+			a, b := dt.HTTP(dt.Site1, false), dt.HTTP(dt.Site2, false)
+			a.StatusCode, a.Error = 404, "Invalid HTTP response status code 404"
+			b.StatusCode, b.Error = 500, "Invalid HTTP response status code 500"
+			r.Checks.HTTP = []*prober.HTTPResult{a, b}
+		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "→ remote (the site)"},
+		{"one reply per target: jitter not measured, still healthy", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Ping(p.Target, 1, 1, 0.010, 0)
+				r.Checks.Targets[i].JitterSeconds = 0
+			}
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "every check passed"},
 		{"one target of three unreachable", func(r *diagnose.ISPResult) {
 			r.Checks.Targets[2] = dt.Ping(dt.Target3, 30, 0, 0, 0)
 		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "=203.0.113.30 (100 % loss, 0 ms): lossy, slow or unreachable while the other 2 targets are clean → remote (that destination or its network)"},
@@ -198,6 +210,9 @@ func TestRules(t *testing.T) {
 			}
 			if (r.Fault == diagnose.FaultNone) != (r.Verdict == diagnose.VerdictHealthy) {
 				t.Errorf("fault %s with verdict %s: only fault none is healthy", r.Fault, r.Verdict)
+			}
+			if r.Verdict == diagnose.VerdictHealthy && r.Score < 0.25 {
+				t.Errorf("healthy with score %v: a dimension beyond its threshold, or one counted without being measured", r.Score)
 			}
 			if r.Verdict == diagnose.VerdictDown && r.Score != 0 {
 				t.Errorf("score %v with verdict down", r.Score)

@@ -105,10 +105,15 @@ func (f *facts) dimensions() Dimensions {
 		} else {
 			d.Latency.fail("no reply")
 		}
-		if j := jitters(pings); len(j) > 0 {
+		switch j := jitters(pings); {
+		case len(j) > 0:
 			d.Jitter.set(median(j), where)
-		} else {
-			d.Jitter.fail("fewer than two replies")
+		case len(rtts(pings)) > 0:
+			// One reply per target says nothing about jitter: not measured,
+			// rather than a perfect or a failing score.
+			d.Jitter.Detail = "fewer than two replies per target: not measured"
+		default:
+			d.Jitter.fail("no reply")
 		}
 	} else {
 		for _, x := range []*Dimension{&d.Loss, &d.Latency, &d.Jitter} {

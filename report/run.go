@@ -180,7 +180,7 @@ func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 		row("ping", tr.Target, status, pingDetail(tr))
 	}
 	if tr := r.Checks.Trace; tr != nil {
-		status, detail := "ok", fmt.Sprintf("%d hops", tr.HopCount)
+		status, detail := "ok", plural(tr.HopCount, "hop", "hops")
 		if !tr.Success {
 			status, detail = "FAIL", diagnose.Reason(tr.Error)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -111,13 +112,34 @@ func (c *checkCmd) check() (int, error) {
 		out = outFile
 	}
 
+	// The first Ctrl-C stops new checks; a second cuts the running ones short.
+	// Either way the report holds what finished.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	abort, abortNow := context.WithCancel(context.Background())
+	defer abortNow()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-abort.Done():
+			return
+		}
+		stop()
+		fmt.Fprintln(os.Stderr, "\ninterrupted: finishing the checks under way (Ctrl-C again to cut them short)")
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
+		select {
+		case <-again:
+			abortNow()
+		case <-abort.Done():
+		}
+	}()
 	progress := newProgressBar(os.Stderr, len(input.Rows))
 	rep := batch.Run(ctx, input, batch.Options{
 		Module: module, ModuleName: *c.module, Policy: cfg.TargetPolicy,
 		Concurrency: int(c.concurrency.val), Timeout: *c.timeout,
-		Logger: promslog.New(c.logConfig), Progress: progress.update,
+		Logger: probeLogger(c.logConfig), Progress: progress.update, Abort: abort,
 	})
 	progress.finish()
 
@@ -140,6 +162,15 @@ func (c *checkCmd) check() (int, error) {
 		return 0, nil
 	}
 	return 1, nil
+}
+
+// probeLogger keeps the per-URL probe logs (several lines each) out of a
+// batch's stderr unless --log.level=debug asks for them.
+func probeLogger(cfg *promslog.Config) *slog.Logger {
+	if cfg.Level != nil && cfg.Level.String() == "debug" {
+		return promslog.New(cfg)
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // loadConfig reads a config file, or the embedded default when path is "".

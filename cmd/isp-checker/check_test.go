@@ -259,3 +259,40 @@ func TestCheckInterrupted(t *testing.T) {
 		t.Errorf("stderr does not say interrupted: %s", stderr.String())
 	}
 }
+
+// TestCheckSecondInterrupt: a second Ctrl-C cuts the running checks short
+// instead of waiting for their timeout, and the report is still written.
+func TestCheckSecondInterrupt(t *testing.T) {
+	s := checkSite(t)
+	var b strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&b, "%s/slow/%d\n", s.URL, i)
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "urls.txt")
+	_ = os.WriteFile(in, []byte(b.String()), 0o600)
+	out := filepath.Join(dir, "out.json")
+	cmd := exec.Command(binary, "check", in, "--format=json", "-o", out, "--concurrency=4", "--timeout=60s")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	_ = cmd.Wait()
+	if waited := time.Since(start); waited > 15*time.Second {
+		t.Errorf("second interrupt took %v; the checks' timeout is 60s", waited)
+	}
+	var doc checkDoc
+	data, _ := os.ReadFile(out)
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("report not written: %v (%s)", err, stderr.String())
+	}
+	if !doc.Summary.Interrupted || len(doc.Results) != 0 {
+		t.Errorf("want an interrupted report with no finished checks: %+v, %d rows", doc.Summary, len(doc.Results))
+	}
+}

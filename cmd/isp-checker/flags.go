@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 )
 
 // numberFlag is a kingpin value whose parse errors name the flag, which
@@ -18,7 +20,7 @@ type numberFlag struct {
 
 func (f *numberFlag) Set(s string) error {
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || (f.integer && v != float64(int64(v))) {
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || (f.integer && v != float64(int64(v))) {
 		kind := "a number"
 		if f.integer {
 			kind = "a whole number"
@@ -40,3 +42,20 @@ func number(app *kingpin.Application, name, help, def string, integer bool, mini
 	app.Flag(name, help).Default(def).SetValue(f)
 	return f
 }
+
+// bytesFlag is a positive size such as 512MiB whose parse errors name the flag.
+type bytesFlag struct {
+	name string
+	val  units.Base2Bytes
+}
+
+func (f *bytesFlag) Set(s string) error {
+	v, err := units.ParseBase2Bytes(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("--%s: %q is not a positive size such as 512MiB or 1GiB", f.name, s)
+	}
+	f.val = v
+	return nil
+}
+
+func (f *bytesFlag) String() string { return f.val.String() }

@@ -44,7 +44,8 @@ func run(args []string) int {
 	// Throughput prober and speed-test endpoints (throughput issue).
 	s.throughputMax = number(app, "throughput.max-concurrent", "Throughput probes that may run at once (they load the link, so more would measure each other); a probe that finds none free waits while its timeout allows, else fails. 0 means no limit.", "1", true, 0)
 	s.speedtestEnable = app.Flag("speedtest.enable", "Serve /speedtest/download?bytes=N and /speedtest/upload, so another isp-checker's throughput probe can use this one as its far end.").Bool()
-	s.speedtestMaxBytes = app.Flag("speedtest.max-bytes", "Largest download or upload one speed-test request may move.").Default("1GiB").Bytes()
+	s.speedtestMaxBytes = &bytesFlag{name: "speedtest.max-bytes"}
+	app.Flag("speedtest.max-bytes", "Largest download or upload one speed-test request may move.").Default("1GiB").SetValue(s.speedtestMaxBytes)
 	s.webConfig = kingpinflag.AddFlags(app, defaultListenAddress)
 
 	checkClause, check := addCheckCmd(app, common, promslogConfig)

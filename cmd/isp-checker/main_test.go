@@ -65,6 +65,9 @@ func TestCommandLineErrors(t *testing.T) {
 	}{
 		{[]string{"--no-such-flag"}, 2, "unknown long flag '--no-such-flag'"},
 		{[]string{"--timeout-offset=abc"}, 2, `--timeout-offset: "abc" is not a number`},
+		{[]string{"--timeout-offset=NaN"}, 2, `--timeout-offset: "NaN" is not a number`},
+		{[]string{"--speedtest.max-bytes=lots"}, 2, `--speedtest.max-bytes: "lots" is not a positive size`},
+		{[]string{"--speedtest.max-bytes=0"}, 2, `--speedtest.max-bytes: "0" is not a positive size`},
 		{[]string{"--history.limit=1.5"}, 2, `--history.limit: "1.5" is not a whole number`},
 		{[]string{"--config.file", bad, "--config.check"}, 1, `line 4: unknown field "htp" in module`},
 		{[]string{"--config.file", filepath.Join(dir, "missing.yml"), "--config.check"}, 1, "no such file or directory"},

@@ -104,6 +104,8 @@ func (c *runCmd) options() (config.ISPProbe, config.TargetPolicy, error) {
 			return o, policy, fmt.Errorf("module %q uses the %s prober; run needs an isp module", *c.module, m.Prober)
 		}
 		o, policy = m.ISP, cfg.TargetPolicy
+	} else if *c.module != "isp" {
+		return o, policy, fmt.Errorf("--module %q needs --config.file (without it, run uses its built-in defaults)", *c.module)
 	}
 	if len(*c.targets) > 0 {
 		o.Targets = slices.Clone(*c.targets)

@@ -45,6 +45,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--config.file", filepath.Join(dir, "missing.yml")}, "no such file or directory"},
 		{[]string{"--config.file", cfg, "--module", "nope"}, `has no module "nope" (modules: isp, tcp)`},
 		{[]string{"--config.file", cfg, "--module", "tcp"}, `module "tcp" uses the tcp prober; run needs an isp module`},
+		{[]string{"--module", "nope"}, `--module "nope" needs --config.file (without it, run uses its built-in defaults)`},
 		{[]string{"--output", filepath.Join(dir, "no", "such", "dir.json")}, "no such file or directory"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
@@ -35,7 +34,7 @@ type serveCmd struct {
 	// Throughput prober and speed-test endpoints (throughput issue).
 	throughputMax     *numberFlag
 	speedtestEnable   *bool
-	speedtestMaxBytes *units.Base2Bytes
+	speedtestMaxBytes *bytesFlag
 }
 
 func (s *serveCmd) run() int {
@@ -59,7 +58,7 @@ func (s *serveCmd) run() int {
 		return 0
 	}
 	logger.Info("starting isp-checker", "version", version.Info(), "build_context", version.BuildContext())
-	logger.Info("loaded config", "source", source, "modules", len(holder.Get().Modules))
+	logger.Info("loaded config", "config", source, "modules", len(holder.Get().Modules))
 
 	var reloadMu sync.Mutex
 	reload := func() error {
@@ -83,13 +82,9 @@ func (s *serveCmd) run() int {
 	prober.SetThroughputConcurrency(int(s.throughputMax.val))
 	var extra map[string]http.Handler
 	if *s.speedtestEnable {
-		if *s.speedtestMaxBytes <= 0 {
-			logger.Error("--speedtest.max-bytes must be positive", "value", s.speedtestMaxBytes.String())
-			return 1
-		}
-		st := speedtest.New(speedtest.Options{MaxBytes: int64(*s.speedtestMaxBytes), Registerer: reg, Logger: logger})
+		st := speedtest.New(speedtest.Options{MaxBytes: int64(s.speedtestMaxBytes.val), Registerer: reg, Logger: logger})
 		extra = st.Routes()
-		logger.Info("speed-test endpoints enabled", "paths", speedtest.DownloadPath+" "+speedtest.UploadPath, "max_bytes", int64(*s.speedtestMaxBytes))
+		logger.Info("speed-test endpoints enabled", "paths", speedtest.DownloadPath+" "+speedtest.UploadPath, "max_bytes", int64(s.speedtestMaxBytes.val))
 	}
 
 	mux := collector.NewMux(collector.ServerOptions{
