@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,34 +61,13 @@ func grpcTestModule(t testing.TB, grpcYAML string) config.Module {
 
 func grpcTestRun(t testing.TB, timeout time.Duration, target string, m config.Module, opts ...httpTestOpt) *GRPCResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req := Request{Target: target, Module: m, ModuleName: "m", Policy: NewPolicy(config.DefaultTargetPolicy(), nil), Logger: tlsTestLogger(t)}
-	for _, o := range opts {
-		o(&req)
-	}
-	res, ok := Run(ctx, req).(*GRPCResult)
-	if !ok {
-		t.Fatalf("grpc prober returned %T", res)
-	}
-	return res
+	return probeTestRun[*GRPCResult](t, timeout, target, m, opts...)
 }
 
 // grpcTestCheck checks success, or failure with an error containing errSubstr.
 func grpcTestCheck(t testing.TB, res *GRPCResult, errSubstr string) {
 	t.Helper()
-	if errSubstr == "" {
-		if !res.Success {
-			t.Fatalf("probe failed: %s", res.Error)
-		}
-		return
-	}
-	if res.Success {
-		t.Fatalf("probe succeeded, want failure containing %q", errSubstr)
-	}
-	if !strings.Contains(res.Error, errSubstr) {
-		t.Fatalf("error = %q, want it to contain %q", res.Error, errSubstr)
-	}
+	probeTestCheck(t, res, errSubstr)
 }
 
 func TestGRPCHealth(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -104,41 +103,14 @@ func httpTestRun(t testing.TB, target string, m config.Module, opts ...httpTestO
 
 func httpTestRunTimeout(t testing.TB, timeout time.Duration, target string, m config.Module, opts ...httpTestOpt) *HTTPResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req := Request{
-		Target:     target,
-		Module:     m,
-		ModuleName: "m",
-		Policy:     NewPolicy(config.DefaultTargetPolicy(), nil),
-		Logger:     tlsTestLogger(t),
-	}
-	for _, o := range opts {
-		o(&req)
-	}
-	res, ok := Run(ctx, req).(*HTTPResult)
-	if !ok {
-		t.Fatalf("http prober returned %T", res)
-	}
-	return res
+	return probeTestRun[*HTTPResult](t, timeout, target, m, opts...)
 }
 
 // httpTestCheck fails the test unless the result succeeded (errSubstr == "")
 // or failed with an error containing errSubstr.
 func httpTestCheck(t testing.TB, res *HTTPResult, errSubstr string) {
 	t.Helper()
-	if errSubstr == "" {
-		if !res.Success {
-			t.Fatalf("probe failed: %s", res.Error)
-		}
-		return
-	}
-	if res.Success {
-		t.Fatalf("probe succeeded, want failure containing %q", errSubstr)
-	}
-	if !strings.Contains(res.Error, errSubstr) {
-		t.Fatalf("error = %q, want it to contain %q", res.Error, errSubstr)
-	}
+	probeTestCheck(t, res, errSubstr)
 }
 
 func httpTestServer(t testing.TB, h http.Handler) *httptest.Server {

@@ -1,13 +1,55 @@
 package prober
 
 import (
+	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/isp-checker/isp-checker/config"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them: every
 // probe must close its connections and stop its helpers before it returns.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
+}
+
+// probeTestRun runs module m against target under the default target policy
+// and returns its Result as a T.
+func probeTestRun[T Result](t testing.TB, timeout time.Duration, target string, m config.Module, opts ...httpTestOpt) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req := Request{Target: target, Module: m, ModuleName: "m", Policy: NewPolicy(config.DefaultTargetPolicy(), nil), Logger: tlsTestLogger(t)}
+	for _, o := range opts {
+		o(&req)
+	}
+	r := Run(ctx, req)
+	res, ok := r.(T)
+	if !ok {
+		t.Fatalf("%s prober returned %T", m.Prober, r)
+	}
+	return res
+}
+
+// probeTestCheck fails the test unless the result succeeded (errSubstr == "")
+// or failed with an error containing errSubstr.
+func probeTestCheck(t testing.TB, res Result, errSubstr string) {
+	t.Helper()
+	b := res.Base()
+	if errSubstr == "" {
+		if !b.Success {
+			t.Fatalf("probe failed: %s", b.Error)
+		}
+		return
+	}
+	if b.Success {
+		t.Fatalf("probe succeeded, want failure containing %q", errSubstr)
+	}
+	if !strings.Contains(b.Error, errSubstr) {
+		t.Fatalf("error = %q, want it to contain %q", b.Error, errSubstr)
+	}
 }

@@ -2,7 +2,6 @@ package prober
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -39,33 +38,12 @@ func tcpTestModule(t testing.TB, tcpYAML string) config.Module {
 
 func tcpTestRun(t testing.TB, timeout time.Duration, target string, m config.Module, opts ...httpTestOpt) *TCPResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req := Request{Target: target, Module: m, ModuleName: "m", Policy: NewPolicy(config.DefaultTargetPolicy(), nil), Logger: tlsTestLogger(t)}
-	for _, o := range opts {
-		o(&req)
-	}
-	res, ok := Run(ctx, req).(*TCPResult)
-	if !ok {
-		t.Fatalf("tcp prober returned %T", res)
-	}
-	return res
+	return probeTestRun[*TCPResult](t, timeout, target, m, opts...)
 }
 
 func tcpTestCheck(t testing.TB, res *TCPResult, errSubstr string) {
 	t.Helper()
-	if errSubstr == "" {
-		if !res.Success {
-			t.Fatalf("probe failed: %s", res.Error)
-		}
-		return
-	}
-	if res.Success {
-		t.Fatalf("probe succeeded, want failure containing %q", errSubstr)
-	}
-	if !strings.Contains(res.Error, errSubstr) {
-		t.Fatalf("error = %q, want it to contain %q", res.Error, errSubstr)
-	}
+	probeTestCheck(t, res, errSubstr)
 }
 
 // tcpTestBanner is an SSH-like server: it sends a banner, checks the
