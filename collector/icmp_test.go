@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -20,46 +19,6 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
 )
-
-// icmpRender renders a result into a registry, lints it, and returns the
-// samples as "name{labels}" → value.
-func icmpRender(t *testing.T, res prober.Result) map[string]float64 {
-	t.Helper()
-	e := NewEmitter(nil)
-	Render(res, e)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(e)
-	problems, err := testutil.GatherAndLint(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("lint: %s: %s", p.Metric, p.Text)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return icmpSamples(mfs)
-}
-
-func icmpSamples(mfs []*dto.MetricFamily) map[string]float64 {
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			key := mf.GetName()
-			if len(m.GetLabel()) > 0 {
-				var ls []string
-				for _, l := range m.GetLabel() {
-					ls = append(ls, l.GetName()+"="+l.GetValue())
-				}
-				key += "{" + strings.Join(ls, ",") + "}"
-			}
-			out[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	return out
-}
 
 // icmpSet sorts a space-separated list of metric keys.
 func icmpSet(keys ...string) string {
@@ -130,7 +89,7 @@ func TestICMPRender(t *testing.T) {
 			map[string]float64{"probe_icmp_duration_seconds{phase=resolve}": 0, "probe_dns_lookup_time_seconds": 0.5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := icmpRender(t, tc.res)
+			got := renderSamples(t, tc.res)
 			if k := icmpKeys(got); k != tc.keys {
 				t.Errorf("metrics:\n got %s\nwant %s", k, tc.keys)
 			}
@@ -195,7 +154,7 @@ modules:
 		for _, mf := range mfs {
 			list = append(list, mf)
 		}
-		return icmpSamples(list)
+		return gatheredSamples(list)
 	}
 
 	bb := scrape("module=icmp&target=127.0.0.1")

@@ -23,7 +23,7 @@ func TestISPMetrics(t *testing.T) {
 		{"bufferbloat", "isp", 1, 0, 1},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
-			m := icmpRender(t, dt.Scenario(tc.scenario))
+			m := renderSamples(t, dt.Scenario(tc.scenario))
 			for _, s := range diagnose.Segments {
 				want := 0.0
 				if s == tc.fault {
@@ -45,7 +45,7 @@ func TestISPMetrics(t *testing.T) {
 			}
 		})
 	}
-	m := icmpRender(t, dt.Scenario("remote"))
+	m := renderSamples(t, dt.Scenario("remote"))
 	for key, want := range map[string]float64{
 		"probe_isp_check_success{check=gateway,target=192.0.2.1}":       1,
 		"probe_isp_check_success{check=ping,target=203.0.113.10}":       1,
@@ -60,7 +60,7 @@ func TestISPMetrics(t *testing.T) {
 	// A diagnosis that never ran has only the common metrics.
 	r := &diagnose.ISPResult{}
 	r.Error = "diagnosis not started: context canceled"
-	m = icmpRender(t, r)
+	m = renderSamples(t, r)
 	if _, ok := m["probe_isp_health_score"]; ok || m["probe_success"] != 0 {
 		t.Errorf("metrics of a diagnosis that did not run: %v", m)
 	}

@@ -4,55 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/isp-checker/isp-checker/prober"
 )
-
-// traceRenderSamples renders a result, lints the metrics (promlint), and returns
-// the samples as "name{label=value,…}" → value.
-func traceRenderSamples(t *testing.T, res prober.Result) map[string]float64 {
-	t.Helper()
-	e := NewEmitter(nil)
-	Render(res, e)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(e)
-	problems, err := testutil.GatherAndLint(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("lint: %s: %s", p.Metric, p.Text)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			key := mf.GetName()
-			if len(m.GetLabel()) > 0 {
-				var ls []string
-				for _, l := range m.GetLabel() {
-					ls = append(ls, l.GetName()+"="+l.GetValue())
-				}
-				key += "{" + strings.Join(ls, ",") + "}"
-			}
-			out[key] = traceMetricValue(mf.GetType(), m)
-		}
-	}
-	return out
-}
-
-func traceMetricValue(t dto.MetricType, m *dto.Metric) float64 {
-	if t == dto.MetricType_COUNTER {
-		return m.GetCounter().GetValue()
-	}
-	return m.GetGauge().GetValue()
-}
 
 func traceResult() *prober.TracerouteResult {
 	r := &prober.TracerouteResult{
@@ -70,7 +23,7 @@ func traceResult() *prober.TracerouteResult {
 }
 
 func TestTracerouteMetrics(t *testing.T) {
-	got := traceRenderSamples(t, traceResult())
+	got := renderSamples(t, traceResult())
 	want := map[string]float64{
 		"probe_traceroute_hops":                                         3,
 		"probe_traceroute_destination_reached":                          1,
@@ -99,7 +52,7 @@ func TestTracerouteMetrics(t *testing.T) {
 func TestTracerouteMetricsDropAddress(t *testing.T) {
 	r := traceResult()
 	r.DropAddressLabel = true
-	got := traceRenderSamples(t, r)
+	got := renderSamples(t, r)
 	for _, k := range []string{"probe_traceroute_hop_loss_ratio{hop=1}", "probe_traceroute_hop_loss_ratio{hop=2}", "probe_traceroute_hop_rtt_seconds{hop=3}"} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("%s missing", k)
@@ -118,7 +71,7 @@ func TestTracerouteMetricsNotRun(t *testing.T) {
 	r := &prober.TracerouteResult{Protocol: "icmp"}
 	r.IPAddr, r.IPProtocol, r.Resolved = "203.0.113.34", 4, true
 	r.Error = "cannot trace target: raw socket not allowed"
-	for k := range traceRenderSamples(t, r) {
+	for k := range renderSamples(t, r) {
 		if strings.HasPrefix(k, "probe_traceroute_") {
 			t.Errorf("unexpected %s", k)
 		}
