@@ -22,8 +22,11 @@ const (
 	probeMargin = 500 * time.Millisecond
 	// traceHopTimeout is the trace's wait for answers after its last probe.
 	traceHopTimeout = time.Second
-	// tracePacketsPerHop keeps within a router's burst of ICMP errors.
-	tracePacketsPerHop = 3
+	// tracePacketsPerHop keeps within a router's burst of ICMP errors (6 on
+	// Linux) while making a hop that exists unlikely to look silent on a
+	// lossy path: at 30 % loss all 3 probes vanish 2.7 % of the time, all 5
+	// only 0.24 % (and a silent hop cannot be named as where loss starts).
+	tracePacketsPerHop = 5
 	// maxHopPings caps the routers pinged after the trace.
 	maxHopPings = 16
 	// speedReserve is the time a speed test needs beyond its duration:
