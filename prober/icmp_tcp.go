@@ -59,15 +59,10 @@ func icmpTCPPing(ctx context.Context, req Request, o config.ICMPProbe, ip *net.I
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t0 := time.Now()
-			conn, err := dialer.DialContext(runCtx, network, addr)
-			rtt := time.Since(t0)
+			rtt, err := connectRTT(runCtx, dialer, network, addr)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				if runCtx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-					err = errors.New("no answer before the probe ended")
-				}
 				errs[err.Error()]++
 				if rec.firstErr == nil {
 					rec.firstErr = err
@@ -75,7 +70,6 @@ func icmpTCPPing(ctx context.Context, req Request, o config.ICMPProbe, ip *net.I
 				logger.Debug("connect failed", "seq", seq, "err", err)
 				return
 			}
-			_ = conn.Close()
 			rec.got[seq] = true
 			rec.rtts[seq] = rtt
 		}()
@@ -92,4 +86,24 @@ func icmpTCPPing(ctx context.Context, req Request, o config.ICMPProbe, ip *net.I
 		return rec, rec.firstErr
 	}
 	return rec, nil
+}
+
+// errNoConnectAnswer: the connect got no answer before its context ended.
+var errNoConnectAnswer = errors.New("no answer before the probe ended")
+
+// connectRTT times one TCP connect, SYN to SYN-ACK, and closes the
+// connection. It is the round trip of the tcp ping and of the throughput
+// prober's latency samples.
+func connectRTT(ctx context.Context, d *net.Dialer, network, addr string) (time.Duration, error) {
+	t0 := time.Now()
+	conn, err := d.DialContext(ctx, network, addr)
+	rtt := time.Since(t0)
+	if err != nil {
+		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			err = errNoConnectAnswer
+		}
+		return rtt, err
+	}
+	_ = conn.Close()
+	return rtt, nil
 }

@@ -85,21 +85,16 @@ func (s *tcpLatency) run(ctx context.Context, ph latencyPhase) (*latencyRecord, 
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			conn, err := s.dialer.DialContext(sctx, s.network, s.addr)
-			rtt := time.Since(t0)
+			rtt, err := connectRTT(sctx, s.dialer, s.network, s.addr)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				if sctx.Err() != nil {
-					err = errors.New("no answer in time")
-				}
 				errs[err.Error()]++
 				if rec.firstErr == nil {
 					rec.firstErr = err
 				}
 				return
 			}
-			_ = conn.Close()
 			rtts = append(rtts, rtt)
 			sentAt = append(sentAt, t0.Sub(ph.start))
 		}()
