@@ -337,18 +337,9 @@ func usableSlots() (usable []int, why []string) {
 // ignoring lab interfaces ("nlab…") and default routes.
 func hostPrefixes() []netip.Prefix {
 	var out []netip.Prefix
-	ifs, _ := net.Interfaces()
-	for _, i := range ifs {
-		if strings.HasPrefix(i.Name, "nlab") {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok {
-				if p, err := netip.ParsePrefix(ipn.String()); err == nil {
-					out = append(out, p.Masked())
-				}
-			}
+	for _, ipn := range hostInterfaceNets() {
+		if p, err := netip.ParsePrefix(ipn.String()); err == nil {
+			out = append(out, p.Masked())
 		}
 	}
 	for _, fam := range []string{"-4", "-6"} {

@@ -97,18 +97,8 @@ func reservedAddrs() []netip.Addr {
 		}
 		f.Close()
 	}
-	if ifs, err := net.Interfaces(); err == nil {
-		for _, i := range ifs {
-			if strings.HasPrefix(i.Name, "nlab") {
-				continue
-			}
-			addrs, _ := i.Addrs()
-			for _, a := range addrs {
-				if ipn, ok := a.(*net.IPNet); ok {
-					add(ipn.IP.String())
-				}
-			}
-		}
+	for _, ipn := range hostInterfaceNets() {
+		add(ipn.IP.String())
 	}
 	return out
 }
@@ -125,4 +115,23 @@ func slotReserved(s int, reserved []netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// hostInterfaceNets are the addresses (with their prefixes) of the host's
+// own interfaces, lab interfaces ("nlab…") left out.
+func hostInterfaceNets() []*net.IPNet {
+	var out []*net.IPNet
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if strings.HasPrefix(i.Name, "nlab") {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				out = append(out, ipn)
+			}
+		}
+	}
+	return out
 }
