@@ -39,20 +39,7 @@ func httpTestModule(t testing.TB, httpYAML string) config.Module {
 
 func httpTestLoad(t testing.TB, prober, yamlBody string) config.Module {
 	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "modules:\n  m:\n    prober: %s\n    %s:\n", prober, prober)
-	body := httpTestDedent(yamlBody)
-	if strings.TrimSpace(body) == "" {
-		body = "{}"
-	}
-	for _, line := range strings.Split(body, "\n") {
-		b.WriteString("      " + line + "\n")
-	}
-	c, err := config.Load([]byte(b.String()), "")
-	if err != nil {
-		t.Fatalf("loading module: %v\n%s", err, b.String())
-	}
-	return c.Modules["m"]
+	return probeTestModule(t, prober, 0, yamlBody)
 }
 
 // httpTestDedent removes the indentation common to all non-blank lines.

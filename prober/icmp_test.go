@@ -22,21 +22,7 @@ import (
 // tests go through the same defaults and checks as a config file.
 func icmpModule(t testing.TB, timeout time.Duration, icmpYAML string) config.Module {
 	t.Helper()
-	y := "modules:\n  m:\n    prober: icmp\n"
-	if timeout > 0 {
-		y += fmt.Sprintf("    timeout: %s\n", timeout)
-	}
-	if icmpYAML != "" {
-		y += "    icmp:\n"
-		for _, l := range strings.Split(strings.TrimSpace(icmpYAML), "\n") {
-			y += "      " + strings.TrimSpace(l) + "\n"
-		}
-	}
-	c, err := config.Load([]byte(y), "")
-	if err != nil {
-		t.Fatalf("loading module: %v\n%s", err, y)
-	}
-	return c.Modules["m"]
+	return probeTestModule(t, "icmp", timeout, icmpYAML)
 }
 
 // testLogger logs the probe's lines into the test output.

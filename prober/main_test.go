@@ -2,6 +2,7 @@ package prober
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -52,4 +53,29 @@ func probeTestCheck(t testing.TB, res Result, errSubstr string) {
 	if !strings.Contains(b.Error, errSubstr) {
 		t.Fatalf("error = %q, want it to contain %q", b.Error, errSubstr)
 	}
+}
+
+// probeTestModule builds a module of prober from its options (YAML, common
+// indentation removed) through the config loader, as a user's file would be;
+// timeout 0 leaves the module without one.
+func probeTestModule(t testing.TB, prober string, timeout time.Duration, options string) config.Module {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "modules:\n  m:\n    prober: %s\n", prober)
+	if timeout > 0 {
+		fmt.Fprintf(&b, "    timeout: %s\n", timeout)
+	}
+	fmt.Fprintf(&b, "    %s:\n", prober)
+	body := httpTestDedent(options)
+	if strings.TrimSpace(body) == "" {
+		body = "{}"
+	}
+	for _, line := range strings.Split(body, "\n") {
+		b.WriteString("      " + line + "\n")
+	}
+	c, err := config.Load([]byte(b.String()), "")
+	if err != nil {
+		t.Fatalf("loading module: %v\n%s", err, b.String())
+	}
+	return c.Modules["m"]
 }

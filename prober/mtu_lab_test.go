@@ -15,23 +15,7 @@ import (
 // loader.
 func mtuModule(t *testing.T, timeout time.Duration, opts string) config.Module {
 	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "modules:\n  m:\n    prober: mtu\n    timeout: %s\n    mtu:\n", timeout)
-	n := 0
-	for _, l := range strings.Split(opts, "\n") {
-		if strings.TrimSpace(l) != "" {
-			b.WriteString("      " + l + "\n")
-			n++
-		}
-	}
-	if n == 0 {
-		b.WriteString("      {}\n")
-	}
-	c, err := config.Load([]byte(b.String()), "")
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, b.String())
-	}
-	return c.Modules["m"]
+	return probeTestModule(t, "mtu", timeout, opts)
 }
 
 func runMTU(t *testing.T, target string, m config.Module) (*MTUResult, time.Duration) {

@@ -20,21 +20,7 @@ import (
 // traceroute:), through the config loader as a user's file would be.
 func traceModule(t *testing.T, timeout time.Duration, opts string) config.Module {
 	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "modules:\n  m:\n    prober: traceroute\n    timeout: %s\n    traceroute:\n", timeout)
-	for _, l := range strings.Split(strings.TrimSpace(opts), "\n") {
-		if l != "" {
-			b.WriteString("      " + l + "\n")
-		}
-	}
-	if strings.TrimSpace(opts) == "" {
-		b.WriteString("      {}\n")
-	}
-	c, err := config.Load([]byte(b.String()), "")
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, b.String())
-	}
-	return c.Modules["m"]
+	return probeTestModule(t, "traceroute", timeout, opts)
 }
 
 // runTrace runs one trace with the module's timeout and returns its result
