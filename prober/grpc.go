@@ -82,11 +82,7 @@ func (p *grpcProbe) run(ctx context.Context) {
 	}
 	ip, err := ResolveTarget(ctx, &p.res.Common, host, p.cfg.PreferredIPProtocol, p.cfg.IPProtocolFallback, p.req.Policy, p.logger)
 	if err != nil {
-		if errors.Is(err, ErrDenied) {
-			p.res.Fail(p.logger, "Target refused by target_policy", err)
-		} else {
-			p.res.Fail(p.logger, "Error resolving address", err)
-		}
+		p.res.Fail(p.logger, resolveFailure(err), err)
 		return
 	}
 

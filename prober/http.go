@@ -138,11 +138,7 @@ func (p *httpProbe) run(ctx context.Context) {
 		ip, err := ResolveTarget(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback, p.req.Policy, p.logger)
 		p.res.PhaseSeconds["resolve"] = p.res.DNSLookupSeconds
 		if err != nil {
-			if errors.Is(err, ErrDenied) {
-				p.fail("Target refused by target_policy", err)
-			} else {
-				p.fail("Error resolving address", err)
-			}
+			p.fail(resolveFailure(err), err)
 			return
 		}
 		// Connect to the address just resolved; the name goes in Host and SNI.

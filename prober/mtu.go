@@ -112,12 +112,10 @@ func probeMTU(ctx context.Context, req Request) Result {
 	}
 	stopAt := deadline.Add(-traceStopMargin(deadline.Sub(start)))
 
+	// ResolveTarget enforces the target policy on the address it returns,
+	// the only one the raw probes go to.
 	ip, err := ResolveTarget(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback, req.Policy, logger)
 	if err != nil {
-		res.Fail(logger, "cannot probe target", err)
-		return res
-	}
-	if err := req.Policy.AllowIP(ip.IP); err != nil {
 		res.Fail(logger, "cannot probe target", err)
 		return res
 	}

@@ -83,3 +83,12 @@ func targetURL(target string) (*url.URL, error) {
 	}
 	return u, err
 }
+
+// resolveFailure is the reason a probe gives when ResolveTarget failed: the
+// target policy's refusal, or the lookup's own failure.
+func resolveFailure(err error) string {
+	if errors.Is(err, ErrDenied) {
+		return "Target refused by target_policy"
+	}
+	return "Error resolving address"
+}

@@ -68,11 +68,7 @@ func (p *tcpProbe) run(ctx context.Context) {
 	}
 	ip, err := ResolveTarget(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback, p.req.Policy, p.logger)
 	if err != nil {
-		if errors.Is(err, ErrDenied) {
-			p.res.Fail(p.logger, "Target refused by target_policy", err)
-		} else {
-			p.res.Fail(p.logger, "Error resolving address", err)
-		}
+		p.res.Fail(p.logger, resolveFailure(err), err)
 		return
 	}
 	conn, err := p.dial(ctx, ip, port)

@@ -162,14 +162,10 @@ func probeTraceroute(ctx context.Context, req Request) Result {
 	}
 	stopAt := deadline.Add(-traceStopMargin(deadline.Sub(start)))
 
+	// ResolveTarget enforces the target policy on the address it returns:
+	// raw packets bypass the policy dialer, and only go to that address.
 	ip, err := ResolveTarget(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback, req.Policy, logger)
 	if err != nil {
-		res.Fail(logger, "cannot trace target", err)
-		return res
-	}
-	// ResolveTarget checked the policy already; raw packets bypass the
-	// policy dialer, so say it again right where they are sent from.
-	if err := req.Policy.AllowIP(ip.IP); err != nil {
 		res.Fail(logger, "cannot trace target", err)
 		return res
 	}
