@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -195,16 +194,6 @@ dispatch:
 	return rep
 }
 
-// validStatus reports whether code is a status the module accepts; a check
-// that got one and still failed (a timeout reading the body, a regexp) is an
-// error, not an inactive site.
-func validStatus(m config.Module, code int) bool {
-	if len(m.HTTP.ValidStatusCodes) == 0 {
-		return code >= 200 && code < 300
-	}
-	return slices.Contains(m.HTTP.ValidStatusCodes, code)
-}
-
 // checkOne runs the http prober on one URL and classifies the result.
 func checkOne(out *Outcome, o Options, policy *prober.Policy) {
 	ctx, cancel := context.WithTimeout(o.Abort, o.Timeout)
@@ -231,7 +220,10 @@ func checkOne(out *Outcome, o Options, policy *prober.Policy) {
 	switch {
 	case base.Success:
 		out.Status = Active
-	case out.HTTPStatus > 0 && (!validStatus(o.Module, out.HTTPStatus) || failedChecks):
+	// Inactive: the site answered, with a status the module rejects or a
+	// response its regexps or CEL reject. A valid status followed by a
+	// failure (a timeout reading the body) is an error.
+	case out.HTTPStatus > 0 && (!prober.ValidHTTPStatus(o.Module.HTTP, out.HTTPStatus) || failedChecks):
 		out.Status = Inactive
 		out.Error = base.Error
 	default:

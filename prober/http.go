@@ -19,6 +19,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -350,18 +351,22 @@ func (p *httpProbe) checkRedirect(r *http.Request, via []*http.Request) error {
 }
 
 func (p *httpProbe) checkStatus(code int) {
-	if len(p.cfg.ValidStatusCodes) == 0 {
-		if code < 200 || code > 299 {
-			p.fail(fmt.Sprintf("Invalid HTTP response status code %d, wanted 2xx", code), nil)
-		}
-		return
+	switch {
+	case ValidHTTPStatus(p.cfg, code):
+	case len(p.cfg.ValidStatusCodes) == 0:
+		p.fail(fmt.Sprintf("Invalid HTTP response status code %d, wanted 2xx", code), nil)
+	default:
+		p.fail(fmt.Sprintf("Invalid HTTP response status code %d, wanted one of %v", code, p.cfg.ValidStatusCodes), nil)
 	}
-	for _, c := range p.cfg.ValidStatusCodes {
-		if c == code {
-			return
-		}
+}
+
+// ValidHTTPStatus reports whether an http module accepts status code: one
+// of valid_status_codes, or any 2xx when none is configured.
+func ValidHTTPStatus(cfg config.HTTPProbe, code int) bool {
+	if len(cfg.ValidStatusCodes) == 0 {
+		return code >= 200 && code <= 299
 	}
-	p.fail(fmt.Sprintf("Invalid HTTP response status code %d, wanted one of %v", code, p.cfg.ValidStatusCodes), nil)
+	return slices.Contains(cfg.ValidStatusCodes, code)
 }
 
 // readBody decompresses, limits, matches and counts the response body.
