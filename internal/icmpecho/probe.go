@@ -1,0 +1,284 @@
+//go:build linux
+
+package icmpecho
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Probe is a running probe. Every Probe that Start returns must be waited
+// for with Wait.
+type Probe struct {
+	e     *engine
+	sock  *socket
+	id    uint16
+	token uint32
+	dst   netip.Addr
+	scope uint32
+	ttl   int
+	req   Request
+	pkt   []byte  // the request; its sequence number and checksum are set per send
+	cost  float64 // pacer bytes per request
+
+	// Scheduling state, used by the scheduler only (due under its lock).
+	due   time.Time
+	base  time.Time // the first request's send time: later ones keep its phase
+	next  int
+	ended atomic.Bool
+
+	mu       sync.Mutex
+	finished bool
+	sentAt   []time.Time
+	replied  []bool
+	rtts     []time.Duration
+	sent     int
+	received int
+	dups     int
+	foreign  int
+	hopLimit int
+	sendErr  error
+	icmpErr  error
+	lastSent time.Time
+	over     bool          // no request is left to send
+	done     chan struct{} // closed when every request sent got its reply
+	isDone   bool
+	allSent  chan struct{} // closed when no request is left to send
+}
+
+// Start opens (or reuses) the socket req needs, in the calling thread's
+// network namespace, and queues the probe's requests. Only argument and
+// socket errors (a *SocketError) are returned; what happens to the
+// requests is in Wait's Result.
+func Start(req Request) (*Probe, error) {
+	if !req.Dst.IsValid() || req.Packets < 1 || req.Interval <= 0 || req.Packets > 1<<16 {
+		return nil, errors.New("icmpecho: request needs a destination, 1-65536 packets and an interval")
+	}
+	if req.Mode != Privileged && req.Mode != Unprivileged {
+		return nil, fmt.Errorf("icmpecho: unknown socket mode %q", req.Mode)
+	}
+	dst := req.Dst.Unmap()
+	v6 := dst.Is6()
+	k := sockKey{v6: v6, mode: req.Mode, df: req.DontFragment}
+	if req.Src.IsValid() {
+		k.src = req.Src.Unmap()
+		if k.src.Is6() != v6 {
+			return nil, fmt.Errorf("source address %s and destination %s are not of the same IP version", k.src, dst)
+		}
+	}
+	e := acquire()
+	s, err := e.socket(k)
+	if err != nil {
+		e.release()
+		return nil, &SocketError{Mode: req.Mode, Err: err}
+	}
+	id, err := IDs.Acquire()
+	if err != nil {
+		e.release()
+		return nil, err
+	}
+	p := &Probe{
+		e: e, sock: s, id: id, dst: dst, scope: scopeID(req.Zone), ttl: req.TTL, req: req,
+		token:    uint32(id)<<16 | rand.Uint32N(1<<16),
+		sentAt:   make([]time.Time, req.Packets),
+		replied:  make([]bool, req.Packets),
+		rtts:     make([]time.Duration, req.Packets),
+		hopLimit: -1,
+		done:     make(chan struct{}),
+		allSent:  make(chan struct{}),
+	}
+	p.pkt = buildEcho(v6, id, magic, p.token, req.Size)
+	p.cost = float64(perPacketCost + len(p.pkt))
+	e.register(p)
+	e.sched.add(p)
+	return p, nil
+}
+
+func scopeID(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	n, _ := strconv.ParseUint(zone, 10, 32)
+	return uint32(n)
+}
+
+// sendNext sends the next request (called by the scheduler at its due
+// time) and says whether another one is to follow.
+func (p *Probe) sendNext(now time.Time) bool {
+	seq := p.next
+	p.next++
+	if seq == 0 {
+		p.base = now
+	}
+	st := p.sock.st
+	st.observeDelay(now.Sub(p.due))
+	setSeq(p.pkt, p.sock.key.v6, uint16(seq))
+
+	p.mu.Lock()
+	if p.finished {
+		p.mu.Unlock()
+		return false
+	}
+	// The request is recorded as sent, and its send time read, before it
+	// is handed over: on loopback the reply is received (and may complete
+	// the probe) before sendmsg returns.
+	at := time.Now()
+	p.sentAt[seq] = at
+	p.sent++
+	p.mu.Unlock()
+	err := p.sock.send(p.pkt, p.dst, p.scope, p.ttl)
+
+	p.mu.Lock()
+	if err != nil {
+		p.sentAt[seq] = time.Time{}
+		p.sent--
+		if p.sendErr == nil {
+			p.sendErr = err
+		}
+		st.sendErrors.Add(1)
+	} else {
+		st.sent.Add(1)
+	}
+	more := p.next < p.req.Packets
+	if !more {
+		p.lastSent, p.over = at, true
+		close(p.allSent)
+		p.checkDone()
+	}
+	p.mu.Unlock()
+	if more {
+		p.due = p.base.Add(time.Duration(p.next) * p.req.Interval)
+	}
+	return more
+}
+
+// onReply records an echo reply (called by the receive loop).
+func (p *Probe) onReply(seq uint16, r *received) {
+	st := p.sock.st
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.finished:
+		st.late.Add(1)
+		return
+	case int(seq) >= len(p.sentAt) || p.sentAt[seq].IsZero():
+		st.foreign.Add(1) // our mark, but no such request was sent
+		return
+	case r.from != p.dst:
+		p.foreign++
+		st.foreign.Add(1)
+		return
+	case p.replied[seq]:
+		p.dups++
+		st.duplicates.Add(1)
+		return
+	}
+	rtt := r.at.Sub(p.sentAt[seq])
+	if rtt < 0 {
+		// The wall clock stepped back: fall back to the monotonic clock,
+		// which includes the receive loop's delay.
+		rtt = time.Since(p.sentAt[seq])
+	}
+	p.replied[seq], p.rtts[seq] = true, rtt
+	p.received++
+	if r.hopLimit >= 0 {
+		p.hopLimit = r.hopLimit
+	}
+	st.replies.Add(1)
+	p.checkDone()
+}
+
+// checkDone closes done once every request that was sent got its reply
+// and none is left to send (p.mu held).
+func (p *Probe) checkDone() {
+	if !p.isDone && (p.received == p.req.Packets || p.over && p.received == p.sent) {
+		p.isDone = true
+		close(p.done)
+	}
+}
+
+// onError records an ICMP error about one of the probe's requests.
+func (p *Probe) onError(m message, r *received) {
+	p.sock.st.errors.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.finished || int(m.seq) >= len(p.sentAt) || p.sentAt[m.seq].IsZero() || p.icmpErr != nil {
+		return
+	}
+	p.icmpErr = &ICMPError{Kind: m.kind, Type: m.typ, Code: m.code, From: r.from, MTU: m.mtu}
+}
+
+// Wait waits until every request sent got its reply, ReplyTimeout after
+// the last was sent, StopAt or ctx's end, whichever comes first, and
+// returns what the probe saw.
+func (p *Probe) Wait(ctx context.Context) *Result {
+	var stop <-chan time.Time
+	if !p.req.StopAt.IsZero() {
+		t := time.NewTimer(time.Until(p.req.StopAt))
+		defer t.Stop()
+		stop = t.C
+	}
+	var replyTimeout <-chan time.Time
+	allSent := p.allSent
+wait:
+	for {
+		select {
+		case <-p.done:
+			break wait
+		case <-ctx.Done():
+			break wait
+		case <-stop:
+			break wait
+		case <-replyTimeout:
+			break wait
+		case <-allSent:
+			allSent = nil
+			p.mu.Lock()
+			last := p.lastSent
+			p.mu.Unlock()
+			if p.req.ReplyTimeout > 0 {
+				t := time.NewTimer(time.Until(last.Add(p.req.ReplyTimeout)))
+				defer t.Stop()
+				replyTimeout = t.C
+			}
+		}
+	}
+	return p.finish()
+}
+
+// finish ends the probe and returns its result. A probe still missing
+// replies first reads what the kernel has queued: those arrived in time.
+func (p *Probe) finish() *Result {
+	p.mu.Lock()
+	missing := !p.isDone && p.sent > 0
+	p.mu.Unlock()
+	if missing {
+		p.e.drain(p.sock)
+	}
+	p.mu.Lock()
+	p.finished = true
+	p.ended.Store(true)
+	res := &Result{
+		Mode: p.req.Mode, ID: p.id, Sent: p.sent, Replied: p.replied, RTTs: p.rtts,
+		Duplicates: p.dups, Foreign: p.foreign, HopLimit: p.hopLimit, SendErr: p.sendErr, ICMPErr: p.icmpErr,
+	}
+	if p.req.Mode == Unprivileged {
+		res.ID = p.sock.id
+	}
+	p.mu.Unlock()
+	p.e.unregister(p)
+	IDs.Release(p.id)
+	p.e.release()
+	return res
+}
