@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 	"gopkg.in/yaml.v3"
 
@@ -145,7 +144,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(p.Debug()))
 		return
 	}
-	promhttp.HandlerFor(em, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.o.Logger.Handler(), slog.LevelError)}).ServeHTTP(w, r)
+	serveMetrics(w, r, em, h.o.Logger)
 }
 
 // probeTimeout is Prometheus's scrape timeout minus the offset, capped by the
