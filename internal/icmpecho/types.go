@@ -20,8 +20,7 @@ type Request struct {
 	Interval time.Duration
 	// Size is the payload length in bytes, raised to MarkLen.
 	Size int
-	// TTL is the IP TTL (hop limit) of the requests; 0 is the kernel's
-	// default.
+	// TTL is the IP TTL (hop limit) of the requests; 0 is DefaultTTL.
 	TTL int
 	// DontFragment sets DF (IPv4) or forbids fragmentation (IPv6).
 	DontFragment bool
