@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"compress/gzip"
 	"io"
 	"log/slog"
@@ -23,39 +22,77 @@ import (
 // compressed when the client accepts it.
 const gzipMinBytes = 8 << 10
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // serveMetrics writes a probe's metrics. The text format (what Prometheus
 // scrapes with its default settings, and what Prometheus 3 accepts second
 // after OpenMetrics) is written straight from the Emitter; any other format
 // a client asks for (protobuf) goes through promhttp.
 func serveMetrics(w http.ResponseWriter, r *http.Request, em *Emitter, logger *slog.Logger) {
-	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
+	format, contentType := negotiate(r.Header)
 	if format.FormatType() != expfmt.TypeTextPlain {
 		promhttp.HandlerFor(em, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}).ServeHTTP(w, r)
 		return
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
+	bp := bufPool.Get().(*[]byte)
+	body := em.appendText((*bp)[:0])
 	defer func() {
-		if buf.Cap() <= 1<<20 {
-			buf.Reset()
-			bufPool.Put(buf)
+		if cap(body) <= 1<<20 {
+			*bp = body
+			bufPool.Put(bp)
 		}
 	}()
-	em.WriteText(buf)
 	h := w.Header()
-	h.Set("Content-Type", string(format))
-	h.Add("Vary", "Accept")
-	h.Add("Vary", "Accept-Encoding")
-	if buf.Len() >= gzipMinBytes && acceptsGzip(r) {
+	h["Content-Type"] = contentType
+	h["Vary"] = vary
+	if len(body) >= gzipMinBytes && acceptsGzip(r) {
 		h.Set("Content-Encoding", "gzip")
 		gz := gzip.NewWriter(w)
-		_, _ = gz.Write(buf.Bytes())
+		_, _ = gz.Write(body)
 		_ = gz.Close()
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	_, _ = w.Write(buf.Bytes())
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write(body)
+}
+
+// vary is the Vary header of every answer; net/http only reads it.
+var vary = []string{"Accept", "Accept-Encoding"}
+
+// negotiated caches negotiate's answers by Accept header: a Prometheus
+// server sends the same one with every scrape, and parsing it costs as much
+// as writing a small answer.
+var negotiated struct {
+	sync.RWMutex
+	m map[string]negotiation
+}
+
+type negotiation struct {
+	format      expfmt.Format
+	contentType []string
+}
+
+// negotiate picks the format as promhttp does (DefaultAcceptedFormats);
+// contentType is the header value to send, shared (net/http only reads it).
+func negotiate(h http.Header) (expfmt.Format, []string) {
+	accept := h.Get("Accept")
+	negotiated.RLock()
+	n, ok := negotiated.m[accept]
+	negotiated.RUnlock()
+	if ok {
+		return n.format, n.contentType
+	}
+	f := expfmt.NegotiateAccept(h, expfmt.DefaultAcceptedFormats()...)
+	n = negotiation{format: f, contentType: []string{string(f)}}
+	negotiated.Lock()
+	if negotiated.m == nil {
+		negotiated.m = map[string]negotiation{}
+	}
+	if len(negotiated.m) < 64 && len(accept) <= 1024 { // bounded: clients choose the key
+		negotiated.m[accept] = n
+	}
+	negotiated.Unlock()
+	return n.format, n.contentType
 }
 
 func acceptsGzip(r *http.Request) bool {
@@ -71,7 +108,10 @@ func acceptsGzip(r *http.Request) bool {
 // WriteText writes the Emitter's metrics in the Prometheus text format
 // (version 0.0.4), exactly as expfmt would write what Gather returns.
 func (e *Emitter) WriteText(w io.Writer) {
-	var b []byte
+	_, _ = w.Write(e.appendText(nil))
+}
+
+func (e *Emitter) appendText(b []byte) []byte {
 	for _, f := range e.families() {
 		b = append(b, "# HELP "...)
 		b = append(b, f.name...)
@@ -101,11 +141,11 @@ func (e *Emitter) WriteText(w io.Writer) {
 				b = append(b, '}')
 			}
 			b = append(b, ' ')
-			b = appendFloat(b, sr.value)
+			b = appendFloat(b, sr.s.value)
 			b = append(b, '\n')
 		}
 	}
-	_, _ = w.Write(b)
+	return b
 }
 
 // appendEscaped escapes a HELP text (backslash, newline) or a label value

@@ -136,7 +136,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	em := NewEmitter(logger)
 	Render(res, em)
-	p := &Probe{Module: moduleName, Target: target, Start: base.StartedAt, Success: base.Success, logs: plog.String(), metrics: em, module: module}
+	p := &Probe{Module: moduleName, Target: target, Start: base.StartedAt, Success: base.Success, logs: plog, metrics: em, module: module}
 	h.o.History.Add(p)
 
 	if q.Get("debug") == "true" {

@@ -42,7 +42,7 @@ func NewEmitter(logger *slog.Logger) *Emitter {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Emitter{logger: logger}
+	return &Emitter{logger: logger, samples: make([]sample, 0, 32)}
 }
 
 // Gauge adds a gauge. labels are name, value pairs.
@@ -102,13 +102,13 @@ func (s *sample) split() (names, values []string) {
 type family struct {
 	name, help string
 	typ        prometheus.ValueType
-	metrics    []*series
+	metrics    []series
 }
 
-// series is a sample with its labels sorted by name.
+// series is a valid sample with its labels sorted by name.
 type series struct {
+	s      *sample
 	labels []labelPair
-	value  float64
 }
 
 type labelPair struct{ name, value string }
@@ -116,66 +116,81 @@ type labelPair struct{ name, value string }
 // families validates, groups and sorts the samples as a Registry would:
 // families by name, series by label values; a sample with an invalid name
 // or label (a label value that is not UTF-8, say) is dropped and logged, and
-// so is one repeating an earlier sample's name and labels.
-func (e *Emitter) families() []*family {
-	byName := map[string]*family{}
-	seen := map[string]bool{}
-	var out []*family
+// so is one repeating an earlier sample's name and labels. It allocates
+// little: it runs for every probe.
+func (e *Emitter) families() []family {
+	n := 0
+	for i := range e.samples {
+		n += len(e.samples[i].labels) / 2
+	}
+	pairs := make([]labelPair, 0, n)
+	all := make([]series, 0, len(e.samples))
 	for i := range e.samples {
 		s := &e.samples[i]
-		sr, err := s.series()
-		if err != nil {
+		start := len(pairs)
+		var err error
+		if pairs, err = s.appendLabels(pairs); err != nil {
+			pairs = pairs[:start]
 			e.logger.Error("dropping metric", "metric", s.name, "err", err)
 			continue
 		}
-		key := s.name
-		for _, l := range sr.labels {
-			key += "\xff" + l.name + "\xfe" + l.value
-		}
-		if seen[key] {
-			e.logger.Error("dropping duplicate metric", "metric", s.name, "labels", sr.labels)
-			continue
-		}
-		seen[key] = true
-		f, ok := byName[s.name]
-		if !ok {
-			f = &family{name: s.name, help: s.help, typ: s.typ}
-			byName[s.name] = f
-			out = append(out, f)
-		}
-		f.metrics = append(f.metrics, sr)
+		all = append(all, series{s: s, labels: pairs[start:len(pairs):len(pairs)]})
 	}
-	for _, f := range out {
-		slices.SortStableFunc(f.metrics, func(a, b *series) int { return compareSeries(a.labels, b.labels) })
+	// Stable: of repeated series the first added comes first, and is kept.
+	slices.SortStableFunc(all, func(a, b series) int {
+		if c := strings.Compare(a.s.name, b.s.name); c != 0 {
+			return c
+		}
+		return compareSeries(a.labels, b.labels)
+	})
+	var out []family
+	kept := all[:0]
+	for _, sr := range all {
+		if len(kept) > 0 {
+			if prev := kept[len(kept)-1]; prev.s.name == sr.s.name && slices.Equal(prev.labels, sr.labels) {
+				e.logger.Error("dropping duplicate metric", "metric", sr.s.name, "labels", sr.labels)
+				continue
+			}
+		}
+		kept = append(kept, sr)
 	}
-	slices.SortFunc(out, func(a, b *family) int { return strings.Compare(a.name, b.name) })
+	for i := 0; i < len(kept); {
+		j := i + 1
+		for j < len(kept) && kept[j].s.name == kept[i].s.name {
+			j++
+		}
+		first := kept[i].s
+		out = append(out, family{name: first.name, help: first.help, typ: first.typ, metrics: kept[i:j]})
+		i = j
+	}
 	return out
 }
 
-// series checks a sample's name and labels (what NewDesc and
-// NewConstMetric check) and sorts its labels by name.
-func (s *sample) series() (*series, error) {
+// appendLabels checks a sample's name and labels (what NewDesc and
+// NewConstMetric check) and appends its labels, sorted by name, to pairs.
+func (s *sample) appendLabels(pairs []labelPair) ([]labelPair, error) {
 	if !validName(s.name) {
-		return nil, fmt.Errorf("%q is not a valid metric name", s.name)
+		return pairs, fmt.Errorf("%q is not a valid metric name", s.name)
 	}
-	sr := &series{labels: make([]labelPair, 0, len(s.labels)/2), value: s.value}
+	start := len(pairs)
 	for i := 0; i+1 < len(s.labels); i += 2 {
 		n, v := s.labels[i], s.labels[i+1]
 		if !validName(n) || strings.HasPrefix(n, "__") {
-			return nil, fmt.Errorf("%q is not a valid label name", n)
+			return pairs, fmt.Errorf("%q is not a valid label name", n)
 		}
 		if !utf8.ValidString(v) {
-			return nil, fmt.Errorf("label %s: value %q is not valid UTF-8", n, v)
+			return pairs, fmt.Errorf("label %s: value %q is not valid UTF-8", n, v)
 		}
-		sr.labels = append(sr.labels, labelPair{n, v})
+		pairs = append(pairs, labelPair{n, v})
 	}
-	slices.SortFunc(sr.labels, func(a, b labelPair) int { return strings.Compare(a.name, b.name) })
-	for i := 1; i < len(sr.labels); i++ {
-		if sr.labels[i].name == sr.labels[i-1].name {
-			return nil, fmt.Errorf("label %s given twice", sr.labels[i].name)
+	mine := pairs[start:]
+	slices.SortFunc(mine, func(a, b labelPair) int { return strings.Compare(a.name, b.name) })
+	for i := 1; i < len(mine); i++ {
+		if mine[i].name == mine[i-1].name {
+			return pairs, fmt.Errorf("label %s given twice", mine[i].name)
 		}
 	}
-	return sr, nil
+	return pairs, nil
 }
 
 // validName reports whether n is a legacy metric or label name
@@ -222,9 +237,9 @@ func (e *Emitter) Gather() ([]*dto.MetricFamily, error) {
 				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(l.name), Value: proto.String(l.value)})
 			}
 			if f.typ == prometheus.CounterValue {
-				m.Counter = &dto.Counter{Value: proto.Float64(sr.value)}
+				m.Counter = &dto.Counter{Value: proto.Float64(sr.s.value)}
 			} else {
-				m.Gauge = &dto.Gauge{Value: proto.Float64(sr.value)}
+				m.Gauge = &dto.Gauge{Value: proto.Float64(sr.s.value)}
 			}
 			mf.Metric = append(mf.Metric, m)
 		}
