@@ -130,7 +130,7 @@ func probeMTU(ctx context.Context, req Request) Result {
 	defer icmpIDs.release(id)
 	res.EchoID = int(id)
 
-	socks, err := openMTUSockets(o.SourceIPAddress, dst, ip.Zone)
+	socks, err := openMTUSockets(o.SourceIPAddress, dst, ip.Zone, id)
 	if err != nil {
 		res.Fail(logger, "cannot probe target", err)
 		return res
