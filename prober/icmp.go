@@ -140,7 +140,7 @@ func probeICMP(ctx context.Context, req Request) Result {
 	var rec *icmpRecord
 	if o.Protocol == config.ICMPProtocolTCP {
 		res.Port = o.Port
-		rec, err = icmpTCPPing(ctx, req, o, ip, plan, res)
+		rec, err = icmpTCPPing(ctx, req.Policy, logger, o, ip, plan, res)
 	} else {
 		rec, err = icmpPing(ctx, o, ip, plan, res, logger)
 	}
@@ -151,7 +151,8 @@ func probeICMP(ctx context.Context, req Request) Result {
 		res.Fail(logger, "cannot probe target", err)
 		return res
 	}
-	logger.Info("probe finished", "protocol", o.Protocol, "sent", res.PacketsSent, "received", res.PacketsReceived,
+	logger.Info("probe finished", "protocol", o.Protocol, "socket", res.SocketMode, "echo_id", res.EchoID,
+		"packets", plan.packets, "interval", plan.interval, "sent", res.PacketsSent, "received", res.PacketsReceived,
 		"duplicates", res.Duplicates, "loss_ratio", res.LossRatio, "rtt_mean_seconds", res.RTTMeanSeconds,
 		"jitter_seconds", res.JitterSeconds)
 	if err := icmpJudge(o, res, rec); err != nil {
@@ -301,8 +302,12 @@ func icmpPing(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmp
 	res.SocketMode = mode
 	rec := newICMPRecord(plan.packets)
 	rec.setup = time.Since(setupStart)
-	logger.Info("sending echo requests", "socket", mode, "socket_option", o.Socket, "tried", tried,
-		"packets", plan.packets, "interval", plan.interval, "size", req.Size)
+	// The socket and sizes go in the probe's last line ("probe finished"):
+	// a probe's log is read only once it ended, and a line costs as much
+	// as an echo.
+	if len(tried) > 0 {
+		logger.Debug("fell back to another ICMP socket", "socket", mode, "tried", tried)
+	}
 
 	r := p.Wait(ctx)
 	if mode == ICMPSocketPrivileged {

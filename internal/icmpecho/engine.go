@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/isp-checker/isp-checker/internal/threadns"
 )
 
 // magic marks every echo request of this process (the first four payload
@@ -25,8 +27,22 @@ type nsID uint64
 // currentNS is the network namespace of the calling thread: sockets opened
 // on it live there, so the engine keeps one per namespace (a test lab runs
 // probes on threads inside other namespaces). readlink is the cheapest way
-// to ask (4 µs, stat 7 µs); a probe asks once.
+// to ask (4 µs, stat 7 µs, more under load), so a process whose threads
+// never left its namespace (threadns) asks once.
 func currentNS() nsID {
+	if !threadns.MayDiffer() {
+		processNS.once.Do(func() { processNS.id = threadNS() })
+		return processNS.id
+	}
+	return threadNS()
+}
+
+var processNS struct {
+	once sync.Once
+	id   nsID
+}
+
+func threadNS() nsID {
 	var buf [32]byte
 	n, err := unix.Readlink("/proc/thread-self/ns/net", buf[:])
 	if err != nil {

@@ -246,38 +246,43 @@ func (p *Probe) onError(m message, r *received) {
 // the last was sent, StopAt or ctx's end, whichever comes first, and
 // returns what the probe saw.
 func (p *Probe) Wait(ctx context.Context) *Result {
-	var stop <-chan time.Time
+	// One timer, for the earlier of StopAt and, once every request is
+	// out, ReplyTimeout after the last.
+	var timer *time.Timer
+	var expired <-chan time.Time
 	if !p.req.StopAt.IsZero() {
-		t := time.NewTimer(time.Until(p.req.StopAt))
-		defer t.Stop()
-		stop = t.C
+		timer = time.NewTimer(time.Until(p.req.StopAt))
+		defer timer.Stop()
+		expired = timer.C
 	}
-	var replyTimeout <-chan time.Time
 	allSent := p.allSent
-wait:
 	for {
 		select {
 		case <-p.done:
-			break wait
 		case <-ctx.Done():
-			break wait
-		case <-stop:
-			break wait
-		case <-replyTimeout:
-			break wait
+		case <-expired:
 		case <-allSent:
 			allSent = nil
-			p.mu.Lock()
-			last := p.lastSent
-			p.mu.Unlock()
-			if p.req.ReplyTimeout > 0 {
-				t := time.NewTimer(time.Until(last.Add(p.req.ReplyTimeout)))
-				defer t.Stop()
-				replyTimeout = t.C
+			if p.req.ReplyTimeout <= 0 {
+				continue
 			}
+			p.mu.Lock()
+			end := p.lastSent.Add(p.req.ReplyTimeout)
+			p.mu.Unlock()
+			if !p.req.StopAt.IsZero() && p.req.StopAt.Before(end) {
+				continue
+			}
+			if timer == nil {
+				timer = time.NewTimer(time.Until(end))
+				defer timer.Stop()
+				expired = timer.C
+			} else {
+				timer.Reset(time.Until(end))
+			}
+			continue
 		}
+		return p.finish()
 	}
-	return p.finish()
 }
 
 // finish ends the probe and returns its result. A probe still missing

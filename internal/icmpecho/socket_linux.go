@@ -70,8 +70,10 @@ type socket struct {
 	// (SO_TIMESTAMPNS); otherwise the receive loop reads the clock.
 	timestamps bool
 	// closed is set before the receive loop is woken for the last time
-	// (shutdown), so it takes the wake-up as its end.
-	closed atomic.Bool
+	// (shutdown), so it takes the wake-up as its end; stopped ends its
+	// pause.
+	closed  atomic.Bool
+	stopped chan struct{}
 
 	// The send scratch, used by the scheduler goroutine only.
 	msg unix.Msghdr
@@ -118,7 +120,7 @@ func openSocket(k sockKey, receiver bool) (*socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &socket{key: k, fd: fd, st: statsFor(k.v6, k.mode), receiver: receiver}
+	s := &socket{key: k, fd: fd, st: statsFor(k.v6, k.mode), receiver: receiver, stopped: make(chan struct{})}
 	if err := s.setup(fd); err != nil {
 		_ = unix.Close(fd)
 		return nil, err
@@ -312,6 +314,7 @@ func attachBPF(fd int, prog []bpf.Instruction) error {
 // scheduler) have returned, close releases the descriptor.
 func (s *socket) stop() {
 	s.closed.Store(true)
+	close(s.stopped)                      // ends a pause
 	_ = unix.Shutdown(s.fd, unix.SHUT_RD) // ENOTCONN, but it wakes ppoll
 }
 
@@ -392,6 +395,8 @@ type received struct {
 // probe that ends while packets may be queued reads them itself (drain).
 func (s *socket) serve() {
 	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
+	pause := time.NewTimer(time.Hour)
+	defer pause.Stop()
 	for {
 		if _, err := unix.Ppoll(fds, nil, nil); err != nil && err != unix.EINTR {
 			time.Sleep(time.Millisecond) // not expected; do not spin
@@ -404,7 +409,12 @@ func (s *socket) serve() {
 			return
 		}
 		if n < batch {
-			time.Sleep(receivePause)
+			pause.Reset(receivePause)
+			select {
+			case <-pause.C:
+			case <-s.stopped:
+				return
+			}
 		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/isp-checker/isp-checker/internal/threadns"
 )
 
 var seq atomic.Int64
@@ -70,6 +72,7 @@ func (n *NS) Do(f func()) error {
 			return
 		}
 		defer orig.Close()
+		threadns.Entering()
 		if err = unix.Setns(int(n.f.Fd()), unix.CLONE_NEWNET); err != nil {
 			return
 		}
