@@ -48,7 +48,7 @@ func newProbeLog(next slog.Handler) *probeLog {
 	if !next.Enabled(context.Background(), slog.LevelDebug) {
 		next = nil // deriving it (WithAttrs) for nothing would cost as much as the text
 	}
-	return &probeLog{log: &recordLog{}, next: next}
+	return &probeLog{log: &recordLog{entries: make([]logEntry, 0, 8)}, next: next} // a probe logs about 6 lines
 }
 
 func (p *probeLog) Enabled(context.Context, slog.Level) bool { return true }

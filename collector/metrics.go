@@ -42,7 +42,7 @@ func NewEmitter(logger *slog.Logger) *Emitter {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Emitter{logger: logger, samples: make([]sample, 0, 32)}
+	return &Emitter{logger: logger, samples: make([]sample, 0, 24)} // an icmp probe writes 17
 }
 
 // Gauge adds a gauge. labels are name, value pairs.
@@ -143,7 +143,6 @@ func (e *Emitter) families() []family {
 		}
 		return compareSeries(a.labels, b.labels)
 	})
-	var out []family
 	kept := all[:0]
 	for _, sr := range all {
 		if len(kept) > 0 {
@@ -154,6 +153,13 @@ func (e *Emitter) families() []family {
 		}
 		kept = append(kept, sr)
 	}
+	names := 0
+	for i := range kept {
+		if i == 0 || kept[i].s.name != kept[i-1].s.name {
+			names++
+		}
+	}
+	out := make([]family, 0, names)
 	for i := 0; i < len(kept); {
 		j := i + 1
 		for j < len(kept) && kept[j].s.name == kept[i].s.name {
