@@ -4,6 +4,7 @@ package icmpecho
 
 import (
 	"container/heap"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -12,6 +13,10 @@ import (
 // nearly due, so one wake-up sends every request due within it rather
 // than one each.
 const sendSlack = 50 * time.Microsecond
+
+// yieldEvery is how many requests the scheduler sends in a row before it
+// lets other goroutines run (about half a millisecond's worth).
+const yieldEvery = 64
 
 // queueWindow is the time the pacer assumes the receive loop may be kept
 // from reading (the machine busy elsewhere): it never sends more in one
@@ -139,6 +144,7 @@ func (s *scheduler) run(wg *sync.WaitGroup) {
 func (s *scheduler) sendDue() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	sent := 0
 	for len(s.queue) > 0 {
 		p := s.queue[0]
 		if p.ended.Load() {
@@ -155,6 +161,12 @@ func (s *scheduler) sendDue() time.Duration {
 		heap.Pop(&s.queue)
 		s.mu.Unlock()
 		more := p.sendNext(now)
+		if sent++; sent%yieldEvery == 0 {
+			// Yield now, between two sends, rather than be preempted
+			// (after 10 ms of running) between a clock read and its
+			// sendmsg, where the wait would count in that echo's RTT.
+			runtime.Gosched()
+		}
 		s.mu.Lock()
 		if more {
 			heap.Push(&s.queue, p)
