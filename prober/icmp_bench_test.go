@@ -20,7 +20,8 @@ import (
 //
 //	go test ./prober/ -run '^$' -bench BenchmarkICMPConcurrent -benchtime 5x
 //
-// bench/icmp/run.sh runs this and fping on the same targets.
+// bench/icmp/run.sh measures whole exporters at scale, side by side with
+// fping and smokeping_prober.
 func BenchmarkICMPConcurrent(b *testing.B) {
 	icmpNeedSocket(b)
 	for _, probes := range []int{100, 300, 1000} {
