@@ -40,7 +40,11 @@ type Common struct {
 	Target  string `json:"target"`
 	Success bool   `json:"success"`
 	// Error says why the probe failed, in words a person can act on.
-	Error           string    `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Reason is a short code beside Error when the failure's cause is on
+	// this host (the Reason constants: permission, no_socket, no_route,
+	// not_run); empty otherwise.
+	Reason          string    `json:"reason,omitempty"`
 	StartedAt       time.Time `json:"started_at"`
 	DurationSeconds float64   `json:"duration_seconds"`
 	TimeoutSeconds  float64   `json:"timeout_seconds"`
@@ -56,9 +60,13 @@ type Common struct {
 func (c *Common) Base() *Common { return c }
 
 // Fail marks the result failed with a reason and returns it, for one-line
-// early returns: `return res.Fail(logger, "…", err)`.
+// early returns: `return res.Fail(logger, "…", err)`. Reason is set from
+// the system error err wraps (ReasonOf), when it names one.
 func (c *Common) Fail(logger *slog.Logger, msg string, err error) {
 	c.Success = false
+	if r := ReasonOf(err); r != "" {
+		c.Reason = r
+	}
 	if err != nil {
 		c.Error = fmt.Sprintf("%s: %v", msg, err)
 		logger.Error(msg, "err", err)
@@ -132,7 +140,7 @@ func Run(ctx context.Context, req Request) (res Result) {
 		b.DurationSeconds = time.Since(start).Seconds()
 		b.TimeoutSeconds = timeout
 		if b.Success {
-			b.Error = ""
+			b.Error, b.Reason = "", ""
 		}
 	}()
 	if !ok {
