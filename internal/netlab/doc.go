@@ -32,7 +32,10 @@
 // interface), no default route, no firewall rule outside the lab's own
 // nftables table "netlab_<slot>" (created only for faults on the client's
 // end, matching only its interfaces). Teardown deletes the interface, which
-// takes the routes and any cached path-MTU with it.
+// takes the routes and any cached path-MTU with it. The rest of the slot's
+// address space is a throw route in the client: "network is unreachable", as
+// on a real host, when a lab link is down or Lab.RemoveClientRoutes took the
+// routes away — never the host's default route.
 //
 // Other nodes are namespaces named "nlab<slot>-<node>". Node.Do runs Go code
 // on a thread inside one; sockets made there stay there, which is how
@@ -109,6 +112,8 @@
 //   - Dead services: close the listener (refused), Node.Reject (TCP reset /
 //     ICMP port unreachable), Node.Block (silently dropped: timeouts),
 //     Proc.Kill, or End.Down / Link.Down for a cut link (Up restores routes).
+//   - A host without a route: Lab.RemoveClientRoutes (the gateway still
+//     answers; everything beyond it is unreachable).
 //
 // Every fault returns (or is) undoable: Rule.Remove, ClearRateLimit,
 // SetDelay(0), Up.

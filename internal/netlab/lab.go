@@ -234,9 +234,62 @@ func (l *Lab) clientRoutes() {
 			fmt.Sprintf("route replace %s via %s dev %s src %s", lk.Prefix4, gw.IPv4, c.Name, c.IPv4),
 			fmt.Sprintf("route replace %s via %s dev %s src %s", lk.Prefix6, gw.IPv6, c.Name, c.IPv6))
 	}
+	// The rest of the slot is unreachable from the client (a throw route:
+	// lookup fails with ENETUNREACH). A cut lab link or a deleted lab route
+	// then fails as on a real host, "network is unreachable", instead of
+	// falling back to the host's default route (where the client guard
+	// would drop the packet with EPERM).
+	for _, p := range l.Prefixes() {
+		cmds = append(cmds, "route replace throw "+p.String())
+	}
+	l.must(l.client.ipBatch(cmds...))
+}
+
+// RemoveClientRoutes deletes the client's routes to everything beyond the
+// link it is attached by, as on a host that lost its default route: the
+// gateway still answers, every other lab address is unreachable
+// (ENETUNREACH). The returned func restores the routes.
+func (l *Lab) RemoveClientRoutes() (restore func()) {
+	l.t.Helper()
+	ends := l.client.Ends()
+	if len(ends) == 0 {
+		l.t.Fatalf("netlab: the client is not attached")
+	}
+	var cmds []string
+	for _, lk := range l.Links() {
+		if lk != ends[0].Link {
+			cmds = append(cmds, "route del "+lk.Prefix4.String(), "route del "+lk.Prefix6.String())
+		}
+	}
 	if len(cmds) > 0 {
 		l.must(l.client.ipBatch(cmds...))
 	}
+	return func() { l.t.Helper(); l.clientRoutes() }
+}
+
+// delThrowRoutes removes the client's throw routes for the slot.
+func (l *Lab) delThrowRoutes() {
+	for _, p := range l.Prefixes() {
+		_ = exec.Command("ip", "route", "del", "throw", p.String()).Run()
+	}
+}
+
+// isLabThrow reports whether an `ip -o route` line (type first) is one of
+// the throw routes clientRoutes installs for some slot: not the host's.
+func isLabThrow(f []string) bool {
+	if len(f) < 2 || f[0] != "throw" {
+		return false
+	}
+	p, err := netip.ParsePrefix(f[1])
+	if err != nil {
+		return false
+	}
+	for s := 1; s <= Slots; s++ {
+		if slices.Contains((&Lab{slot: s}).Prefixes(), p) {
+			return true
+		}
+	}
+	return false
 }
 
 // restoreRoutes reinstalls all routes after an interface came back up.
@@ -346,6 +399,9 @@ func hostPrefixes() []netip.Prefix {
 		b, _ := exec.Command("ip", fam, "-o", "route", "show", "table", "all").Output()
 		for _, line := range strings.Split(string(b), "\n") {
 			f := strings.Fields(line)
+			if isLabThrow(f) {
+				continue
+			}
 			if len(f) > 0 && routeTypes[f[0]] {
 				f = f[1:]
 			}
@@ -382,6 +438,7 @@ func (l *Lab) removeStale() {
 		}
 	}
 	_ = exec.Command("nft", "delete", "table", "inet", l.hostTableName()).Run()
+	l.delThrowRoutes()
 	l.flushTCPMetrics()
 }
 
@@ -461,6 +518,7 @@ func (l *Lab) cleanup() {
 	if l.hostTable {
 		_ = exec.Command("nft", "delete", "table", "inet", l.hostTableName()).Run()
 	}
+	l.delThrowRoutes()
 	l.flushTCPMetrics()
 	if l.lock != nil {
 		_ = l.lock.Truncate(0)
