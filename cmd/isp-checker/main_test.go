@@ -102,8 +102,15 @@ func freePort(t *testing.T) string {
 // until it answers.
 func startServer(t *testing.T, args ...string) string {
 	t.Helper()
+	return startServerAs(t, nil, args...)
+}
+
+// startServerAs is startServer with a command prefix (setpriv …).
+func startServerAs(t *testing.T, prefix []string, args ...string) string {
+	t.Helper()
 	addr := freePort(t)
-	cmd := exec.Command(binary, append(args, "--web.listen-address="+addr)...)
+	argv := append(append(prefix, binary), append(args, "--web.listen-address="+addr)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
