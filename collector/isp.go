@@ -1,6 +1,10 @@
 package collector
 
 import (
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/isp-checker/isp-checker/diagnose"
 	"github.com/isp-checker/isp-checker/prober"
 )
@@ -73,4 +77,14 @@ func renderISP(r *diagnose.ISPResult, e *Emitter) {
 	if tp := r.Checks.Throughput; tp != nil {
 		check(diagnose.CheckThroughput, &tp.Common, tp.Success)
 	}
+}
+
+// ISPGatherer gathers a diagnosis's probe_isp_* metrics, as the isp module
+// of the exporter renders them: what `isp-checker run --push` sends to a
+// Pushgateway (probe_success and the other common metrics stay behind: a
+// pushed group is one job's, not a probe's).
+func ISPGatherer(r *diagnose.ISPResult, logger *slog.Logger) prometheus.Gatherer {
+	e := NewEmitter(logger)
+	renderISP(r, e)
+	return e
 }

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   iproute2 nftables iputils-ping fping traceroute mtr-tiny dnsutils dnsmasq-base
-  prometheus prometheus-blackbox-exporter prometheus-smokeping-prober
+  prometheus prometheus-blackbox-exporter prometheus-smokeping-prober prometheus-pushgateway
   wrk hyperfine docker-compose ca-certificates
 )
 missing=()

@@ -14,6 +14,8 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/diagnose"
 	"github.com/isp-checker/isp-checker/diagnose/labtest"
 )
 
@@ -183,6 +185,32 @@ func TestRunMatrix(t *testing.T) {
 				checkExporter(t, url, l, row)
 			}
 		})
+	}
+	t.Run("progress_total_known_up_front", func(t *testing.T) { testProgressTotal(t, l) })
+}
+
+// testProgressTotal: the progress total is known before the first check
+// and never grows, although the trace finds two routers to ping.
+func testProgressTotal(t *testing.T, l *labtest.Lab) {
+	o := config.DefaultISPProbe()
+	o.Gateway, o.Targets, o.DNSServers, o.DNSQueryName, o.HTTPURLs = l.Gateway, l.Targets, l.Resolvers, labtest.DNSName, l.URLs
+	o.Packets, o.Interval = 5, 50*time.Millisecond
+	plan := diagnose.NewPlan(o, diagnose.Flagged{Gateway: true, DNS: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var steps []diagnose.Step
+	res := diagnose.Run(ctx, plan, diagnose.Options{Progress: func(s diagnose.Step) { steps = append(steps, s) }})
+	want := diagnose.PlannedSteps(plan)
+	if len(res.Checks.Hops) != 2 {
+		t.Errorf("%d routers pinged, want 2 (isp1, isp2)", len(res.Checks.Hops))
+	}
+	if len(steps) != want {
+		t.Errorf("%d steps, want %d", len(steps), want)
+	}
+	for i, s := range steps {
+		if s.Total != want || s.Done != i+1 {
+			t.Errorf("step %d: [%d/%d] %s %s; want [%d/%d]", i, s.Done, s.Total, s.Check, s.Target, i+1, want)
+		}
 	}
 }
 

@@ -40,6 +40,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--config.file", cfg, "--module", "tcp"}, `module "tcp" uses the tcp prober; run needs an isp module`},
 		{[]string{"--module", "nope"}, `--module "nope" needs --config.file (without it, run uses its built-in defaults)`},
 		{[]string{"--output", filepath.Join(dir, "no", "such", "dir.json")}, "no such file or directory"},
+		{[]string{"--push", "pushgateway:9091"}, `--push "pushgateway:9091" is not an http:// or https:// URL of a Pushgateway`},
+		{[]string{"--push-instance", "home"}, "--push-instance needs --push"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			args := []string{"run"}
