@@ -159,3 +159,10 @@ var Synthetic = []string{
 	"ALERTS",
 	"ALERTS_FOR_STATE",
 }
+
+// Pushgateway are the series a Pushgateway adds to every group that
+// `isp-checker run --push` pushes; queries may name them too.
+var Pushgateway = []string{
+	"push_time_seconds",
+	"push_failure_time_seconds",
+}

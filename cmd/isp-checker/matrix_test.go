@@ -76,6 +76,9 @@ type matrixRow struct {
 	why string
 	// exporter: the isp module of `isp-checker serve` must agree.
 	exporter bool
+	// zeroExit: run again with --no-verdict-exit-code, which must exit 0
+	// with the same verdict.
+	zeroExit bool
 }
 
 func TestRunMatrix(t *testing.T) {
@@ -117,7 +120,7 @@ func TestRunMatrix(t *testing.T) {
 		{name: "gateway dead", step: l.GatewayDead,
 			fault: "lan", verdict: "down", code: 2, why: "^no reply from the gateway " + q(l.Gateway)},
 		{name: "link down", step: l.LinkDown,
-			fault: "lan", verdict: "down", code: 2, why: "^nothing can leave this host: the gateway " + q(l.Gateway) + " and every internet target are unreachable", exporter: true},
+			fault: "lan", verdict: "down", code: 2, why: "^nothing can leave this host: the gateway " + q(l.Gateway) + " and every internet target are unreachable", exporter: true, zeroExit: true},
 		{name: "no default route", step: l.NoRoute,
 			fault: "lan", verdict: "down", code: 2, why: "^the gateway " + q(l.Gateway) + " answers, but this host has no route to the internet", exporter: true},
 		{name: "no ICMP permission", unprivileged: true,
@@ -174,6 +177,11 @@ func TestRunMatrix(t *testing.T) {
 				t.Errorf("the text report lacks the verdict or the reasons:\n%s", text)
 			}
 			row.checkReport(t, l, text, rep)
+			if row.zeroExit {
+				if code, _, again := runMatrix(t, dir, row.unprivileged, append(args, "--no-verdict-exit-code")...); code != 0 || again.Verdict != row.verdict || again.ExitCode != row.code {
+					t.Errorf("--no-verdict-exit-code: exit %d, %s (report's exit code %d); want 0, %s (%d)", code, again.Verdict, again.ExitCode, row.verdict, row.code)
+				}
+			}
 			if row.exporter {
 				url := exporter
 				if row.unprivileged {

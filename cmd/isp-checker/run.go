@@ -56,6 +56,7 @@ type runCmd struct {
 	timeout    *time.Duration
 	push       *string
 	pushInst   *string
+	verdictRC  *bool
 
 	// stdout and stderr are the process's, or a test's buffers.
 	stdout, stderr io.Writer
@@ -79,6 +80,7 @@ func addRunCmd(app *kingpin.Application, common *commonFlags, logConfig *promslo
 	c.timeout = cmd.Flag("timeout", "Time the whole diagnosis may take.").Default("60s").Duration()
 	c.push = cmd.Flag("push", `Push the diagnosis's probe_isp_* metrics to this Prometheus Pushgateway (e.g. http://pushgateway:9091), as job "`+runPushJob+`".`).PlaceHolder("URL").String()
 	c.pushInst = cmd.Flag("push-instance", "The instance label of the pushed group. Default: the host name.").String()
+	c.verdictRC = cmd.Flag("verdict-exit-code", "Exit with the verdict's status (0 healthy, 1 degraded, 2 down, 4 unknown). --no-verdict-exit-code exits 0 once the report is written (and pushed), for schedulers that count any other status as a failed job.").Default("true").Bool()
 	return cmd, c
 }
 
@@ -98,6 +100,10 @@ func (c *runCmd) run() int {
 	code, err := c.diagnose()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "isp-checker run: %v\n", err)
+		return code
+	}
+	if !*c.verdictRC {
+		return 0
 	}
 	return code
 }
