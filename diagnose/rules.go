@@ -742,19 +742,24 @@ func notPingedWhy(reason, err string) string {
 }
 
 // fewerPings says when fewer echo requests than configured fitted in the
-// time the diagnosis had.
+// time the diagnosis had, or fewer than planned could be sent in time.
 func (f *facts) fewerPings() string {
 	want := f.r.Plan.Options.Packets
-	fewest := want
+	planned, sent := want, want
 	for _, s := range append([]pingStat{f.gw}, f.targets...) {
-		if s.measured && s.planned > 0 {
-			fewest = min(fewest, s.planned)
+		if s.measured && !s.noRoute && s.planned > 0 {
+			planned, sent = min(planned, s.planned), min(sent, s.sent)
 		}
 	}
-	if want == 0 || fewest >= want {
+	switch {
+	case want == 0:
 		return ""
+	case planned < want:
+		return fmt.Sprintf("only %d of the %d echo requests per target fitted in the time the diagnosis had (--timeout): loss and jitter rest on fewer samples", planned, want)
+	case sent < planned:
+		return fmt.Sprintf("only %d of the %d echo requests of a ping went out before its deadline (a busy machine?): loss and jitter rest on fewer samples", sent, planned)
 	}
-	return fmt.Sprintf("only %d of the %d echo requests per target fitted in the time the diagnosis had (--timeout): loss and jitter rest on fewer samples", fewest, want)
+	return ""
 }
 
 func traceContext(r *ISPResult, tr *prober.TracerouteResult) string {

@@ -22,6 +22,12 @@ const (
 	// probeMargin is added to every check's planned time for its start
 	// and stop.
 	probeMargin = 500 * time.Millisecond
+	// pingSlack extends a ping's deadline beyond its plan. It costs no
+	// time (a ping ends pingReplyWait after its last echo request), but on
+	// a busy machine, where the sends fall behind their interval, it keeps
+	// the last ones from being cut off before their replies could arrive
+	// (and counted as lost).
+	pingSlack = 2 * time.Second
 	// traceHopTimeout is the trace's wait for answers after its last probe.
 	traceHopTimeout = time.Second
 	// tracePacketsPerHop keeps within a router's burst of ICMP errors (6 on
@@ -312,10 +318,10 @@ func (r *runner) probe(check, target string, m config.Module, timeout time.Durat
 	return prober.Run(ctx, prober.Request{Target: target, Module: m, ModuleName: "isp/" + check, Policy: r.opt.Policy, Logger: logger})
 }
 
-// pingTimeout is the time a ping needs: its packets, the reply wait and a
-// margin.
+// pingTimeout is the time a ping may take: its packets, the reply wait, a
+// margin and the slack for a busy machine.
 func (r *runner) pingTimeout() time.Duration {
-	return time.Duration(r.o.Packets-1)*r.o.Interval + pingReplyWait + probeMargin
+	return time.Duration(r.o.Packets-1)*r.o.Interval + pingReplyWait + probeMargin + pingSlack
 }
 
 func (r *runner) ping(check, target string) *prober.ICMPResult {
@@ -338,7 +344,7 @@ func (r *runner) mtu(target string) *prober.MTUResult {
 	m := config.DefaultModule()
 	m.Prober = "mtu"
 	m.MTU.IPProtocol, m.MTU.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
-	res := asMTU(r.probe(CheckMTU, target, m, max(r.pingTimeout(), mtuMinBudget)))
+	res := asMTU(r.probe(CheckMTU, target, m, max(r.pingTimeout()-pingSlack, mtuMinBudget)))
 	r.report(CheckMTU, target, res.Success && !res.BlackHole)
 	return res
 }
