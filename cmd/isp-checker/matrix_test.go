@@ -17,6 +17,7 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/diagnose"
 	"github.com/isp-checker/isp-checker/diagnose/labtest"
+	"github.com/isp-checker/isp-checker/report/schematest"
 )
 
 // The scenario matrix: every common fault, built in the lab from
@@ -340,7 +341,8 @@ type runReport struct {
 }
 
 // runMatrix runs the built binary (as nobody when unprivileged) with the
-// text report on standard output and the JSON report in a file.
+// text report on standard output and the JSON report in a file, which
+// must match the report's JSON Schema.
 func runMatrix(t *testing.T, dir string, unprivileged bool, args ...string) (int, string, runReport) {
 	t.Helper()
 	out := filepath.Join(dir, "report.json")
@@ -372,8 +374,27 @@ func runMatrix(t *testing.T, dir string, unprivileged bool, args ...string) (int
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatalf("report: %v\n%s", err, data)
 	}
+	var doc any
+	_ = json.Unmarshal(data, &doc)
+	for _, e := range schematest.Validate(reportSchema(t), doc) {
+		t.Errorf("the report does not match docs/report.schema.json: %s", e)
+	}
 	if rep.SchemaVersion != 2 {
 		t.Errorf("schema_version %d", rep.SchemaVersion)
 	}
 	return code, stdout.String(), rep
+}
+
+// reportSchema is docs/report.schema.json.
+func reportSchema(t *testing.T) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile("../../docs/report.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema map[string]any
+	if err := json.Unmarshal(data, &schema); err != nil {
+		t.Fatal(err)
+	}
+	return schema
 }
