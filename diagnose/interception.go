@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -16,8 +17,39 @@ import (
 // off-site to one and the same host, and none worked without it. One
 // redirected site could be an ordinary move (example.com to
 // www.example.org); two sites sent to the same place, or one with a
-// resolver answering a name that cannot exist, is a portal.
+// resolver answering a name that cannot exist, is a portal. Without a
+// plain-HTTP site to redirect (https cannot be), a portal still shows in
+// DNS: no internet target answers, and a resolver answers the name that
+// cannot exist with an address on this network (the gateway's, or a
+// private one).
 func (f *facts) captivePortal() (string, bool) {
+	if e, ok := f.portalByRedirect(); ok {
+		return e, true
+	}
+	return f.portalByDNS()
+}
+
+func (f *facts) portalByDNS() (string, bool) {
+	if len(f.measured) == 0 || len(f.answered) > 0 {
+		return "", false
+	}
+	for _, d := range f.r.Checks.DNS {
+		ok, addrs := d.RewritesNXDOMAIN()
+		if !ok {
+			continue
+		}
+		for _, a := range addrs {
+			ip, err := netip.ParseAddr(a)
+			if err == nil && (a == f.r.Plan.Gateway || ip.IsPrivate() || ip.IsLinkLocalUnicast()) {
+				return fmt.Sprintf("a captive portal, most likely: no internet target answers, and %s answers a name that cannot exist with %s, an address on this network — open a web page over plain http:// to reach its login page → LAN",
+					d.Server, a), true
+			}
+		}
+	}
+	return "", false
+}
+
+func (f *facts) portalByRedirect() (string, bool) {
 	portal, portalHost, diverted := "", "", 0
 	for _, h := range f.r.Checks.HTTP {
 		if h == nil {

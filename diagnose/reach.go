@@ -16,9 +16,11 @@ import (
 // it has no route (its link is down, or it has no default route). Every
 // internet target that was tried found no route; when none could be
 // pinged (no permission), a resolver or web site that found no route
-// stands in. Anything that answered beyond the gateway rules it out.
+// stands in. A target or a web site that answered rules it out.
 func (f *facts) noRouteOut() (string, bool) {
-	if len(f.answered) > 0 || len(f.dnsOK) > 0 || len(f.httpOK) > 0 {
+	// A resolver that answers does not rule it out: it is often the
+	// gateway itself, on the LAN.
+	if len(f.answered) > 0 || len(f.httpOK) > 0 {
 		return "", false
 	}
 	routed, unrouted := 0, 0

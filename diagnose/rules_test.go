@@ -242,6 +242,34 @@ func TestRules(t *testing.T) {
 		{"a captive portal", func(r *diagnose.ISPResult) { *r = *dt.Scenario("portal") },
 			diagnose.FaultLAN, diagnose.VerdictDown,
 			"=a captive portal: 2 web sites redirected to http://192.0.2.1:8080/login, and 198.51.100.53 answers a name that cannot exist with 192.0.2.1 — the network wants you to log in or accept its terms before it lets traffic through → LAN"},
+		{"a captive portal seen in DNS only (https sites cannot be redirected)", func(r *diagnose.ISPResult) {
+			*r = *dt.Scenario("portal")
+			for i := range r.Checks.HTTP {
+				r.Checks.HTTP[i] = dt.HTTP(r.Checks.HTTP[i].Target, false)
+			}
+			r.Checks.DNS[1].Integrity = dt.Integrity(dt.DNS2, "10.1.0.1")
+			r.Checks.DNS[0].Integrity = dt.Integrity(dt.DNS1, "")
+		}, diagnose.FaultLAN, diagnose.VerdictDown,
+			"=a captive portal, most likely: no internet target answers, and 198.51.100.54 answers a name that cannot exist with 10.1.0.1, an address on this network — open a web page over plain http:// to reach its login page → LAN"},
+		{"a rewriting resolver with a public address and no ping is the ISP's outage", func(r *diagnose.ISPResult) {
+			*r = *dt.Scenario("portal")
+			for i := range r.Checks.HTTP {
+				r.Checks.HTTP[i] = dt.HTTP(r.Checks.HTTP[i].Target, false)
+			}
+			for i, d := range r.Checks.DNS {
+				r.Checks.DNS[i].Integrity = dt.Integrity(d.Server, "198.51.100.80")
+			}
+		}, diagnose.FaultISP, diagnose.VerdictDown, "none of the 3 internet targets answers"},
+		{"no default route, with the gateway as the resolver (it answers)", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.NoRoute(p.Target)
+			}
+			for i := range r.Checks.HTTP {
+				r.Checks.HTTP[i] = dt.HTTP(r.Checks.HTTP[i].Target, false)
+				r.Checks.HTTP[i].Reason = prober.ReasonNoRoute
+			}
+			r.Checks.Trace, r.Checks.Hops = nil, nil
+		}, diagnose.FaultLAN, diagnose.VerdictDown, "^the gateway 192.0.2.1 answers, but this host has no route to the internet"},
 		{"one site that moved elsewhere is no portal", func(r *diagnose.ISPResult) {
 			r.Checks.HTTP[0].FinalURL, r.Checks.HTTP[0].Redirects = "https://www.elsewhere.example/", 1
 		}, diagnose.FaultNone, diagnose.VerdictHealthy, "every check passed"},
