@@ -158,7 +158,7 @@ func (f *facts) dimensions() Dimensions {
 		} else {
 			d.Bufferbloat.Detail = "the speed test measured no idle and loaded latency"
 			if tp.Error != "" {
-				d.Bufferbloat.Detail = "speed test failed: " + clip(tp.Error, 100)
+				d.Bufferbloat.Detail = "speed test failed: " + Reason(tp.Error)
 			}
 		}
 	}
