@@ -14,8 +14,10 @@ import (
 
 // TestMain fails the package's tests if any goroutine outlives them: every
 // probe must close its connections and stop its helpers before it returns.
+// It also fails them if any asked the system resolver (see resolverGuard).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	Resolver = noSystemResolver()
+	goleak.VerifyTestMain(resolverGuard{m})
 }
 
 // probeTestRun runs module m against target under the default target policy
