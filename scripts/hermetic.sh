@@ -35,7 +35,7 @@ cleanup() {
   rm -f "$pcap"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM # until CMD runs
 
 setup() {
   ip netns add "$inner" && ip netns add "$sink" &&
@@ -61,11 +61,33 @@ for _ in $(seq 50); do # the file header is written once the capture runs
 done
 [[ $(stat -c %s "$pcap") -ge 24 ]] || { echo "hermetic: tcpdump did not start" >&2; exit 2; }
 
-ip netns exec "$inner" env GOPROXY=off "$@"
-rc=$?
+# CMD runs in the background only so that a signal can be passed on to it: the
+# namespaces must outlive it, or it would go on in a namespace cut off from the
+# sink (and its labs with it). Job control gives it a process group of its own
+# (signalled as a whole, as a terminal would) and keeps SIGINT from being
+# ignored, as bash does for background commands otherwise.
+set -m
+ip netns exec "$inner" env GOPROXY=off "$@" <&0 &
+cmd=$!
+set +m
+trap 'kill -INT -- "-$cmd" 2>/dev/null' INT
+trap 'kill -TERM -- "-$cmd" 2>/dev/null' TERM
+while :; do
+  wait "$cmd"
+  rc=$?
+  ((rc > 128)) || break
+  # A signal cut wait short (or killed CMD): wait on while CMD runs, and take
+  # its own status once it has ended.
+  kill -0 "$cmd" 2>/dev/null && continue
+  wait "$cmd" 2>/dev/null
+  r=$?
+  ((r == 127)) || rc=$r # 127: that status was the one already returned
+  break
+done
+trap 'exit 130' INT TERM
 
 sleep 0.5 # packets still in flight
-kill -INT "$capture" && wait "$capture" 2>/dev/null
+kill -TERM "$capture" && wait "$capture" 2>/dev/null # tcpdump flushes and exits
 capture=
 left=$(tcpdump -n -r "$pcap" 2>/dev/null |
   grep -v -E ' ARP, |ICMP6, (neighbor|router) (solicitation|advertisement)|IP6 fe80::[^ ]* > ff02::|> ff02::(1|2|16|1:ff[0-9a-f:]*): ')

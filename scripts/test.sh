@@ -12,7 +12,8 @@
 # is a broken set-up: CI=true (the default here; CI=false allows it) makes
 # such tests fail with their reason instead of skipping.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$self")/.."
 export CI="${CI:-true}"
 
 if ! command -v go >/dev/null; then
@@ -25,7 +26,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
   fi
   echo "test: the suite needs root; running it again under sudo" >&2
-  exec sudo env PATH="$PATH" CI="$CI" bash "$0" "$@"
+  exec sudo env PATH="$PATH" CI="$CI" bash "$self" "$@"
 fi
 # A user's PATH (passed on above, or kept by su) has no sbin directories,
 # where ip, nft, tc and tcpdump live.
