@@ -21,10 +21,14 @@ build:
 deps:
 	bash scripts/deps.sh
 
-# test is the whole suite: formatting, vet, lint, and every test including
-# the network lab (which needs root; with CI=true a missing lab fails).
-test: deps fmt vet lint unit
+# test is the whole suite, as the README and CI run it (scripts/test.sh):
+# deps, formatting, vet, lint, and every test inside a network namespace that
+# nothing can leave (scripts/hermetic.sh). It needs root; as another user it
+# runs itself again under sudo. With CI=true a missing lab fails.
+test:
+	bash scripts/test.sh
 
+# unit runs the tests in place, without the hermetic namespace.
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
 

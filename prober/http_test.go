@@ -884,6 +884,7 @@ func TestHTTPPhases(t *testing.T) {
 	}
 
 	t.Run("resolve failure shows only resolve", func(t *testing.T) {
+		probeTestResolver(t, nil) // name.invalid: NXDOMAIN
 		res := httpTestRun(t, "http://name.invalid/", httpTestModule(t, ""))
 		httpTestCheck(t, res, "Error resolving address")
 		if _, ok := res.PhaseSeconds["resolve"]; !ok || len(res.PhaseSeconds) != 1 {

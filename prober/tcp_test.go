@@ -234,6 +234,7 @@ func TestTCPFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			probeTestResolver(t, nil) // name.invalid: NXDOMAIN
 			start := time.Now()
 			res := tcpTestRun(t, 2*time.Second, tc.target, tcpTestModule(t, tc.yaml))
 			tcpTestCheck(t, res, tc.err)

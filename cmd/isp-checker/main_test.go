@@ -13,11 +13,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/isp-checker/isp-checker/internal/netlab"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
+	netlab.Isolate() // lab tests: see the netlab package documentation
 	dir, err := os.MkdirTemp("", "isp-checker-bin")
 	if err != nil {
 		panic(err)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,11 +77,12 @@ func New(t testing.TB) *Lab {
 			skipOrFatal(t, fmt.Sprintf("netlab: %q not found in PATH (apt-get install iproute2 nftables): %v", tool, err))
 		}
 	}
+	if !isolated {
+		skipOrFatal(t, "netlab: the tests do not run in a network namespace of their own, and the lab would route into the host's: "+
+			"call netlab.Isolate() first in the package's TestMain")
+	}
 	lab := &Lab{t: t}
 	if err := lab.acquireSlot(); err != nil {
-		if errors.Is(err, errNoUsableSlot) {
-			skipOrFatal(t, "netlab: "+err.Error())
-		}
 		t.Fatalf("netlab: %v", err)
 	}
 	lab.prefix = fmt.Sprintf("nlab%d-", lab.slot)
@@ -274,24 +274,6 @@ func (l *Lab) delThrowRoutes() {
 	}
 }
 
-// isLabThrow reports whether an `ip -o route` line (type first) is one of
-// the throw routes clientRoutes installs for some slot: not the host's.
-func isLabThrow(f []string) bool {
-	if len(f) < 2 || f[0] != "throw" {
-		return false
-	}
-	p, err := netip.ParsePrefix(f[1])
-	if err != nil {
-		return false
-	}
-	for s := 1; s <= Slots; s++ {
-		if slices.Contains((&Lab{slot: s}).Prefixes(), p) {
-			return true
-		}
-	}
-	return false
-}
-
 // restoreRoutes reinstalls all routes after an interface came back up.
 func (l *Lab) restoreRoutes() {
 	l.t.Helper()
@@ -326,12 +308,8 @@ func (l *Lab) acquireSlot() error {
 			deadline = dl.Add(-10 * time.Second)
 		}
 	}
-	usable, why := usableSlots()
-	if len(usable) == 0 {
-		return fmt.Errorf("%w: %s", errNoUsableSlot, strings.Join(why, "; "))
-	}
 	for {
-		for _, s := range usable {
+		for s := 1; s <= Slots; s++ {
 			f, err := os.OpenFile(filepath.Join(lockDir, fmt.Sprintf("slot%d.lock", s)), os.O_RDWR|os.O_CREATE, 0o644)
 			if err != nil {
 				return err
@@ -354,72 +332,6 @@ func (l *Lab) acquireSlot() error {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-var errNoUsableSlot = errors.New("every lab slot overlaps addresses or routes this host uses")
-
-// usableSlots returns the slots whose prefixes cover nothing the host uses:
-// no address in reservedAddrs (its interfaces, resolvers, /etc/hosts, the
-// package registries' addresses), and no prefix of its interfaces or of its
-// routing table (other than lab interfaces and the default route). A lab in
-// such a slot would capture the host's own traffic for those addresses.
-func usableSlots() (usable []int, why []string) {
-	reserved := reservedAddrs()
-	used := hostPrefixes()
-	for s := 1; s <= Slots; s++ {
-		l := &Lab{slot: s}
-		ok := !slotReserved(s, reserved)
-		if !ok {
-			why = append(why, fmt.Sprintf("slot %d covers a reserved host address", s))
-		}
-		for _, mine := range l.Prefixes() {
-			for _, p := range used {
-				if ok && p.Overlaps(mine) {
-					ok = false
-					why = append(why, fmt.Sprintf("slot %d: host uses %s", s, p))
-				}
-			}
-		}
-		if ok {
-			usable = append(usable, s)
-		}
-	}
-	return usable, why
-}
-
-// hostPrefixes lists the prefixes of the host's interfaces and routes,
-// ignoring lab interfaces ("nlab…") and default routes.
-func hostPrefixes() []netip.Prefix {
-	var out []netip.Prefix
-	for _, ipn := range hostInterfaceNets() {
-		if p, err := netip.ParsePrefix(ipn.String()); err == nil {
-			out = append(out, p.Masked())
-		}
-	}
-	for _, fam := range []string{"-4", "-6"} {
-		b, _ := exec.Command("ip", fam, "-o", "route", "show", "table", "all").Output()
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if isLabThrow(f) {
-				continue
-			}
-			if len(f) > 0 && routeTypes[f[0]] {
-				f = f[1:]
-			}
-			if len(f) == 0 || f[0] == "default" || slices.Contains(f, "dev") && strings.HasPrefix(f[slices.Index(f, "dev")+1], "nlab") {
-				continue
-			}
-			if p, err := netip.ParsePrefix(f[0]); err == nil {
-				out = append(out, p.Masked())
-			} else if a, err := netip.ParseAddr(f[0]); err == nil {
-				out = append(out, netip.PrefixFrom(a, a.BitLen()))
-			}
-		}
-	}
-	return out
-}
-
-var routeTypes = map[string]bool{"unicast": true, "local": true, "broadcast": true, "multicast": true,
-	"unreachable": true, "blackhole": true, "prohibit": true, "throw": true, "nat": true, "anycast": true}
 
 // removeStale deletes whatever a crashed earlier holder of this slot left
 // behind. Holding the slot lock makes everything named with the slot prefix
