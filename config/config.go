@@ -68,6 +68,19 @@ func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*module)(m)); err != nil {
 		return err
 	}
+	// A section written with no options ("http:" or "dns: ~") is a null
+	// node, which yaml leaves as the zero value without calling the
+	// section's UnmarshalYAML: give it its defaults, as an absent one has.
+	var raw nodeOf
+	if err := unmarshal(&raw); err != nil {
+		return err
+	}
+	def := DefaultModule()
+	for i := 0; raw.Node != nil && i+1 < len(raw.Content); i += 2 {
+		if v := raw.Content[i+1]; v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+			m.resetSection(raw.Content[i].Value, def)
+		}
+	}
 	if m.Prober == "" {
 		return errors.New("prober must be set")
 	}
@@ -78,6 +91,40 @@ func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 		return errors.New("timeout cannot be negative")
 	}
 	return nil
+}
+
+// nodeOf captures the yaml node an obsolete-style UnmarshalYAML is decoding
+// (the node itself, not a copy), for the checks yaml's decoder cannot do.
+type nodeOf struct{ *yaml.Node }
+
+// UnmarshalYAML implements yaml.Unmarshaler (the node form).
+func (n *nodeOf) UnmarshalYAML(node *yaml.Node) error {
+	n.Node = node
+	return nil
+}
+
+// resetSection sets the section under key to its value in def.
+func (m *Module) resetSection(key string, def Module) {
+	switch key {
+	case "http":
+		m.HTTP = def.HTTP
+	case "tcp":
+		m.TCP = def.TCP
+	case "icmp":
+		m.ICMP = def.ICMP
+	case "dns":
+		m.DNS = def.DNS
+	case "grpc":
+		m.GRPC = def.GRPC
+	case "traceroute":
+		m.Traceroute = def.Traceroute
+	case "mtu":
+		m.MTU = def.MTU
+	case "throughput":
+		m.Throughput = def.Throughput
+	case "isp":
+		m.ISP = def.ISP
+	}
 }
 
 func knownProber(name string) bool {
@@ -92,6 +139,13 @@ func knownProber(name string) bool {
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 	*c = Config{TargetPolicy: DefaultTargetPolicy()}
+	var raw nodeOf
+	if err := unmarshal(&raw); err != nil {
+		return err
+	}
+	if err := chunkModules(raw.Node); err != nil {
+		return err
+	}
 	type config Config
 	if err := unmarshal((*config)(c)); err != nil {
 		return err
@@ -104,6 +158,57 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 			return errors.New("module name cannot be empty")
 		}
 	}
+	return nil
+}
+
+// moduleChunk is how many modules yaml decodes as one mapping; see chunkModules.
+const moduleChunk = 64
+
+// chunkModules keeps parsing linear in the number of modules. yaml.v3
+// checks a mapping for duplicate keys by comparing every pair, so 40,000
+// modules took 13 s. It rewrites the modules mapping in place (raw shares its
+// child nodes with the node being decoded) as a merge of small mappings,
+// after checking for duplicates itself with a map: the same decoder, strict
+// fields and line numbers, and the same error for a duplicate. A mapping
+// that already holds a merge key is left alone.
+func chunkModules(raw *yaml.Node) error {
+	if raw == nil || raw.Kind != yaml.MappingNode {
+		return nil
+	}
+	var mods *yaml.Node
+	for i := 0; i+1 < len(raw.Content); i += 2 {
+		if raw.Content[i].Value == "modules" {
+			mods = raw.Content[i+1]
+		}
+	}
+	if mods == nil || mods.Kind != yaml.MappingNode || len(mods.Content) <= 2*moduleChunk {
+		return nil
+	}
+	seen := make(map[string]int, len(mods.Content)/2)
+	var dups []string
+	for i := 0; i+1 < len(mods.Content); i += 2 {
+		k := mods.Content[i]
+		if k.Kind != yaml.ScalarNode || k.Value == "<<" {
+			return nil
+		}
+		if line, ok := seen[k.Value]; ok {
+			dups = append(dups, fmt.Sprintf("line %d: mapping key %q already defined at line %d", k.Line, k.Value, line))
+			continue
+		}
+		seen[k.Value] = k.Line
+	}
+	if len(dups) > 0 {
+		return &yaml.TypeError{Errors: dups}
+	}
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: mods.Line, Column: mods.Column}
+	for i := 0; i < len(mods.Content); i += 2 * moduleChunk {
+		part := mods.Content[i:min(i+2*moduleChunk, len(mods.Content))]
+		seq.Content = append(seq.Content, &yaml.Node{
+			Kind: yaml.MappingNode, Tag: "!!map", Content: part, Line: part[0].Line, Column: part[0].Column,
+		})
+	}
+	merge := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!merge", Value: "<<", Line: mods.Line, Column: mods.Column}
+	mods.Content = []*yaml.Node{merge, seq}
 	return nil
 }
 
@@ -129,10 +234,14 @@ func Load(data []byte, dir string) (*Config, error) {
 		}
 		return nil, errors.New(cleanYAMLError(err))
 	}
-	// A second document is almost always a mistake (a stray "---").
-	var extra any
-	if err := dec.Decode(&extra); err == nil {
+	// A second document is almost always a mistake (a stray "---"), and
+	// one that does not even parse must not be ignored either.
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
 		return nil, errors.New("config has more than one YAML document")
+	case !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("config has more than one YAML document, and the second one is invalid: %s", cleanYAMLError(err))
 	}
 	if c.Modules == nil {
 		c.Modules = map[string]Module{}
@@ -149,6 +258,10 @@ func Load(data []byte, dir string) (*Config, error) {
 	}
 	for _, name := range c.ModuleNames() {
 		m := c.Modules[name]
+		if m.Prober == "" {
+			// "name: ~" or "name:": yaml never called Module.UnmarshalYAML.
+			return nil, fmt.Errorf("module %q is empty: prober must be set", name)
+		}
 		if err := m.load(); err != nil {
 			return nil, fmt.Errorf("module %q: %w", name, err)
 		}
@@ -185,6 +298,12 @@ func (m *Module) setDirectory(dir string) {
 // load does the checks that need files on disk or cross-field knowledge,
 // after the whole file has been parsed.
 func (m *Module) load() error {
+	// A prober whose section is absent gets its defaults without the
+	// section's own validation; run it here, so nothing that cannot run
+	// loads (a dns module with no dns: section has no query_name).
+	if err := m.validateSection(); err != nil {
+		return fmt.Errorf("%s: %w", m.Prober, err)
+	}
 	if m.Prober == "icmp" {
 		if err := m.ICMP.CheckTimeout(m.Timeout); err != nil {
 			return fmt.Errorf("icmp: %w", err)
@@ -194,6 +313,23 @@ func (m *Module) load() error {
 		if _, err := os.Stat(m.HTTP.BodyFile); err != nil {
 			return fmt.Errorf("http: body_file: %w", err)
 		}
+	}
+	return nil
+}
+
+// validateSection runs the checks of the module's own prober section.
+func (m *Module) validateSection() error {
+	switch m.Prober {
+	case "dns":
+		return m.DNS.Validate()
+	case "traceroute":
+		return m.Traceroute.Validate()
+	case "mtu":
+		return m.MTU.Validate()
+	case "throughput":
+		return m.Throughput.Validate()
+	case "isp":
+		return m.ISP.Validate()
 	}
 	return nil
 }
