@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -436,6 +437,9 @@ func (m Module) MarshalYAML() (any, error) {
 	case "http":
 		h := m.HTTP
 		h.Headers = hideSecretHeaders(h.Headers)
+		if h.Body != "" {
+			h.Body = "<secret>" // a request body can carry credentials
+		}
 		out["http"] = h
 	case "tcp":
 		out["tcp"] = m.TCP
@@ -459,18 +463,27 @@ func (m Module) MarshalYAML() (any, error) {
 	return out, nil
 }
 
-// secretHeader matches header names whose values are credentials.
-var secretHeader = regexp.MustCompile(`(?i)auth|cookie|token|secret|password|api[-_]?key|session`)
+// plainHeaders are the request headers whose values are shown: standard
+// ones that carry no credential and that load-time checks read (Accept-
+// Encoding against compression, Host). A deny-list of names missed
+// X-Custom-Pass; an allow-list fails safe.
+var plainHeaders = map[string]bool{
+	"Accept": true, "Accept-Encoding": true, "Accept-Language": true, "Cache-Control": true,
+	"Connection": true, "Content-Type": true, "Host": true, "Origin": true, "Pragma": true,
+	"Referer": true, "User-Agent": true,
+}
 
-// hideSecretHeaders returns headers with credential values shown as
-// "<secret>", as prometheus/common shows its Secret fields.
+// hideSecretHeaders returns headers with every value that may be a
+// credential shown as "<secret>", as prometheus/common shows its Secret
+// fields. Secrets that should be typed as such belong in
+// http_client_config's http_headers (secrets:).
 func hideSecretHeaders(h map[string]string) map[string]string {
 	if len(h) == 0 {
 		return h
 	}
 	out := make(map[string]string, len(h))
 	for k, v := range h {
-		if secretHeader.MatchString(k) {
+		if !plainHeaders[textproto.CanonicalMIMEHeaderKey(k)] {
 			v = "<secret>"
 		}
 		out[k] = v

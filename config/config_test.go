@@ -203,7 +203,9 @@ func TestSecretHeadersHidden(t *testing.T) {
         Authorization: Bearer s3cr3t-value
         X-API-Key: k3y-value
         Cookie: session=c00kie
+        X-Custom-Pass: p4ss-value
         Accept-Language: en-GB
+      body: '{"password": "b0dy-value"}'
 `), "")
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +214,7 @@ func TestSecretHeadersHidden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"s3cr3t-value", "k3y-value", "c00kie"} {
+	for _, secret := range []string{"s3cr3t-value", "k3y-value", "c00kie", "p4ss-value", "b0dy-value"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("header secret %q shown:\n%s", secret, out)
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/andybalholm/brotli"
 	pconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/isp-checker/isp-checker/config"
@@ -85,6 +86,8 @@ type httpProbe struct {
 	cfg    config.HTTPProbe
 	logger *slog.Logger
 	res    *HTTPResult
+	// tooManyRedirects is set when a redirect chain was cut at maxRedirects.
+	tooManyRedirects bool
 }
 
 func probeHTTP(ctx context.Context, req Request) Result {
@@ -196,7 +199,7 @@ func (p *httpProbe) newTransport(ctx context.Context, hc pconfig.HTTPClientConfi
 		p.logger.Info("Using local address", "source_ip_address", p.cfg.SourceIPAddress)
 	}
 	opts := []pconfig.HTTPClientOption{
-		pconfig.WithDialContextFunc(dialer.DialContext),
+		pconfig.WithDialContextFunc(p.req.Policy.Dial(dialer.DialContext)),
 		pconfig.WithKeepAlivesDisabled(),
 	}
 	hc.TLSConfig.ServerName = serverName
@@ -308,6 +311,10 @@ func (p *httpProbe) do(ctx context.Context, r *http.Request, tr *httpTransport) 
 	p.res.HTTPVersion = resp.Proto
 	p.res.ContentLength = resp.ContentLength
 
+	if p.tooManyRedirects {
+		p.fail(fmt.Sprintf("Redirect loop: stopped after %d redirects (last status %d, Location %q)",
+			maxRedirects, resp.StatusCode, clipText(RedactTarget(resp.Header.Get("Location")), 200)), nil)
+	}
 	p.checkStatus(resp.StatusCode)
 	if p.ok() && (len(p.cfg.FailIfHeaderMatchesRegexp) > 0 || len(p.cfg.FailIfHeaderNotMatchesRegexp) > 0) {
 		if err := matchHeaders(resp.Header, p.cfg); err != nil {
@@ -336,7 +343,7 @@ func (p *httpProbe) do(ctx context.Context, r *http.Request, tr *httpTransport) 
 }
 
 func (p *httpProbe) checkRedirect(r *http.Request, via []*http.Request) error {
-	p.logger.Info("Received redirect", "location", r.Response.Header.Get("Location"))
+	p.logger.Info("Received redirect", "location", RedactTarget(r.Response.Header.Get("Location")))
 	p.res.Redirects = len(via)
 	if !p.cfg.HTTPClientConfig.FollowRedirects {
 		p.logger.Info("Not following redirect (follow_redirects is false)")
@@ -344,9 +351,11 @@ func (p *httpProbe) checkRedirect(r *http.Request, via []*http.Request) error {
 	}
 	if len(via) > maxRedirects {
 		p.logger.Info("Not following redirect: too many redirects", "max", maxRedirects)
+		p.tooManyRedirects = true
 		return http.ErrUseLastResponse
 	}
-	// Addresses are checked at dial time; names are checked here.
+	// Checked here so that a refused hop is never requested; the dial
+	// wrapper and Control check the same host and its addresses again.
 	return p.req.Policy.AllowHost(r.URL.Hostname())
 }
 
@@ -449,6 +458,9 @@ func (p *httpProbe) allowProxiedHost(ctx context.Context, host string, resolve b
 func withHostname(headers map[string]string, hostname string) (map[string]string, error) {
 	if hostname == "" {
 		return headers, nil
+	}
+	if !httpguts.ValidHostHeader(hostname) || strings.ContainsAny(hostname, " /?#@") {
+		return nil, fmt.Errorf("%q is not a valid Host header", clipText(hostname, 100))
 	}
 	out := make(map[string]string, len(headers)+1)
 	for k, v := range headers {
