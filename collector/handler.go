@@ -110,7 +110,8 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 
-	plog := newProbeLog(h.o.Logger.Handler())
+	plog, releaseLog := newProbeLog(h.o.Logger.Handler())
+	defer releaseLog()
 	// Shown in logs, /logs and the landing page: never a URL's password.
 	shown := prober.RedactTarget(target)
 	logger := slog.New(plog).With("module", moduleName, "target", shown)

@@ -398,13 +398,23 @@ func (p *httpProbe) readBody(ctx context.Context, resp *http.Response) {
 	needRegexp := len(p.cfg.FailIfBodyMatchesRegexp) > 0 || len(p.cfg.FailIfBodyNotMatchesRegexp) > 0
 	needCEL := p.res.FailedDueToCEL != nil
 	if p.ok() && (needRegexp || needCEL) {
-		var src io.Reader = counter
-		if p.cfg.BodySizeLimit <= 0 {
-			src = &limitReader{r: counter, left: maxBufferedBody, err: fmt.Errorf(
-				"response body is larger than %d bytes, too large to match; set body_size_limit", maxBufferedBody)}
+		limit := int64(p.cfg.BodySizeLimit)
+		if limit <= 0 {
+			limit = maxBufferedBody
 		}
-		body, err := io.ReadAll(src)
-		if err != nil {
+		// Held in memory reserved from the process-wide budget, so that
+		// many probes of endless bodies fail instead of the process growing.
+		body := &heldBody{budget: budget}
+		defer body.release()
+		switch err := body.read(counter, limit); {
+		case errors.Is(err, errBodyLimit):
+			p.fail("Failed to read HTTP response body", fmt.Errorf(
+				"response body is larger than %d bytes, too large to match; set body_size_limit", maxBufferedBody))
+			return
+		case errors.Is(err, ErrMemoryBudget):
+			p.fail("Not enough memory to hold the response body for matching", err)
+			return
+		case err != nil:
 			p.fail("Failed to read HTTP response body", err)
 			return
 		}
@@ -416,6 +426,10 @@ func (p *httpProbe) readBody(ctx context.Context, resp *http.Response) {
 		}
 		if needCEL && p.ok() {
 			if err := matchCEL(ctx, body, p.cfg); err != nil {
+				if errors.Is(err, ErrMemoryBudget) {
+					p.fail("Not enough memory to decode the response body for CEL", err)
+					return
+				}
 				*p.res.FailedDueToCEL = true
 				p.fail("CEL check failed", err)
 			}
@@ -548,24 +562,36 @@ func matchHeaders(h http.Header, cfg config.HTTPProbe) error {
 	return nil
 }
 
-func matchBody(body []byte, cfg config.HTTPProbe) error {
+func matchBody(body *heldBody, cfg config.HTTPProbe) error {
 	for _, re := range cfg.FailIfBodyMatchesRegexp {
-		if re.Match(body) {
+		if re.MatchReader(body.runeReader()) {
 			return fmt.Errorf("body matched regular expression %q", re.String())
 		}
 	}
 	for _, re := range cfg.FailIfBodyNotMatchesRegexp {
-		if !re.Match(body) {
+		if !re.MatchReader(body.runeReader()) {
 			return fmt.Errorf("body did not match regular expression %q", re.String())
 		}
 	}
 	return nil
 }
 
-func matchCEL(ctx context.Context, body []byte, cfg config.HTTPProbe) error {
+// celDecodeFactor is how much memory decoding JSON may take per body byte:
+// [0,0,…] holds a 24-byte interface and float per 2 bytes of text.
+const celDecodeFactor = 16
+
+func matchCEL(ctx context.Context, body *heldBody, cfg config.HTTPProbe) error {
+	if err := body.budget.Reserve(celDecodeFactor * body.n); err != nil {
+		return err
+	}
+	defer body.budget.Release(celDecodeFactor * body.n)
 	var doc any
-	if err := json.Unmarshal(body, &doc); err != nil {
+	dec := json.NewDecoder(body.reader())
+	if err := dec.Decode(&doc); err != nil {
 		return fmt.Errorf("body is not JSON: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("body is not JSON: data after the top-level value")
 	}
 	in := map[string]any{"body": doc}
 	eval := func(prg *config.CELProgram) (bool, error) {

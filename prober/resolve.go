@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -45,9 +46,14 @@ func ResolveTarget(ctx context.Context, c *Common, host, preferred string, fallb
 	}()
 	logger.Info("resolving target address", "target", host, "ip_protocol", want)
 
-	// An IP literal needs no lookup, and no fallback games.
-	if ip := net.ParseIP(host); ip != nil {
-		return pick(c, &net.IPAddr{IP: ip}, policy, logger)
+	// An IP literal (zoned, or written in fullwidth digits) needs no
+	// lookup, and no fallback games.
+	if h.Addr.IsValid() {
+		zone := ""
+		if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+			zone = a.Zone()
+		}
+		return pick(c, &net.IPAddr{IP: h.Addr.AsSlice(), Zone: zone}, policy, logger)
 	}
 	ips, err := Resolver.LookupIPAddr(ctx, host)
 	if err != nil {
