@@ -10,7 +10,7 @@ LDFLAGS   := -s -w \
   -X github.com/prometheus/common/version.Revision=$(REVISION) \
   -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build deps test unit lint fmt vet bench fuzz clean
+.PHONY: all build deps test unit lint fmt vet bench fuzz fuzz-short clean
 
 all: build
 
@@ -23,7 +23,7 @@ deps:
 
 # test is the whole suite: formatting, vet, lint, and every test including
 # the network lab (which needs root; with CI=true a missing lab fails).
-test: deps fmt vet lint unit
+test: deps fmt vet lint unit fuzz-short
 
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
@@ -41,8 +41,13 @@ lint:
 bench:
 	bash bench/run.sh
 
+# fuzz runs every Fuzz* target in the module for FUZZTIME (default 60s)
+# each; fuzz-short is the few seconds each that make test runs.
 fuzz:
-	$(GO) test ./prober/ -run '^$$' -fuzz FuzzDNSResponse -fuzztime 60s
+	bash scripts/fuzz.sh
+
+fuzz-short:
+	FUZZTIME=3s bash scripts/fuzz.sh
 
 clean:
 	rm -f isp-checker

@@ -47,9 +47,15 @@ func Normalize(raw string) (string, error) {
 	if u.User != nil {
 		return "", errors.New("URL has credentials in it; use the module's basic_auth instead")
 	}
-	host := strings.TrimSuffix(u.Hostname(), ".")
+	host := strings.TrimRight(u.Hostname(), ".")
 	if ip := net.ParseIP(strings.Trim(host, "[]")); ip == nil {
 		ascii, err := idna.Lookup.ToASCII(host)
+		if err == nil {
+			// Some bytes map to punycode that does not map back (an
+			// invalid UTF-8 byte becomes U+FFFD): the result must be a
+			// fixed point, or checking it again would fail.
+			_, err = idna.Lookup.ToASCII(ascii)
+		}
 		if err != nil {
 			return "", fmt.Errorf("invalid host name %q: %w", host, err)
 		}
@@ -58,6 +64,9 @@ func Normalize(raw string) (string, error) {
 		host = "[" + ip.String() + "]"
 	} else {
 		host = ip.String()
+	}
+	if host == "" { // "." or "http://./": nothing left once the root dot goes
+		return "", errors.New("URL has no host")
 	}
 	port := u.Port()
 	if port != "" {
