@@ -1,7 +1,6 @@
 package prober
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -76,6 +75,7 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, bodyChunk); return
 type heldBody struct {
 	budget   *MemoryBudget
 	chunks   []*[]byte
+	flat     []byte // the body in one slice, once bytes made it
 	n        int64
 	reserved int64
 }
@@ -112,39 +112,42 @@ func (h *heldBody) read(r io.Reader, limit int64) error {
 	}
 }
 
-// reader reads the held body from the start.
-func (h *heldBody) reader() io.Reader {
-	rs := make([]io.Reader, 0, len(h.chunks))
+// bytes returns the held body as one slice, for regexp.Match (which is
+// much faster on a slice than on a reader: a literal prefix becomes a
+// memchr) and json.Unmarshal. A body of one chunk is that chunk; a longer
+// one is copied once into a slice reserved from the budget, and its chunks
+// go back to the pool.
+func (h *heldBody) bytes() ([]byte, error) {
+	if len(h.chunks) == 1 {
+		return (*h.chunks[0])[:h.n], nil
+	}
+	if h.flat != nil || h.n == 0 {
+		return h.flat, nil
+	}
+	if err := h.budget.Reserve(h.n); err != nil {
+		return nil, err
+	}
+	h.reserved += h.n
+	flat := make([]byte, 0, h.n)
 	left := h.n
 	for _, c := range h.chunks {
 		k := min(left, bodyChunk)
-		rs = append(rs, &byteReader{b: (*c)[:k]})
+		flat = append(flat, (*c)[:k]...)
 		left -= k
+		chunkPool.Put(c)
+		h.budget.Release(bodyChunk)
+		h.reserved -= bodyChunk
 	}
-	return io.MultiReader(rs...)
+	h.chunks, h.flat = nil, flat
+	return flat, nil
 }
-
-// runeReader is reader for regexp.MatchReader.
-func (h *heldBody) runeReader() io.RuneReader { return bufio.NewReaderSize(h.reader(), 64<<10) }
 
 // release returns the chunks to the pool and the memory to the budget.
 func (h *heldBody) release() {
 	for _, c := range h.chunks {
 		chunkPool.Put(c)
 	}
-	h.chunks = nil
+	h.chunks, h.flat = nil, nil
 	h.budget.Release(h.reserved)
 	h.reserved = 0
-}
-
-// byteReader is bytes.Reader without its seeking state.
-type byteReader struct{ b []byte }
-
-func (r *byteReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b)
-	r.b = r.b[n:]
-	return n, nil
 }

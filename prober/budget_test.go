@@ -3,10 +3,13 @@ package prober
 import (
 	"bytes"
 	"errors"
-	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 func TestMemoryBudget(t *testing.T) {
@@ -29,7 +32,7 @@ func TestMemoryBudget(t *testing.T) {
 
 // A held body is the bytes read, reserved chunk by chunk and returned.
 func TestHeldBody(t *testing.T) {
-	b := &MemoryBudget{limit: 4 * bodyChunk}
+	b := &MemoryBudget{limit: 8 * bodyChunk}                // room for the chunks and the flat copy
 	data := bytes.Repeat([]byte("0123456789"), bodyChunk/4) // 2.5 chunks
 	h := &heldBody{budget: b}
 	if err := h.read(bytes.NewReader(data), int64(len(data))); err != nil {
@@ -38,9 +41,12 @@ func TestHeldBody(t *testing.T) {
 	if b.Used() != 3*bodyChunk {
 		t.Errorf("reserved %d, want 3 chunks", b.Used())
 	}
-	got, _ := io.ReadAll(h.reader())
-	if !bytes.Equal(got, data) {
-		t.Fatalf("held %d bytes, want %d equal ones", len(got), len(data))
+	got, err := h.bytes()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("held %d bytes (%v), want %d equal ones", len(got), err, len(data))
+	}
+	if b.Used() != int64(len(data)) {
+		t.Errorf("reserved %d once flattened, want the body's %d bytes", b.Used(), len(data))
 	}
 	h.release()
 	if b.Used() != 0 {
@@ -78,6 +84,27 @@ func TestHTTPBodyOverMemoryBudget(t *testing.T) {
 	}
 	// Within the budget the same module matches as before.
 	budget.SetLimit(16 << 20)
-	res = httpTestRun(t, s.URL, httpTestModule(t, "fail_if_body_matches_regexp: ['x{100}y']\nbody_size_limit: 8MiB"))
+	res = httpTestRun(t, s.URL, httpTestModule(t, "fail_if_body_matches_regexp: ['xy']\nbody_size_limit: 8MiB"))
 	httpTestCheck(t, res, "")
+}
+
+// A server that sends endless response headers fails the probe at 1 MiB
+// (net/http alone would read 10 MiB), and the probe gives back what it
+// reserved.
+func TestHTTPHugeResponseHeaders(t *testing.T) {
+	addr := testserver.TCP(t, "tcp4", 10*time.Second, func(c net.Conn) {
+		_, _ = c.Read(make([]byte, 4096))
+		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\n"))
+		line := []byte("X-Junk: " + strings.Repeat("j", 1000) + "\r\n")
+		for range 12 << 10 { // 12 MiB of headers, never ending them
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+	})
+	res := httpTestRun(t, "http://"+addr+"/", httpTestModule(t, ""))
+	httpTestCheck(t, res, "response headers are larger than 1048576 bytes")
+	if budget.Used() != 0 {
+		t.Errorf("budget used %d after the probe", budget.Used())
+	}
 }

@@ -88,6 +88,8 @@ type httpProbe struct {
 	res    *HTTPResult
 	// tooManyRedirects is set when a redirect chain was cut at maxRedirects.
 	tooManyRedirects bool
+	// head bounds each request's handshake and response headers.
+	head headGuard
 }
 
 func probeHTTP(ctx context.Context, req Request) Result {
@@ -96,6 +98,7 @@ func probeHTTP(ctx context.Context, req Request) Result {
 		p.res.FailedDueToCEL = new(bool)
 	}
 	p.run(ctx)
+	p.head.release()
 	p.res.Success = p.res.Error == ""
 	return p.res
 }
@@ -199,7 +202,7 @@ func (p *httpProbe) newTransport(ctx context.Context, hc pconfig.HTTPClientConfi
 		p.logger.Info("Using local address", "source_ip_address", p.cfg.SourceIPAddress)
 	}
 	opts := []pconfig.HTTPClientOption{
-		pconfig.WithDialContextFunc(p.req.Policy.Dial(dialer.DialContext)),
+		pconfig.WithDialContextFunc(p.head.dial(p.req.Policy.Dial(dialer.DialContext))),
 		pconfig.WithKeepAlivesDisabled(),
 	}
 	hc.TLSConfig.ServerName = serverName
@@ -418,14 +421,19 @@ func (p *httpProbe) readBody(ctx context.Context, resp *http.Response) {
 			p.fail("Failed to read HTTP response body", err)
 			return
 		}
+		flat, err := body.bytes()
+		if err != nil {
+			p.fail("Not enough memory to hold the response body for matching", err)
+			return
+		}
 		if needRegexp {
-			if err := matchBody(body, p.cfg); err != nil {
+			if err := matchBody(flat, p.cfg); err != nil {
 				p.res.FailedDueToRegex = true
 				p.fail("Body check failed", err)
 			}
 		}
 		if needCEL && p.ok() {
-			if err := matchCEL(ctx, body, p.cfg); err != nil {
+			if err := matchCEL(ctx, flat, p.cfg); err != nil {
 				if errors.Is(err, ErrMemoryBudget) {
 					p.fail("Not enough memory to decode the response body for CEL", err)
 					return
@@ -562,14 +570,14 @@ func matchHeaders(h http.Header, cfg config.HTTPProbe) error {
 	return nil
 }
 
-func matchBody(body *heldBody, cfg config.HTTPProbe) error {
+func matchBody(body []byte, cfg config.HTTPProbe) error {
 	for _, re := range cfg.FailIfBodyMatchesRegexp {
-		if re.MatchReader(body.runeReader()) {
+		if re.Match(body) {
 			return fmt.Errorf("body matched regular expression %q", re.String())
 		}
 	}
 	for _, re := range cfg.FailIfBodyNotMatchesRegexp {
-		if !re.MatchReader(body.runeReader()) {
+		if !re.Match(body) {
 			return fmt.Errorf("body did not match regular expression %q", re.String())
 		}
 	}
@@ -580,18 +588,15 @@ func matchBody(body *heldBody, cfg config.HTTPProbe) error {
 // [0,0,…] holds a 24-byte interface and float per 2 bytes of text.
 const celDecodeFactor = 16
 
-func matchCEL(ctx context.Context, body *heldBody, cfg config.HTTPProbe) error {
-	if err := body.budget.Reserve(celDecodeFactor * body.n); err != nil {
+func matchCEL(ctx context.Context, body []byte, cfg config.HTTPProbe) error {
+	need := celDecodeFactor * int64(len(body))
+	if err := budget.Reserve(need); err != nil {
 		return err
 	}
-	defer body.budget.Release(celDecodeFactor * body.n)
+	defer budget.Release(need)
 	var doc any
-	dec := json.NewDecoder(body.reader())
-	if err := dec.Decode(&doc); err != nil {
+	if err := json.Unmarshal(body, &doc); err != nil {
 		return fmt.Errorf("body is not JSON: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("body is not JSON: data after the top-level value")
 	}
 	in := map[string]any{"body": doc}
 	eval := func(prg *config.CELProgram) (bool, error) {
@@ -743,6 +748,8 @@ func (t *httpTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := t.checkProxied(r); err != nil {
 		return nil, err
 	}
+	t.probe.head.begin()
+	defer t.probe.head.end()
 	if same {
 		return t.first.RoundTrip(r)
 	}
