@@ -101,7 +101,7 @@ func TestLoadManyModulesStaysStrict(t *testing.T) {
 }
 
 // BenchmarkLoadModules shows parsing linear in the number of modules (it
-// was quadratic: 40,000 modules took 12.7 s).
+// was quadratic: 40,000 modules took 12.7 s in the issue, 6.6 s here).
 func BenchmarkLoadModules(b *testing.B) {
 	for _, n := range []int{1000, 10000, 40000} {
 		data := []byte(manyModules(n, -1, -1))
