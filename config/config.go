@@ -69,19 +69,6 @@ func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*module)(m)); err != nil {
 		return err
 	}
-	// A section written with no options ("http:" or "dns: ~") is a null
-	// node, which yaml leaves as the zero value without calling the
-	// section's UnmarshalYAML: give it its defaults, as an absent one has.
-	var raw nodeOf
-	if err := unmarshal(&raw); err != nil {
-		return err
-	}
-	def := DefaultModule()
-	for i := 0; raw.Node != nil && i+1 < len(raw.Content); i += 2 {
-		if v := raw.Content[i+1]; v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
-			m.resetSection(raw.Content[i].Value, def)
-		}
-	}
 	if m.Prober == "" {
 		return errors.New("prober must be set")
 	}
@@ -102,30 +89,6 @@ type nodeOf struct{ *yaml.Node }
 func (n *nodeOf) UnmarshalYAML(node *yaml.Node) error {
 	n.Node = node
 	return nil
-}
-
-// resetSection sets the section under key to its value in def.
-func (m *Module) resetSection(key string, def Module) {
-	switch key {
-	case "http":
-		m.HTTP = def.HTTP
-	case "tcp":
-		m.TCP = def.TCP
-	case "icmp":
-		m.ICMP = def.ICMP
-	case "dns":
-		m.DNS = def.DNS
-	case "grpc":
-		m.GRPC = def.GRPC
-	case "traceroute":
-		m.Traceroute = def.Traceroute
-	case "mtu":
-		m.MTU = def.MTU
-	case "throughput":
-		m.Throughput = def.Throughput
-	case "isp":
-		m.ISP = def.ISP
-	}
 }
 
 func knownProber(name string) bool {

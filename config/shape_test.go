@@ -38,7 +38,8 @@ func TestLoadRefusesShapesThatCannotRun(t *testing.T) {
 }
 
 // A section written with no options is the same as an absent one: its
-// defaults, not Go's zero values.
+// defaults, not Go's zero values (yaml leaves a struct alone for a null
+// node; this keeps it so).
 func TestNullSectionGetsDefaults(t *testing.T) {
 	for _, p := range []string{"http", "tcp", "icmp", "grpc", "traceroute", "mtu", "throughput", "isp"} {
 		absent, err := Load([]byte("modules:\n  a:\n    prober: "+p+"\n"), "")
