@@ -202,7 +202,7 @@ func (p *httpProbe) newTransport(ctx context.Context, hc pconfig.HTTPClientConfi
 		p.logger.Info("Using local address", "source_ip_address", p.cfg.SourceIPAddress)
 	}
 	opts := []pconfig.HTTPClientOption{
-		pconfig.WithDialContextFunc(p.head.dial(p.req.Policy.Dial(dialer.DialContext))),
+		pconfig.WithDialContextFunc(p.head.dial(p.req.Policy.DialExempting(hc.Proxy(), dialer.DialContext))),
 		pconfig.WithKeepAlivesDisabled(),
 	}
 	hc.TLSConfig.ServerName = serverName

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"syscall"
 
 	"github.com/isp-checker/isp-checker/config"
@@ -135,4 +137,34 @@ func (p *Policy) DialContext(ctx context.Context, network, address, source strin
 		return nil, err
 	}
 	return p.Dial(d.DialContext)(ctx, network, address)
+}
+
+// DialExempting is Dial, except that the configured proxies (whose
+// addresses proxy returns for http:// and https:// requests) are dialled
+// without their names being matched against the host patterns: the
+// operator named them, not the target. Control still checks their
+// addresses, as it always did.
+func (p *Policy) DialExempting(proxy func(*http.Request) (*url.URL, error), dial func(ctx context.Context, network, address string) (net.Conn, error)) func(ctx context.Context, network, address string) (net.Conn, error) {
+	checked := p.Dial(dial)
+	if p == nil || proxy == nil {
+		return checked
+	}
+	exempt := map[string]bool{}
+	for _, scheme := range []string{"http", "https"} {
+		u, err := proxy(&http.Request{URL: &url.URL{Scheme: scheme, Host: "target.invalid"}})
+		if err != nil || u == nil {
+			continue
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443", "socks5": "1080"}[u.Scheme]
+		}
+		exempt[net.JoinHostPort(u.Hostname(), port)] = true
+	}
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if exempt[address] {
+			return dial(ctx, network, address)
+		}
+		return checked(ctx, network, address)
+	}
 }

@@ -115,3 +115,21 @@ func redirectModuleYAML(prober string) string {
 	}
 	return ""
 }
+
+// A proxy the module names is dialled even when its name matches no
+// allow_hosts pattern (the operator chose it, not the target); the target
+// is still judged.
+func TestPolicyExemptsConfiguredProxy(t *testing.T) {
+	proxy := httpTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("via proxy")) // answers itself: nothing leaves the machine
+	}))
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(proxy.URL, "http://"))
+	redirectTestResolver(t, map[string][]netip.Addr{"proxy.test": {netip.MustParseAddr("127.0.0.1")}})
+	pol := config.DefaultTargetPolicy()
+	pol.AllowHosts = []string{"allowed.example"}
+	m := httpTestModule(t, "proxy_url: http://proxy.test:"+port+"\nskip_resolve_phase_with_proxy: true")
+	res := httpTestRun(t, "http://allowed.example/x", m, httpTestPolicy(NewPolicy(pol, nil)))
+	httpTestCheck(t, res, "")
+	res = httpTestRun(t, "http://other.example/x", m, httpTestPolicy(NewPolicy(pol, nil)))
+	httpTestCheck(t, res, "matches no allowed host pattern")
+}

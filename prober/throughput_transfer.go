@@ -72,7 +72,7 @@ func (p *throughputProbe) newTransfer(ctx context.Context, u *url.URL, hostHeade
 			return setCongestionControl(c, cc)
 		}
 	}
-	checked := p.req.Policy.Dial(dialer.DialContext)
+	checked := p.req.Policy.DialExempting(o.HTTPClientConfig.Proxy(), dialer.DialContext)
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := checked(ctx, network, addr)
 		if err != nil {
