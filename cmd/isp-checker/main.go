@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/isp-checker/isp-checker/prober"
 )
 
 // defaultListenAddress is isp-checker's port.
@@ -65,6 +67,8 @@ func run(args []string) int {
 		}
 		return 2
 	}
+	// The memory budget applies to every command's probes (security issue).
+	prober.Budget().SetLimit(int64(s.memoryBudget.val))
 	switch cmd {
 	case serve.FullCommand():
 		return s.run()

@@ -83,7 +83,6 @@ func (s *serveCmd) run() int {
 		}
 	}()
 
-	prober.Budget().SetLimit(int64(s.memoryBudget.val))
 	// Throughput prober and speed-test endpoints (throughput issue).
 	prober.SetThroughputConcurrency(int(s.throughputMax.val))
 	var extra map[string]http.Handler
