@@ -107,4 +107,11 @@ func TestHTTPHugeResponseHeaders(t *testing.T) {
 	if budget.Used() != 0 {
 		t.Errorf("budget used %d after the probe", budget.Used())
 	}
+	// The throughput prober's streams are bounded the same way.
+	m := probeTestModule(t, "throughput", 0, redirectModuleYAML("throughput"))
+	tp := probeTestRun[*ThroughputResult](t, 10*time.Second, "http://"+addr+"/", m)
+	probeTestCheck(t, tp, "response headers are larger than 1048576 bytes")
+	if budget.Used() != 0 {
+		t.Errorf("budget used %d after the throughput probe", budget.Used())
+	}
 }

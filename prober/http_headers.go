@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 )
 
@@ -22,11 +23,22 @@ type headGuard struct {
 	active   bool
 	read     int64
 	reserved int64
+	// perRequest gives the reservation back at the end of each round trip
+	// (the throughput prober makes thousands, discarding each response).
+	perRequest bool
 }
 
 // begin starts a round trip; end marks its response headers as read.
 func (g *headGuard) begin() { g.mu.Lock(); g.active, g.read = true, 0; g.mu.Unlock() }
-func (g *headGuard) end()   { g.mu.Lock(); g.active = false; g.mu.Unlock() }
+
+func (g *headGuard) end() {
+	g.mu.Lock()
+	g.active = false
+	g.mu.Unlock()
+	if g.perRequest {
+		g.release()
+	}
+}
 
 // release gives the reservation back (when the probe is done).
 func (g *headGuard) release() {
@@ -76,3 +88,19 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// guardedTransport brackets every round trip with begin and end, for
+// clients whose requests are not made through httpTransport.
+type guardedTransport struct {
+	rt http.RoundTripper
+	g  *headGuard
+}
+
+func (t *guardedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.g.begin()
+	defer t.g.end()
+	return t.rt.RoundTrip(r)
+}
+
+// CloseIdleConnections passes on to the wrapped transport.
+func (t *guardedTransport) CloseIdleConnections() { closeIdle(t.rt) }

@@ -86,14 +86,16 @@ func (p *throughputProbe) newTransfer(ctx context.Context, u *url.URL, hostHeade
 	}
 	for range o.Connections {
 		// One transport per stream, so that each has its own connection
-		// (HTTP/2 would otherwise multiplex them all onto one).
+		// (HTTP/2 would otherwise multiplex them all onto one), and its
+		// own bound on each response's headers.
+		head := &headGuard{perRequest: true}
 		rt, err := pconfig.NewRoundTripperFromConfigWithContext(ctx, hc, "throughput_probe",
-			pconfig.WithDialContextFunc(dial), pconfig.WithUserAgent(tpUserAgent()))
+			pconfig.WithDialContextFunc(head.dial(dial)), pconfig.WithUserAgent(tpUserAgent()))
 		if err != nil {
 			tr.close()
 			return nil, err
 		}
-		c := &http.Client{Transport: rt, CheckRedirect: p.checkRedirect}
+		c := &http.Client{Transport: &guardedTransport{rt: rt, g: head}, CheckRedirect: p.checkRedirect}
 		if !hc.FollowRedirects {
 			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		}
