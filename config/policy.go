@@ -77,6 +77,23 @@ func (p *TargetPolicy) Check(host string) error {
 // both are stripped before the networks are compared.
 func (p *TargetPolicy) CheckAddr(addr netip.Addr) error {
 	addr = addr.WithZone("").Unmap()
+	if err := p.checkOne(addr); err != nil {
+		return err
+	}
+	// Connecting to 0.0.0.0 or :: reaches this host, as loopback does.
+	if addr.IsUnspecified() {
+		lo := netip.IPv6Loopback()
+		if addr.Is4() {
+			lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		if err := p.checkOne(lo); err != nil {
+			return fmt.Errorf("address %s reaches this host: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+func (p *TargetPolicy) checkOne(addr netip.Addr) error {
 	for _, n := range p.DenyNetworks {
 		if n.Contains(addr) {
 			return fmt.Errorf("address %s is in denied network %s", addr, n.Prefix)

@@ -32,6 +32,14 @@ func TestPolicyRefusesEveryForm(t *testing.T) {
 		"１６９.２５４.１６９.２５４",
 	}
 	pol := NewPolicy(testPolicy(), nil)
+	// With loopback denied, the unspecified addresses (dialled as this host) are too.
+	lo := testPolicy()
+	lo.DenyNetworks = append(lo.DenyNetworks, config.Network{Prefix: netip.MustParsePrefix("127.0.0.0/8")}, config.Network{Prefix: netip.MustParsePrefix("::1/128")})
+	for _, h := range []string{"0.0.0.0", "::", "[::]", "::ffff:0.0.0.0", "127.0.0.1"} {
+		if err := NewPolicy(lo, nil).AllowHost(h); !errors.Is(err, ErrDenied) {
+			t.Errorf("loopback denied: AllowHost(%q) = %v, want a denial", h, err)
+		}
+	}
 	for _, h := range denied {
 		if err := pol.AllowHost(h); !errors.Is(err, ErrDenied) {
 			t.Errorf("AllowHost(%q) = %v, want a denial", h, err)
