@@ -15,14 +15,15 @@ func FuzzNormalize(f *testing.F) {
 		"http://./", "http://%80%FF.example/", "http://%C3%BC.example/", "http://xn--/", "http://127.1/",
 		"http://\uff0eexample.com/", "localhost:8080/x", "http://example.com/ü?q=ü", "http://[::ffff:127.0.0.1]/",
 		"http://a.example/%2F", "HTTP://A.EXAMPLE:80", "http://exa\u00admple.com./",
+		"ftp://x", "http://u:p@x/", "mailto:a@b", "http://x:0/", "http://%41/", " http://x/ ", "0..",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		norm, err := Normalize(raw)
 		if err != nil {
-			if norm != "" {
-				t.Fatalf("Normalize(%q) = %q with error %v", raw, norm, err)
+			if norm != "" || err.Error() == "" {
+				t.Fatalf("Normalize(%q) = %q with error %q", raw, norm, err)
 			}
 			return
 		}

@@ -100,6 +100,11 @@ func hostName(host string) (string, error) {
 		return "", fmt.Errorf("invalid host name %q: its percent-escapes are not UTF-8", host)
 	}
 	ascii, err := hostProfile.ToASCII(host)
+	if err == nil {
+		// Some names map to punycode that does not map back: the result
+		// must be a fixed point, or normalising it again would fail.
+		_, err = hostProfile.ToASCII(ascii)
+	}
 	if err != nil {
 		return "", fmt.Errorf("invalid host name %q: %w", host, err)
 	}

@@ -1,32 +1,45 @@
 package collector
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
+
+	"github.com/isp-checker/isp-checker/prober"
 )
 
-// maxProbeLog bounds the log kept per probe, whatever a target sends back.
-const maxProbeLog = 64 << 10
+// maxProbeLog bounds the log kept per probe, whatever a target sends back;
+// minProbeLog is what a probe keeps when the memory budget cannot spare more.
+const (
+	maxProbeLog = 64 << 10
+	minProbeLog = 8 << 10
+)
 
 // probeLog is a slog.Handler that keeps a probe's log lines for debug=true
 // and the history, and forwards them to the exporter's logger at debug level.
 type probeLog struct {
 	mu   *sync.Mutex
-	buf  *bytes.Buffer
+	buf  *capped
 	text slog.Handler
 	next slog.Handler
 }
 
-func newProbeLog(next slog.Handler) *probeLog {
-	buf := &bytes.Buffer{}
+// newProbeLog keeps up to maxProbeLog bytes of the probe's log, reserved
+// from the memory budget (minProbeLog, unreserved, when it is exhausted);
+// release gives the reservation back once the probe is done.
+func newProbeLog(next slog.Handler) (p *probeLog, release func()) {
+	limit, release := maxProbeLog, func() { prober.Budget().Release(maxProbeLog) }
+	if prober.Budget().Reserve(maxProbeLog) != nil {
+		limit, release = minProbeLog, func() {}
+	}
+	buf := &capped{limit: limit}
 	return &probeLog{
 		mu:   &sync.Mutex{},
 		buf:  buf,
-		text: slog.NewTextHandler(&capped{buf: buf}, &slog.HandlerOptions{Level: slog.LevelDebug}),
+		text: slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}),
 		next: next,
-	}
+	}, release
 }
 
 func (p *probeLog) Enabled(context.Context, slog.Level) bool { return true }
@@ -56,24 +69,51 @@ func (p *probeLog) String() string {
 	return p.buf.String()
 }
 
-// capped writes to buf until it holds maxProbeLog bytes, then drops the rest.
+// capped keeps the first and the last limit/2 bytes written and drops the
+// middle: the beginning says what the probe set out to do, the end why it
+// failed (2,000 junk DNS answers must not push out the final error line).
 type capped struct {
-	buf       *bytes.Buffer
-	truncated bool
+	limit   int
+	head    []byte
+	tail    []byte // the last bytes written after head filled; may hold up to 2× limit/2
+	dropped int
 }
 
 func (c *capped) Write(b []byte) (int, error) {
-	room := maxProbeLog - c.buf.Len()
-	if room <= 0 {
-		if !c.truncated {
-			c.truncated = true
-			c.buf.WriteString("… log truncated\n")
+	half := c.limit / 2
+	n := len(b)
+	if room := half - len(c.head); room > 0 {
+		k := min(room, len(b))
+		c.head = append(c.head, b[:k]...)
+		b = b[k:]
+	}
+	c.tail = append(c.tail, b...)
+	if len(c.tail) > 2*half {
+		cut := len(c.tail) - half
+		c.dropped += cut
+		c.tail = c.tail[:copy(c.tail, c.tail[cut:])]
+	}
+	return n, nil
+}
+
+// String is the head, a line saying how much was dropped, and the tail
+// from its first whole line.
+func (c *capped) String() string {
+	half := c.limit / 2
+	tail, dropped := c.tail, c.dropped
+	if len(tail) > half {
+		dropped += len(tail) - half
+		tail = tail[len(tail)-half:]
+	}
+	if dropped == 0 {
+		return string(c.head) + string(tail)
+	}
+	for i, ch := range tail {
+		if ch == '\n' {
+			dropped += i + 1
+			tail = tail[i+1:]
+			break
 		}
-		return len(b), nil
 	}
-	if len(b) > room {
-		c.buf.Write(b[:room])
-		return len(b), nil
-	}
-	return c.buf.Write(b)
+	return fmt.Sprintf("%s… %d bytes of log dropped here …\n%s", c.head, dropped, tail)
 }

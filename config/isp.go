@@ -20,7 +20,7 @@ type ISPProbe struct {
 	// IPProtocol is the address family preferred for targets given by
 	// name (default ip4), with IPProtocolFallback to the other (default on).
 	IPProtocol         string `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool   `yaml:"ip_protocol_fallback,omitempty"`
+	IPProtocolFallback bool   `yaml:"ip_protocol_fallback"`
 
 	// Gateway is the LAN gateway's address. Empty (the default) takes the
 	// default route's gateway from the routing table (/proc/net/route, then

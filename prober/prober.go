@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,7 +69,12 @@ func (c *Common) Fail(logger *slog.Logger, msg string, err error) {
 		c.Reason = r
 	}
 	if err != nil {
-		c.Error = fmt.Sprintf("%s: %v", msg, err)
+		text := err.Error()
+		// "refused by target_policy: denied by target_policy: …" says it twice.
+		if strings.Contains(msg, "target_policy") {
+			text = strings.Replace(text, ErrDenied.Error()+": ", "", 1)
+		}
+		c.Error = fmt.Sprintf("%s: %s", msg, text)
 		logger.Error(msg, "err", err)
 	} else {
 		c.Error = msg
@@ -146,6 +152,13 @@ func Run(ctx context.Context, req Request) (res Result) {
 	if !ok {
 		c := &Common{}
 		c.Fail(req.Logger, fmt.Sprintf("prober %q is not available in this build of isp-checker", req.Module.Prober), nil)
+		return c
+	}
+	// file://, gopher://, unix: … would otherwise be taken for a host name
+	// and looked up; nothing is sent for them.
+	if s := targetScheme(req.Target); s != "" && s != "http" && s != "https" {
+		c := &Common{}
+		c.Fail(req.Logger, fmt.Sprintf("Unsupported scheme %q in target: only http:// and https:// URLs, or a host (and port), can be probed", clipText(s, 20)), nil)
 		return c
 	}
 	return f(ctx, req)

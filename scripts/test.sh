@@ -55,3 +55,6 @@ golangci-lint run --allow-serial-runners ./...
 echo "test: go test ./... in a namespace with no way out (scripts/hermetic.sh)" >&2
 go mod download
 bash scripts/hermetic.sh go test -count=1 -timeout 30m ./...
+
+echo "test: a few seconds of every fuzz target (scripts/fuzz.sh), also hermetic" >&2
+FUZZTIME=${FUZZTIME:-3s} bash scripts/hermetic.sh bash scripts/fuzz.sh

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
@@ -59,3 +60,28 @@ func (f *bytesFlag) Set(s string) error {
 }
 
 func (f *bytesFlag) String() string { return f.val.String() }
+
+// durationFlag is a non-negative duration such as 30s or 2m whose parse
+// errors name the flag.
+type durationFlag struct {
+	name string
+	val  time.Duration
+}
+
+func (f *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("--%s: %q is not a duration such as 30s or 2m (0 turns the limit off)", f.name, s)
+	}
+	f.val = v
+	return nil
+}
+
+func (f *durationFlag) String() string { return f.val.String() }
+
+// duration declares a durationFlag with a default.
+func duration(app *kingpin.Application, name, help, def string) *durationFlag {
+	f := &durationFlag{name: name}
+	app.Flag(name, help).Default(def).SetValue(f)
+	return f
+}

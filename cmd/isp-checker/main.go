@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/isp-checker/isp-checker/prober"
 )
 
 // defaultListenAddress is isp-checker's port.
@@ -47,6 +49,11 @@ func run(args []string) int {
 	s.speedtestMaxBytes = &bytesFlag{name: "speedtest.max-bytes"}
 	app.Flag("speedtest.max-bytes", "Largest download or upload one speed-test request may move.").Default("1GiB").SetValue(s.speedtestMaxBytes)
 	s.webConfig = kingpinflag.AddFlags(app, defaultListenAddress)
+	// Server limits against idle and slow clients, and the memory budget (security issue).
+	s.idleTimeout = duration(app, "web.idle-timeout", "Close a keep-alive connection idle this long (0: never), so idle clients cannot hold every descriptor.", "1m")
+	s.readHeaderTimeout = duration(app, "web.read-header-timeout", "Close a connection whose request headers take longer than this to arrive (0: no limit).", "10s")
+	s.memoryBudget = &bytesFlag{name: "probes.memory-budget"}
+	app.Flag("probes.memory-budget", "Memory that buffers sized by targets (bodies held for regexp or CEL matching, DNS over HTTPS answers, probe logs) may take across all running probes; a probe that needs more fails.").Default("128MiB").SetValue(s.memoryBudget)
 
 	checkClause, check := addCheckCmd(app, common, promslogConfig)
 	// `isp-checker run` (diagnosis issue): its usage errors exit 3, since 2 means "down".
@@ -60,6 +67,8 @@ func run(args []string) int {
 		}
 		return 2
 	}
+	// The memory budget applies to every command's probes (security issue).
+	prober.Budget().SetLimit(int64(s.memoryBudget.val))
 	switch cmd {
 	case serve.FullCommand():
 		return s.run()

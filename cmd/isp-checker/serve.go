@@ -31,6 +31,11 @@ type serveCmd struct {
 	maxConcurrent *numberFlag
 	webConfig     *web.FlagConfig
 
+	// Server limits and the memory budget (security issue).
+	idleTimeout       *durationFlag
+	readHeaderTimeout *durationFlag
+	memoryBudget      *bytesFlag
+
 	// Throughput prober and speed-test endpoints (throughput issue).
 	throughputMax     *numberFlag
 	speedtestEnable   *bool
@@ -100,7 +105,7 @@ func (s *serveCmd) run() int {
 		Reload:   reload,
 		Extra:    extra, // speed-test endpoints (throughput issue)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: s.readHeaderTimeout.val, IdleTimeout: s.idleTimeout.val}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
