@@ -91,8 +91,9 @@ func ParsePublicURL(s string) (*url.URL, error) {
 }
 
 // nqURLs are the configuration document's URLs: the draft's names since
-// draft 02, and the older ones with "https_" that goresponsiveness and
-// older networkQuality read (only over https, which those names promise).
+// draft 02, and the older ones with "https_", the only ones
+// goresponsiveness reads (sent only over https, which those names promise;
+// Apple's reference server configurations carry both sets too).
 // The draft asks servers not to send names it does not define; clients
 // must ignore them, and without them the standard client refuses to run.
 type nqURLs struct {
