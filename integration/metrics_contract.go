@@ -141,6 +141,7 @@ var Emitted = map[string][]string{
 		"isp_checker_config_last_reload_success_timestamp_seconds",
 		"isp_checker_speedtest_bytes_total",
 		"isp_checker_speedtest_requests_total",
+		"isp_checker_speedtest_rpm_requests_total",
 	},
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/speedtest"
 )
 
 // defaultListenAddress is isp-checker's port.
@@ -45,9 +46,14 @@ func run(args []string) int {
 	s.maxConcurrent = number(app, "probes.max-concurrent", "Probes that may run at once; past it /probe answers 503 at once. 0 means no limit.", "1000", true, 0)
 	// Throughput prober and speed-test endpoints (throughput issue).
 	s.throughputMax = number(app, "throughput.max-concurrent", "Throughput probes that may run at once (they load the link, so more would measure each other); a probe that finds none free waits while its timeout allows, else fails. 0 means no limit.", "1", true, 0)
-	s.speedtestEnable = app.Flag("speedtest.enable", "Serve /speedtest/download?bytes=N and /speedtest/upload, so another isp-checker's throughput probe can use this one as its far end.").Bool()
+	s.speedtestEnable = app.Flag("speedtest.enable", "Serve /speedtest/download?bytes=N and /speedtest/upload, so another isp-checker's throughput probe can use this one as its far end, and the responsiveness test's /.well-known/nq (HTTP/2 needs TLS from --web.config.file).").Bool()
 	s.speedtestMaxBytes = &bytesFlag{name: "speedtest.max-bytes"}
 	app.Flag("speedtest.max-bytes", "Largest download or upload one speed-test request may move.").Default("1GiB").SetValue(s.speedtestMaxBytes)
+	// Responsiveness (RPM) server (issue 18).
+	s.speedtestRPMMaxDuration = &durationFlag{name: "speedtest.rpm.max-duration", positive: true}
+	app.Flag("speedtest.rpm.max-duration", "With --speedtest.enable, the longest a responsiveness download or upload (/speedtest/rpm/large, /speedtest/rpm/upload) may run before the server ends it.").Default("3m").SetValue(s.speedtestRPMMaxDuration)
+	s.speedtestPublicURL = &urlFlag{name: "speedtest.public-url", parse: speedtest.ParsePublicURL}
+	app.Flag("speedtest.public-url", "With --speedtest.enable, the base URL /.well-known/nq names, e.g. https://speed.example.net when a proxy stands in front (default: the scheme and Host of each request).").SetValue(s.speedtestPublicURL)
 	s.webConfig = kingpinflag.AddFlags(app, defaultListenAddress)
 	// Server limits against idle and slow clients, and the memory budget (security issue).
 	s.idleTimeout = duration(app, "web.idle-timeout", "Close a keep-alive connection idle this long (0: never), so idle clients cannot hold every descriptor.", "1m")

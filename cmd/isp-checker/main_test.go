@@ -71,6 +71,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"--timeout-offset=NaN"}, 2, `--timeout-offset: "NaN" is not a number`},
 		{[]string{"--speedtest.max-bytes=lots"}, 2, `--speedtest.max-bytes: "lots" is not a positive size`},
 		{[]string{"--speedtest.max-bytes=0"}, 2, `--speedtest.max-bytes: "0" is not a positive size`},
+		{[]string{"--speedtest.rpm.max-duration=0"}, 2, `--speedtest.rpm.max-duration: "0" is not a positive duration`},
+		{[]string{"--speedtest.public-url=speed.example.net"}, 2, `--speedtest.public-url: public URL "speed.example.net": want http:// or https:// and a host`},
 		{[]string{"--history.limit=1.5"}, 2, `--history.limit: "1.5" is not a whole number`},
 		{[]string{"--config.file", bad, "--config.check"}, 1, `line 4: unknown field "htp" in module`},
 		{[]string{"--config.file", filepath.Join(dir, "missing.yml"), "--config.check"}, 1, "no such file or directory"},
