@@ -10,7 +10,7 @@ LDFLAGS   := -s -w \
   -X github.com/prometheus/common/version.Revision=$(REVISION) \
   -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build deps test unit lint fmt vet bench fuzz clean
+.PHONY: all build deps test unit lint fmt vet bench fuzz fuzz-short clean
 
 all: build
 
@@ -21,10 +21,15 @@ build:
 deps:
 	bash scripts/deps.sh
 
-# test is the whole suite: formatting, vet, lint, and every test including
-# the network lab (which needs root; with CI=true a missing lab fails).
-test: deps fmt vet lint unit
+# test is the whole suite, as the README and CI run it (scripts/test.sh):
+# deps, formatting, vet, lint, and every test inside a network namespace that
+# nothing can leave (scripts/hermetic.sh). It needs root; as another user it
+# runs itself again under sudo. With CI=true a missing lab fails. It ends
+# with a few seconds of every fuzz target (fuzz-short), also hermetic.
+test:
+	bash scripts/test.sh
 
+# unit runs the tests in place, without the hermetic namespace.
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
 
@@ -41,8 +46,13 @@ lint:
 bench:
 	bash bench/run.sh
 
+# fuzz runs every Fuzz* target in the module for FUZZTIME (default 60s)
+# each; fuzz-short is the few seconds each that the test suite runs.
 fuzz:
-	$(GO) test ./prober/ -run '^$$' -fuzz FuzzDNSResponse -fuzztime 60s
+	bash scripts/fuzz.sh
+
+fuzz-short:
+	FUZZTIME=3s bash scripts/fuzz.sh
 
 clean:
 	rm -f isp-checker

@@ -5,7 +5,6 @@
 package batch
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"errors"
@@ -40,6 +39,8 @@ type Input struct {
 	// ExtraHeader names the CSV columns other than url (nil for plain lists).
 	ExtraHeader []string
 	Rows        []Row
+	// Warnings say how an ambiguous input was read (a CSV without a header).
+	Warnings []string
 }
 
 var bom = []byte("\xef\xbb\xbf")
@@ -47,6 +48,13 @@ var bom = []byte("\xef\xbb\xbf")
 // ReadInput parses a CSV with a `url` column (other columns are carried
 // through) or a plain list with one URL per line. Blank lines and lines
 // starting with # are ignored in plain lists. A UTF-8 BOM is accepted.
+//
+// Only a problem with the input as a whole (too large, not UTF-8, a header
+// it cannot use, too many URLs) is an error. A malformed row — bad quoting,
+// too few or too many fields, an over-long field or line — is a Row with
+// Invalid set, and reading goes on with the next line. A first line with
+// commas that names no url column is read as a CSV without a header, with a
+// warning in Input.Warnings.
 func ReadInput(r io.Reader, lim Limits) (*Input, error) {
 	data, err := io.ReadAll(io.LimitReader(r, lim.MaxBytes+1))
 	if err != nil {
@@ -61,10 +69,23 @@ func ReadInput(r io.Reader, lim Limits) (*Input, error) {
 	}
 	first, _, _ := bytes.Cut(data, []byte("\n"))
 	if header, ok := csvHeader(string(first)); ok {
-		return readCSV(data, header, lim)
+		layout, err := headerLayout(header)
+		if err != nil {
+			return nil, err
+		}
+		return layout.read(data, min(len(first)+1, len(data)), 1, lim)
 	}
 	if looksLikeHeader(string(first)) {
 		return nil, fmt.Errorf("the first line %q looks like a CSV header without a url column: name the column with the URLs \"url\" (columns are separated by commas)", strings.TrimSpace(string(first)))
+	}
+	if rec, line, ok := headerlessRecord(data); ok {
+		layout, warning := guessLayout(rec, line)
+		in, err := layout.read(data, 0, 0, lim)
+		if err != nil {
+			return nil, err
+		}
+		in.Warnings = append(in.Warnings, warning)
+		return in, nil
 	}
 	return readLines(data, lim)
 }
@@ -97,98 +118,238 @@ func looksLikeHeader(line string) bool {
 	return !strings.Contains(line, ".") && !strings.Contains(line, "://") && !strings.Contains(line, ":")
 }
 
-func readCSV(data []byte, header []string, lim Limits) (*Input, error) {
-	cr := csv.NewReader(bytes.NewReader(data))
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = false
-	if _, err := cr.Read(); err != nil { // the header, already parsed
-		return nil, fmt.Errorf("reading CSV header: %w", err)
+// headerlessRecord returns the first data line (blank lines and # comments
+// skipped) as CSV fields when it has a comma: a list of URLs has one URL per
+// line, so commas there mean a CSV whose header is missing. (A URL may hold
+// a comma; such a list needs a url header and the URL in quotes.)
+func headerlessRecord(data []byte) ([]string, int, bool) {
+	for n, rest := 1, data; len(rest) > 0; n++ {
+		line, r, _ := bytes.Cut(rest, []byte("\n"))
+		rest = r
+		s := strings.TrimSpace(string(line))
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		if !strings.Contains(s, ",") {
+			return nil, 0, false
+		}
+		rec, err := csv.NewReader(strings.NewReader(s)).Read()
+		if err != nil {
+			// The row itself will be reported; its commas still give the layout.
+			rec = strings.Split(s, ",")
+		}
+		return rec, n, true
 	}
-	urlCol := -1
-	in := &Input{}
+	return nil, 0, false
+}
+
+// guessLayout reads a header-less CSV by its first data row: the URLs are in
+// the first field that looks like one (column 1 when none does), the other
+// columns are named column<N>. The warning says so, and how to name them.
+func guessLayout(first []string, line int) (*csvLayout, string) {
+	c := &csvLayout{width: len(first), what: "the first line", comment: true}
+	for i, f := range first {
+		f = strings.TrimSpace(f)
+		if _, err := Normalize(f); err == nil && (strings.Contains(f, "://") || strings.Contains(f, ".")) {
+			c.urlCol = i
+			break
+		}
+	}
+	names := make([]string, len(first))
+	for i := range first {
+		names[i] = fmt.Sprintf("column%d", i+1)
+		if i == c.urlCol {
+			names[i] = "url"
+		} else {
+			c.extra = append(c.extra, names[i])
+		}
+	}
+	return c, fmt.Sprintf("line %d has commas but the input has no header line naming a url column: "+
+		"reading it as CSV with the URLs in column %d and the other columns named %s; "+
+		"to name the columns yourself, add a first line such as %q",
+		line, c.urlCol+1, strings.Join(c.extra, ", "), strings.Join(names, ","))
+}
+
+// csvLayout says how to read a CSV's records into Rows.
+type csvLayout struct {
+	width   int      // fields a record should have
+	urlCol  int      // the field with the URL
+	extra   []string // the other columns' names, in order
+	what    string   // what width comes from, for messages
+	comment bool     // skip # lines, as in a plain list
+}
+
+// headerLayout checks a header line's column names.
+func headerLayout(header []string) (*csvLayout, error) {
+	c := &csvLayout{width: len(header), urlCol: -1, what: "the header"}
 	seen := map[string]bool{}
 	for i, h := range header {
 		h = strings.TrimSpace(h)
-		if strings.EqualFold(h, "url") && urlCol < 0 {
-			urlCol = i
+		if strings.EqualFold(h, "url") && c.urlCol < 0 {
+			c.urlCol = i
 			continue
 		}
 		if seen[h] {
 			return nil, fmt.Errorf("CSV header repeats the column %q", h)
 		}
 		seen[h] = true
-		in.ExtraHeader = append(in.ExtraHeader, h)
+		c.extra = append(c.extra, h)
 	}
-	for _, h := range in.ExtraHeader {
+	for _, h := range c.extra {
 		if reserved[strings.ToLower(h)] {
 			return nil, fmt.Errorf("CSV column %q clashes with an output column; rename it", h)
 		}
 	}
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
+	return c, nil
+}
+
+// read parses the records of data from offset off, where line lines have
+// gone before. encoding/csv stops at a quoting error, and a bad quote can
+// swallow the lines after it into one field; so after an error, or a url
+// field that spans lines (never a real URL), the record's first line is
+// that row's error and a fresh reader resumes on the next line.
+func (c *csvLayout) read(data []byte, off, line int, lim Limits) (*Input, error) {
+	in := &Input{ExtraHeader: c.extra}
+	lines := lineCursor{data: data, off: off, line: line + 1}
+	for off < len(data) {
+		cr := csv.NewReader(bytes.NewReader(data[off:]))
+		cr.FieldsPerRecord = -1
+		if c.comment {
+			cr.Comment = '#'
 		}
-		if err != nil {
+		bad := 0 // the line a malformed record starts on
+		for bad == 0 {
+			rec, err := cr.Read()
+			if errors.Is(err, io.EOF) {
+				return in, nil
+			}
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				return nil, fmt.Errorf("CSV line %d: %w", pe.StartLine, pe.Err)
+				bad = line + pe.StartLine
+				err = in.add(c.broken(lines.text(bad), bad, fmt.Sprintf("CSV line %d: %v", bad, pe.Err)), lim)
+			} else if err != nil {
+				return nil, fmt.Errorf("reading CSV: %w", err)
+			} else if l, _ := cr.FieldPos(0); c.urlCol < len(rec) && strings.Contains(rec[c.urlCol], "\n") {
+				bad = line + l
+				err = in.add(c.broken(lines.text(bad), bad, fmt.Sprintf("CSV line %d: a quoted url runs over several lines (is a closing quote missing?)", bad)), lim)
+			} else if len(rec) > 1 || strings.TrimSpace(rec[0]) != "" {
+				err = in.add(c.row(rec, line+l, lim), lim)
 			}
-			return nil, fmt.Errorf("reading CSV: %w", err)
+			if err != nil {
+				return nil, err
+			}
 		}
-		line, _ := cr.FieldPos(0)
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+		off, line = lines.start(bad+1), bad
+	}
+	return in, nil
+}
+
+// row turns a well-formed record into a Row.
+func (c *csvLayout) row(rec []string, line int, lim Limits) Row {
+	row := Row{Line: line}
+	if len(rec) != c.width {
+		row.Invalid = fmt.Sprintf("CSV line %d has %s, %s has %d", line, plural(len(rec), "field"), c.what, c.width)
+	}
+	for i := range c.width {
+		v := ""
+		if i < len(rec) {
+			v = rec[i]
+		}
+		if len(v) > lim.MaxLineLen {
+			if row.Invalid == "" {
+				row.Invalid = fmt.Sprintf("CSV line %d: a field is longer than %d bytes", line, lim.MaxLineLen)
+			}
+			v = clip(v)
+		}
+		if i == c.urlCol {
+			row.Raw = strings.TrimSpace(v)
+		} else {
+			row.Extra = append(row.Extra, v)
+		}
+	}
+	return row
+}
+
+// broken is the Row for a record that could not be parsed: its first line
+// as written stands in for the URL.
+func (c *csvLayout) broken(text string, line int, why string) Row {
+	return Row{Line: line, Raw: clip(strings.TrimSpace(text)), Extra: make([]string, len(c.extra)), Invalid: why}
+}
+
+func (in *Input) add(row Row, lim Limits) error {
+	in.Rows = append(in.Rows, row)
+	if len(in.Rows) > lim.MaxURLs {
+		return fmt.Errorf("input has more than the limit of %d URLs", lim.MaxURLs)
+	}
+	return nil
+}
+
+// lineCursor finds lines by number, moving only forward, so resuming after
+// every malformed record still reads the input once.
+type lineCursor struct {
+	data []byte
+	off  int // where line starts
+	line int
+}
+
+// start returns the offset where line n starts (len(data) past the end).
+func (lc *lineCursor) start(n int) int {
+	for lc.line < n && lc.off < len(lc.data) {
+		i := bytes.IndexByte(lc.data[lc.off:], '\n')
+		if i < 0 {
+			lc.off = len(lc.data)
+			break
+		}
+		lc.off += i + 1
+		lc.line++
+	}
+	return lc.off
+}
+
+// text returns line n without its line ending.
+func (lc *lineCursor) text(n int) string {
+	rest := lc.data[lc.start(n):]
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	return string(bytes.TrimSuffix(line, []byte("\r")))
+}
+
+func readLines(data []byte, lim Limits) (*Input, error) {
+	in := &Input{}
+	for n, rest := 1, data; len(rest) > 0; n++ {
+		line, r, _ := bytes.Cut(rest, []byte("\n"))
+		rest = r
+		row := Row{Line: n}
+		if len(line) > lim.MaxLineLen {
+			line = line[:lim.MaxLineLen]
+			row.Invalid = fmt.Sprintf("line %d is longer than %d bytes", n, lim.MaxLineLen)
+		}
+		row.Raw = strings.TrimSpace(string(line))
+		if row.Raw == "" || strings.HasPrefix(row.Raw, "#") {
 			continue
 		}
-		row := Row{Line: line}
-		if len(rec) > len(header) {
-			// Reported as that row's error, like any other malformed row.
-			row.Invalid = fmt.Sprintf("CSV line %d has %d fields, the header has %d", line, len(rec), len(header))
-			rec = rec[:len(header)]
+		if row.Invalid != "" {
+			row.Raw = clip(row.Raw)
 		}
-		for i := range header {
-			v := ""
-			if i < len(rec) {
-				v = rec[i]
-			}
-			if len(v) > lim.MaxLineLen {
-				return nil, fmt.Errorf("CSV line %d: a field is longer than %d bytes", line, lim.MaxLineLen)
-			}
-			if i == urlCol {
-				row.Raw = strings.TrimSpace(v)
-			} else {
-				row.Extra = append(row.Extra, v)
-			}
-		}
-		in.Rows = append(in.Rows, row)
-		if len(in.Rows) > lim.MaxURLs {
-			return nil, fmt.Errorf("input has more than the limit of %d URLs", lim.MaxURLs)
+		if err := in.add(row, lim); err != nil {
+			return nil, err
 		}
 	}
 	return in, nil
 }
 
-func readLines(data []byte, lim Limits) (*Input, error) {
-	in := &Input{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, min(4096, lim.MaxLineLen)), lim.MaxLineLen)
-	n := 0
-	for sc.Scan() {
-		n++
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || strings.HasPrefix(s, "#") {
-			continue
-		}
-		in.Rows = append(in.Rows, Row{Line: n, Raw: s})
-		if len(in.Rows) > lim.MaxURLs {
-			return nil, fmt.Errorf("input has more than the limit of %d URLs", lim.MaxURLs)
-		}
+// clip shortens what stands in for an over-long or broken URL in a report.
+func clip(s string) string {
+	const keep = 100
+	if utf8.RuneCountInString(s) <= keep {
+		return s
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d is longer than %d bytes", n+1, lim.MaxLineLen)
-		}
-		return nil, fmt.Errorf("reading input: %w", err)
+	r := []rune(s)
+	return string(r[:keep]) + "…"
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
 	}
-	return in, nil
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -25,7 +27,10 @@ func Normalize(raw string) (string, error) {
 	}
 	if !strings.Contains(s, "://") {
 		if m := schemeOnly.FindStringSubmatch(s); m != nil {
-			return "", fmt.Errorf("unsupported scheme %q: want http or https", strings.ToLower(m[1]))
+			if sc := strings.ToLower(m[1]); sc != "http" && sc != "https" {
+				return "", fmt.Errorf("unsupported scheme %q: want http or https", sc)
+			}
+			return "", errors.New("URL has no host (want http://host/…)")
 		}
 		s = "http://" + s
 	}
@@ -48,10 +53,13 @@ func Normalize(raw string) (string, error) {
 		return "", errors.New("URL has credentials in it; use the module's basic_auth instead")
 	}
 	host := strings.TrimSuffix(u.Hostname(), ".")
-	if ip := net.ParseIP(strings.Trim(host, "[]")); ip == nil {
-		ascii, err := idna.Lookup.ToASCII(host)
+	if host == "" {
+		return "", errors.New("URL has no host")
+	}
+	if ip := net.ParseIP(host); ip == nil {
+		ascii, err := hostName(host)
 		if err != nil {
-			return "", fmt.Errorf("invalid host name %q: %w", host, err)
+			return "", err
 		}
 		host = ascii
 	} else if ip.To4() == nil {
@@ -78,6 +86,42 @@ func Normalize(raw string) (string, error) {
 	}
 	return u.String(), nil
 }
+
+// hostProfile is IDNA's lookup profile that also refuses empty labels and
+// over-long names, so no host normalises to "" or to ".example".
+var hostProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.VerifyDNSLength(true))
+
+// hostName returns the ASCII (punycode) form of a host name that is not an
+// IP address, or why it is not a host name.
+func hostName(host string) (string, error) {
+	// net/url decodes %XX in a host; bytes that are not UTF-8 would become
+	// U+FFFD and then a punycode name nobody wrote.
+	if !utf8.ValidString(host) {
+		return "", fmt.Errorf("invalid host name %q: its percent-escapes are not UTF-8", host)
+	}
+	ascii, err := hostProfile.ToASCII(host)
+	if err == nil {
+		// Some names map to punycode that does not map back: the result
+		// must be a fixed point, or normalising it again would fail.
+		_, err = hostProfile.ToASCII(ascii)
+	}
+	if err != nil {
+		return "", fmt.Errorf("invalid host name %q: %w", host, err)
+	}
+	// A name whose last label is a number is what browsers read as an IPv4
+	// address (127.1, 0x7f.0.0.1); DNS has no such top-level domain, so it
+	// is a mistyped address, not a name to look up.
+	labels := strings.Split(ascii, ".")
+	if slices.Contains(labels, "") { // "a..b", or a second trailing dot
+		return "", fmt.Errorf("invalid host name %q: it has an empty label", host)
+	}
+	if numericLabel.MatchString(labels[len(labels)-1]) {
+		return "", fmt.Errorf("host %q is neither an IP address nor a host name", host)
+	}
+	return ascii, nil
+}
+
+var numericLabel = regexp.MustCompile(`^(?i:0x[0-9a-f]*|[0-9]+)$`)
 
 // schemeOnly matches "mailto:x" style URLs, but not "host:8080".
 var schemeOnly = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*):(?:[^0-9]|$)`)

@@ -8,10 +8,12 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
+	"golang.org/x/net/http/httpguts"
 	"gopkg.in/yaml.v3"
 
 	"github.com/isp-checker/isp-checker/config"
@@ -71,12 +73,21 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	module, ok := cfg.Modules[moduleName]
 	if !ok {
-		h.reject(w, "unknown_module", http.StatusBadRequest, fmt.Sprintf("Unknown module %q", moduleName))
+		h.reject(w, "unknown_module", http.StatusBadRequest, fmt.Sprintf("Unknown module %q", clip(moduleName, 100)))
 		return
 	}
 	target := q.Get("target")
 	if target == "" {
 		h.reject(w, "missing_target", http.StatusBadRequest, "Target parameter is missing")
+		return
+	}
+	if len(target) > maxTargetLength {
+		h.reject(w, "bad_request", http.StatusBadRequest, fmt.Sprintf("Target parameter is %d bytes long; the limit is %d", len(target), maxTargetLength))
+		return
+	}
+	hostname := q.Get("hostname")
+	if msg := checkHostname(hostname); msg != "" {
+		h.reject(w, "bad_request", http.StatusBadRequest, msg)
 		return
 	}
 	timeout, err := probeTimeout(r, module, h.o.TimeoutOffset)
@@ -98,13 +109,16 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 
-	plog := newProbeLog(h.o.Logger.Handler())
-	logger := slog.New(plog).With("module", moduleName, "target", target)
+	plog, releaseLog := newProbeLog(h.o.Logger.Handler())
+	defer releaseLog()
+	// Shown in logs, /logs and the landing page: never a URL's password.
+	shown := prober.RedactTarget(target)
+	logger := slog.New(plog).With("module", moduleName, "target", shown)
 	req := prober.Request{
 		Target:     target,
 		Module:     module,
 		ModuleName: moduleName,
-		Hostname:   q.Get("hostname"),
+		Hostname:   hostname,
 		Logger:     logger,
 	}
 	var onDeny func()
@@ -136,7 +150,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	em := NewEmitter(logger)
 	Render(res, em)
-	p := &Probe{Module: moduleName, Target: target, Start: base.StartedAt, Success: base.Success, logs: plog, metrics: em, module: module}
+	p := &Probe{Module: moduleName, Target: shown, Start: base.StartedAt, Success: base.Success, logs: plog, metrics: em, module: module}
 	h.o.History.Add(p)
 
 	if q.Get("debug") == "true" {
@@ -145,6 +159,29 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	serveMetrics(w, r, em, h.o.Logger)
+}
+
+// maxTargetLength bounds the target parameter: no target needs more, and it
+// is repeated in every log line of the probe.
+const maxTargetLength = 4096
+
+// checkHostname refuses a hostname parameter that cannot be a Host header
+// (CR, LF, NUL, space, …): net/http would drop it and send an empty Host.
+func checkHostname(hostname string) string {
+	if hostname == "" {
+		return ""
+	}
+	if len(hostname) > 255+6 || !httpguts.ValidHostHeader(hostname) || strings.ContainsAny(hostname, "/?#@ ") {
+		return fmt.Sprintf("Invalid hostname parameter %q: want a host name or address, optionally with :port", clip(hostname, 100))
+	}
+	return ""
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // probeTimeout is Prometheus's scrape timeout minus the offset, capped by the

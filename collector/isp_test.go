@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/isp-checker/isp-checker/diagnose"
@@ -12,7 +13,7 @@ import (
 func TestISPMetrics(t *testing.T) {
 	for _, tc := range []struct {
 		scenario, fault string
-		verdict, score  float64
+		verdict, score  float64 // score -1: absent
 		success         float64
 	}{
 		{"healthy", "none", 0, 0.95, 1},
@@ -21,6 +22,11 @@ func TestISPMetrics(t *testing.T) {
 		{"dns", "dns", 2, 0, 0},
 		{"remote", "remote", 1, 0.95, 1},
 		{"bufferbloat", "isp", 1, 0, 1},
+		{"unknown", "unknown", 4, -1, 0},
+		{"noroute", "lan", 2, 0, 0},
+		{"rewrite", "dns", 1, 0.493, 1},
+		{"portal", "lan", 2, 0, 0},
+		{"blackhole", "isp", 1, 0.95, 1},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
 			m := renderSamples(t, dt.Scenario(tc.scenario))
@@ -33,11 +39,12 @@ func TestISPMetrics(t *testing.T) {
 					t.Errorf("probe_isp_fault{segment=%s} = %v (present %v), want %v", s, got, ok, want)
 				}
 			}
-			if m["probe_isp_verdict"] != tc.verdict || m["probe_isp_health_score"] != tc.score || m["probe_success"] != tc.success {
-				t.Errorf("verdict %v score %v success %v; want %v %v %v", m["probe_isp_verdict"], m["probe_isp_health_score"], m["probe_success"], tc.verdict, tc.score, tc.success)
+			score, scored := m["probe_isp_health_score"]
+			if m["probe_isp_verdict"] != tc.verdict || scored != (tc.score >= 0) || scored && score != tc.score || m["probe_success"] != tc.success {
+				t.Errorf("verdict %v score %v (present %v) success %v; want %v %v %v", m["probe_isp_verdict"], score, scored, m["probe_success"], tc.verdict, tc.score, tc.success)
 			}
-			if got := m["probe_isp_dimension_score{dimension=loss}"]; (tc.scenario == "lan" || tc.scenario == "isp") != (got == 0) {
-				t.Errorf("loss score %v", got)
+			if got, ok := m["probe_isp_dimension_score{dimension=loss}"]; ok != (tc.scenario != "unknown") || ok && (tc.scenario == "lan" || tc.scenario == "isp" || tc.scenario == "noroute" || tc.scenario == "portal") != (got == 0) {
+				t.Errorf("loss score %v (present %v)", got, ok)
 			}
 			_, bloat := m["probe_isp_dimension_score{dimension=bufferbloat}"]
 			if bloat != (tc.scenario == "bufferbloat") {
@@ -56,6 +63,26 @@ func TestISPMetrics(t *testing.T) {
 		if got, ok := m[key]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
 		}
+	}
+	// A check that could not run is neither a pass nor a failure: no series.
+	m = renderSamples(t, dt.Scenario("unknown"))
+	for key, want := range map[string]float64{
+		"probe_isp_check_success{check=dns,target=198.51.100.53}":       1,
+		"probe_isp_check_success{check=http,target=https://a.example/}": 1,
+	} {
+		if got, ok := m[key]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
+		}
+	}
+	for key := range m {
+		if strings.HasPrefix(key, "probe_isp_check_success{check=ping") || strings.HasPrefix(key, "probe_isp_check_success{check=gateway") ||
+			strings.HasPrefix(key, "probe_isp_check_success{check=mtu") {
+			t.Errorf("%s present for a ping that could not run", key)
+		}
+	}
+	// The mtu check passes unless a black hole was found.
+	if got := renderSamples(t, dt.Scenario("blackhole"))["probe_isp_check_success{check=mtu,target=203.0.113.10}"]; got != 0 {
+		t.Errorf("mtu check with a black hole = %v, want 0", got)
 	}
 	// A diagnosis that never ran has only the common metrics.
 	r := &diagnose.ISPResult{}

@@ -1,35 +1,47 @@
 package collector
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
+
+	"github.com/isp-checker/isp-checker/prober"
 )
 
-// maxProbeLog bounds the log kept per probe, whatever a target sends back.
-const maxProbeLog = 64 << 10
+// maxProbeLog bounds the log kept per probe, whatever a target sends back;
+// minProbeLog is what a probe keeps when the memory budget cannot spare more.
+const (
+	maxProbeLog = 64 << 10
+	minProbeLog = 8 << 10
+)
 
-// maxProbeRecords bounds the log records kept per probe (formatted, they
-// are cut at maxProbeLog bytes as well).
-const maxProbeRecords = 1000
+// maxLazyRecords is how many log records a probe keeps unformatted: an
+// ordinary probe logs five to ten. Past it the records are formatted as
+// they come, into the capped text (a flood of lines keeps its head and its
+// tail, as capped does).
+const maxLazyRecords = 64
 
-// probeLog is a slog.Handler that keeps a probe's log records for
-// debug=true and the history, and forwards them to the exporter's logger at
-// debug level. It keeps the records, not their text: formatting costs more
-// than many a probe, and most probes' logs are never looked at, so String
-// formats them on demand.
+// probeLog is a slog.Handler that keeps a probe's log for debug=true and
+// the history, and forwards its records to the exporter's logger at debug
+// level. It keeps the records, not their text: formatting costs more than
+// many a probe, and most probes' logs are never looked at, so String
+// formats them when asked (and a flood is formatted as it comes).
 type probeLog struct {
 	log  *recordLog
 	node *logNode // the WithAttrs/WithGroup chain of this handler
 	next slog.Handler
 }
 
-// recordLog is the records of one probe, shared by its derived handlers.
+// recordLog is the log of one probe, shared by its derived handlers.
 type recordLog struct {
 	mu      sync.Mutex
+	limit   int
 	entries []logEntry
-	dropped int
+	// Once a flood made it eager: the text so far, and the text handlers
+	// by chain.
+	text     *capped
+	handlers map[*logNode]slog.Handler
 }
 
 type logEntry struct {
@@ -44,23 +56,40 @@ type logNode struct {
 	group  string
 }
 
-func newProbeLog(next slog.Handler) *probeLog {
+// newProbeLog keeps up to maxProbeLog bytes of the probe's log, reserved
+// from the memory budget (minProbeLog, unreserved, when it is exhausted);
+// release gives the reservation back once the probe is done.
+func newProbeLog(next slog.Handler) (p *probeLog, release func()) {
+	limit, release := maxProbeLog, func() { prober.Budget().Release(maxProbeLog) }
+	if prober.Budget().Reserve(maxProbeLog) != nil {
+		limit, release = minProbeLog, func() {}
+	}
 	if !next.Enabled(context.Background(), slog.LevelDebug) {
 		next = nil // deriving it (WithAttrs) for nothing would cost as much as the text
 	}
-	return &probeLog{log: &recordLog{entries: make([]logEntry, 0, 8)}, next: next} // a probe logs about 6 lines
+	log := &recordLog{limit: limit, entries: make([]logEntry, 0, 8)} // a probe logs about 6 lines
+	return &probeLog{log: log, next: next}, release
 }
 
 func (p *probeLog) Enabled(context.Context, slog.Level) bool { return true }
 
 func (p *probeLog) Handle(ctx context.Context, r slog.Record) error {
-	p.log.mu.Lock()
-	if len(p.log.entries) < maxProbeRecords {
-		p.log.entries = append(p.log.entries, logEntry{node: p.node, rec: r.Clone()})
-	} else {
-		p.log.dropped++
+	l := p.log
+	l.mu.Lock()
+	switch {
+	case l.text != nil:
+		_ = l.handlerOf(p.node).Handle(ctx, r)
+	case len(l.entries) < maxLazyRecords:
+		l.entries = append(l.entries, logEntry{node: p.node, rec: r.Clone()})
+	default:
+		l.text = &capped{limit: l.limit}
+		for _, e := range l.entries {
+			_ = l.handlerOf(e.node).Handle(ctx, e.rec)
+		}
+		l.entries = nil
+		_ = l.handlerOf(p.node).Handle(ctx, r)
 	}
-	p.log.mu.Unlock()
+	l.mu.Unlock()
 	if p.next == nil {
 		return nil
 	}
@@ -87,59 +116,91 @@ func (p *probeLog) WithGroup(name string) slog.Handler {
 	return q
 }
 
-// String formats the records as slog's text handler writes them, cut at
-// maxProbeLog bytes.
+// String formats the log as slog's text handler writes it, cut as capped
+// cuts it.
 func (p *probeLog) String() string {
-	p.log.mu.Lock()
-	defer p.log.mu.Unlock()
-	var buf bytes.Buffer
-	w := &capped{buf: &buf}
-	root := slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})
-	handlers := map[*logNode]slog.Handler{}
-	var handlerOf func(n *logNode) slog.Handler
-	handlerOf = func(n *logNode) slog.Handler {
-		if n == nil {
-			return root
-		}
-		if h, ok := handlers[n]; ok {
-			return h
-		}
-		h := handlerOf(n.parent)
-		if n.attrs != nil {
-			h = h.WithAttrs(n.attrs)
-		} else {
-			h = h.WithGroup(n.group)
-		}
-		handlers[n] = h
-		return h
+	l := p.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.text != nil {
+		return l.text.String()
 	}
-	for _, e := range p.log.entries {
-		_ = handlerOf(e.node).Handle(context.Background(), e.rec)
+	l.text = &capped{limit: l.limit}
+	for _, e := range l.entries {
+		_ = l.handlerOf(e.node).Handle(context.Background(), e.rec)
 	}
-	if p.log.dropped > 0 && !w.truncated {
-		buf.WriteString("… log truncated\n")
-	}
-	return buf.String()
+	s := l.text.String()
+	l.text, l.handlers = nil, nil // stay lazy: more records may come
+	return s
 }
 
-// capped writes to buf until it holds maxProbeLog bytes, then drops the rest.
+// handlerOf is the text handler, writing to l.text, of a WithAttrs and
+// WithGroup chain (l.mu held).
+func (l *recordLog) handlerOf(n *logNode) slog.Handler {
+	if h, ok := l.handlers[n]; ok {
+		return h
+	}
+	var h slog.Handler
+	switch {
+	case n == nil:
+		h = slog.NewTextHandler(l.text, &slog.HandlerOptions{Level: slog.LevelDebug})
+	case n.attrs != nil:
+		h = l.handlerOf(n.parent).WithAttrs(n.attrs)
+	default:
+		h = l.handlerOf(n.parent).WithGroup(n.group)
+	}
+	if l.handlers == nil {
+		l.handlers = map[*logNode]slog.Handler{}
+	}
+	l.handlers[n] = h
+	return h
+}
+
+// capped keeps the first and the last limit/2 bytes written and drops the
+// middle: the beginning says what the probe set out to do, the end why it
+// failed (2,000 junk DNS answers must not push out the final error line).
 type capped struct {
-	buf       *bytes.Buffer
-	truncated bool
+	limit   int
+	head    []byte
+	tail    []byte // the last bytes written after head filled; may hold up to 2× limit/2
+	dropped int
 }
 
 func (c *capped) Write(b []byte) (int, error) {
-	room := maxProbeLog - c.buf.Len()
-	if room <= 0 {
-		if !c.truncated {
-			c.truncated = true
-			c.buf.WriteString("… log truncated\n")
+	half := c.limit / 2
+	n := len(b)
+	if room := half - len(c.head); room > 0 {
+		k := min(room, len(b))
+		c.head = append(c.head, b[:k]...)
+		b = b[k:]
+	}
+	c.tail = append(c.tail, b...)
+	if len(c.tail) > 2*half {
+		cut := len(c.tail) - half
+		c.dropped += cut
+		c.tail = c.tail[:copy(c.tail, c.tail[cut:])]
+	}
+	return n, nil
+}
+
+// String is the head, a line saying how much was dropped, and the tail
+// from its first whole line.
+func (c *capped) String() string {
+	half := c.limit / 2
+	tail, dropped := c.tail, c.dropped
+	if len(tail) > half {
+		dropped += len(tail) - half
+		tail = tail[len(tail)-half:]
+	}
+	if dropped == 0 {
+		return string(c.head) + string(tail)
+	}
+	for i, ch := range tail {
+		if ch == '\n' {
+			dropped += i + 1
+			tail = tail[i+1:]
+			break
 		}
-		return len(b), nil
 	}
-	if len(b) > room {
-		c.buf.Write(b[:room])
-		return len(b), nil
-	}
-	return c.buf.Write(b)
+	return fmt.Sprintf("%s… %d bytes of log dropped here …\n%s", c.head, dropped, tail)
 }

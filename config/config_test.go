@@ -82,7 +82,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bad-unknown-prober.yml", `parsing config file testdata/bad-unknown-prober.yml: unknown prober "gopher" (known: http, tcp, icmp, dns, grpc, traceroute, mtu, throughput, isp)`},
 		{"bad-missing-prober.yml", `parsing config file testdata/bad-missing-prober.yml: prober must be set`},
 		{"bad-regexp.yml", "parsing config file testdata/bad-regexp.yml: invalid regular expression \"(unclosed\": error parsing regexp: missing closing ): `(unclosed`"},
-		{"bad-dns-no-query.yml", `parsing config file testdata/bad-dns-no-query.yml: query name must be set for DNS module`},
+		{"bad-dns-no-query.yml", `parsing config file testdata/bad-dns-no-query.yml: query_name must be set for a dns module`},
 		{"bad-dns-type.yml", `parsing config file testdata/bad-dns-type.yml: query type 'AAAAA' is not valid`},
 		{"bad-icmp-ttl.yml", `parsing config file testdata/bad-icmp-ttl.yml: "ttl" cannot exceed 255`},
 		{"bad-body-and-file.yml", `parsing config file testdata/bad-body-and-file.yml: setting body and body_file both are not allowed`},
@@ -203,7 +203,9 @@ func TestSecretHeadersHidden(t *testing.T) {
         Authorization: Bearer s3cr3t-value
         X-API-Key: k3y-value
         Cookie: session=c00kie
+        X-Custom-Pass: p4ss-value
         Accept-Language: en-GB
+      body: '{"password": "b0dy-value"}'
 `), "")
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +214,7 @@ func TestSecretHeadersHidden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"s3cr3t-value", "k3y-value", "c00kie"} {
+	for _, secret := range []string{"s3cr3t-value", "k3y-value", "c00kie", "p4ss-value", "b0dy-value"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("header secret %q shown:\n%s", secret, out)
 		}

@@ -19,16 +19,16 @@ const DefaultDNSSECUDPSize = 1232
 // retrying truncated answers over TCP and DNSSEC (DO bit, AD flag).
 type DNSProbe struct {
 	IPProtocol         string            `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool              `yaml:"ip_protocol_fallback,omitempty"`
+	IPProtocolFallback bool              `yaml:"ip_protocol_fallback"`
 	DNSOverTLS         bool              `yaml:"dns_over_tls,omitempty"`
 	TLSConfig          pconfig.TLSConfig `yaml:"tls_config,omitempty"`
 	SourceIPAddress    string            `yaml:"source_ip_address,omitempty"`
 	TransportProtocol  string            `yaml:"transport_protocol,omitempty"` // udp (default) or tcp; tcp for DoT.
 	QueryClass         string            `yaml:"query_class,omitempty"`        // Defaults to IN.
 	QueryName          string            `yaml:"query_name,omitempty"`
-	QueryType          string            `yaml:"query_type,omitempty"`        // Defaults to ANY.
-	Recursion          bool              `yaml:"recursion_desired,omitempty"` // Defaults to true.
-	ValidRcodes        []string          `yaml:"valid_rcodes,omitempty"`      // Defaults to NOERROR.
+	QueryType          string            `yaml:"query_type,omitempty"`   // Defaults to ANY.
+	Recursion          bool              `yaml:"recursion_desired"`      // Defaults to true.
+	ValidRcodes        []string          `yaml:"valid_rcodes,omitempty"` // Defaults to NOERROR.
 	ValidateAnswer     DNSRRValidator    `yaml:"validate_answer_rrs,omitempty"`
 	ValidateAuthority  DNSRRValidator    `yaml:"validate_authority_rrs,omitempty"`
 	ValidateAdditional DNSRRValidator    `yaml:"validate_additional_rrs,omitempty"`
@@ -69,8 +69,13 @@ func (s *DNSProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*dnsProbe)(s)); err != nil {
 		return err
 	}
+	return s.Validate()
+}
+
+// Validate checks the options, also when the module has no dns: section.
+func (s *DNSProbe) Validate() error {
 	if s.QueryName == "" {
-		return errors.New("query name must be set for DNS module")
+		return errors.New("query_name must be set for a dns module")
 	}
 	if isASCII(s.QueryName) {
 		if _, ok := dns.IsDomainName(s.QueryName); !ok {

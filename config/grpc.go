@@ -11,7 +11,7 @@ type GRPCProbe struct {
 	// TLS connects with TLS; TLSConfig is used only then.
 	TLS                 bool              `yaml:"tls,omitempty"`
 	TLSConfig           pconfig.TLSConfig `yaml:"tls_config,omitempty"`
-	IPProtocolFallback  bool              `yaml:"ip_protocol_fallback,omitempty"`
+	IPProtocolFallback  bool              `yaml:"ip_protocol_fallback"`
 	PreferredIPProtocol string            `yaml:"preferred_ip_protocol,omitempty"`
 }
 

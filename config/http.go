@@ -18,7 +18,7 @@ type HTTPProbe struct {
 	ValidStatusCodes             []int                    `yaml:"valid_status_codes,omitempty"` // Defaults to 2xx.
 	ValidHTTPVersions            []string                 `yaml:"valid_http_versions,omitempty"`
 	IPProtocol                   string                   `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback           bool                     `yaml:"ip_protocol_fallback,omitempty"`
+	IPProtocolFallback           bool                     `yaml:"ip_protocol_fallback"`
 	SkipResolvePhaseWithProxy    bool                     `yaml:"skip_resolve_phase_with_proxy,omitempty"`
 	NoFollowRedirects            *bool                    `yaml:"no_follow_redirects,omitempty"` // Deprecated: follow_redirects.
 	FailIfSSL                    bool                     `yaml:"fail_if_ssl,omitempty"`

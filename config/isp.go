@@ -20,7 +20,7 @@ type ISPProbe struct {
 	// IPProtocol is the address family preferred for targets given by
 	// name (default ip4), with IPProtocolFallback to the other (default on).
 	IPProtocol         string `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool   `yaml:"ip_protocol_fallback,omitempty"`
+	IPProtocolFallback bool   `yaml:"ip_protocol_fallback"`
 
 	// Gateway is the LAN gateway's address. Empty (the default) takes the
 	// default route's gateway from the routing table (/proc/net/route, then
@@ -66,6 +66,14 @@ type ISPProbe struct {
 	// HopPings pings every router the trace found beyond the gateway, as
 	// mtr does, to tell where loss starts (default on).
 	HopPings bool `yaml:"hop_pings"`
+	// MTU searches the path MTU toward the first target (the mtu prober,
+	// default on), to find path-MTU black holes: ping works, large
+	// transfers stall.
+	MTU bool `yaml:"mtu"`
+	// DNSIntegrity also asks every resolver for a name that cannot exist (a
+	// random label under .invalid, RFC 6761; default on): an address back
+	// means the resolver rewrites NXDOMAIN.
+	DNSIntegrity bool `yaml:"dns_integrity"`
 
 	Thresholds ISPThresholds `yaml:"thresholds,omitempty"`
 }
@@ -142,6 +150,8 @@ func DefaultISPProbe() ISPProbe {
 		Trace:              true,
 		TraceMaxHops:       DefaultISPTraceMaxHops,
 		HopPings:           true,
+		MTU:                true,
+		DNSIntegrity:       true,
 		Thresholds:         DefaultISPThresholds(),
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // TargetPolicy limits what the exporter may be asked to probe (an SSRF guard).
@@ -54,9 +56,44 @@ func (p *TargetPolicy) compile() error {
 	return nil
 }
 
-// CheckAddr says why addr may not be probed, or returns nil.
+// Check is the one policy decision: it says why host may not be probed, or
+// returns nil. host is what a URL or target names (an IP literal in any form
+// Go's dialler accepts, bracketed or not, with or without a zone, or a host
+// name), and Check decides on what a dialler actually uses after its own
+// normalisation: see CanonicalHost.
+func (p *TargetPolicy) Check(host string) error {
+	h, err := CanonicalHost(host)
+	if err != nil {
+		return err
+	}
+	if h.Addr.IsValid() {
+		return p.CheckAddr(h.Addr)
+	}
+	return p.checkName(h.Name)
+}
+
+// CheckAddr says why addr may not be probed, or returns nil. A zone only
+// picks the interface and an IPv4-mapped address is dialled as IPv4, so
+// both are stripped before the networks are compared.
 func (p *TargetPolicy) CheckAddr(addr netip.Addr) error {
-	addr = addr.Unmap()
+	addr = addr.WithZone("").Unmap()
+	if err := p.checkOne(addr); err != nil {
+		return err
+	}
+	// Connecting to 0.0.0.0 or :: reaches this host, as loopback does.
+	if addr.IsUnspecified() {
+		lo := netip.IPv6Loopback()
+		if addr.Is4() {
+			lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		if err := p.checkOne(lo); err != nil {
+			return fmt.Errorf("address %s reaches this host: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+func (p *TargetPolicy) checkOne(addr netip.Addr) error {
 	for _, n := range p.DenyNetworks {
 		if n.Contains(addr) {
 			return fmt.Errorf("address %s is in denied network %s", addr, n.Prefix)
@@ -73,27 +110,81 @@ func (p *TargetPolicy) CheckAddr(addr netip.Addr) error {
 	return fmt.Errorf("address %s is outside the allowed networks", addr)
 }
 
-// CheckHost says why a host name may not be probed, or returns nil. IP
-// literals are left to CheckAddr.
-func (p *TargetPolicy) CheckHost(host string) error {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if _, err := netip.ParseAddr(host); err == nil {
-		return nil
-	}
+// CheckHost says why a host name may not be probed, or returns nil. It is
+// Check under its older name: IP literals are checked as addresses.
+func (p *TargetPolicy) CheckHost(host string) error { return p.Check(host) }
+
+func (p *TargetPolicy) checkName(name string) error {
 	for _, pat := range p.DenyHosts {
-		if ok, _ := path.Match(strings.ToLower(pat), host); ok {
-			return fmt.Errorf("host %s matches denied host pattern %q", host, pat)
+		if ok, _ := path.Match(strings.ToLower(pat), name); ok {
+			return fmt.Errorf("host %s matches denied host pattern %q", name, pat)
 		}
 	}
 	if len(p.AllowHosts) == 0 {
 		return nil
 	}
 	for _, pat := range p.AllowHosts {
-		if ok, _ := path.Match(strings.ToLower(pat), host); ok {
+		if ok, _ := path.Match(strings.ToLower(pat), name); ok {
 			return nil
 		}
 	}
-	return fmt.Errorf("host %s matches no allowed host pattern", host)
+	return fmt.Errorf("host %s matches no allowed host pattern", name)
+}
+
+// Host is a target host as a dialler sees it: an address, or else a name.
+type Host struct {
+	// Addr is set for an IP literal: zone stripped, IPv4-mapped unwrapped.
+	Addr netip.Addr
+	// Name is the host name in the ASCII form that is looked up (IDNA
+	// UTS-46 mapped, as net/http maps it), lower case, without trailing dots.
+	Name string
+	// Dial is the name to hand to a resolver: the IDNA-mapped name with its
+	// case and trailing dot as written (a trailing dot makes a name absolute).
+	Dial string
+}
+
+// CanonicalHost normalises host the way the probers' diallers do before
+// they connect or resolve. Names net/http would refuse to map are refused
+// here too, so nothing the policy could not judge is ever dialled.
+func CanonicalHost(host string) (Host, error) {
+	h := host
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	if h == "" {
+		return Host{}, errors.New("empty host")
+	}
+	if addr, err := netip.ParseAddr(h); err == nil {
+		return Host{Addr: addr.WithZone("").Unmap()}, nil
+	}
+	if strings.ContainsAny(h, "%[]/\\@ \t\r\n\x00") {
+		return Host{}, fmt.Errorf("host %q is neither an IP address nor a host name", clipHost(host))
+	}
+	dial := h
+	if !isASCII(h) {
+		a, err := idna.Lookup.ToASCII(h)
+		if err != nil {
+			return Host{}, fmt.Errorf("host %q is not a valid internationalised domain name: %w", clipHost(host), err)
+		}
+		dial = a
+		// A mapped name can be an address again (e.g. fullwidth digits).
+		if addr, err := netip.ParseAddr(a); err == nil {
+			return Host{Addr: addr.WithZone("").Unmap()}, nil
+		}
+	}
+	name := strings.TrimRight(strings.ToLower(dial), ".")
+	if name == "" {
+		return Host{}, fmt.Errorf("host %q has no name", clipHost(host))
+	}
+	return Host{Name: name, Dial: dial}, nil
+}
+
+// clipHost keeps error messages short whatever a caller sends.
+func clipHost(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
 }
 
 // Network is an IP prefix in YAML: "10.0.0.0/8", or a single address.
@@ -122,4 +213,6 @@ func (n Network) MarshalYAML() (any, error) { return n.String(), nil }
 
 // Contains reports whether addr is in the network, with IPv4-mapped IPv6
 // addresses treated as IPv4.
-func (n Network) Contains(addr netip.Addr) bool { return n.Prefix.Contains(addr.Unmap()) }
+func (n Network) Contains(addr netip.Addr) bool {
+	return n.Prefix.Contains(addr.WithZone("").Unmap())
+}

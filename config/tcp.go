@@ -13,7 +13,7 @@ import (
 // TCPProbe is blackbox_exporter's tcp prober schema.
 type TCPProbe struct {
 	IPProtocol         string            `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool              `yaml:"ip_protocol_fallback,omitempty"`
+	IPProtocolFallback bool              `yaml:"ip_protocol_fallback"`
 	SourceIPAddress    string            `yaml:"source_ip_address,omitempty"`
 	QueryResponse      []QueryResponse   `yaml:"query_response,omitempty"`
 	TLS                bool              `yaml:"tls,omitempty"`

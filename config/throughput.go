@@ -44,7 +44,7 @@ type ThroughputProbe struct {
 	Headers map[string]string `yaml:"headers,omitempty"`
 
 	IPProtocol         string `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool   `yaml:"ip_protocol_fallback,omitempty"`
+	IPProtocolFallback bool   `yaml:"ip_protocol_fallback"`
 	// SourceIPAddress binds the transfer and the TCP latency probes.
 	SourceIPAddress string `yaml:"source_ip_address,omitempty"`
 	// CongestionControl sets the TCP congestion control of the transfer

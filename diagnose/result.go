@@ -10,6 +10,8 @@
 package diagnose
 
 import (
+	"strings"
+
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
 )
@@ -22,10 +24,13 @@ const (
 	FaultISP    = "isp"
 	FaultDNS    = "dns"
 	FaultRemote = "remote"
+	// FaultUnknown goes with VerdictUnknown: what the verdict needs was not
+	// measured, so no segment can be named.
+	FaultUnknown = "unknown"
 )
 
 // Segments are every fault value, FaultNone first.
-var Segments = []string{FaultNone, FaultLAN, FaultISP, FaultDNS, FaultRemote}
+var Segments = []string{FaultNone, FaultLAN, FaultISP, FaultDNS, FaultRemote, FaultUnknown}
 
 // Verdicts: how bad it is. Their exit codes (ExitCode) are those of
 // `isp-checker run`.
@@ -33,16 +38,23 @@ const (
 	VerdictHealthy  = "healthy"
 	VerdictDegraded = "degraded"
 	VerdictDown     = "down"
+	// VerdictUnknown: a check the verdict needs could not run (no
+	// permission to ping, no socket, no time left), so the connection's
+	// state is not known — never healthy by default.
+	VerdictUnknown = "unknown"
 )
 
 // ExitCode maps a verdict to the exit status of `isp-checker run` (and the
-// value of probe_isp_verdict): 0 healthy, 1 degraded, 2 down.
+// value of probe_isp_verdict): 0 healthy, 1 degraded, 2 down, 4 unknown
+// (3 is run's usage error).
 func ExitCode(verdict string) int {
 	switch verdict {
 	case VerdictHealthy:
 		return 0
 	case VerdictDegraded:
 		return 1
+	case VerdictUnknown:
+		return 4
 	}
 	return 2
 }
@@ -63,14 +75,16 @@ var DimensionNames = []string{DimLoss, DimLatency, DimJitter, DimDNS, DimBufferb
 // why (evidence in words), scores, and every check's own Result.
 type ISPResult struct {
 	prober.Common
-	// Verdict is healthy, degraded or down.
+	// Verdict is healthy, degraded, down or unknown.
 	Verdict string `json:"verdict"`
-	// Fault is none, lan, isp, dns or remote.
+	// Fault is none, lan, isp, dns, remote, or unknown (with the verdict
+	// unknown).
 	Fault string `json:"fault"`
 	// Score is the connection's health from 0 to 1: the lowest dimension
-	// score, and 0 when the verdict is down. Grade is its letter.
-	Score float64 `json:"score"`
-	Grade string  `json:"grade"`
+	// score, and 0 when the verdict is down; nil when the verdict is
+	// unknown (nothing to score). Grade is its letter ("" when nil).
+	Score *float64 `json:"score,omitempty"`
+	Grade string   `json:"grade,omitempty"`
 	// Summary is the verdict in one line.
 	Summary string `json:"summary"`
 	// Evidence says why, in plain words; the first line decided the fault.
@@ -100,16 +114,18 @@ func (d *Dimensions) List() []*Dimension {
 type Dimension struct {
 	Name string `json:"name"`
 	// Measured is false when no check measured it (bufferbloat without a
-	// speed test, DNS without resolvers, everything when nothing answered
-	// a ping); then Score and Grade are empty.
-	Measured bool    `json:"measured"`
-	Score    float64 `json:"score"`
-	Grade    string  `json:"grade,omitempty"`
-	// Value is the measurement in Unit (ratio or seconds) and Threshold the
-	// value above which it is a fault.
-	Value     float64 `json:"value"`
-	Unit      string  `json:"unit"`
-	Threshold float64 `json:"threshold"`
+	// speed test, DNS without resolvers, loss without a ping that could
+	// run); then Score, Grade and Value are absent and Detail says why.
+	Measured bool     `json:"measured"`
+	Score    *float64 `json:"score,omitempty"`
+	Grade    string   `json:"grade,omitempty"`
+	// Value is the measurement in Unit (ratio or seconds), absent when
+	// there is none (not measured, or a check that failed outright: no
+	// reply has no round-trip time); Threshold is the value above which
+	// it is a fault.
+	Value     *float64 `json:"value,omitempty"`
+	Unit      string   `json:"unit"`
+	Threshold float64  `json:"threshold"`
 	// Detail says what was measured, in words.
 	Detail string `json:"detail,omitempty"`
 }
@@ -181,6 +197,9 @@ type Checks struct {
 	DNS []DNSCheck `json:"dns"`
 	// HTTP are the web requests, in Plan order.
 	HTTP []*prober.HTTPResult `json:"http"`
+	// MTU is the path-MTU search toward the first target (absent with
+	// mtu: false).
+	MTU *prober.MTUResult `json:"mtu,omitempty"`
 	// Throughput is the speed test (absent unless it ran).
 	Throughput *prober.ThroughputResult `json:"throughput,omitempty"`
 }
@@ -195,7 +214,31 @@ type HopCheck struct {
 // DNSCheck is the query through one resolver: Result is the last attempt's
 // (the successful one, if any), Attempts how many were made.
 type DNSCheck struct {
-	Server   string            `json:"server"`
-	Attempts int               `json:"attempts"`
-	Result   *prober.DNSResult `json:"result"`
+	Server   string `json:"server"`
+	Attempts int    `json:"attempts"`
+	// WaitedSeconds is what a user waited for the answer: every attempt's
+	// time up to the one that answered (a lost first query costs its whole
+	// timeout), or all of them when none did.
+	WaitedSeconds float64           `json:"waited_seconds"`
+	Result        *prober.DNSResult `json:"result"`
+	// Integrity is the query for a name that cannot exist (absent with
+	// dns_integrity: false): NXDOMAIN is right, an address means the
+	// resolver rewrites NXDOMAIN (see RewritesNXDOMAIN).
+	Integrity *prober.DNSResult `json:"integrity,omitempty"`
+}
+
+// RewritesNXDOMAIN reports whether the resolver answered the name that
+// cannot exist with records, and which.
+func (c DNSCheck) RewritesNXDOMAIN() (bool, []string) {
+	r := c.Integrity
+	if r == nil || !r.QuerySucceeded || r.Rcode != "NOERROR" || r.AnswerRRs == 0 {
+		return false, nil
+	}
+	var addrs []string
+	for _, a := range r.Answer {
+		if f := strings.Fields(a); len(f) > 0 {
+			addrs = append(addrs, f[len(f)-1])
+		}
+	}
+	return true, addrs
 }

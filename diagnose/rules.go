@@ -13,47 +13,72 @@ import (
 // the fault and the verdict (a lower layer's fault explains the failures
 // above it, so it wins):
 //
-//  1. LAN, down: neither the gateway nor any internet target answers.
-//  2. LAN, degraded: loss, mean round-trip time or jitter at the gateway
+//  1. LAN, down: nothing can leave this host — every internet target (and
+//     every resolver and web site that was tried) is unreachable for want
+//     of a route (the link is down, or there is no default route).
+//  2. LAN, down: a captive portal — every web site is redirected to one
+//     other host (two or more sites, or one with a resolver that answers
+//     names that cannot exist).
+//  3. LAN, down: neither the gateway nor any internet target answers.
+//  4. Unknown: no internet target could be pinged (no permission, no
+//     socket, no time): loss, latency and jitter, which every later rule
+//     needs, were not measured.
+//  5. LAN, degraded: loss, mean round-trip time or jitter at the gateway
 //     above its threshold — whatever happens beyond it.
-//  3. ISP, down: the gateway is clean but no internet target answers.
-//  4. ISP, degraded: loss, latency beyond the gateway (target RTT less the
+//  6. ISP, down: the gateway is clean but no internet target answers.
+//  7. ISP, degraded: loss, latency beyond the gateway (target RTT less the
 //     gateway's) or jitter above its threshold on more than half the
 //     targets, with a clean gateway.
-//  5. DNS, down: IP connectivity works but no resolver answers.
-//  6. DNS, degraded: some resolvers fail, or they answer slower than the
-//     threshold (median).
-//  7. ISP, degraded: bufferbloat (latency under load rises above the
+//  8. DNS, down: IP connectivity works but no resolver answers.
+//  9. DNS, degraded: some resolvers fail, a resolver answers a name that
+//     cannot exist (it rewrites NXDOMAIN), or they answer slower than the
+//     threshold (median of the time the user waited, retries included).
+//  10. ISP, degraded (down when every web site fails): a path-MTU black
+//     hole toward the first target (ping works, large transfers stall).
+//  11. ISP, degraded: bufferbloat (latency under load rises above the
 //     threshold; speed test only).
-//  8. ISP, down: two or more web sites, and every one of them, fail while
-//     ping and DNS work (something on the path blocks web traffic).
-//  9. Remote, degraded: some web sites fail, or a minority of the targets
+//  12. ISP, down: two or more web sites, and every one of them, fail
+//     without an HTTP answer while ping and DNS work (something on the
+//     path blocks web traffic). One site failing, even the only one, is
+//     the site's: one site down looks exactly like that.
+//  13. Remote, degraded: some web sites fail, or a minority of the targets
 //     is lossy, slow or unreachable, while the rest is clean.
-//  10. Otherwise none, healthy.
+//  14. Otherwise none, healthy.
 //
 // A gateway that answers no ping while internet targets do is taken to
-// filter ping and is not held against the LAN.
+// filter ping and is not held against the LAN. A check that could not run
+// (prober.Unmeasured) is never a pass and never a zero: it is left out,
+// and said so.
 
 // pingStat is the part of an ICMPResult the rules use.
 type pingStat struct {
-	target    string
-	measured  bool // packets were sent
-	err       string
-	sent      int
-	received  int
-	loss      float64
-	rtt       float64
-	jitter    float64
-	hasJitter bool
+	target string
+	// measured: packets were sent, or none could leave this host (noRoute:
+	// that is a measurement too, of a dead link).
+	measured bool
+	noRoute  bool
+	// couldNotRun: the ping could not run (prober.Unmeasured).
+	couldNotRun bool
+	reason      string
+	err         string
+	planned     int
+	sent        int
+	received    int
+	loss        float64
+	rtt         float64
+	jitter      float64
+	hasJitter   bool
 }
 
 func statOf(r *prober.ICMPResult) pingStat {
 	if r == nil {
 		return pingStat{}
 	}
-	s := pingStat{target: r.Target, err: r.Error, sent: r.PacketsSent, received: r.PacketsReceived,
+	s := pingStat{target: r.Target, err: r.Error, reason: r.Reason, planned: r.PacketsPlanned, sent: r.PacketsSent, received: r.PacketsReceived,
 		loss: r.LossRatio, rtt: r.RTTMeanSeconds, jitter: r.JitterSeconds, hasJitter: r.PacketsReceived >= 2}
-	s.measured = s.sent > 0
+	s.noRoute = r.Reason == prober.ReasonNoRoute && s.received == 0
+	s.measured = s.sent > 0 || s.noRoute
+	s.couldNotRun = !s.measured && prober.Unmeasured(r.Reason)
 	if s.measured && s.received == 0 {
 		s.loss = 1
 	}
@@ -67,7 +92,7 @@ type facts struct {
 	r       *ISPResult
 	t       Thresholds
 	gw      pingStat
-	gwKnown bool // a gateway was pinged (packets sent)
+	gwKnown bool // a gateway was pinged (packets sent, or no route to it)
 	targets []pingStat
 	// measured are the targets that were pinged (sent > 0), answered those
 	// with at least one reply.
@@ -152,21 +177,25 @@ func Diagnose(r *ISPResult) {
 	fault, verdict, primary := f.classify()
 	r.Fault, r.Verdict = fault, verdict
 	r.Evidence = append([]string{primary}, f.context(fault)...)
-	r.Score = 1
-	measured := false
-	for _, d := range r.Dimensions.List() {
-		if d.Measured {
-			measured = true
-			r.Score = min(r.Score, d.Score)
+	r.Score, r.Grade = nil, ""
+	if verdict != VerdictUnknown {
+		score := 1.0
+		for _, d := range r.Dimensions.List() {
+			if d.Measured {
+				score = min(score, *d.Score)
+			}
 		}
+		if verdict == VerdictDown {
+			score = 0
+		}
+		r.Score, r.Grade = &score, Grade(score)
 	}
-	if !measured || verdict == VerdictDown {
-		r.Score = 0
-	}
-	r.Grade = Grade(r.Score)
-	if fault == FaultNone {
-		r.Summary = fmt.Sprintf("healthy: no fault found (score %.2f)", r.Score)
-	} else {
+	switch fault {
+	case FaultNone:
+		r.Summary = fmt.Sprintf("healthy: no fault found (score %.2f)", *r.Score)
+	case FaultUnknown:
+		r.Summary = "unknown: " + primary
+	default:
 		r.Summary = fmt.Sprintf("%s, fault %s: %s", verdict, fault, primary)
 	}
 }
@@ -178,7 +207,15 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 	gw := f.gw
 	allDown := len(f.measured) > 0 && len(f.answered) == 0
 
-	// 1. Nothing answers.
+	// 1. Nothing can leave this host.
+	if e, ok := f.noRouteOut(); ok {
+		return FaultLAN, VerdictDown, e
+	}
+	// 2. A captive portal.
+	if e, ok := f.captivePortal(); ok {
+		return FaultLAN, VerdictDown, e
+	}
+	// 3. Nothing answers.
 	if allDown || (len(f.measured) == 0 && f.gwKnown && !gw.answered()) {
 		switch {
 		case f.gwKnown && !gw.answered():
@@ -191,8 +228,12 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 			return FaultLAN, VerdictDown, "no gateway known and nothing answers, not even the first hop of a trace: check the local connection first → LAN"
 		}
 	}
+	// 4. Loss, latency and jitter were not measured.
+	if len(f.measured) == 0 {
+		return FaultUnknown, VerdictUnknown, f.unmeasuredEvidence()
+	}
 
-	// 2. The gateway is lossy, slow or jittery.
+	// 5. The gateway is lossy, slow or jittery.
 	if p := f.gatewayProblems(); p.any() {
 		var what, limits []string
 		if p.loss {
@@ -212,7 +253,7 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 			joinAnd(what), gw.target, thr, strings.Join(limits, ", "))
 	}
 
-	// 3. The gateway is clean (or unknown) but nothing beyond it answers.
+	// 6. The gateway is clean (or unknown) but nothing beyond it answers.
 	if allDown {
 		where := ""
 		if tr := f.r.Checks.Trace; tr != nil && tr.HopCount > 0 && !tr.DestinationReached {
@@ -222,7 +263,7 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 		return FaultISP, VerdictDown, fmt.Sprintf("%s, but none of the %d internet targets answers%s → ISP", f.gatewayClean(), len(f.measured), where)
 	}
 
-	// 4. More than half the targets are lossy, slow or jittery.
+	// 7. More than half the targets are lossy, slow or jittery.
 	var lossy, slow, jittery []pingStat
 	bad := 0
 	for _, s := range f.measured {
@@ -253,35 +294,27 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 		return FaultISP, VerdictDegraded, fmt.Sprintf("%d of %d internet targets are lossy, slow or jittery; %s → ISP", bad, len(f.measured), f.gatewayClean())
 	}
 
-	// 5, 6. DNS.
-	if n := len(f.r.Checks.DNS); n > 0 {
-		if len(f.dnsOK) == 0 {
-			ip := "IP connectivity is fine"
-			if len(f.measured) > 0 {
-				ip = fmt.Sprintf("IP connectivity is fine (%d of %d targets answer)", len(f.answered), len(f.measured))
-			}
-			if n == 1 {
-				return FaultDNS, VerdictDown, fmt.Sprintf("the resolver does not resolve %s (%s); %s → DNS", f.r.Plan.DNSName, dnsFailures(f.dnsFail), ip)
-			}
-			return FaultDNS, VerdictDown, fmt.Sprintf("none of the %d resolvers resolves %s (%s); %s → DNS", n, f.r.Plan.DNSName, dnsFailures(f.dnsFail), ip)
-		}
-		if len(f.dnsFail) > 0 {
-			return FaultDNS, VerdictDegraded, fmt.Sprintf("%d of %d resolvers fail (%s) while %s answers → DNS",
-				len(f.dnsFail), n, dnsFailures(f.dnsFail), f.dnsOK[0].Server)
-		}
-		if m := median(dnsTimes(f.dnsOK)); m > t.DNSLatencySeconds {
-			return FaultDNS, VerdictDegraded, fmt.Sprintf("resolvers answer slowly: %s (median of %d; threshold %s) → DNS", Dur(m), n, Dur(t.DNSLatencySeconds))
-		}
+	// 8, 9. DNS.
+	if fault, verdict, e := f.dnsRules(); fault != "" {
+		return fault, verdict, e
 	}
 
-	// 7. Bufferbloat.
+	// 10. A path-MTU black hole.
+	if e, down, ok := f.mtuBlackHole(); ok {
+		if down {
+			return FaultISP, VerdictDown, e
+		}
+		return FaultISP, VerdictDegraded, e
+	}
+
+	// 11. Bufferbloat.
 	if bloat, ok := bufferbloat(f.r.Checks.Throughput); ok && bloat > t.BufferbloatSeconds {
 		tp := f.r.Checks.Throughput
 		return FaultISP, VerdictDegraded, fmt.Sprintf("latency rises by %s under load (idle %s, loaded %s; threshold %s): bufferbloat on the access link → ISP; smart queue management (fq_codel, cake) on the router cures it",
 			Dur(bloat), Dur(tp.LatencyIdleSeconds), Dur(tp.LatencyLoadedSeconds), Dur(t.BufferbloatSeconds))
 	}
 
-	// 8, 9. Web sites.
+	// 12, 13. Web sites.
 	if n := len(f.r.Checks.HTTP); len(f.httpFail) > 0 {
 		// A site that answered with an HTTP status, even a failing one, shows
 		// that web traffic gets through: then it is the sites, not the path.
@@ -299,15 +332,105 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 		var names []string
 		for _, s := range f.measured {
 			if p := f.targetProblems(s); p.any() {
-				names = append(names, fmt.Sprintf("%s (%s loss, %s)", s.target, Pct(s.loss), Dur(s.rtt)))
+				names = append(names, fmt.Sprintf("%s (%s)", s.target, pingBrief(s)))
 			}
 		}
 		return FaultRemote, VerdictDegraded, fmt.Sprintf("%s: lossy, slow or unreachable while the other %d targets are clean → remote (that destination or its network)",
 			strings.Join(names, ", "), len(f.measured)-bad)
 	}
 
-	// 10.
-	return FaultNone, VerdictHealthy, "every check passed: " + f.gatewayClean()
+	// 14.
+	return FaultNone, VerdictHealthy, f.healthyEvidence()
+}
+
+// dnsRules are rules 8 and 9: fault "" when neither matches.
+func (f *facts) dnsRules() (fault, verdict, evidence string) {
+	t := f.t
+	if n := len(f.r.Checks.DNS); n > 0 {
+		if len(f.dnsOK) == 0 {
+			ip := "IP connectivity is fine"
+			if len(f.measured) > 0 {
+				ip = fmt.Sprintf("IP connectivity is fine (%d of %d targets answer)", len(f.answered), len(f.measured))
+			}
+			if n == 1 {
+				return FaultDNS, VerdictDown, fmt.Sprintf("the resolver does not resolve %s (%s); %s → DNS", f.r.Plan.DNSName, dnsFailures(f.dnsFail), ip)
+			}
+			return FaultDNS, VerdictDown, fmt.Sprintf("none of the %d resolvers resolves %s (%s); %s → DNS", n, f.r.Plan.DNSName, dnsFailures(f.dnsFail), ip)
+		}
+		if len(f.dnsFail) > 0 {
+			return FaultDNS, VerdictDegraded, fmt.Sprintf("%d of %d resolvers fail (%s) while %s answers → DNS",
+				len(f.dnsFail), n, dnsFailures(f.dnsFail), f.dnsOK[0].Server)
+		}
+		for _, d := range f.r.Checks.DNS {
+			if ok, addrs := d.RewritesNXDOMAIN(); ok {
+				return FaultDNS, VerdictDegraded, fmt.Sprintf("%s answers a name that cannot exist (%s → %s): it rewrites NXDOMAIN (typo redirection, ads), so mistyped and removed names lead to its servers → DNS; use another resolver",
+					d.Server, strings.TrimSuffix(d.Integrity.QueryName, "."), strings.Join(addrs, ", "))
+			}
+		}
+		if m := median(dnsTimes(f.dnsOK)); m > t.DNSLatencySeconds {
+			return FaultDNS, VerdictDegraded, fmt.Sprintf("resolvers answer slowly: %s (median of %d; threshold %s)%s → DNS",
+				Dur(m), n, Dur(t.DNSLatencySeconds), dnsRetried(f.dnsOK))
+		}
+	}
+	return "", "", ""
+}
+
+// dnsRetried says which resolvers answered only after a lost query: the
+// user waited for the lost one's timeout.
+func dnsRetried(ds []DNSCheck) string {
+	var parts []string
+	for _, d := range ds {
+		if d.Attempts > 1 {
+			lost := "a lost query"
+			if d.Attempts > 2 {
+				lost = fmt.Sprintf("%d lost queries", d.Attempts-1)
+			}
+			parts = append(parts, fmt.Sprintf("%s answered only on attempt %d, after %s", d.Server, d.Attempts, lost))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, "; ")
+}
+
+// healthyEvidence is the last rule's line: "every check passed" only when
+// every check did; else what failed without being a fault.
+func (f *facts) healthyEvidence() string {
+	var notes []string
+	if tr := f.r.Checks.Trace; tr != nil && !tr.Success {
+		notes = append(notes, "the trace failed ("+Reason(tr.Error)+")")
+	}
+	if m := f.r.Checks.MTU; m != nil && !m.Success {
+		notes = append(notes, "the path-MTU search failed ("+Reason(m.Error)+")")
+	}
+	if tp := f.r.Checks.Throughput; tp != nil && !tp.Success {
+		notes = append(notes, "the speed test failed ("+Reason(tp.Error)+")")
+	}
+	gwFailed := f.r.Checks.Gateway != nil && (!f.gwKnown || !f.gw.answered())
+	if len(notes) == 0 && !gwFailed {
+		return "every check passed: " + f.gatewayClean()
+	}
+	line := "no fault found: " + f.gatewayClean()
+	if gwFailed && f.gwKnown {
+		line += ", which is common and not held against the LAN since the internet answers"
+	}
+	if len(notes) > 0 {
+		line += "; not held against the connection: " + strings.Join(notes, "; ")
+	}
+	return line
+}
+
+// pingBrief is a ping's outcome in a few words: "100 % loss, no reply",
+// "30 % loss, 12 ms".
+func pingBrief(s pingStat) string {
+	switch {
+	case s.noRoute:
+		return "no route"
+	case !s.answered():
+		return "100 % loss, no reply"
+	}
+	return fmt.Sprintf("%s loss, %s", Pct(s.loss), Dur(s.rtt))
 }
 
 // gatewayClean describes a gateway that passed.
@@ -315,8 +438,12 @@ func (f *facts) gatewayClean() string {
 	switch {
 	case !f.gwKnown && f.r.Plan.GatewayNote == "gateway check turned off":
 		return "gateway not checked (turned off)"
+	case !f.gwKnown && f.r.Checks.Gateway != nil:
+		return fmt.Sprintf("the gateway %s was not pinged (%s)", f.r.Checks.Gateway.Target, unmeasuredWhy(f.r.Checks.Gateway.Reason, f.r.Checks.Gateway.Error))
 	case !f.gwKnown:
 		return "no gateway known"
+	case f.gw.noRoute:
+		return fmt.Sprintf("the gateway %s is unreachable (no route)", f.gw.target)
 	case !f.gw.answered():
 		return fmt.Sprintf("the gateway %s does not answer ping (filtered)", f.gw.target)
 	}
@@ -495,65 +622,39 @@ func ISPStart(r *ISPResult) *prober.TracerouteHop {
 // context is the rest of the evidence: one line per kind of check, for
 // the reader to see what the decision stood on.
 func (f *facts) context(fault string) []string {
-	var out []string
-	switch {
-	case !f.gwKnown && f.r.Checks.Gateway != nil:
-		out = append(out, fmt.Sprintf("gateway %s not pinged: %s", f.r.Checks.Gateway.Target, Reason(f.r.Checks.Gateway.Error)))
-	case !f.gwKnown:
-		note := f.r.Plan.GatewayNote
-		if note == "" {
-			note = "no gateway checked"
-		}
-		out = append(out, "gateway: "+note)
-	case fault != FaultLAN:
-		out = append(out, "gateway: "+strings.TrimPrefix(f.gatewayClean(), "gateway "))
-		if !f.gw.answered() && len(f.answered) > 0 {
-			out[len(out)-1] += ", but the internet answers: not held against the LAN"
-		}
-	default:
-		out = append(out, fmt.Sprintf("gateway %s: %s loss, %s mean, %s jitter", f.gw.target, Pct(f.gw.loss), Dur(f.gw.rtt), Dur(f.gw.jitter)))
-	}
+	out := []string{f.gatewayContext(fault)}
 	if len(f.measured) > 0 {
 		line := fmt.Sprintf("internet: %d of %d targets answer", len(f.answered), len(f.measured))
 		if len(f.answered) > 0 {
-			line += fmt.Sprintf("; median %s loss, %s round-trip time, %s jitter",
-				Pct(median(losses(f.measured))), Dur(median(rtts(f.answered))), Dur(median(jitters(f.answered))))
+			line += fmt.Sprintf("; median %s loss, %s round-trip time", Pct(median(losses(f.measured))), Dur(median(rtts(f.answered))))
+			if j := jitters(f.answered); len(j) > 0 {
+				line += fmt.Sprintf(", %s jitter", Dur(median(j)))
+			}
 		}
 		out = append(out, line)
 	}
-	for _, s := range f.targets {
-		if !s.measured && s.err != "" {
-			out = append(out, fmt.Sprintf("target %s not pinged: %s", s.target, clip(s.err, 120)))
-		}
+	out = append(out, f.notPinged()...)
+	if n := f.fewerPings(); n != "" {
+		out = append(out, n)
 	}
 	if tr := f.r.Checks.Trace; tr != nil {
-		line := fmt.Sprintf("trace to %s: %d hop%s", tr.Target, tr.HopCount, map[bool]string{true: "", false: "s"}[tr.HopCount == 1])
-		if !tr.DestinationReached {
-			line += " (destination not reached)"
-		}
-		if h := ISPStart(f.r); h != nil {
-			line += fmt.Sprintf("; the ISP starts at hop %d (%s)", h.TTL, h.Address)
-		}
-		out = append(out, line)
+		out = append(out, traceContext(f.r, tr))
 	}
-	if n := len(f.r.Checks.DNS); n > 0 {
-		line := fmt.Sprintf("DNS: %d of %d resolvers resolve %s", len(f.dnsOK), n, f.r.Plan.DNSName)
-		if len(f.dnsOK) > 0 {
-			line += fmt.Sprintf(" (median %s)", Dur(median(dnsTimes(f.dnsOK))))
-		}
-		if len(f.dnsFail) > 0 && fault != FaultDNS {
-			line += "; failing: " + dnsFailures(f.dnsFail)
-		}
-		out = append(out, line)
-	} else {
-		note := f.r.Plan.DNSNote
-		if note == "" {
-			note = "no resolver checked"
-		}
-		out = append(out, "DNS: "+note)
+	if m := f.r.Checks.MTU; m != nil && (!m.BlackHole || fault != FaultISP) { // else it is the first line
+		out = append(out, mtuContext(m))
 	}
+	out = append(out, f.dnsContext(fault))
 	if n := len(f.r.Checks.HTTP); n > 0 {
 		line := fmt.Sprintf("web: %d of %d sites answer", len(f.httpOK), n)
+		diverted := 0
+		for _, h := range f.r.Checks.HTTP {
+			if _, ok := divertedTo(h); h != nil && ok {
+				diverted++
+			}
+		}
+		if diverted > 0 {
+			line += fmt.Sprintf(" (%d after a redirect to another host)", diverted)
+		}
 		if len(f.httpFail) > 0 && fault != FaultRemote {
 			line += "; failing: " + httpFailures(f.httpFail)
 		}
@@ -567,10 +668,146 @@ func (f *facts) context(fault string) []string {
 			}
 			out = append(out, line)
 		} else {
-			out = append(out, "speed test failed: "+clip(tp.Error, 160))
+			out = append(out, "speed test failed: "+Reason(tp.Error))
 		}
 	}
 	return out
+}
+
+func (f *facts) gatewayContext(fault string) string {
+	switch {
+	case !f.gwKnown && f.r.Checks.Gateway != nil:
+		return fmt.Sprintf("gateway %s not pinged: %s", f.r.Checks.Gateway.Target, notPingedWhy(f.r.Checks.Gateway.Reason, f.r.Checks.Gateway.Error))
+	case !f.gwKnown:
+		note := f.r.Plan.GatewayNote
+		if note == "" {
+			note = "no gateway checked"
+		}
+		return "gateway: " + note
+	case f.gw.noRoute:
+		return fmt.Sprintf("gateway %s: no route (%s)", f.gw.target, Reason(f.gw.err))
+	case fault != FaultLAN:
+		line := "gateway: " + strings.TrimPrefix(f.gatewayClean(), "gateway ")
+		if !f.gw.answered() && len(f.answered) > 0 {
+			line += ", but the internet answers: not held against the LAN"
+		}
+		return line
+	case !f.gw.answered():
+		return fmt.Sprintf("gateway %s: no reply to %d echo requests", f.gw.target, f.gw.sent)
+	}
+	line := fmt.Sprintf("gateway %s: %s loss, %s mean", f.gw.target, Pct(f.gw.loss), Dur(f.gw.rtt))
+	if f.gw.hasJitter {
+		line += fmt.Sprintf(", %s jitter", Dur(f.gw.jitter))
+	}
+	return line
+}
+
+// notPinged lists the targets that could not be pinged, one line per
+// reason (the same fix is not repeated for every target).
+func (f *facts) notPinged() []string {
+	var order []string
+	byWhy := map[string][]string{}
+	for _, s := range f.targets {
+		if s.measured || s.target == "" {
+			continue
+		}
+		why := notPingedWhy(s.reason, s.err)
+		if byWhy[why] == nil {
+			order = append(order, why)
+		}
+		byWhy[why] = append(byWhy[why], s.target)
+	}
+	var out []string
+	for _, why := range order {
+		ts := byWhy[why]
+		if len(ts) == 1 {
+			out = append(out, fmt.Sprintf("target %s not pinged: %s", ts[0], why))
+		} else {
+			out = append(out, fmt.Sprintf("targets %s not pinged: %s", joinAnd(ts), why))
+		}
+	}
+	return out
+}
+
+// notPingedWhy: the few words of a ping that could not run (the first
+// line of the evidence gives the fix), else the prober's error.
+func notPingedWhy(reason, err string) string {
+	if prober.Unmeasured(reason) {
+		return unmeasuredWhy(reason, err)
+	}
+	if why := Reason(err); why != "" {
+		return why
+	}
+	return "no result"
+}
+
+// fewerPings says when fewer echo requests than configured fitted in the
+// time the diagnosis had, or fewer than planned could be sent in time.
+func (f *facts) fewerPings() string {
+	want := f.r.Plan.Options.Packets
+	planned, sent := want, want
+	for _, s := range append([]pingStat{f.gw}, f.targets...) {
+		if s.measured && !s.noRoute && s.planned > 0 {
+			planned, sent = min(planned, s.planned), min(sent, s.sent)
+		}
+	}
+	switch {
+	case want == 0:
+		return ""
+	case planned < want:
+		return fmt.Sprintf("only %d of the %d echo requests per target fitted in the time the diagnosis had (--timeout): loss and jitter rest on fewer samples", planned, want)
+	case sent < planned:
+		return fmt.Sprintf("only %d of the %d echo requests of a ping went out before its deadline (a busy machine?): loss and jitter rest on fewer samples", sent, planned)
+	}
+	return ""
+}
+
+func traceContext(r *ISPResult, tr *prober.TracerouteResult) string {
+	if !tr.Success && tr.HopCount == 0 {
+		return fmt.Sprintf("trace to %s failed: %s", tr.Target, Reason(tr.Error))
+	}
+	line := fmt.Sprintf("trace to %s: %s", tr.Target, plural(tr.HopCount, "hop"))
+	if !tr.DestinationReached {
+		line += " (destination not reached)"
+	}
+	if h := ISPStart(r); h != nil {
+		line += fmt.Sprintf("; the ISP starts at hop %d (%s)", h.TTL, h.Address)
+	}
+	return line
+}
+
+func (f *facts) dnsContext(fault string) string {
+	n := len(f.r.Checks.DNS)
+	if n == 0 {
+		note := f.r.Plan.DNSNote
+		if note == "" {
+			note = "no resolver checked"
+		}
+		return "DNS: " + note
+	}
+	line := fmt.Sprintf("DNS: %d of %d resolvers resolve %s", len(f.dnsOK), n, f.r.Plan.DNSName)
+	if len(f.dnsOK) > 0 {
+		line += fmt.Sprintf(" (median %s)", Dur(median(dnsTimes(f.dnsOK))))
+	}
+	if len(f.dnsFail) > 0 && fault != FaultDNS {
+		line += "; failing: " + dnsFailures(f.dnsFail)
+	}
+	checked, rewriting := 0, 0
+	for _, d := range f.r.Checks.DNS {
+		if d.Integrity != nil && d.Integrity.QuerySucceeded {
+			checked++
+			if ok, _ := d.RewritesNXDOMAIN(); ok {
+				rewriting++
+			}
+		}
+	}
+	switch {
+	case rewriting > 0:
+		line += fmt.Sprintf("; %d of %d rewrite NXDOMAIN", rewriting, checked)
+	case checked > 0:
+		line += "; a name that cannot exist gets NXDOMAIN, as it should"
+	}
+	return line
 }
 
 func dnsFailures(ds []DNSCheck) string {
@@ -616,10 +853,19 @@ func dnsTime(r *prober.DNSResult) float64 {
 	return r.Phases.ConnectSeconds + r.Phases.RequestSeconds
 }
 
+// Waited is the time the user waited for a resolver's answer, retries
+// included (the last attempt's time for a check without WaitedSeconds).
+func (c DNSCheck) Waited() float64 {
+	if c.WaitedSeconds > 0 || c.Result == nil {
+		return c.WaitedSeconds
+	}
+	return dnsTime(c.Result)
+}
+
 func dnsTimes(ds []DNSCheck) []float64 {
 	var out []float64
 	for _, d := range ds {
-		out = append(out, dnsTime(d.Result))
+		out = append(out, d.Waited())
 	}
 	return out
 }
@@ -661,7 +907,8 @@ func bufferbloat(tp *prober.ThroughputResult) (float64, bool) {
 	return max(0, tp.LatencyLoadedSeconds-tp.LatencyIdleSeconds), true
 }
 
-// clip shortens s to one line of at most n runes.
+// clip shortens s to one line of at most n runes. Never for a prober's
+// error: the end of one often holds the fix.
 func clip(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > n {
@@ -675,7 +922,8 @@ func clip(s string, n int) string {
 var wrappers = regexp.MustCompile(`^(HTTP request failed|error while sending a DNS query|error while retrying [^:]*|probe failed|cannot probe target|throughput probe failed): |(Get|Head|Post) "[^"]*": |dial (tcp|udp)[46]? [^ ]+: |read (tcp|udp)[46]? [^ ]+->[^ ]+: | from [^ ]+ before the probe timeout`)
 
 // Reason shortens a prober's error to what a person needs: "connection
-// refused", "no complete answer: i/o timeout".
+// refused", "no complete answer: i/o timeout". It drops the wrapping, never
+// the end: that is where a fix ("setcap …") is.
 func Reason(err string) string {
 	for {
 		short := wrappers.ReplaceAllString(err, "")
@@ -684,7 +932,7 @@ func Reason(err string) string {
 		}
 		err = short
 	}
-	return clip(err, 100)
+	return strings.Join(strings.Fields(err), " ")
 }
 
 // joinAnd joins words as "a", "a and b", "a, b and c".

@@ -23,8 +23,8 @@ func TestRules(t *testing.T) {
 		change  func(r *diagnose.ISPResult)
 		fault   string
 		verdict string
-		// evidence is a substring of the first evidence line, or its exact
-		// text when it starts with "=".
+		// evidence is a substring of the evidence, the first line's exact
+		// text when it starts with "=", or its start after "^".
 		evidence string
 	}{
 		{"healthy", nil, diagnose.FaultNone, diagnose.VerdictHealthy, "=every check passed: gateway 192.0.2.1 clean (0 % loss, 0.8 ms)"},
@@ -186,11 +186,115 @@ func TestRules(t *testing.T) {
 		}, diagnose.FaultNone, diagnose.VerdictHealthy, "every check passed"},
 		{"one target of three unreachable", func(r *diagnose.ISPResult) {
 			r.Checks.Targets[2] = dt.Ping(dt.Target3, 30, 0, 0, 0)
-		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "=203.0.113.30 (100 % loss, 0 ms): lossy, slow or unreachable while the other 2 targets are clean → remote (that destination or its network)"},
+		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "=203.0.113.30 (100 % loss, no reply): lossy, slow or unreachable while the other 2 targets are clean → remote (that destination or its network)"},
 		{"two targets of three lossy is the ISP's", func(r *diagnose.ISPResult) {
 			r.Checks.Targets[1] = dt.Lossy(dt.Target2, 0.2, 0.015)
 			r.Checks.Targets[2] = dt.Lossy(dt.Target3, 0.2, 0.021)
 		}, diagnose.FaultISP, diagnose.VerdictDegraded, "loss"},
+
+		// Nothing can leave this host.
+		{"link down: no route to the gateway or anything", func(r *diagnose.ISPResult) {
+			*r = *dt.Scenario("noroute")
+		}, diagnose.FaultLAN, diagnose.VerdictDown,
+			"=nothing can leave this host: the gateway 192.0.2.1 and every internet target are unreachable from it (network is unreachable): its network link is down, unplugged or not configured → LAN"},
+		{"no default route: the gateway answers, nothing beyond is routed", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.NoRoute(p.Target)
+			}
+			r.Checks.Trace, r.Checks.Hops = nil, nil
+			for i := range r.Checks.HTTP {
+				r.Checks.HTTP[i] = dt.HTTP(r.Checks.HTTP[i].Target, false)
+				r.Checks.HTTP[i].Reason = prober.ReasonNoRoute
+			}
+			for i := range r.Checks.DNS {
+				r.Checks.DNS[i] = dt.DNS(r.Checks.DNS[i].Server, false, 0)
+			}
+		}, diagnose.FaultLAN, diagnose.VerdictDown, "the gateway 192.0.2.1 answers, but this host has no route to the internet"},
+		{"no ICMP permission, and the resolvers and sites find no route", func(r *diagnose.ISPResult) {
+			*r = *dt.Scenario("noroute")
+			for _, p := range append([]*prober.ICMPResult{r.Checks.Gateway}, r.Checks.Targets...) {
+				*p = *dt.Ping(p.Target, 0, 0, 0, 0)
+				dt.NoPermission(&p.Common)
+			}
+		}, diagnose.FaultLAN, diagnose.VerdictDown, "this host has no route to the internet"},
+		{"one target without a route is not the LAN", func(r *diagnose.ISPResult) {
+			r.Checks.Targets[2] = dt.NoRoute(dt.Target3)
+		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "=203.0.113.30 (no route): lossy, slow or unreachable while the other 2 targets are clean → remote (that destination or its network)"},
+
+		// Nothing measured.
+		{"no ICMP permission: unknown, with the fix first", func(r *diagnose.ISPResult) {
+			*r = *dt.Scenario("unknown")
+		}, diagnose.FaultUnknown, diagnose.VerdictUnknown, "^cannot ping: no permission — run as root, widen net.ipv4.ping_group_range or grant CAP_NET_RAW: `sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"` (now "},
+		{"no time left to ping", func(r *diagnose.ISPResult) {
+			for _, p := range append([]*prober.ICMPResult{r.Checks.Gateway}, r.Checks.Targets...) {
+				*p = *dt.Ping(p.Target, 0, 0, 0, 0)
+				p.Reason, p.Error = prober.ReasonNotRun, "not run"
+			}
+		}, diagnose.FaultUnknown, diagnose.VerdictUnknown, "=the pings did not run: the diagnosis ran out of time (raise --timeout); loss, latency and jitter were not measured → unknown"},
+		{"a gateway that could not be pinged is not 'no gateway known'", func(r *diagnose.ISPResult) {
+			*r = *dt.Scenario("unknown")
+		}, diagnose.FaultUnknown, diagnose.VerdictUnknown, "gateway 192.0.2.1 not pinged: no permission"},
+
+		// What answers in the internet's place.
+		{"a resolver that answers every name", func(r *diagnose.ISPResult) { *r = *dt.Scenario("rewrite") },
+			diagnose.FaultDNS, diagnose.VerdictDegraded,
+			"=198.51.100.54 answers a name that cannot exist (isp-checker-mfrggzdfmztwq2lk.invalid → 198.51.100.80): it rewrites NXDOMAIN (typo redirection, ads), so mistyped and removed names lead to its servers → DNS; use another resolver"},
+		{"a captive portal", func(r *diagnose.ISPResult) { *r = *dt.Scenario("portal") },
+			diagnose.FaultLAN, diagnose.VerdictDown,
+			"=a captive portal: 2 web sites redirected to http://192.0.2.1:8080/login, and 198.51.100.53 answers a name that cannot exist with 192.0.2.1 — the network wants you to log in or accept its terms before it lets traffic through → LAN"},
+		{"a captive portal seen in DNS only (https sites cannot be redirected)", func(r *diagnose.ISPResult) {
+			*r = *dt.Scenario("portal")
+			for i := range r.Checks.HTTP {
+				r.Checks.HTTP[i] = dt.HTTP(r.Checks.HTTP[i].Target, false)
+			}
+			r.Checks.DNS[1].Integrity = dt.Integrity(dt.DNS2, "10.1.0.1")
+			r.Checks.DNS[0].Integrity = dt.Integrity(dt.DNS1, "")
+		}, diagnose.FaultLAN, diagnose.VerdictDown,
+			"=a captive portal, most likely: no internet target answers, and 198.51.100.54 answers a name that cannot exist with 10.1.0.1, an address on this network — open a web page over plain http:// to reach its login page → LAN"},
+		{"a rewriting resolver with a public address and no ping is the ISP's outage", func(r *diagnose.ISPResult) {
+			*r = *dt.Scenario("portal")
+			for i := range r.Checks.HTTP {
+				r.Checks.HTTP[i] = dt.HTTP(r.Checks.HTTP[i].Target, false)
+			}
+			for i, d := range r.Checks.DNS {
+				r.Checks.DNS[i].Integrity = dt.Integrity(d.Server, "198.51.100.80")
+			}
+		}, diagnose.FaultISP, diagnose.VerdictDown, "none of the 3 internet targets answers"},
+		{"no default route, with the gateway as the resolver (it answers)", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.NoRoute(p.Target)
+			}
+			for i := range r.Checks.HTTP {
+				r.Checks.HTTP[i] = dt.HTTP(r.Checks.HTTP[i].Target, false)
+				r.Checks.HTTP[i].Reason = prober.ReasonNoRoute
+			}
+			r.Checks.Trace, r.Checks.Hops = nil, nil
+		}, diagnose.FaultLAN, diagnose.VerdictDown, "^the gateway 192.0.2.1 answers, but this host has no route to the internet"},
+		{"one site that moved elsewhere is no portal", func(r *diagnose.ISPResult) {
+			r.Checks.HTTP[0].FinalURL, r.Checks.HTTP[0].Redirects = "https://www.elsewhere.example/", 1
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "every check passed"},
+		{"a path-MTU black hole", func(r *diagnose.ISPResult) { *r = *dt.Scenario("blackhole") },
+			diagnose.FaultISP, diagnose.VerdictDegraded,
+			"=path-MTU black hole toward 203.0.113.10: packets above 1400 bytes vanish without an ICMP error (the local link allows 1500): ping and small pages work, large transfers stall → ISP"},
+		{"a path-MTU black hole explains a stalled site", func(r *diagnose.ISPResult) {
+			*r = *dt.Scenario("blackhole")
+			r.Checks.HTTP[1] = dt.HTTP(dt.Site2, false)
+			r.Checks.HTTP[1].Error = "context deadline exceeded"
+		}, diagnose.FaultISP, diagnose.VerdictDegraded, "; it explains why https://b.example/ fails"},
+		{"a smaller path MTU that is signalled is no fault", func(r *diagnose.ISPResult) {
+			r.Checks.MTU = dt.MTU(dt.Target1, 1492, false)
+			r.Checks.MTU.Method, r.Checks.MTU.ICMPMTUBytes, r.Checks.MTU.ICMPFrom = prober.MTUMethodICMP, 1492, dt.Gateway
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "path MTU to 203.0.113.10: 1492 bytes, below the local link's 1500 (signalled by 192.0.2.1: path-MTU discovery works)"},
+
+		// Only "every check passed" when every check did.
+		{"a trace that could not run is said, not hidden", func(r *diagnose.ISPResult) {
+			dt.NoPermission(&r.Checks.Trace.Common)
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "^no fault found: gateway 192.0.2.1 clean (0 % loss, 0.8 ms); not held against the connection: the trace failed (no ICMP socket is allowed"},
+		{"fewer pings than configured are said", func(r *diagnose.ISPResult) {
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Ping(p.Target, 4, 4, 0.012, 0.001)
+			}
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "only 4 of the 30 echo requests per target fitted in the time the diagnosis had (--timeout)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,17 +309,26 @@ func TestRules(t *testing.T) {
 			got := r.Evidence[0]
 			if want, exact := strings.CutPrefix(tc.evidence, "="); exact && got != want {
 				t.Errorf("evidence\n got %q\nwant %q", got, want)
-			} else if !exact && !strings.Contains(strings.Join(r.Evidence, "\n"), tc.evidence) {
+			} else if want, prefix := strings.CutPrefix(tc.evidence, "^"); prefix && !strings.HasPrefix(got, want) {
+				t.Errorf("evidence\n got %q\nwant %q…", got, want)
+			} else if !exact && !prefix && !strings.Contains(strings.Join(r.Evidence, "\n"), tc.evidence) {
 				t.Errorf("evidence %q lacks %q", r.Evidence, tc.evidence)
 			}
 			if (r.Fault == diagnose.FaultNone) != (r.Verdict == diagnose.VerdictHealthy) {
 				t.Errorf("fault %s with verdict %s: only fault none is healthy", r.Fault, r.Verdict)
 			}
-			if r.Verdict == diagnose.VerdictHealthy && r.Score < 0.25 {
-				t.Errorf("healthy with score %v: a dimension beyond its threshold, or one counted without being measured", r.Score)
+			switch {
+			case (r.Verdict == diagnose.VerdictUnknown) != (r.Score == nil):
+				t.Errorf("verdict %s with score %v: exactly an unknown verdict has no score", r.Verdict, r.Score)
+			case r.Verdict == diagnose.VerdictHealthy && *r.Score < 0.25:
+				t.Errorf("healthy with score %v: a dimension beyond its threshold, or one counted without being measured", *r.Score)
+			case r.Verdict == diagnose.VerdictDown && *r.Score != 0:
+				t.Errorf("score %v with verdict down", *r.Score)
 			}
-			if r.Verdict == diagnose.VerdictDown && r.Score != 0 {
-				t.Errorf("score %v with verdict down", r.Score)
+			for _, d := range r.Dimensions.List() {
+				if !d.Measured && (d.Score != nil || d.Value != nil || d.Grade != "") {
+					t.Errorf("dimension %s not measured but scored %v, value %v, grade %q", d.Name, d.Score, d.Value, d.Grade)
+				}
 			}
 		})
 	}
@@ -246,12 +359,12 @@ func TestScoresAndGrades(t *testing.T) {
 		{"bufferbloat", 0, map[string]float64{"loss": 1, "latency": 0.95, "jitter": 0.975, "dns": 0.985, "bufferbloat": 0}},
 	} {
 		r := dt.Scenario(tc.scenario)
-		if r.Score != tc.score || r.Grade != diagnose.Grade(tc.score) {
+		if r.Score == nil || *r.Score != tc.score || r.Grade != diagnose.Grade(tc.score) {
 			t.Errorf("%s: score %v (%s), want %v", tc.scenario, r.Score, r.Grade, tc.score)
 		}
 		for _, d := range r.Dimensions.List() {
 			want, measured := tc.dims[d.Name]
-			if d.Measured != measured || d.Score != want || (measured && d.Grade != diagnose.Grade(want)) {
+			if d.Measured != measured || measured && (d.Score == nil || *d.Score != want || d.Grade != diagnose.Grade(want)) {
 				t.Errorf("%s: dimension %s measured %v score %v grade %q; want measured %v score %v", tc.scenario, d.Name, d.Measured, d.Score, d.Grade, measured, want)
 			}
 		}
@@ -260,8 +373,27 @@ func TestScoresAndGrades(t *testing.T) {
 	r := dt.Healthy()
 	r.Checks.DNS[1] = dt.DNS(dt.DNS2, false, 0)
 	diagnose.Diagnose(r)
-	if got := r.Dimensions.DNS.Score; got != 0.495 {
+	if got := r.Dimensions.DNS.Score; got == nil || *got != 0.495 {
 		t.Errorf("dns score with 1 of 2 resolvers (11 ms) = %v, want 0.495", got)
+	}
+	// DNS: the time the user waited counts, a lost first query included.
+	r = dt.Healthy()
+	for i := range r.Checks.DNS {
+		r.Checks.DNS[i].Attempts, r.Checks.DNS[i].WaitedSeconds = 2, 2.011
+	}
+	diagnose.Diagnose(r)
+	if d := r.Dimensions.DNS; d.Value == nil || *d.Value != 2.011 || *d.Score != 0 || r.Fault != diagnose.FaultDNS {
+		t.Errorf("dns after a lost first query: value %v score %v, fault %s; want 2.011 s, 0, dns", d.Value, d.Score, r.Fault)
+	}
+	// No reply: latency fails with no value rather than "0 ms".
+	r = dt.Scenario("isp")
+	r.Checks.Gateway = dt.Ping(dt.Gateway, 30, 0, 0, 0)
+	for i, p := range r.Checks.Targets {
+		r.Checks.Targets[i] = dt.Ping(p.Target, 30, 0, 0, 0)
+	}
+	diagnose.Diagnose(r)
+	if d := r.Dimensions.Latency; !d.Measured || d.Value != nil || d.Score == nil || *d.Score != 0 {
+		t.Errorf("latency with no reply: measured %v value %v score %v; want measured, no value, score 0", d.Measured, d.Value, d.Score)
 	}
 }
 
@@ -288,7 +420,7 @@ func TestFormatting(t *testing.T) {
 }
 
 func TestExitCodes(t *testing.T) {
-	for v, want := range map[string]int{diagnose.VerdictHealthy: 0, diagnose.VerdictDegraded: 1, diagnose.VerdictDown: 2} {
+	for v, want := range map[string]int{diagnose.VerdictHealthy: 0, diagnose.VerdictDegraded: 1, diagnose.VerdictDown: 2, diagnose.VerdictUnknown: 4} {
 		if got := diagnose.ExitCode(v); got != want {
 			t.Errorf("ExitCode(%s) = %d, want %d", v, got, want)
 		}

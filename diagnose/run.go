@@ -2,9 +2,11 @@ package diagnose
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +22,12 @@ const (
 	// probeMargin is added to every check's planned time for its start
 	// and stop.
 	probeMargin = 500 * time.Millisecond
+	// pingSlack extends a ping's deadline beyond its plan. It costs no
+	// time (a ping ends pingReplyWait after its last echo request), but on
+	// a busy machine, where the sends fall behind their interval, it keeps
+	// the last ones from being cut off before their replies could arrive
+	// (and counted as lost).
+	pingSlack = 2 * time.Second
 	// traceHopTimeout is the trace's wait for answers after its last probe.
 	traceHopTimeout = time.Second
 	// tracePacketsPerHop keeps within a router's burst of ICMP errors (6 on
@@ -32,6 +40,14 @@ const (
 	// speedReserve is the time a speed test needs beyond its duration:
 	// idle latency samples, the last loaded samples, closing.
 	speedReserve = 4 * time.Second
+	// mtuMinBudget is the least time the path-MTU search gets (it runs
+	// beside the pings, and gets as long as they take when that is more):
+	// a black hole costs a few rounds of silence.
+	mtuMinBudget = 4 * time.Second
+	// integrityZone is where the name that cannot exist lives: .invalid
+	// is reserved (RFC 6761) and never delegated, so an address for a name
+	// under it can only come from the resolver itself.
+	integrityZone = "invalid."
 	// defaultBudget bounds a diagnosis whose context has no deadline.
 	defaultBudget = time.Minute
 )
@@ -45,6 +61,7 @@ const (
 	CheckDNS        = "dns"
 	CheckHTTP       = "http"
 	CheckThroughput = "speed"
+	CheckMTU        = "mtu"
 )
 
 // Step reports one finished check to Options.Progress.
@@ -52,8 +69,8 @@ type Step struct {
 	Check  string
 	Target string
 	OK     bool
-	// Done checks of Total so far (Total grows when the trace's routers
-	// are added).
+	// Done checks of Total so far. Total is known before the first check
+	// runs: the pings of the routers the trace finds count as one step.
 	Done, Total int
 }
 
@@ -199,23 +216,15 @@ func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 		defer cancel()
 	}
 	if err := ctx.Err(); err != nil {
+		// Nothing was measured: unknown, not down.
 		res.Fail(opt.Logger, "diagnosis not started", err)
-		res.Verdict, res.Fault, res.Grade, res.Summary = VerdictDown, FaultNone, Grade(0), res.Error
+		res.Reason = prober.ReasonNotRun
+		res.Verdict, res.Fault, res.Summary = VerdictUnknown, FaultUnknown, "unknown: "+res.Error
 		res.Evidence = []string{res.Error}
 		res.Dimensions = newFacts(res).dimensions()
 		return res
 	}
-	r := &runner{ctx: ctx, o: o, opt: opt, plan: plan}
-	r.total = len(plan.Targets) + len(plan.DNSServers) + len(plan.HTTPURLs)
-	if plan.Gateway != "" {
-		r.total++
-	}
-	if o.Trace && len(plan.Targets) > 0 {
-		r.total++
-	}
-	if plan.SpeedURL != "" {
-		r.total++
-	}
+	r := &runner{ctx: ctx, o: o, opt: opt, plan: plan, total: PlannedSteps(plan)}
 
 	var wg sync.WaitGroup
 	if plan.Gateway != "" {
@@ -238,6 +247,9 @@ func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 	for i, u := range plan.HTTPURLs {
 		wg.Go(func() { res.Checks.HTTP[i] = r.http(u) })
 	}
+	if o.MTU && len(plan.Targets) > 0 {
+		wg.Go(func() { res.Checks.MTU = r.mtu(plan.Targets[0]) })
+	}
 	wg.Wait()
 	if plan.SpeedURL != "" {
 		res.Checks.Throughput = r.throughput(plan.SpeedURL)
@@ -245,13 +257,36 @@ func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 
 	Diagnose(res)
 	res.DurationSeconds = time.Since(start).Seconds()
-	if res.Verdict == VerdictDown {
+	if res.Verdict == VerdictDown || res.Verdict == VerdictUnknown {
 		res.Fail(opt.Logger, res.Summary, nil)
 	} else {
 		res.Success = true
-		opt.Logger.Info("diagnosis finished", "verdict", res.Verdict, "fault", res.Fault, "score", res.Score)
+		opt.Logger.Info("diagnosis finished", "verdict", res.Verdict, "fault", res.Fault, "score", *res.Score)
 	}
 	return res
+}
+
+// PlannedSteps is the number of progress steps Run reports for plan: one
+// per check, the pings of the trace's routers counting as one.
+func PlannedSteps(plan Plan) int {
+	o := withDefaults(plan.Options)
+	n := len(plan.Targets) + len(plan.DNSServers) + len(plan.HTTPURLs)
+	if plan.Gateway != "" {
+		n++
+	}
+	if o.Trace && len(plan.Targets) > 0 {
+		n++
+		if o.HopPings {
+			n++
+		}
+	}
+	if o.MTU && len(plan.Targets) > 0 {
+		n++
+	}
+	if plan.SpeedURL != "" {
+		n++
+	}
+	return n
 }
 
 // runner runs the checks of one diagnosis.
@@ -283,19 +318,34 @@ func (r *runner) probe(check, target string, m config.Module, timeout time.Durat
 	return prober.Run(ctx, prober.Request{Target: target, Module: m, ModuleName: "isp/" + check, Policy: r.opt.Policy, Logger: logger})
 }
 
-// pingTimeout is the time a ping needs: its packets, the reply wait and a
-// margin.
+// pingTimeout is the time a ping may take: its packets, the reply wait, a
+// margin and the slack for a busy machine.
 func (r *runner) pingTimeout() time.Duration {
-	return time.Duration(r.o.Packets-1)*r.o.Interval + pingReplyWait + probeMargin
+	return time.Duration(r.o.Packets-1)*r.o.Interval + pingReplyWait + probeMargin + pingSlack
 }
 
 func (r *runner) ping(check, target string) *prober.ICMPResult {
+	res := r.pingQuiet(check, target)
+	r.report(check, target, res.PacketsReceived > 0)
+	return res
+}
+
+// pingQuiet pings without reporting a progress step.
+func (r *runner) pingQuiet(check, target string) *prober.ICMPResult {
 	m := config.DefaultModule()
 	m.Prober = "icmp"
 	m.ICMP.IPProtocol, m.ICMP.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
 	m.ICMP.Packets, m.ICMP.Interval, m.ICMP.ReplyTimeout = r.o.Packets, r.o.Interval, pingReplyWait
-	res := asICMP(r.probe(check, target, m, r.pingTimeout()))
-	r.report(check, target, res.PacketsReceived > 0)
+	return asICMP(r.probe(check, target, m, r.pingTimeout()))
+}
+
+// mtu searches the path MTU toward target, beside the pings.
+func (r *runner) mtu(target string) *prober.MTUResult {
+	m := config.DefaultModule()
+	m.Prober = "mtu"
+	m.MTU.IPProtocol, m.MTU.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
+	res := asMTU(r.probe(CheckMTU, target, m, max(r.pingTimeout()-pingSlack, mtuMinBudget)))
+	r.report(CheckMTU, target, res.Success && !res.BlackHole)
 	return res
 }
 
@@ -312,8 +362,19 @@ func (r *runner) trace(target string) *prober.TracerouteResult {
 }
 
 // hopPings pings the routers the trace found beyond the gateway (not the
-// destination, which is pinged as a target), as mtr does.
+// destination, which is pinged as a target), as mtr does. They are one
+// progress step, reported when the last ping ends.
 func (r *runner) hopPings(tr *prober.TracerouteResult, gateway string) []HopCheck {
+	hops := r.pingHops(tr, gateway)
+	ok := true
+	for _, h := range hops {
+		ok = ok && h.Ping.PacketsReceived > 0
+	}
+	r.report(CheckHop, plural(len(hops), "router"), ok)
+	return hops
+}
+
+func (r *runner) pingHops(tr *prober.TracerouteResult, gateway string) []HopCheck {
 	if tr == nil {
 		return nil
 	}
@@ -335,37 +396,57 @@ func (r *runner) hopPings(tr *prober.TracerouteResult, gateway string) []HopChec
 			break
 		}
 	}
-	r.mu.Lock()
-	r.total += len(hops)
-	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for i := range hops {
-		wg.Go(func() { hops[i].Ping = r.ping(CheckHop, hops[i].Address) })
+		wg.Go(func() { hops[i].Ping = r.pingQuiet(CheckHop, hops[i].Address) })
 	}
 	wg.Wait()
 	return hops
 }
 
+// dns asks server for the plan's name, up to dns_attempts times, and
+// beside it (one attempt) for a name that cannot exist.
 func (r *runner) dns(server string) DNSCheck {
-	m := config.DefaultModule()
-	m.Prober = "dns"
-	m.DNS.QueryName, m.DNS.QueryType = r.o.DNSQueryName, r.o.DNSQueryType
-	m.DNS.TransportProtocol = "udp"
-	m.DNS.IPProtocol, m.DNS.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
+	m := r.dnsModule(r.o.DNSQueryName, r.o.DNSQueryType)
 	c := DNSCheck{Server: server}
+	var wg sync.WaitGroup
+	if r.o.DNSIntegrity {
+		im := r.dnsModule(integrityName(), "A")
+		wg.Go(func() { c.Integrity = asDNS(r.probe(CheckDNS, server, im, r.o.DNSTimeout)) })
+	}
 	for c.Attempts < r.o.DNSAttempts && r.ctx.Err() == nil {
 		c.Attempts++
 		c.Result = asDNS(r.probe(CheckDNS, server, m, r.o.DNSTimeout))
-		if c.Result.Success {
-			break
+		if !c.Result.Success {
+			c.WaitedSeconds += c.Result.DurationSeconds
+			continue
 		}
+		c.WaitedSeconds += dnsTime(c.Result)
+		break
 	}
+	wg.Wait()
 	if c.Result == nil {
 		c.Result = &prober.DNSResult{}
 		c.Result.Target, c.Result.Prober, c.Result.Error = server, "dns", "not run: the diagnosis ran out of time"
+		c.Result.Reason = prober.ReasonNotRun
 	}
 	r.report(CheckDNS, server, c.Result.Success)
 	return c
+}
+
+func (r *runner) dnsModule(name, qtype string) config.Module {
+	m := config.DefaultModule()
+	m.Prober = "dns"
+	m.DNS.QueryName, m.DNS.QueryType = name, qtype
+	m.DNS.TransportProtocol = "udp"
+	m.DNS.IPProtocol, m.DNS.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
+	return m
+}
+
+// integrityName is a fresh random name under .invalid, so no cache can
+// hold an answer for it.
+func integrityName() string {
+	return "isp-checker-" + strings.ToLower(rand.Text()) + "." + integrityZone
 }
 
 func (r *runner) http(url string) *prober.HTTPResult {
@@ -383,6 +464,7 @@ func (r *runner) throughput(url string) *prober.ThroughputResult {
 		res := &prober.ThroughputResult{}
 		res.Prober, res.Target = "throughput", url
 		res.Error = fmt.Sprintf("not run: the speed test needs %s and only %s is left of the timeout", need, time.Until(dl).Round(time.Second))
+		res.Reason = prober.ReasonNotRun
 		r.report(CheckThroughput, url, false)
 		return res
 	}
@@ -425,6 +507,13 @@ func asHTTP(r prober.Result) *prober.HTTPResult {
 		return t
 	}
 	return &prober.HTTPResult{Common: *r.Base()}
+}
+
+func asMTU(r prober.Result) *prober.MTUResult {
+	if t, ok := r.(*prober.MTUResult); ok {
+		return t
+	}
+	return &prober.MTUResult{Common: *r.Base()}
 }
 
 func asThroughput(r prober.Result) *prober.ThroughputResult {

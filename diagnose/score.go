@@ -14,8 +14,9 @@ import (
 //	score(v) = clamp(1 − v/(2T), 0, 1)
 //
 // so a score below 0.5 means the measurement is beyond its threshold. The
-// DNS score is that line over the median lookup time, times the fraction
-// of resolvers that answered. The health score is the lowest measured
+// DNS score is that line over the median time to an answer (retries
+// included), times the fraction of resolvers that answered without
+// rewriting NXDOMAIN. The health score is the lowest measured
 // dimension score (the weakest part of the connection decides how it
 // feels), and 0 when the verdict is down.
 
@@ -116,17 +117,32 @@ func (f *facts) dimensions() Dimensions {
 			d.Jitter.fail("no reply")
 		}
 	} else {
+		why := "nothing was pinged"
+		if len(f.targets) > 0 {
+			why = "no internet target could be pinged (" + unmeasuredWhy(f.targets[0].reason, f.targets[0].err) + ")"
+		}
 		for _, x := range []*Dimension{&d.Loss, &d.Latency, &d.Jitter} {
-			x.Detail = "nothing was pinged"
+			x.Detail = why
 		}
 	}
 	if n := len(f.r.Checks.DNS); n > 0 {
 		if len(f.dnsOK) == 0 {
 			d.DNS.fail(fmt.Sprintf("none of %d resolvers answered", n))
 		} else {
-			d.DNS.set(median(dnsTimes(f.dnsOK)), fmt.Sprintf("median lookup time; %d of %d resolvers answered", len(f.dnsOK), n))
-			d.DNS.Score = round3(d.DNS.Score * float64(len(f.dnsOK)) / float64(n))
-			d.DNS.Grade = Grade(d.DNS.Score)
+			// A resolver that rewrites NXDOMAIN answers, but not truly.
+			honest := 0
+			for _, c := range f.dnsOK {
+				if ok, _ := c.RewritesNXDOMAIN(); !ok {
+					honest++
+				}
+			}
+			detail := fmt.Sprintf("median time to an answer, retries included; %d of %d resolvers answered", len(f.dnsOK), n)
+			if honest < len(f.dnsOK) {
+				detail += fmt.Sprintf(", %d of them rewriting NXDOMAIN", len(f.dnsOK)-honest)
+			}
+			d.DNS.set(median(dnsTimes(f.dnsOK)), detail)
+			score := round3(*d.DNS.Score * float64(honest) / float64(n))
+			d.DNS.Score, d.DNS.Grade = &score, Grade(score)
 		}
 	} else {
 		d.DNS.Detail = "no resolver checked"
@@ -142,7 +158,7 @@ func (f *facts) dimensions() Dimensions {
 		} else {
 			d.Bufferbloat.Detail = "the speed test measured no idle and loaded latency"
 			if tp.Error != "" {
-				d.Bufferbloat.Detail = "speed test failed: " + clip(tp.Error, 100)
+				d.Bufferbloat.Detail = "speed test failed: " + Reason(tp.Error)
 			}
 		}
 	}
@@ -150,12 +166,14 @@ func (f *facts) dimensions() Dimensions {
 }
 
 func (d *Dimension) set(v float64, detail string) {
-	d.Measured, d.Value, d.Detail = true, v, detail
-	d.Score = LinearScore(v, d.Threshold)
-	d.Grade = Grade(d.Score)
+	score := LinearScore(v, d.Threshold)
+	d.Measured, d.Value, d.Detail = true, &v, detail
+	d.Score, d.Grade = &score, Grade(score)
 }
 
-// fail marks a dimension measured and failed (score 0).
+// fail marks a dimension measured and failed: score 0, and no value (no
+// reply has no round-trip time).
 func (d *Dimension) fail(detail string) {
-	d.Measured, d.Value, d.Score, d.Grade, d.Detail = true, 0, 0, Grade(0), detail
+	zero := 0.0
+	d.Measured, d.Value, d.Score, d.Grade, d.Detail = true, nil, &zero, Grade(0), detail
 }

@@ -19,6 +19,9 @@ var (
 	RouteFile     = "/proc/net/route"
 	IPv6RouteFile = "/proc/net/ipv6_route"
 	ResolvConf    = "/etc/resolv.conf"
+	// PingGroupRangeFile holds the groups allowed unprivileged ping
+	// sockets, quoted in the fix when ping is not allowed.
+	PingGroupRangeFile = "/proc/sys/net/ipv4/ping_group_range"
 )
 
 // DefaultGateway returns the gateway of the default route with the lowest

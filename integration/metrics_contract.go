@@ -141,6 +141,7 @@ var Emitted = map[string][]string{
 		"isp_checker_config_last_reload_success_timestamp_seconds",
 		"isp_checker_speedtest_bytes_total",
 		"isp_checker_speedtest_requests_total",
+		"isp_checker_speedtest_rpm_requests_total",
 		"isp_checker_icmp_echo_requests_total",
 		"isp_checker_icmp_echo_request_errors_total",
 		"isp_checker_icmp_echo_replies_total",
@@ -168,4 +169,11 @@ var Synthetic = []string{
 	"scrape_series_added",
 	"ALERTS",
 	"ALERTS_FOR_STATE",
+}
+
+// Pushgateway are the series a Pushgateway adds to every group that
+// `isp-checker run --push` pushes; queries may name them too.
+var Pushgateway = []string{
+	"push_time_seconds",
+	"push_failure_time_seconds",
 }

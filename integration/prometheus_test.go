@@ -227,8 +227,7 @@ scrape_configs:
 // an http_2xx module; it returns the exporter's host:port.
 func startExporter(t *testing.T, dir string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "isp-checker")
-	run(t, root(t), "go", "build", "-o", bin, "./cmd/isp-checker")
+	bin := buildBinary(t, dir)
 	cfg := filepath.Join(dir, "isp-checker.yml")
 	writeFile(t, cfg, `modules:
   http_2xx:

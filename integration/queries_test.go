@@ -65,7 +65,7 @@ func allowedNames(t *testing.T) map[string]bool {
 			allowed[h+suffix] = true
 		}
 	}
-	for _, n := range Synthetic {
+	for _, n := range append(Synthetic, Pushgateway...) {
 		allowed[n] = true
 	}
 	for n := range exporterNames(t) {

@@ -221,7 +221,8 @@ func TestHelmLint(t *testing.T) {
 // allFeatures turns on every optional object of the chart.
 const allFeatures = "serviceMonitor.enabled=true,prometheusRule.enabled=true," +
 	"probes[0].name=web,probes[0].module=http_2xx,probes[0].targets[0]=https://example.com," +
-	"probes[0].labels.team=web,probes[1].name=gateway,probes[1].module=icmp_loss,probes[1].targets[0]=192.0.2.1"
+	"probes[0].labels.team=web,probes[1].name=gateway,probes[1].module=icmp_loss,probes[1].targets[0]=192.0.2.1," +
+	"runCronJob.enabled=true,runCronJob.pushgateway=http://pushgateway.monitoring:9091,autoscaling.enabled=true"
 
 func TestHelmTemplate(t *testing.T) {
 	helm := tool(t, "helm", goBin(t)...)
@@ -238,7 +239,7 @@ func TestHelmTemplate(t *testing.T) {
 	t.Run("everything", func(t *testing.T) {
 		objs := helmTemplate(t, helm, "--set", allFeatures)
 		kinds := kindsOf(objs)
-		want := []string{"ConfigMap", "Deployment", "Probe", "Probe", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}
+		want := []string{"ConfigMap", "CronJob", "Deployment", "HorizontalPodAutoscaler", "Probe", "Probe", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}
 		if !slices.Equal(kinds, want) {
 			t.Errorf("kinds %v, want %v", kinds, want)
 		}
@@ -274,6 +275,39 @@ func TestHelmTemplate(t *testing.T) {
 		}
 	})
 
+	t.Run("cron job and autoscaler", func(t *testing.T) {
+		objs := helmTemplate(t, helm, "--set", "runCronJob.enabled=true,runCronJob.pushgateway=http://pushgateway.monitoring:9091,autoscaling.enabled=true,autoscaling.maxReplicas=6")
+		checkCronJob(t, objs, false)
+		for _, o := range objs {
+			switch o["kind"] {
+			case "Deployment":
+				if _, ok := o["spec"].(map[string]any)["replicas"]; ok {
+					t.Error("the Deployment sets replicas although the autoscaler owns them")
+				}
+			case "HorizontalPodAutoscaler":
+				spec := o["spec"].(map[string]any)
+				ref := spec["scaleTargetRef"].(map[string]any)
+				if ref["kind"] != "Deployment" || ref["name"] != "rel-isp-checker" || spec["maxReplicas"] != 6 || spec["minReplicas"] != 1 {
+					t.Errorf("HorizontalPodAutoscaler spec %v", spec)
+				}
+			}
+		}
+		checkCronJob(t, helmTemplate(t, helm, "--set", "runCronJob.enabled=true,runCronJob.pushgateway=http://p:9091,runCronJob.hostNetwork=true"), true)
+	})
+
+	t.Run("cron job needs a pushgateway and an isp module", func(t *testing.T) {
+		for set, want := range map[string]string{
+			"runCronJob.enabled=true": "runCronJob.pushgateway is required",
+			"runCronJob.enabled=true,runCronJob.pushgateway=http://p:9091,runCronJob.module=nope":     `runCronJob.module "nope" is not in config.modules`,
+			"runCronJob.enabled=true,runCronJob.pushgateway=http://p:9091,runCronJob.module=http_2xx": `uses the http prober; the run needs an isp module`,
+		} {
+			out, err := runErr(root(t), helm, "template", "rel", "charts/isp-checker", "--set", set)
+			if err == nil || !strings.Contains(out, want) {
+				t.Errorf("--set %s: want an error with %q, got %v:\n%s", set, want, err, out)
+			}
+		}
+	})
+
 	t.Run("unknown module", func(t *testing.T) {
 		out, err := runErr(root(t), helm, "template", "rel", "charts/isp-checker",
 			"--set", "probes[0].name=x,probes[0].module=nope,probes[0].targets[0]=a")
@@ -281,6 +315,52 @@ func TestHelmTemplate(t *testing.T) {
 			t.Errorf("want an error naming the module, got %v:\n%s", err, out)
 		}
 	})
+}
+
+// checkCronJob: the scheduled run pushes, exits 0 on any verdict, is not
+// retried, runs non-root with NET_RAW only and the exporter's configuration;
+// with hostNetwork it leaves the node's sysctls alone.
+func checkCronJob(t *testing.T, objs []map[string]any, hostNetwork bool) {
+	t.Helper()
+	for _, o := range objs {
+		if o["kind"] != "CronJob" {
+			continue
+		}
+		spec := o["spec"].(map[string]any)
+		job := spec["jobTemplate"].(map[string]any)["spec"].(map[string]any)
+		pod := job["template"].(map[string]any)["spec"].(map[string]any)
+		c := pod["containers"].([]any)[0].(map[string]any)
+		var args []string
+		for _, a := range c["args"].([]any) {
+			args = append(args, a.(string))
+		}
+		for _, want := range []string{"run", "--config.file=/etc/isp-checker/config.yml", "--module=isp", "--push-instance=rel-isp-checker", "--no-verdict-exit-code"} {
+			if !slices.Contains(args, want) {
+				t.Errorf("CronJob args %v lack %q", args, want)
+			}
+		}
+		if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--push=http://") }) {
+			t.Errorf("CronJob args %v lack --push", args)
+		}
+		if spec["concurrencyPolicy"] != "Forbid" || job["backoffLimit"] != 0 || pod["restartPolicy"] != "Never" {
+			t.Errorf("CronJob: concurrencyPolicy %v, backoffLimit %v, restartPolicy %v", spec["concurrencyPolicy"], job["backoffLimit"], pod["restartPolicy"])
+		}
+		caps := c["securityContext"].(map[string]any)["capabilities"].(map[string]any)
+		if !slices.Equal(caps["add"].([]any), []any{"NET_RAW"}) || !slices.Equal(caps["drop"].([]any), []any{"ALL"}) {
+			t.Errorf("CronJob capabilities %v: want drop ALL, add NET_RAW only", caps)
+		}
+		psc := pod["securityContext"].(map[string]any)
+		_, sysctls := psc["sysctls"]
+		if psc["runAsNonRoot"] != true || sysctls == hostNetwork || (pod["hostNetwork"] == true) != hostNetwork {
+			t.Errorf("CronJob pod: securityContext %v, hostNetwork %v (want %v)", psc, pod["hostNetwork"], hostNetwork)
+		}
+		vols := pod["volumes"].([]any)
+		if cm := vols[0].(map[string]any)["configMap"].(map[string]any); cm["name"] != "rel-isp-checker" {
+			t.Errorf("CronJob config volume %v", cm)
+		}
+		return
+	}
+	t.Error("no CronJob rendered")
 }
 
 // checkDeployment: non-root, and NET_RAW the only capability.

@@ -560,9 +560,16 @@ func (x *dnsExchange) exchangeHTTPS(ctx context.Context, packed []byte) ([]byte,
 	}
 	defer func() { _ = resp.Body.Close() }()
 	x.logger.Info("DNS over HTTPS response", "status", resp.StatusCode, "proto", resp.Proto, "content_type", resp.Header.Get("Content-Type"))
+	return dohAnswer(resp)
+}
+
+// dohAnswer checks a DNS over HTTPS response and reads its DNS message:
+// status 200, Content-Type application/dns-message, at most the largest
+// DNS message, read into memory reserved from the budget.
+func dohAnswer(resp *http.Response) ([]byte, error) {
 	if resp.StatusCode != http.StatusOK {
 		if loc := resp.Header.Get("Location"); loc != "" {
-			return nil, fmt.Errorf("DNS over HTTPS server answered HTTP %d redirecting to %q: redirects are not followed; use that URL as the target", resp.StatusCode, clip(loc))
+			return nil, fmt.Errorf("DNS over HTTPS server answered HTTP %d redirecting to %q: redirects are not followed; use that URL as the target", resp.StatusCode, clip(RedactTarget(loc)))
 		}
 		return nil, fmt.Errorf("DNS over HTTPS server answered HTTP %d, want 200", resp.StatusCode)
 	}
@@ -570,6 +577,11 @@ func (x *dnsExchange) exchangeHTTPS(ctx context.Context, packed []byte) ([]byte,
 	if err != nil || ct != dohContentType {
 		return nil, fmt.Errorf("DNS over HTTPS answer has Content-Type %q, want %s", clip(resp.Header.Get("Content-Type")), dohContentType)
 	}
+	// The answer's size is the server's choice: reserve the largest.
+	if err := budget.Reserve(dnsMaxMessage + 1); err != nil {
+		return nil, fmt.Errorf("no memory to read the DNS over HTTPS answer: %w", err)
+	}
+	defer budget.Release(dnsMaxMessage + 1)
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, dnsMaxMessage+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading DNS over HTTPS answer: %w", err)

@@ -1070,7 +1070,7 @@ func TestDNSTargetPolicy(t *testing.T) {
 	p := NewPolicy(deny, func() { denied.Add(1) })
 	for _, target := range []string{udp, doh} {
 		r := runDNSPolicy(t, target, dnsModule(nil), dnsTestTimeout, p)
-		dnsWantFailure(t, r, "denied by target_policy")
+		dnsWantFailure(t, r, "by target_policy: ")
 	}
 	if queries.Load() != 0 {
 		t.Errorf("%d queries reached a denied server", queries.Load())

@@ -111,6 +111,10 @@ func (p *grpcProbe) run(ctx context.Context) {
 		grpc.WithUserAgent(userAgent()),
 		grpc.WithDisableServiceConfig(),
 		grpc.WithNoProxy(),
+		// A health answer is a few bytes; gRPC's default would take 4 MiB
+		// per probe from a server that sends more.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(grpcMaxAnswer)),
+		grpc.WithMaxHeaderListSize(grpcMaxAnswer),
 	)
 	if err != nil {
 		p.res.Fail(p.logger, "Error creating gRPC client", err)
@@ -153,6 +157,9 @@ func (p *grpcProbe) run(ctx context.Context) {
 	p.logger.Info("Health check succeeded", "service", p.cfg.Service, "serving_status", p.res.ServingStatus)
 	p.res.Success = true
 }
+
+// grpcMaxAnswer bounds a health check's answer and its header list.
+const grpcMaxAnswer = 64 << 10
 
 // grpcTarget splits a grpc target as blackbox_exporter does: host:port, an
 // http:// or https:// prefix is allowed and ignored (tls decides), and

@@ -27,6 +27,7 @@ import (
 	"github.com/andybalholm/brotli"
 	pconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/isp-checker/isp-checker/config"
@@ -85,6 +86,10 @@ type httpProbe struct {
 	cfg    config.HTTPProbe
 	logger *slog.Logger
 	res    *HTTPResult
+	// tooManyRedirects is set when a redirect chain was cut at maxRedirects.
+	tooManyRedirects bool
+	// head bounds each request's handshake and response headers.
+	head headGuard
 }
 
 func probeHTTP(ctx context.Context, req Request) Result {
@@ -93,6 +98,7 @@ func probeHTTP(ctx context.Context, req Request) Result {
 		p.res.FailedDueToCEL = new(bool)
 	}
 	p.run(ctx)
+	p.head.release()
 	p.res.Success = p.res.Error == ""
 	return p.res
 }
@@ -196,7 +202,7 @@ func (p *httpProbe) newTransport(ctx context.Context, hc pconfig.HTTPClientConfi
 		p.logger.Info("Using local address", "source_ip_address", p.cfg.SourceIPAddress)
 	}
 	opts := []pconfig.HTTPClientOption{
-		pconfig.WithDialContextFunc(dialer.DialContext),
+		pconfig.WithDialContextFunc(p.head.dial(p.req.Policy.DialExempting(hc.Proxy(), dialer.DialContext))),
 		pconfig.WithKeepAlivesDisabled(),
 	}
 	hc.TLSConfig.ServerName = serverName
@@ -308,6 +314,10 @@ func (p *httpProbe) do(ctx context.Context, r *http.Request, tr *httpTransport) 
 	p.res.HTTPVersion = resp.Proto
 	p.res.ContentLength = resp.ContentLength
 
+	if p.tooManyRedirects {
+		p.fail(fmt.Sprintf("Redirect loop: stopped after %d redirects (last status %d, Location %q)",
+			maxRedirects, resp.StatusCode, clipText(RedactTarget(resp.Header.Get("Location")), 200)), nil)
+	}
 	p.checkStatus(resp.StatusCode)
 	if p.ok() && (len(p.cfg.FailIfHeaderMatchesRegexp) > 0 || len(p.cfg.FailIfHeaderNotMatchesRegexp) > 0) {
 		if err := matchHeaders(resp.Header, p.cfg); err != nil {
@@ -336,7 +346,7 @@ func (p *httpProbe) do(ctx context.Context, r *http.Request, tr *httpTransport) 
 }
 
 func (p *httpProbe) checkRedirect(r *http.Request, via []*http.Request) error {
-	p.logger.Info("Received redirect", "location", r.Response.Header.Get("Location"))
+	p.logger.Info("Received redirect", "location", RedactTarget(r.Response.Header.Get("Location")))
 	p.res.Redirects = len(via)
 	if !p.cfg.HTTPClientConfig.FollowRedirects {
 		p.logger.Info("Not following redirect (follow_redirects is false)")
@@ -344,9 +354,11 @@ func (p *httpProbe) checkRedirect(r *http.Request, via []*http.Request) error {
 	}
 	if len(via) > maxRedirects {
 		p.logger.Info("Not following redirect: too many redirects", "max", maxRedirects)
+		p.tooManyRedirects = true
 		return http.ErrUseLastResponse
 	}
-	// Addresses are checked at dial time; names are checked here.
+	// Checked here so that a refused hop is never requested; the dial
+	// wrapper and Control check the same host and its addresses again.
 	return p.req.Policy.AllowHost(r.URL.Hostname())
 }
 
@@ -389,24 +401,43 @@ func (p *httpProbe) readBody(ctx context.Context, resp *http.Response) {
 	needRegexp := len(p.cfg.FailIfBodyMatchesRegexp) > 0 || len(p.cfg.FailIfBodyNotMatchesRegexp) > 0
 	needCEL := p.res.FailedDueToCEL != nil
 	if p.ok() && (needRegexp || needCEL) {
-		var src io.Reader = counter
-		if p.cfg.BodySizeLimit <= 0 {
-			src = &limitReader{r: counter, left: maxBufferedBody, err: fmt.Errorf(
-				"response body is larger than %d bytes, too large to match; set body_size_limit", maxBufferedBody)}
+		limit := int64(p.cfg.BodySizeLimit)
+		if limit <= 0 {
+			limit = maxBufferedBody
 		}
-		body, err := io.ReadAll(src)
-		if err != nil {
+		// Held in memory reserved from the process-wide budget, so that
+		// many probes of endless bodies fail instead of the process growing.
+		body := &heldBody{budget: budget}
+		defer body.release()
+		switch err := body.read(counter, limit); {
+		case errors.Is(err, errBodyLimit):
+			p.fail("Failed to read HTTP response body", fmt.Errorf(
+				"response body is larger than %d bytes, too large to match; set body_size_limit", maxBufferedBody))
+			return
+		case errors.Is(err, ErrMemoryBudget):
+			p.fail("Not enough memory to hold the response body for matching", err)
+			return
+		case err != nil:
 			p.fail("Failed to read HTTP response body", err)
 			return
 		}
+		flat, err := body.bytes()
+		if err != nil {
+			p.fail("Not enough memory to hold the response body for matching", err)
+			return
+		}
 		if needRegexp {
-			if err := matchBody(body, p.cfg); err != nil {
+			if err := matchBody(flat, p.cfg); err != nil {
 				p.res.FailedDueToRegex = true
 				p.fail("Body check failed", err)
 			}
 		}
 		if needCEL && p.ok() {
-			if err := matchCEL(ctx, body, p.cfg); err != nil {
+			if err := matchCEL(ctx, flat, p.cfg); err != nil {
+				if errors.Is(err, ErrMemoryBudget) {
+					p.fail("Not enough memory to decode the response body for CEL", err)
+					return
+				}
 				*p.res.FailedDueToCEL = true
 				p.fail("CEL check failed", err)
 			}
@@ -449,6 +480,9 @@ func (p *httpProbe) allowProxiedHost(ctx context.Context, host string, resolve b
 func withHostname(headers map[string]string, hostname string) (map[string]string, error) {
 	if hostname == "" {
 		return headers, nil
+	}
+	if !httpguts.ValidHostHeader(hostname) || strings.ContainsAny(hostname, " /?#@") {
+		return nil, fmt.Errorf("%q is not a valid Host header", clipText(hostname, 100))
 	}
 	out := make(map[string]string, len(headers)+1)
 	for k, v := range headers {
@@ -550,7 +584,16 @@ func matchBody(body []byte, cfg config.HTTPProbe) error {
 	return nil
 }
 
+// celDecodeFactor is how much memory decoding JSON may take per body byte:
+// [0,0,…] holds a 24-byte interface and float per 2 bytes of text.
+const celDecodeFactor = 16
+
 func matchCEL(ctx context.Context, body []byte, cfg config.HTTPProbe) error {
+	need := celDecodeFactor * int64(len(body))
+	if err := budget.Reserve(need); err != nil {
+		return err
+	}
+	defer budget.Release(need)
 	var doc any
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return fmt.Errorf("body is not JSON: %w", err)
@@ -705,6 +748,8 @@ func (t *httpTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := t.checkProxied(r); err != nil {
 		return nil, err
 	}
+	t.probe.head.begin()
+	defer t.probe.head.end()
 	if same {
 		return t.first.RoundTrip(r)
 	}

@@ -506,7 +506,7 @@ func TestHTTPRedirects(t *testing.T) {
 		{"followed", "/r/2", "", "", 2, 200, srv.URL + "/final"},
 		{"not followed", "/r/2", "follow_redirects: false", "status code 302", 1, 302, srv.URL + "/r/2"},
 		{"no_follow_redirects", "/r/2", "no_follow_redirects: true\nvalid_status_codes: [302]", "", 1, 302, srv.URL + "/r/2"},
-		{"loop ends", "/loop", "", "status code 302", maxRedirects + 1, 302, srv.URL + "/loop"},
+		{"loop ends", "/loop", "", "Redirect loop: stopped after 10 redirects", maxRedirects + 1, 302, srv.URL + "/loop"},
 		{"other host", "/other-host", "", "", 1, 200, localhost + "/final"},
 	}
 	for _, tc := range tests {
@@ -537,7 +537,7 @@ func TestHTTPTargetPolicy(t *testing.T) {
 			policy := NewPolicy(config.DefaultTargetPolicy(), func() { denied.Add(1) })
 			start := time.Now()
 			res := httpTestRun(t, tc.target, httpTestModule(t, ""), httpTestPolicy(policy))
-			httpTestCheck(t, res, "denied by target_policy")
+			httpTestCheck(t, res, "by target_policy: ")
 			if !strings.Contains(res.Error, "refused by target_policy") {
 				t.Errorf("error %q does not say the target policy refused it", res.Error)
 			}
@@ -712,8 +712,8 @@ func TestHTTPProxy(t *testing.T) {
 	}{
 		{"resolved address through proxy", "http://192.0.2.10/x", "proxy_url: " + proxy.URL, "", []string{"http://192.0.2.10/x"}, true},
 		{"skip resolve", "http://origin.invalid/x", "proxy_url: " + proxy.URL + "\nskip_resolve_phase_with_proxy: true", "", []string{"http://origin.invalid/x"}, false},
-		{"denied target", "http://169.254.169.254/", "proxy_url: " + proxy.URL, "denied by target_policy", nil, true},
-		{"denied redirect through proxy", "http://origin.invalid/to-metadata", "proxy_url: " + proxy.URL + "\nskip_resolve_phase_with_proxy: true", "denied by target_policy", []string{"http://origin.invalid/to-metadata"}, false},
+		{"denied target", "http://169.254.169.254/", "proxy_url: " + proxy.URL, "by target_policy: ", nil, true},
+		{"denied redirect through proxy", "http://origin.invalid/to-metadata", "proxy_url: " + proxy.URL + "\nskip_resolve_phase_with_proxy: true", "by target_policy: ", []string{"http://origin.invalid/to-metadata"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -884,6 +884,7 @@ func TestHTTPPhases(t *testing.T) {
 	}
 
 	t.Run("resolve failure shows only resolve", func(t *testing.T) {
+		probeTestResolver(t, nil) // name.invalid: NXDOMAIN
 		res := httpTestRun(t, "http://name.invalid/", httpTestModule(t, ""))
 		httpTestCheck(t, res, "Error resolving address")
 		if _, ok := res.PhaseSeconds["resolve"]; !ok || len(res.PhaseSeconds) != 1 {

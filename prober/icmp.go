@@ -157,6 +157,7 @@ func probeICMP(ctx context.Context, req Request) Result {
 		"jitter_seconds", res.JitterSeconds)
 	if err := icmpJudge(o, res, rec); err != nil {
 		res.Fail(logger, err.Error(), nil)
+		res.Reason = ReasonOf(err) // the first send error, e.g. no route
 		return res
 	}
 	res.Success = true

@@ -10,12 +10,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/netlab"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them: every
 // probe must close its connections and stop its helpers before it returns.
+// It also fails them if any asked the system resolver (see resolverGuard).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	netlab.Isolate() // lab tests: see the netlab package documentation
+	Resolver = noSystemResolver()
+	goleak.VerifyTestMain(resolverGuard{m})
 }
 
 // probeTestRun runs module m against target under the default target policy

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"syscall"
 
 	"github.com/isp-checker/isp-checker/config"
@@ -34,12 +36,13 @@ func (p *Policy) deny(err error) error {
 	return fmt.Errorf("%w: %w", ErrDenied, err)
 }
 
-// AllowHost checks a host name before it is resolved.
+// AllowHost checks a target's host (a name or an IP literal in any form)
+// before it is resolved or dialled: see config.TargetPolicy.Check.
 func (p *Policy) AllowHost(host string) error {
 	if p == nil {
 		return nil
 	}
-	if err := p.CheckHost(host); err != nil {
+	if err := p.Check(host); err != nil {
 		return p.deny(err)
 	}
 	return nil
@@ -61,7 +64,8 @@ func (p *Policy) AllowIP(ip net.IP) error {
 }
 
 // Control is a net.Dialer Control function that refuses denied addresses at
-// connect time, after every redirect and every DNS answer.
+// connect time, after every redirect and every DNS answer. It sees the
+// socket address the kernel is given, zone and all.
 func (p *Policy) Control(_, address string, _ syscall.RawConn) error {
 	if p == nil {
 		return nil
@@ -78,6 +82,33 @@ func (p *Policy) Control(_, address string, _ syscall.RawConn) error {
 		return p.deny(err)
 	}
 	return nil
+}
+
+// Dial wraps a dial function (net.Dialer.DialContext) so that the host of
+// every address it is asked for, a name after net/http's IDNA mapping or an
+// IP literal, is checked before it is resolved; the dialer's Control (see
+// Dialer) then checks each address it connects to.
+func (p *Policy) Dial(dial func(ctx context.Context, network, address string) (net.Conn, error)) func(ctx context.Context, network, address string) (net.Conn, error) {
+	if p == nil {
+		return dial
+	}
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(address)
+		if err != nil {
+			return nil, err
+		}
+		h, err := config.CanonicalHost(host)
+		if err != nil {
+			return nil, p.deny(err)
+		}
+		if err := p.Check(host); err != nil {
+			return nil, p.deny(err)
+		}
+		if !h.Addr.IsValid() {
+			address = net.JoinHostPort(h.Dial, port)
+		}
+		return dial(ctx, network, address)
+	}
 }
 
 // Dialer returns a net.Dialer that enforces the policy and, when source is
@@ -105,5 +136,35 @@ func (p *Policy) DialContext(ctx context.Context, network, address, source strin
 	if err != nil {
 		return nil, err
 	}
-	return d.DialContext(ctx, network, address)
+	return p.Dial(d.DialContext)(ctx, network, address)
+}
+
+// DialExempting is Dial, except that the configured proxies (whose
+// addresses proxy returns for http:// and https:// requests) are dialled
+// without their names being matched against the host patterns: the
+// operator named them, not the target. Control still checks their
+// addresses, as it always did.
+func (p *Policy) DialExempting(proxy func(*http.Request) (*url.URL, error), dial func(ctx context.Context, network, address string) (net.Conn, error)) func(ctx context.Context, network, address string) (net.Conn, error) {
+	checked := p.Dial(dial)
+	if p == nil || proxy == nil {
+		return checked
+	}
+	exempt := map[string]bool{}
+	for _, scheme := range []string{"http", "https"} {
+		u, err := proxy(&http.Request{URL: &url.URL{Scheme: scheme, Host: "target.invalid"}})
+		if err != nil || u == nil {
+			continue
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443", "socks5": "1080"}[u.Scheme]
+		}
+		exempt[net.JoinHostPort(u.Hostname(), port)] = true
+	}
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if exempt[address] {
+			return dial(ctx, network, address)
+		}
+		return checked(ctx, network, address)
+	}
 }

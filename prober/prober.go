@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +41,11 @@ type Common struct {
 	Target  string `json:"target"`
 	Success bool   `json:"success"`
 	// Error says why the probe failed, in words a person can act on.
-	Error           string    `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Reason is a short code beside Error when the failure's cause is on
+	// this host (the Reason constants: permission, no_socket, no_route,
+	// not_run); empty otherwise.
+	Reason          string    `json:"reason,omitempty"`
 	StartedAt       time.Time `json:"started_at"`
 	DurationSeconds float64   `json:"duration_seconds"`
 	TimeoutSeconds  float64   `json:"timeout_seconds"`
@@ -56,11 +61,20 @@ type Common struct {
 func (c *Common) Base() *Common { return c }
 
 // Fail marks the result failed with a reason and returns it, for one-line
-// early returns: `return res.Fail(logger, "…", err)`.
+// early returns: `return res.Fail(logger, "…", err)`. Reason is set from
+// the system error err wraps (ReasonOf), when it names one.
 func (c *Common) Fail(logger *slog.Logger, msg string, err error) {
 	c.Success = false
+	if r := ReasonOf(err); r != "" {
+		c.Reason = r
+	}
 	if err != nil {
-		c.Error = fmt.Sprintf("%s: %v", msg, err)
+		text := err.Error()
+		// "refused by target_policy: denied by target_policy: …" says it twice.
+		if strings.Contains(msg, "target_policy") {
+			text = strings.Replace(text, ErrDenied.Error()+": ", "", 1)
+		}
+		c.Error = fmt.Sprintf("%s: %s", msg, text)
 		logger.Error(msg, "err", err)
 	} else {
 		c.Error = msg
@@ -132,12 +146,19 @@ func Run(ctx context.Context, req Request) (res Result) {
 		b.DurationSeconds = time.Since(start).Seconds()
 		b.TimeoutSeconds = timeout
 		if b.Success {
-			b.Error = ""
+			b.Error, b.Reason = "", ""
 		}
 	}()
 	if !ok {
 		c := &Common{}
 		c.Fail(req.Logger, fmt.Sprintf("prober %q is not available in this build of isp-checker", req.Module.Prober), nil)
+		return c
+	}
+	// file://, gopher://, unix: … would otherwise be taken for a host name
+	// and looked up; nothing is sent for them.
+	if s := targetScheme(req.Target); s != "" && s != "http" && s != "https" {
+		c := &Common{}
+		c.Fail(req.Logger, fmt.Sprintf("Unsupported scheme %q in target: only http:// and https:// URLs, or a host (and port), can be probed", clipText(s, 20)), nil)
 		return c
 	}
 	return f(ctx, req)

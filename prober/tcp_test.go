@@ -225,7 +225,7 @@ func TestTCPFailures(t *testing.T) {
 	}{
 		{"refused", closed, "", "connection refused", false},
 		{"no port", "127.0.0.1", "", "want host:port", false},
-		{"denied address", "169.254.169.254:80", "", "denied by target_policy", false},
+		{"denied address", "169.254.169.254:80", "", "by target_policy: ", false},
 		{"denied v6 link-local", "[fe80::1]:22", "", "refused by target_policy", false},
 		{"unresolvable", "name.invalid:22", "", "Error resolving address", false},
 		{"source address not on this host", silent, "source_ip_address: 192.0.2.1", "bind", false},
@@ -234,6 +234,7 @@ func TestTCPFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			probeTestResolver(t, nil) // name.invalid: NXDOMAIN
 			start := time.Now()
 			res := tcpTestRun(t, 2*time.Second, tc.target, tcpTestModule(t, tc.yaml))
 			tcpTestCheck(t, res, tc.err)

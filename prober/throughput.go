@@ -187,7 +187,7 @@ func (p *throughputProbe) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("could not parse target URL: %w", err)
 	}
-	p.res.URL = u.String()
+	p.res.URL = u.Redacted()
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
 		port = "80"

@@ -352,14 +352,14 @@ func TestThroughputPolicy(t *testing.T) {
 	var denied atomic.Int64
 	req := Request{Target: s.URL, Module: tpModule(fastTP()), Logger: tpLogger(t), Policy: NewPolicy(pol, func() { denied.Add(1) })}
 	res := runTPWith(t, req, 5*time.Second)
-	if res.Success || !strings.Contains(res.Error, "denied by target_policy") || denied.Load() == 0 {
+	if res.Success || !strings.Contains(res.Error, "by target_policy: ") || denied.Load() == 0 {
 		t.Errorf("redirect to a denied address: success %v, error %q, %d denials", res.Success, res.Error, denied.Load())
 	}
 
 	pol.DenyNetworks = append(pol.DenyNetworks, config.Network{Prefix: netip.MustParsePrefix("127.0.0.1/32")})
 	req.Policy = NewPolicy(pol, nil)
 	res = runTPWith(t, req, 5*time.Second)
-	if res.Success || !strings.Contains(res.Error, "denied by target_policy") || res.TransferSeconds != 0 {
+	if res.Success || !strings.Contains(res.Error, "by target_policy: ") || res.TransferSeconds != 0 {
 		t.Errorf("denied target: success %v, error %q", res.Success, res.Error)
 	}
 }

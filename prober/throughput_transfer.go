@@ -72,8 +72,9 @@ func (p *throughputProbe) newTransfer(ctx context.Context, u *url.URL, hostHeade
 			return setCongestionControl(c, cc)
 		}
 	}
+	checked := p.req.Policy.DialExempting(o.HTTPClientConfig.Proxy(), dialer.DialContext)
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dialer.DialContext(ctx, network, addr)
+		c, err := checked(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
@@ -85,20 +86,32 @@ func (p *throughputProbe) newTransfer(ctx context.Context, u *url.URL, hostHeade
 	}
 	for range o.Connections {
 		// One transport per stream, so that each has its own connection
-		// (HTTP/2 would otherwise multiplex them all onto one).
+		// (HTTP/2 would otherwise multiplex them all onto one), and its
+		// own bound on each response's headers.
+		head := &headGuard{perRequest: true}
 		rt, err := pconfig.NewRoundTripperFromConfigWithContext(ctx, hc, "throughput_probe",
-			pconfig.WithDialContextFunc(dial), pconfig.WithUserAgent(tpUserAgent()))
+			pconfig.WithDialContextFunc(head.dial(dial)), pconfig.WithUserAgent(tpUserAgent()))
 		if err != nil {
 			tr.close()
 			return nil, err
 		}
-		c := &http.Client{Transport: rt}
+		c := &http.Client{Transport: &guardedTransport{rt: rt, g: head}, CheckRedirect: p.checkRedirect}
 		if !hc.FollowRedirects {
 			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		}
 		tr.clients = append(tr.clients, c)
 	}
 	return tr, nil
+}
+
+// checkRedirect refuses a hop the target policy denies before it is
+// requested (the dial wrapper and Control check it again), and names a
+// redirect loop as one.
+func (p *throughputProbe) checkRedirect(r *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("redirect loop: stopped after %d redirects", maxRedirects)
+	}
+	return p.req.Policy.AllowHost(r.URL.Hostname())
 }
 
 // hostOnly strips the port from a Host header value.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/xuri/excelize/v2"
 
@@ -206,9 +208,35 @@ func writeCheckText(w io.Writer, r *batch.Report) error {
 		if detail == "" && o.FinalURL != "" && o.FinalURL != o.URL {
 			detail = "→ " + o.FinalURL
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3fs\t%s\t%s\n", o.Status, code, o.ResponseTimeSeconds, o.URL, oneLine(detail, 100))
+		fmt.Fprintf(tw, "%s\t%s\t%.3fs\t%s\t%s\n", o.Status, code, o.ResponseTimeSeconds, printable(o.URL), printable(oneLine(detail, 100)))
 	}
 	return tw.Flush()
+}
+
+// printable escapes what a terminal would act on instead of showing: C0 and
+// C1 controls (escape sequences), format characters such as bidi overrides,
+// tabs, and bytes that are not UTF-8. A malformed URL is printed as written,
+// so it may hold any of them.
+func printable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		case r < utf8.RuneSelf:
+			q := strconv.QuoteRune(r) // '\x1b', '\t', …
+			b.WriteString(q[1 : len(q)-1])
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+		i += n
+	}
+	return b.String()
 }
 
 func oneLine(s string, n int) string {

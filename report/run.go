@@ -16,8 +16,10 @@ import (
 
 // RunSchemaVersion versions the JSON report of `isp-checker run`
 // (docs/report-schema.md). It changes when a field changes meaning or goes
-// away; added fields do not change it.
-const RunSchemaVersion = 1
+// away; added fields do not change it. 2: the verdict unknown (exit code
+// 4, fault unknown), and a value that was not measured is absent instead
+// of 0 (score, grade, dimensions' score and value).
+const RunSchemaVersion = 2
 
 // RunFormats are the output formats of `isp-checker run`.
 var RunFormats = []string{"text", "json"}
@@ -28,14 +30,15 @@ type RunJSON struct {
 	SchemaVersion int    `json:"schema_version"`
 	Tool          string `json:"tool"`
 	Version       string `json:"version"`
-	// Verdict is healthy, degraded or down; ExitCode the matching exit
-	// status (0, 1, 2).
+	// Verdict is healthy, degraded, down or unknown; ExitCode the matching
+	// exit status (0, 1, 2, 4).
 	Verdict  string `json:"verdict"`
 	Fault    string `json:"fault"`
 	ExitCode int    `json:"exit_code"`
-	// Score is the health score (0–1) and Grade its letter.
-	Score           float64               `json:"score"`
-	Grade           string                `json:"grade"`
+	// Score is the health score (0–1) and Grade its letter; both absent
+	// when the verdict is unknown.
+	Score           *float64              `json:"score,omitempty"`
+	Grade           string                `json:"grade,omitempty"`
 	Summary         string                `json:"summary"`
 	Evidence        []string              `json:"evidence"`
 	Error           string                `json:"error,omitempty"`
@@ -131,7 +134,7 @@ func (p painter) verdict(v string) string {
 	switch v {
 	case diagnose.VerdictHealthy:
 		return p.paint(bold+green, up)
-	case diagnose.VerdictDegraded:
+	case diagnose.VerdictDegraded, diagnose.VerdictUnknown:
 		return p.paint(bold+yellow, up)
 	}
 	return p.paint(bold+red, up)
@@ -139,23 +142,83 @@ func (p painter) verdict(v string) string {
 
 // faultWords say where the fault is, for the verdict line.
 var faultWords = map[string]string{
-	diagnose.FaultNone:   "no fault found",
-	diagnose.FaultLAN:    "the fault is in your local network (LAN: Wi-Fi, cables, router)",
-	diagnose.FaultISP:    "the fault is at your internet provider (beyond your router)",
-	diagnose.FaultDNS:    "the fault is DNS (name resolution)",
-	diagnose.FaultRemote: "the fault is at the remote end (a site or destination), not your connection",
+	diagnose.FaultNone:    "no fault found",
+	diagnose.FaultLAN:     "the fault is in your local network (LAN: Wi-Fi, cables, router)",
+	diagnose.FaultISP:     "the fault is at your internet provider (beyond your router)",
+	diagnose.FaultDNS:     "the fault is DNS (name resolution)",
+	diagnose.FaultRemote:  "the fault is at the remote end (a site or destination), not your connection",
+	diagnose.FaultUnknown: "the connection could not be measured (see the first reason under Why)",
 }
+
+// Text layout: the DETAIL column and the reasons wrap at these widths
+// rather than being cut, since the end of an error often holds the fix.
+const (
+	detailWidth = 72
+	whyWidth    = 96
+)
+
+// unmeasuredStatus marks a check that could not run.
+const unmeasuredStatus = "unmeasured"
 
 func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 	p := painter{on: o.Color}
-	t := r.Thresholds
 	fmt.Fprintf(w, "isp-checker run: %s\n\n", planLine(r.Plan))
-
-	// The checks, with the status a person reads first.
-	checks := &table{header: []string{"CHECK", "TARGET", "RESULT", "DETAIL"}}
+	checks := &table{header: []string{"CHECK", "TARGET", "RESULT", "DETAIL"}, wrap: map[int]int{3: detailWidth}}
+	seen := map[string]bool{}
 	row := func(check, target, status, detail string) {
-		checks.add([]string{check, oneLine(target, 48), status, oneLine(detail, 110)}, map[int]string{2: p.status(status)})
+		// A long error is written once: the pings of a host without ICMP
+		// would otherwise repeat the same paragraph for every target.
+		if len(detail) > detailWidth && seen[detail] {
+			detail = "the same error as above"
+		}
+		seen[detail] = true
+		checks.add([]string{check, oneLine(target, 48), status, detail}, map[int]string{2: p.status(status)})
 	}
+	checkRows(r, row)
+	checks.write(w)
+
+	fmt.Fprintln(w)
+	dims := &table{header: []string{"DIMENSION", "SCORE", "GRADE", "VALUE", "THRESHOLD", "DETAIL"}, wrap: map[int]int{5: detailWidth}}
+	for _, d := range r.Dimensions.List() {
+		if !d.Measured {
+			dims.add([]string{d.Name, "-", "-", "-", dimValue(d.Unit, d.Threshold), "not measured: " + d.Detail}, nil)
+			continue
+		}
+		value := "-"
+		if d.Value != nil {
+			value = dimValue(d.Unit, *d.Value)
+		}
+		dims.add([]string{d.Name, fmt.Sprintf("%.2f", *d.Score), d.Grade, value, dimValue(d.Unit, d.Threshold), d.Detail},
+			map[int]string{2: p.grade(d.Grade)})
+	}
+	dims.write(w)
+
+	fmt.Fprintln(w, "\nWhy:")
+	for i, e := range r.Evidence {
+		lines := wrapText(e, whyWidth)
+		for j, l := range lines {
+			if i == 0 && r.Fault != diagnose.FaultNone {
+				l = p.paint(bold, l)
+			}
+			lead := "  - "
+			if j > 0 {
+				lead = "    "
+			}
+			fmt.Fprintf(w, "%s%s\n", lead, l)
+		}
+	}
+	score := "not measured"
+	if r.Score != nil {
+		score = fmt.Sprintf("%.2f (%s)", *r.Score, p.grade(r.Grade))
+	}
+	fmt.Fprintf(w, "\nVerdict: %s — %s. Health score %s.\n", p.verdict(r.Verdict), faultWords[r.Fault], score)
+	return nil
+}
+
+// checkRows lists every check as a table row, in plan order.
+func checkRows(r *diagnose.ISPResult, row func(check, target, status, detail string)) {
+	t := r.Thresholds
+	want := r.Plan.Options.Packets
 	gwRTT := 0.0
 	if g := r.Checks.Gateway; g != nil {
 		status := pingStatus(g, t.LossRatio)
@@ -165,7 +228,7 @@ func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 		if g.PacketsReceived > 0 {
 			gwRTT = g.RTTMeanSeconds
 		}
-		row("gateway", r.Plan.Gateway, status, pingDetail(g))
+		row("gateway", r.Plan.Gateway, status, pingDetail(g, want))
 	} else {
 		row("gateway", "-", "-", r.Plan.GatewayNote)
 	}
@@ -177,12 +240,12 @@ func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 		if status == "ok" && (tr.RTTMeanSeconds-gwRTT > t.LatencySeconds || (tr.PacketsReceived >= 2 && tr.JitterSeconds > t.JitterSeconds)) {
 			status = "slow"
 		}
-		row("ping", tr.Target, status, pingDetail(tr))
+		row("ping", tr.Target, status, pingDetail(tr, want))
 	}
 	if tr := r.Checks.Trace; tr != nil {
 		status, detail := "ok", plural(tr.HopCount, "hop", "hops")
 		if !tr.Success {
-			status, detail = "FAIL", diagnose.Reason(tr.Error)
+			status, detail = failStatus(&tr.Common), diagnose.Reason(tr.Error)
 		}
 		if h := diagnose.ISPStart(r); h != nil {
 			detail += fmt.Sprintf("; the ISP starts at hop %d (%s)", h.TTL, h.Address)
@@ -197,39 +260,23 @@ func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 		if status == "FAIL" {
 			status = "silent" // routers may ignore ping; only loss that carries on counts
 		}
-		row(fmt.Sprintf("hop %d", h.TTL), h.Address, status, pingDetail(h.Ping))
+		row(fmt.Sprintf("hop %d", h.TTL), h.Address, status, pingDetail(h.Ping, want))
+	}
+	if m := r.Checks.MTU; m != nil {
+		row("mtu", m.Target, mtuStatus(m), mtuDetail(m))
 	}
 	for _, d := range r.Checks.DNS {
-		status, detail := "ok", ""
-		switch res := d.Result; {
-		case res == nil:
-			status, detail = "FAIL", "not run"
-		case !res.Success:
-			status, detail = "FAIL", diagnose.Reason(res.Error)
-		default:
-			detail = fmt.Sprintf("%s %s in %s", r.Plan.DNSName, res.Rcode, diagnose.Dur(res.Phases.ConnectSeconds+res.Phases.RequestSeconds))
-		}
-		if d.Attempts > 1 {
-			detail += fmt.Sprintf(" (%d attempts)", d.Attempts)
-		}
+		status, detail := dnsRow(r.Plan.DNSName, d)
 		row("dns", d.Server, status, detail)
 	}
 	if len(r.Checks.DNS) == 0 {
 		row("dns", "-", "-", r.Plan.DNSNote)
 	}
 	for _, h := range r.Checks.HTTP {
-		if h == nil {
-			continue
+		if h != nil {
+			status, detail := httpRow(h)
+			row("http", h.Target, status, detail)
 		}
-		if h.Success {
-			row("http", h.Target, "ok", fmt.Sprintf("%d in %s", h.StatusCode, diagnose.Dur(h.DurationSeconds)))
-			continue
-		}
-		detail := diagnose.Reason(h.Error)
-		if h.StatusCode > 0 {
-			detail = fmt.Sprintf("%d: %s", h.StatusCode, detail)
-		}
-		row("http", h.Target, "FAIL", detail)
 	}
 	if tp := r.Checks.Throughput; tp != nil {
 		if tp.Success {
@@ -239,32 +286,80 @@ func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 			}
 			row("speed", tp.Target, "ok", detail)
 		} else {
-			row("speed", tp.Target, "FAIL", diagnose.Reason(tp.Error))
+			row("speed", tp.Target, failStatus(&tp.Common), diagnose.Reason(tp.Error))
 		}
 	}
-	checks.write(w)
+}
 
-	fmt.Fprintln(w)
-	dims := &table{header: []string{"DIMENSION", "SCORE", "GRADE", "VALUE", "THRESHOLD", "DETAIL"}}
-	for _, d := range r.Dimensions.List() {
-		if !d.Measured {
-			dims.add([]string{d.Name, "-", "-", "-", dimValue(d.Unit, d.Threshold), "not measured: " + d.Detail}, nil)
-			continue
-		}
-		dims.add([]string{d.Name, fmt.Sprintf("%.2f", d.Score), d.Grade, dimValue(d.Unit, d.Value), dimValue(d.Unit, d.Threshold), d.Detail},
-			map[int]string{2: p.grade(d.Grade)})
+// failStatus is FAIL, or unmeasured for a check that could not run.
+func failStatus(c *prober.Common) string {
+	if prober.Unmeasured(c.Reason) {
+		return unmeasuredStatus
 	}
-	dims.write(w)
+	return "FAIL"
+}
 
-	fmt.Fprintln(w, "\nWhy:")
-	for i, e := range r.Evidence {
-		if i == 0 && r.Fault != diagnose.FaultNone {
-			e = p.paint(bold, e)
+func dnsRow(name string, d diagnose.DNSCheck) (status, detail string) {
+	res := d.Result
+	switch {
+	case res == nil:
+		return unmeasuredStatus, "not run"
+	case !res.Success:
+		status, detail = failStatus(&res.Common), diagnose.Reason(res.Error)
+		if d.Attempts > 1 {
+			detail += fmt.Sprintf(" (%d attempts)", d.Attempts)
 		}
-		fmt.Fprintf(w, "  - %s\n", e)
+	default:
+		status, detail = "ok", fmt.Sprintf("%s %s in %s", name, res.Rcode, diagnose.Dur(d.Waited()))
+		if d.Attempts > 1 {
+			detail += fmt.Sprintf(" (answered on attempt %d)", d.Attempts)
+		}
 	}
-	fmt.Fprintf(w, "\nVerdict: %s — %s. Health score %.2f (%s).\n", p.verdict(r.Verdict), faultWords[r.Fault], r.Score, p.grade(r.Grade))
-	return nil
+	if ok, addrs := d.RewritesNXDOMAIN(); ok {
+		status = "rewrites"
+		detail += fmt.Sprintf("; a name that cannot exist → %s: rewrites NXDOMAIN", strings.Join(addrs, ", "))
+	} else if in := d.Integrity; in != nil && in.QuerySucceeded {
+		detail += "; NXDOMAIN for a name that cannot exist"
+	}
+	return status, detail
+}
+
+func httpRow(h *prober.HTTPResult) (status, detail string) {
+	if h.Success {
+		detail = fmt.Sprintf("%d in %s", h.StatusCode, diagnose.Dur(h.DurationSeconds))
+		if h.Redirects > 0 && h.FinalURL != "" && h.FinalURL != h.URL {
+			detail += " from " + h.FinalURL
+		}
+		return "ok", detail
+	}
+	detail = diagnose.Reason(h.Error)
+	if h.StatusCode > 0 {
+		detail = fmt.Sprintf("%d: %s", h.StatusCode, detail)
+	}
+	return failStatus(&h.Common), detail
+}
+
+func mtuStatus(m *prober.MTUResult) string {
+	switch {
+	case m.BlackHole:
+		return "blackhole"
+	case !m.Success:
+		return failStatus(&m.Common)
+	}
+	return "ok"
+}
+
+func mtuDetail(m *prober.MTUResult) string {
+	if !m.Success && m.PathMTUBytes == 0 {
+		return diagnose.Reason(m.Error)
+	}
+	d := fmt.Sprintf("%d bytes (%s)", m.PathMTUBytes, m.Method)
+	if m.BlackHole {
+		d += fmt.Sprintf("; larger packets vanish without an ICMP error (local link %d)", m.MaxSizeBytes)
+	} else if m.ICMPFrom != "" {
+		d += "; signalled by " + m.ICMPFrom
+	}
+	return d
 }
 
 // table aligns columns by their plain text, so colour codes (which
@@ -273,6 +368,9 @@ type table struct {
 	header []string
 	rows   [][]string
 	shown  []map[int]string // per row: a cell's coloured form
+	// wrap gives columns whose cells wrap onto continuation lines at
+	// that width, instead of being cut.
+	wrap map[int]int
 }
 
 func (t *table) add(cells []string, colored map[int]string) {
@@ -281,6 +379,36 @@ func (t *table) add(cells []string, colored map[int]string) {
 }
 
 func (t *table) write(w io.Writer) {
+	var rows [][]string
+	var shown []map[int]string
+	for i, r := range t.rows {
+		parts := map[int][]string{}
+		n := 1
+		for c, width := range t.wrap {
+			if c < len(r) {
+				parts[c] = wrapText(r[c], width)
+				n = max(n, len(parts[c]))
+			}
+		}
+		for k := range n {
+			line := make([]string, len(r))
+			for c := range r {
+				switch ps, ok := parts[c]; {
+				case ok && k < len(ps):
+					line[c] = ps[k]
+				case !ok && k == 0:
+					line[c] = r[c]
+				}
+			}
+			rows = append(rows, line)
+			if k == 0 {
+				shown = append(shown, t.shown[i])
+			} else {
+				shown = append(shown, nil)
+			}
+		}
+	}
+	t.rows, t.shown = rows, shown
 	widths := make([]int, len(t.header))
 	for _, r := range append([][]string{t.header}, t.rows...) {
 		for i, c := range r {
@@ -335,30 +463,56 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// pingStatus is FAIL (no reply, or not run), lossy (above the loss
-// threshold) or ok.
+// pingStatus is FAIL (no reply, no route), unmeasured (could not run),
+// lossy (above the loss threshold) or ok.
 func pingStatus(r *prober.ICMPResult, lossThreshold float64) string {
 	switch {
 	case r.PacketsReceived == 0:
-		return "FAIL"
+		return failStatus(&r.Common)
 	case r.LossRatio > lossThreshold:
 		return "lossy"
 	}
 	return "ok"
 }
 
-func pingDetail(r *prober.ICMPResult) string {
+// pingDetail says what a ping found; want is the configured number of
+// echo requests (0: unknown), to say when fewer fitted in the time.
+func pingDetail(r *prober.ICMPResult, want int) string {
 	if r.PacketsSent == 0 {
 		return diagnose.Reason(r.Error)
 	}
+	fewer := ""
+	if want > 0 && r.PacketsPlanned > 0 && r.PacketsPlanned < want {
+		fewer = fmt.Sprintf(" (%d of %d planned: the rest did not fit in the time)", r.PacketsPlanned, want)
+	}
 	if r.PacketsReceived == 0 {
-		return fmt.Sprintf("no reply to %d echo requests", r.PacketsSent)
+		return fmt.Sprintf("no reply to %d echo requests%s", r.PacketsSent, fewer)
 	}
 	s := fmt.Sprintf("%s loss (%d/%d), %s", diagnose.Pct(r.LossRatio), r.PacketsSent-r.PacketsReceived, r.PacketsSent, diagnose.Dur(r.RTTMeanSeconds))
 	if r.PacketsReceived >= 2 {
 		s += ", jitter " + diagnose.Dur(r.JitterSeconds)
 	}
-	return s
+	return s + fewer
+}
+
+// wrapText breaks s into lines of at most width runes at spaces (a word
+// longer than width gets a line of its own); never cuts.
+func wrapText(s string, width int) []string {
+	words := strings.Fields(s)
+	if len(words) == 0 {
+		return []string{""}
+	}
+	var lines []string
+	line := words[0]
+	for _, w := range words[1:] {
+		if utf8.RuneCountInString(line)+1+utf8.RuneCountInString(w) > width {
+			lines = append(lines, line)
+			line = w
+			continue
+		}
+		line += " " + w
+	}
+	return append(lines, line)
 }
 
 func dimValue(unit string, v float64) string {

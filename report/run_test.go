@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"slices"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/isp-checker/isp-checker/diagnose"
 	dt "github.com/isp-checker/isp-checker/diagnose/diagnosetest"
+	"github.com/isp-checker/isp-checker/report/schematest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -73,6 +72,8 @@ func TestRunTextVerdictLine(t *testing.T) {
 		"healthy": "Verdict: HEALTHY — no fault found. Health score 0.95 (A).",
 		"lan":     "Verdict: DEGRADED — the fault is in your local network (LAN: Wi-Fi, cables, router). Health score 0.00 (F).",
 		"dns":     "Verdict: DOWN — the fault is DNS (name resolution). Health score 0.00 (F).",
+		"unknown": "Verdict: UNKNOWN — the connection could not be measured (see the first reason under Why). Health score not measured.",
+		"noroute": "Verdict: DOWN — the fault is in your local network (LAN: Wi-Fi, cables, router). Health score 0.00 (F).",
 	} {
 		var b bytes.Buffer
 		if err := WriteRun(&b, "text", dt.Scenario(name), TextOptions{}); err != nil {
@@ -81,6 +82,53 @@ func TestRunTextVerdictLine(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 		if got := lines[len(lines)-1]; got != want {
 			t.Errorf("%s: last line %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestRunTextKeepsTheFix: error text is wrapped, never cut, so the fix at
+// its end survives in the table and under "Why"; and a value that was not
+// measured is never printed as a zero.
+func TestRunTextKeepsTheFix(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteRun(&b, "text", dt.Scenario("unknown"), TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	text := b.String()
+	flat := strings.Join(strings.Fields(text), " ")
+	for _, fix := range []string{
+		"allow it with `sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`; or use protocol: tcp", // the gateway row's error, wrapped
+		"raw sockets need CAP_NET_RAW",
+	} {
+		if !strings.Contains(flat, fix) {
+			t.Errorf("the text lacks %q:\n%s", fix, text)
+		}
+	}
+	why := text[strings.Index(text, "Why:\n")+5:]
+	first := why[:strings.Index(why, "\n  - ")] // the first reason, with its continuation lines
+	if f := strings.Join(strings.Fields(first), " "); !strings.Contains(f, "`setcap cap_net_raw+ep /path/to/isp-checker`") ||
+		!strings.Contains(f, "`sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`") {
+		t.Errorf("the first reason lacks the fix: %q", f)
+	}
+	if line := first[:strings.Index(first, "\n")]; !strings.Contains(line, "cannot ping: no permission — run as root, widen net.ipv4.ping_group_range or grant CAP_NET_RAW") {
+		t.Errorf("the first line under Why does not name the fix: %q", line)
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if len([]rune(line)) > 130 {
+			t.Errorf("line of %d characters (wrap it): %q", len([]rune(line)), line)
+		}
+	}
+	if strings.Contains(text, "…") {
+		t.Errorf("the text cuts something short:\n%s", text)
+	}
+	for _, zero := range []string{" 0 ms", "0.00 ", " 0 %"} {
+		if strings.Contains(text, zero) {
+			t.Errorf("nothing was pinged, yet the text shows %q:\n%s", zero, text)
+		}
+	}
+	for _, d := range []string{"loss", "latency", "jitter"} {
+		if !regexp.MustCompile(`(?m)^` + d + `\s+-\s+-\s+-\s`).MatchString(text) {
+			t.Errorf("dimension %s is not shown as unmeasured:\n%s", d, text)
 		}
 	}
 }
@@ -106,135 +154,41 @@ func TestRunJSONSchema(t *testing.T) {
 		if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
 			t.Fatal(err)
 		}
-		for _, e := range ValidateJSON(schema, doc) {
+		for _, e := range schematest.Validate(schema, doc) {
 			t.Errorf("%s: %s", name, e)
 		}
 		m := doc.(map[string]any)
+		score, scored := m["score"]
 		if m["schema_version"] != float64(RunSchemaVersion) || m["verdict"] != r.Verdict || m["fault"] != r.Fault ||
-			m["exit_code"] != float64(diagnose.ExitCode(r.Verdict)) || m["score"] != r.Score {
+			m["exit_code"] != float64(diagnose.ExitCode(r.Verdict)) || scored != (r.Score != nil) || scored && score != *r.Score {
 			t.Errorf("%s: top level %v", name, m)
 		}
 	}
 	// The validator itself finds what is wrong.
-	bad := map[string]any{"schema_version": 2.0, "verdict": "fine", "score": 1.5, "evidence": []any{}}
-	errs := strings.Join(ValidateJSON(schema, bad), "\n")
-	for _, want := range []string{"$.schema_version: 2 is not one of", "$.verdict: \"fine\" is not one of", "$.score: 1.5 is above the maximum 1",
+	bad := map[string]any{"schema_version": 1.0, "verdict": "fine", "score": 1.5, "evidence": []any{}}
+	errs := strings.Join(schematest.Validate(schema, bad), "\n")
+	for _, want := range []string{"$.schema_version: 1 is not one of", "$.verdict: \"fine\" is not one of", "$.score: 1.5 is above the maximum 1",
 		"$.evidence: 0 items, fewer than 1", "$: required property \"fault\" is missing"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("validator missed %q in:\n%s", want, errs)
 		}
 	}
-}
-
-// ValidateJSON checks doc against the parts of JSON Schema that
-// docs/report.schema.json uses: type, enum, required, properties, items,
-// minItems, minimum, maximum, allOf and local $ref.
-func ValidateJSON(schema map[string]any, doc any) []string {
-	v := validator{root: schema}
-	v.check(schema, doc, "$")
-	return v.errs
-}
-
-type validator struct {
-	root map[string]any
-	errs []string
-}
-
-func (v *validator) fail(path, format string, args ...any) {
-	v.errs = append(v.errs, path+": "+fmt.Sprintf(format, args...))
-}
-
-func jsonType(x any) string {
-	switch x := x.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case string:
-		return "string"
-	case float64:
-		if x == math.Trunc(x) {
-			return "integer"
-		}
-		return "number"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "object"
+	// An unknown verdict has no score; a dimension not measured has no
+	// value: a zero there would read as a measurement.
+	var unknown map[string]any
+	var b bytes.Buffer
+	if err := WriteRun(&b, "json", dt.Scenario("unknown"), TextOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	return "unknown"
-}
-
-func (v *validator) check(s map[string]any, x any, path string) {
-	if ref, ok := s["$ref"].(string); ok {
-		def, _ := v.root["$defs"].(map[string]any)[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any)
-		if def == nil {
-			v.fail(path, "unknown $ref %s", ref)
-			return
-		}
-		v.check(def, x, path)
+	if err := json.Unmarshal(b.Bytes(), &unknown); err != nil {
+		t.Fatal(err)
 	}
-	for _, sub := range asList(s["allOf"]) {
-		v.check(sub.(map[string]any), x, path)
-	}
-	if t, ok := s["type"]; ok {
-		got, types := jsonType(x), []string{}
-		for _, tt := range append(asList(t), t) {
-			if ts, ok := tt.(string); ok {
-				types = append(types, ts)
-			}
-		}
-		if !slices.Contains(types, got) && (got != "integer" || !slices.Contains(types, "number")) {
-			v.fail(path, "%s, want %s", got, strings.Join(types, " or "))
-			return
+	unknown["score"] = 0.0
+	unknown["dimensions"].(map[string]any)["loss"].(map[string]any)["value"] = 0.0
+	errs = strings.Join(schematest.Validate(schema, unknown), "\n")
+	for _, want := range []string{"$.score: must be absent", "$.dimensions.loss.value: must be absent"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("validator missed %q in:\n%s", want, errs)
 		}
 	}
-	if enum, ok := s["enum"].([]any); ok {
-		found := false
-		for _, e := range enum {
-			if e == x {
-				found = true
-			}
-		}
-		if !found {
-			b, _ := json.Marshal(x)
-			v.fail(path, "%s is not one of %v", b, enum)
-		}
-	}
-	if n, ok := x.(float64); ok {
-		if m, ok := s["minimum"].(float64); ok && n < m {
-			v.fail(path, "%v is below the minimum %v", n, m)
-		}
-		if m, ok := s["maximum"].(float64); ok && n > m {
-			v.fail(path, "%v is above the maximum %v", n, m)
-		}
-	}
-	if obj, ok := x.(map[string]any); ok {
-		for _, r := range asList(s["required"]) {
-			if _, ok := obj[r.(string)]; !ok {
-				v.fail(path, "required property %q is missing", r)
-			}
-		}
-		props, _ := s["properties"].(map[string]any)
-		for k, sub := range props {
-			if val, ok := obj[k]; ok {
-				v.check(sub.(map[string]any), val, path+"."+k)
-			}
-		}
-	}
-	if arr, ok := x.([]any); ok {
-		if m, ok := s["minItems"].(float64); ok && float64(len(arr)) < m {
-			v.fail(path, "%d items, fewer than %v", len(arr), m)
-		}
-		if items, ok := s["items"].(map[string]any); ok {
-			for i, e := range arr {
-				v.check(items, e, fmt.Sprintf("%s[%d]", path, i))
-			}
-		}
-	}
-}
-
-func asList(x any) []any {
-	l, _ := x.([]any)
-	return l
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,6 +98,9 @@ func (c *checkCmd) check() (int, error) {
 	input, err := batch.ReadInput(in, batch.DefaultLimits)
 	if err != nil {
 		return 2, usageError{fmt.Errorf("%s: %w", name, err)}
+	}
+	for _, w := range input.Warnings {
+		fmt.Fprintf(os.Stderr, "isp-checker check: warning: %s: %s\n", name, w)
 	}
 	if len(input.Rows) == 0 {
 		return 2, usageError{fmt.Errorf("%s has no URLs", name)}
@@ -212,16 +216,29 @@ func (p *progressBar) update(done, total int) {
 		return
 	}
 	p.last = now
-	elapsed := now.Sub(p.start).Seconds()
-	rate := float64(done) / max(elapsed, 1e-3)
+	fmt.Fprintf(p.w, "\r%s   ", progressLine(done, total, now.Sub(p.start)))
+}
+
+// progressLine is the bar, done/total, the rate so far and the time left.
+func progressLine(done, total int, elapsed time.Duration) string {
+	rate := float64(done) / max(elapsed.Seconds(), 1e-3)
 	eta := "?"
 	if rate > 0 {
 		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	const width = 30
-	filled := width * done / max(total, 1)
+	filled := width * min(done, total) / max(total, 1)
 	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
-	fmt.Fprintf(p.w, "\r[%s] %d/%d  %.0f/s  ETA %s   ", bar, done, total, rate, eta)
+	return fmt.Sprintf("[%s] %d/%d  %s/s  ETA %s", bar, done, total, formatRate(rate), eta)
+}
+
+// formatRate keeps two significant digits below 10/s (slow sites, small
+// batches), whole numbers above.
+func formatRate(r float64) string {
+	if r >= 10 || r == 0 {
+		return strconv.FormatFloat(r, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(r, 'g', 2, 64)
 }
 
 func (p *progressBar) finish() {

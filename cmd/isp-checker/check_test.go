@@ -296,3 +296,98 @@ func TestCheckSecondInterrupt(t *testing.T) {
 		t.Errorf("want an interrupted report with no finished checks: %+v, %d rows", doc.Summary, len(doc.Results))
 	}
 }
+
+// TestProgressLine: rates below a few URLs a second are shown with their
+// fraction, not rounded to 0/s while URLs complete.
+func TestProgressLine(t *testing.T) {
+	tests := []struct {
+		done, total int
+		elapsed     time.Duration
+		want        string
+	}{
+		{3, 100, 10 * time.Second, "3/100  0.3/s  ETA 5m23s"},
+		{1, 10, 40 * time.Second, "1/10  0.025/s  ETA 6m0s"},
+		{15, 20, 10 * time.Second, "15/20  1.5/s  ETA 3s"},
+		{4000, 10000, time.Second, "4000/10000  4000/s  ETA 2s"},
+		{0, 10, time.Second, "0/10  0/s  ETA ?"},
+	}
+	for _, tc := range tests {
+		got := progressLine(tc.done, tc.total, tc.elapsed)
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("progressLine(%d, %d, %v) = %q, want it to contain %q", tc.done, tc.total, tc.elapsed, got, tc.want)
+		}
+	}
+}
+
+// TestCheckMalformedRows: a bad quote, an unterminated quote and a row with
+// too few fields are each that row's error, and every other row is still
+// checked; a CSV without a header is read as CSV, with a warning.
+func TestCheckMalformedRows(t *testing.T) {
+	s := checkSite(t)
+	dir := t.TempDir()
+	type row struct {
+		url, status, err, column string
+		line                     int
+	}
+	tests := []struct {
+		name, in, warning string
+		want              []row
+	}{
+		{
+			name: "bad quoting and short rows",
+			in:   fmt.Sprintf("url,team\n%[1]s/ok/1,a\n%[1]s/ok/2\"x,b\n%[1]s/ok/3\n\"%[1]s/ok/4,d\n%[1]s/missing/5,e\n", s.URL),
+			want: []row{
+				{s.URL + "/ok/1", "active", "", "a", 2},
+				{s.URL + `/ok/2"x,b`, "error", `CSV line 3: bare " in non-quoted-field`, "", 3},
+				{s.URL + "/ok/3", "error", "CSV line 4 has 1 field, the header has 2", "", 4},
+				{`"` + s.URL + "/ok/4,d", "error", `CSV line 5: extraneous or missing " in quoted-field`, "", 5},
+				{s.URL + "/missing/5", "inactive", "status code", "e", 6},
+			},
+		},
+		{
+			name:    "no header",
+			in:      fmt.Sprintf("%[1]s/ok/a,label\n%[1]s/missing/b,label2\n", s.URL),
+			warning: "line 1 has commas but the input has no header line naming a url column: reading it as CSV with the URLs in column 1",
+			want: []row{
+				{s.URL + "/ok/a", "active", "", "label", 1},
+				{s.URL + "/missing/b", "inactive", "status code", "label2", 2},
+			},
+		},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := filepath.Join(dir, fmt.Sprintf("in%d.csv", i))
+			if err := os.WriteFile(in, []byte(tc.in), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out, stderr := runCheck(t, nil, in, "--format=json", "--timeout=5s")
+			if code != 1 {
+				t.Errorf("exit %d, want 1; stderr: %s", code, stderr)
+			}
+			if tc.warning != "" && !strings.Contains(stderr, "warning: "+in+": "+tc.warning) {
+				t.Errorf("stderr lacks the warning %q:\n%s", tc.warning, stderr)
+			}
+			var doc struct {
+				Results []struct {
+					URL, Status, Error string
+					Line               int
+					Columns            map[string]string
+				}
+			}
+			if err := json.Unmarshal([]byte(out), &doc); err != nil {
+				t.Fatalf("no report: %v\n%s\n%s", err, out, stderr)
+			}
+			if len(doc.Results) != len(tc.want) {
+				t.Fatalf("%d results, want %d: %+v", len(doc.Results), len(tc.want), doc.Results)
+			}
+			for j, w := range tc.want {
+				g := doc.Results[j]
+				col := g.Columns["team"] + g.Columns["column2"]
+				if g.URL != w.url || g.Status != w.status || g.Line != w.line || col != w.column ||
+					(w.err == "") != (g.Error == "") || !strings.Contains(g.Error, w.err) {
+					t.Errorf("result %d: %+v, want %+v", j, g, w)
+				}
+			}
+		})
+	}
+}

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"math"
+	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
@@ -59,3 +61,55 @@ func (f *bytesFlag) Set(s string) error {
 }
 
 func (f *bytesFlag) String() string { return f.val.String() }
+
+// durationFlag is a non-negative duration such as 30s or 2m whose parse
+// errors name the flag; a positive one when the limit cannot be off.
+type durationFlag struct {
+	name     string
+	val      time.Duration
+	positive bool
+}
+
+func (f *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if f.positive && (err != nil || v <= 0) {
+		return fmt.Errorf("--%s: %q is not a positive duration such as 30s or 2m", f.name, s)
+	}
+	if err != nil || v < 0 {
+		return fmt.Errorf("--%s: %q is not a duration such as 30s or 2m (0 turns the limit off)", f.name, s)
+	}
+	f.val = v
+	return nil
+}
+
+func (f *durationFlag) String() string { return f.val.String() }
+
+// duration declares a durationFlag with a default.
+func duration(app *kingpin.Application, name, help, def string) *durationFlag {
+	f := &durationFlag{name: name}
+	app.Flag(name, help).Default(def).SetValue(f)
+	return f
+}
+
+// urlFlag is a URL checked by parse, whose errors name the flag.
+type urlFlag struct {
+	name  string
+	parse func(string) (*url.URL, error)
+	val   *url.URL
+}
+
+func (f *urlFlag) Set(s string) error {
+	u, err := f.parse(s)
+	if err != nil {
+		return fmt.Errorf("--%s: %w", f.name, err)
+	}
+	f.val = u
+	return nil
+}
+
+func (f *urlFlag) String() string {
+	if f.val == nil {
+		return ""
+	}
+	return f.val.String()
+}

@@ -13,11 +13,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/isp-checker/isp-checker/internal/netlab"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
+	netlab.Isolate() // lab tests: see the netlab package documentation
 	dir, err := os.MkdirTemp("", "isp-checker-bin")
 	if err != nil {
 		panic(err)
@@ -68,6 +71,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"--timeout-offset=NaN"}, 2, `--timeout-offset: "NaN" is not a number`},
 		{[]string{"--speedtest.max-bytes=lots"}, 2, `--speedtest.max-bytes: "lots" is not a positive size`},
 		{[]string{"--speedtest.max-bytes=0"}, 2, `--speedtest.max-bytes: "0" is not a positive size`},
+		{[]string{"--speedtest.rpm.max-duration=0"}, 2, `--speedtest.rpm.max-duration: "0" is not a positive duration`},
+		{[]string{"--speedtest.public-url=speed.example.net"}, 2, `--speedtest.public-url: public URL "speed.example.net": want http:// or https:// and a host`},
 		{[]string{"--history.limit=1.5"}, 2, `--history.limit: "1.5" is not a whole number`},
 		{[]string{"--config.file", bad, "--config.check"}, 1, `line 4: unknown field "htp" in module`},
 		{[]string{"--config.file", filepath.Join(dir, "missing.yml"), "--config.check"}, 1, "no such file or directory"},
@@ -102,8 +107,15 @@ func freePort(t *testing.T) string {
 // until it answers.
 func startServer(t *testing.T, args ...string) string {
 	t.Helper()
+	return startServerAs(t, nil, args...)
+}
+
+// startServerAs is startServer with a command prefix (setpriv …).
+func startServerAs(t *testing.T, prefix []string, args ...string) string {
+	t.Helper()
 	addr := freePort(t)
-	cmd := exec.Command(binary, append(args, "--web.listen-address="+addr)...)
+	argv := append(append(prefix, binary), append(args, "--web.listen-address="+addr)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

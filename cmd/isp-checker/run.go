@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -15,8 +17,10 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus/push"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/diagnose"
 	"github.com/isp-checker/isp-checker/prober"
@@ -24,9 +28,16 @@ import (
 )
 
 // runUsageExit is the exit status of `isp-checker run` for usage errors
-// (bad flags included) and reports that cannot be written: 3, apart from
-// the verdict's 0 healthy, 1 degraded, 2 down.
+// (bad flags included) and reports that cannot be written or pushed: 3,
+// apart from the verdict's 0 healthy, 1 degraded, 2 down, 4 unknown.
 const runUsageExit = 3
+
+// runPushJob is the job label of a pushed run; runPushTimeout bounds the
+// push.
+const (
+	runPushJob     = "isp-checker-run"
+	runPushTimeout = 10 * time.Second
+)
 
 // runCmd is `isp-checker run`: a one-shot diagnosis of the connection.
 type runCmd struct {
@@ -43,6 +54,9 @@ type runCmd struct {
 	output     *string
 	module     *string
 	timeout    *time.Duration
+	push       *string
+	pushInst   *string
+	verdictRC  *bool
 
 	// stdout and stderr are the process's, or a test's buffers.
 	stdout, stderr io.Writer
@@ -52,7 +66,7 @@ type runCmd struct {
 
 func addRunCmd(app *kingpin.Application, common *commonFlags, logConfig *promslog.Config) (*kingpin.CmdClause, *runCmd) {
 	c := &runCmd{common: common, logConfig: logConfig}
-	cmd := app.Command("run", "Diagnose the connection once: is it the LAN, the ISP, DNS or the remote end? Exit status 0 healthy, 1 degraded, 2 down, 3 usage error.")
+	cmd := app.Command("run", "Diagnose the connection once: is it the LAN, the ISP, DNS or the remote end? Exit status 0 healthy, 1 degraded, 2 down, 4 unknown (not measured), 3 usage error.")
 	c.targets = cmd.Flag("target", "Internet target to ping (repeatable; the first is traced). Default: the module's (1.1.1.1, 8.8.8.8, 9.9.9.9).").Strings()
 	c.dnsServers = cmd.Flag("dns-server", "Resolver to query, ip or ip:port (repeatable). Default: the module's, else the nameservers of /etc/resolv.conf.").Strings()
 	c.dnsName = cmd.Flag("dns-name", "Name to resolve. Default: the module's (example.com).").String()
@@ -64,6 +78,9 @@ func addRunCmd(app *kingpin.Application, common *commonFlags, logConfig *promslo
 	c.output = cmd.Flag("output", "Also write the JSON report to this file.").Short('o').String()
 	c.module = cmd.Flag("module", "isp module of --config.file whose thresholds and check lists to use.").Default("isp").String()
 	c.timeout = cmd.Flag("timeout", "Time the whole diagnosis may take.").Default("60s").Duration()
+	c.push = cmd.Flag("push", `Push the diagnosis's probe_isp_* metrics to this Prometheus Pushgateway (e.g. http://pushgateway:9091), as job "`+runPushJob+`".`).PlaceHolder("URL").String()
+	c.pushInst = cmd.Flag("push-instance", "The instance label of the pushed group. Default: the host name.").String()
+	c.verdictRC = cmd.Flag("verdict-exit-code", "Exit with the verdict's status (0 healthy, 1 degraded, 2 down, 4 unknown). --no-verdict-exit-code exits 0 once the report is written (and pushed), for schedulers that count any other status as a failed job.").Default("true").Bool()
 	return cmd, c
 }
 
@@ -83,6 +100,10 @@ func (c *runCmd) run() int {
 	code, err := c.diagnose()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "isp-checker run: %v\n", err)
+		return code
+	}
+	if !*c.verdictRC {
+		return 0
 	}
 	return code
 }
@@ -148,6 +169,10 @@ func (c *runCmd) diagnose() (int, error) {
 	if err != nil {
 		return runUsageExit, err
 	}
+	pusher, err := c.pusher()
+	if err != nil {
+		return runUsageExit, err
+	}
 	// Open the output first, so a bad path fails before the work.
 	var outFile *os.File
 	if *c.output != "" {
@@ -185,7 +210,35 @@ func (c *runCmd) diagnose() (int, error) {
 			return runUsageExit, fmt.Errorf("writing %s: %w", *c.output, err)
 		}
 	}
+	if pusher != nil {
+		pctx, cancel := context.WithTimeout(context.Background(), runPushTimeout)
+		defer cancel()
+		if err := pusher.Gatherer(collector.ISPGatherer(res, logger)).PushContext(pctx); err != nil {
+			return runUsageExit, fmt.Errorf("pushing to %s: %w", *c.push, err)
+		}
+	}
 	return diagnose.ExitCode(res.Verdict), nil
+}
+
+// pusher checks --push and --push-instance; nil without --push.
+func (c *runCmd) pusher() (*push.Pusher, error) {
+	if *c.push == "" {
+		if *c.pushInst != "" {
+			return nil, errors.New("--push-instance needs --push")
+		}
+		return nil, nil
+	}
+	u, err := url.Parse(*c.push)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--push %q is not an http:// or https:// URL of a Pushgateway", *c.push)
+	}
+	inst := *c.pushInst
+	if inst == "" {
+		if inst, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("--push: no host name for the instance label (give --push-instance): %w", err)
+		}
+	}
+	return push.New(*c.push, runPushJob).Grouping("instance", inst).Client(&http.Client{Timeout: runPushTimeout}), nil
 }
 
 // runProgress shows on a terminal which check finished last; elsewhere it
@@ -198,8 +251,8 @@ type runProgress struct {
 
 func (p *runProgress) start(plan diagnose.Plan) {
 	if p.on {
-		fmt.Fprintf(p.w, "\rdiagnosing: %d targets, %d resolvers, %d web sites…\033[K",
-			len(plan.Targets), len(plan.DNSServers), len(plan.HTTPURLs))
+		fmt.Fprintf(p.w, "\r[0/%d] diagnosing: %d targets, %d resolvers, %d web sites…\033[K",
+			diagnose.PlannedSteps(plan), len(plan.Targets), len(plan.DNSServers), len(plan.HTTPURLs))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -31,10 +32,19 @@ type serveCmd struct {
 	maxConcurrent *numberFlag
 	webConfig     *web.FlagConfig
 
+	// Server limits and the memory budget (security issue).
+	idleTimeout       *durationFlag
+	readHeaderTimeout *durationFlag
+	memoryBudget      *bytesFlag
+
 	// Throughput prober and speed-test endpoints (throughput issue).
 	throughputMax     *numberFlag
 	speedtestEnable   *bool
 	speedtestMaxBytes *bytesFlag
+
+	// Responsiveness (RPM) server (issue 18).
+	speedtestRPMMaxDuration *durationFlag
+	speedtestPublicURL      *urlFlag
 }
 
 func (s *serveCmd) run() int {
@@ -81,10 +91,18 @@ func (s *serveCmd) run() int {
 	// Throughput prober and speed-test endpoints (throughput issue).
 	prober.SetThroughputConcurrency(int(s.throughputMax.val))
 	var extra map[string]http.Handler
+	var connContext func(context.Context, net.Conn) context.Context
 	if *s.speedtestEnable {
-		st := speedtest.New(speedtest.Options{MaxBytes: int64(s.speedtestMaxBytes.val), Registerer: reg, Logger: logger})
-		extra = st.Routes()
+		o := speedtest.Options{MaxBytes: int64(s.speedtestMaxBytes.val), Registerer: reg, Logger: logger}
+		// Responsiveness (RPM) server (issue 18).
+		o.RPMMaxDuration, o.PublicURL = s.speedtestRPMMaxDuration.val, s.speedtestPublicURL.val
+		st := speedtest.New(o)
+		extra, connContext = st.Routes(), st.ConnContext
 		logger.Info("speed-test endpoints enabled", "paths", speedtest.DownloadPath+" "+speedtest.UploadPath, "max_bytes", int64(s.speedtestMaxBytes.val))
+		logger.Info("responsiveness test server enabled", "config", speedtest.WellKnownPath, "max_duration", o.RPMMaxDuration)
+		if *s.webConfig.WebConfigFile == "" {
+			logger.Warn("responsiveness clients need HTTP/2 over TLS: without --web.config.file they cannot use " + speedtest.WellKnownPath)
+		}
 	}
 
 	mux := collector.NewMux(collector.ServerOptions{
@@ -100,7 +118,8 @@ func (s *serveCmd) run() int {
 		Reload:   reload,
 		Extra:    extra, // speed-test endpoints (throughput issue)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: s.readHeaderTimeout.val, IdleTimeout: s.idleTimeout.val,
+		ConnContext: connContext} // the responsiveness endpoints' view of each connection (issue 18)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

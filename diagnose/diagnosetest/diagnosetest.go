@@ -82,19 +82,72 @@ func Trace(hops ...string) *prober.TracerouteResult {
 	return t
 }
 
-// DNS is a query through server that succeeded (in seconds) or failed.
+// IntegrityName is the name that cannot exist of the synthetic checks.
+const IntegrityName = "isp-checker-mfrggzdfmztwq2lk.invalid."
+
+// DNS is a query through server that succeeded (in seconds) or failed
+// (three attempts of 2 s), with the query for a name that cannot exist
+// answered NXDOMAIN (or lost, when the resolver fails).
 func DNS(server string, ok bool, seconds float64) diagnose.DNSCheck {
 	r := &prober.DNSResult{Common: common("dns", server, ok, ""), Transport: "udp", Server: server + ":53", QueryName: DNSName + ".", QueryType: "A", QueryClass: "IN"}
-	c := diagnose.DNSCheck{Server: server, Attempts: 1, Result: r}
+	c := diagnose.DNSCheck{Server: server, Attempts: 1, Result: r, WaitedSeconds: seconds}
 	if ok {
 		r.QuerySucceeded, r.Rcode, r.AnswerRRs = true, "NOERROR", 1
 		r.Phases.RequestSeconds = seconds
 		r.Answer = []string{DNSName + ".\t300\tIN\tA\t" + Target1}
+		c.Integrity = Integrity(server, "")
 	} else {
-		c.Attempts = 3
+		c.Attempts, c.WaitedSeconds = 3, 6
 		r.Error = "error while sending a DNS query: no complete answer from " + server + ":53 before the probe timeout: i/o timeout"
+		c.Integrity = &prober.DNSResult{Common: common("dns", server, false, r.Error), Transport: "udp", Server: server + ":53",
+			QueryName: IntegrityName, QueryType: "A", QueryClass: "IN"}
 	}
 	return c
+}
+
+// Integrity is the answer to the name that cannot exist: NXDOMAIN, or an
+// A record for answer (a resolver that rewrites NXDOMAIN).
+func Integrity(server, answer string) *prober.DNSResult {
+	r := &prober.DNSResult{Common: common("dns", server, false, "rcode NXDOMAIN is not one of the valid rcodes NOERROR"),
+		Transport: "udp", Server: server + ":53", QueryName: IntegrityName, QueryType: "A", QueryClass: "IN",
+		QuerySucceeded: true, Rcode: "NXDOMAIN"}
+	r.Phases.RequestSeconds = 0.01
+	if answer != "" {
+		r.Success, r.Error, r.Rcode, r.AnswerRRs = true, "", "NOERROR", 1
+		r.Answer = []string{IntegrityName + "\t60\tIN\tA\t" + answer}
+	}
+	return r
+}
+
+// MTU is a path-MTU search that found mtu bytes (a black hole when
+// blackHole) below a 1500-byte link.
+func MTU(target string, mtu int, blackHole bool) *prober.MTUResult {
+	r := &prober.MTUResult{Common: common("mtu", target, true, ""), PathMTUBytes: mtu, Method: prober.MTUMethodLocal,
+		BlackHole: blackHole, MinSizeBytes: 576, MaxSizeBytes: 1500, Interface: "eth0", InterfaceMTUBytes: 1500,
+		Rounds: 1, ProbesSent: 9, RTTSeconds: 0.012}
+	r.IPAddr, r.IPProtocol = target, 4
+	if blackHole {
+		r.Method, r.Rounds, r.ProbesSent = prober.MTUMethodSearch, 3, 40
+	}
+	return r
+}
+
+// NoPermission is a check that could not run: no permission to open its
+// socket, with the fix in the error as the icmp prober writes it.
+func NoPermission(c *prober.Common) {
+	c.Success, c.Reason = false, prober.ReasonPermission
+	c.Error = "cannot probe target: no ICMP socket is allowed (raw: operation not permitted; datagram: permission denied): " +
+		"raw sockets need CAP_NET_RAW: run as root or grant it with `setcap cap_net_raw+ep /usr/bin/isp-checker`; " +
+		"unprivileged ICMP sockets need the process's group (gid 65534) inside net.ipv4.ping_group_range (now \"1 0\"): " +
+		"allow it with `sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`; or use protocol: tcp"
+}
+
+// NoRoute is a ping that could not leave this host: no route.
+func NoRoute(target string) *prober.ICMPResult {
+	r := Ping(target, 0, 0, 0, 0)
+	r.Reason = prober.ReasonNoRoute
+	r.Error = "cannot probe target: sending echo request: write ip4 0.0.0.0->" + target + ": sendto: network is unreachable"
+	return r
 }
 
 // HTTP is a request to url that succeeded (200) or was refused.
@@ -139,14 +192,19 @@ func Healthy() *diagnose.ISPResult {
 		},
 		DNS:  []diagnose.DNSCheck{DNS(DNS1, true, 0.011), DNS(DNS2, true, 0.019)},
 		HTTP: []*prober.HTTPResult{HTTP(Site1, true), HTTP(Site2, true)},
+		MTU:  MTU(Target1, 1500, false),
 	}
+	r.Plan.Options = config.DefaultISPProbe()
 	return r
 }
 
 // Scenario returns a diagnosed synthetic connection: healthy, lan (30 %
 // loss at the gateway), isp (30 % loss from hop 3 on), dns (every resolver
-// silent), remote (one of two web sites refuses) or bufferbloat (the speed
-// test's latency rises by 250 ms).
+// silent), remote (one of two web sites refuses), bufferbloat (the speed
+// test's latency rises by 250 ms), unknown (no permission to ping or
+// trace), noroute (the link is down), rewrite (a resolver answers a name
+// that cannot exist), portal (a captive portal) or blackhole (a path-MTU
+// black hole at 1400 bytes).
 func Scenario(name string) *diagnose.ISPResult {
 	r := Healthy()
 	c := &r.Checks
@@ -172,11 +230,59 @@ func Scenario(name string) *diagnose.ISPResult {
 	case "bufferbloat":
 		r.Plan.SpeedURL = SpeedURL
 		c.Throughput = Speed(0.015, 0.265)
+	case "unknown":
+		for _, p := range append([]*prober.ICMPResult{c.Gateway}, c.Targets...) {
+			*p = *Ping(p.Target, 0, 0, 0, 0)
+			NoPermission(&p.Common)
+		}
+		c.Trace = &prober.TracerouteResult{Common: common("traceroute", Target1, false, ""), Protocol: "icmp", FirstHop: 1, MaxHops: 30, PacketsPerHop: 5}
+		NoPermission(&c.Trace.Common)
+		c.Trace.Error = "cannot trace target: raw socket: operation not permitted: raw sockets need CAP_NET_RAW"
+		c.Hops = nil
+		c.MTU = &prober.MTUResult{Common: common("mtu", Target1, false, "")}
+		NoPermission(&c.MTU.Common)
+		c.MTU.Error = "cannot probe target: listen ip4:icmp 0.0.0.0: socket: operation not permitted"
+	case "noroute":
+		c.Gateway = NoRoute(Gateway)
+		for i, t := range c.Targets {
+			c.Targets[i] = NoRoute(t.Target)
+		}
+		c.Trace = &prober.TracerouteResult{Common: common("traceroute", Target1, false, "no probe could be sent: sendto: network is unreachable"), Protocol: "icmp"}
+		c.Trace.Reason, c.Hops, c.MTU = prober.ReasonNoRoute, nil, nil
+		for i, d := range c.DNS {
+			c.DNS[i] = DNS(d.Server, false, 0)
+			c.DNS[i].Result.Error = "error while sending a DNS query: dial udp " + d.Server + ":53: connect: network is unreachable"
+			c.DNS[i].Result.Reason, c.DNS[i].Integrity.Reason = prober.ReasonNoRoute, prober.ReasonNoRoute
+		}
+		for i, h := range c.HTTP {
+			c.HTTP[i] = HTTP(h.Target, false)
+			c.HTTP[i].Error = `HTTP request failed: Get "` + h.Target + `": dial tcp 203.0.113.99:443: connect: network is unreachable`
+			c.HTTP[i].Reason = prober.ReasonNoRoute
+		}
+	case "rewrite":
+		c.DNS[1].Integrity = Integrity(DNS2, "198.51.100.80")
+	case "portal":
+		const portal = "http://192.0.2.1:8080/login"
+		for i, t := range c.Targets {
+			c.Targets[i] = Ping(t.Target, 30, 0, 0, 0)
+		}
+		c.Trace = &prober.TracerouteResult{Common: common("traceroute", Target1, false, "destination not reached: the last answer came from hop 1 (192.0.2.1); TTLs 2-30 got none"),
+			Protocol: "icmp", FirstHop: 1, MaxHops: 30, PacketsPerHop: 5, HopCount: 1,
+			Hops: []prober.TracerouteHop{{TTL: 1, Address: Gateway, Sent: 5, Received: 5, RTTMeanSeconds: 0.0008}}}
+		c.Hops, c.MTU = nil, nil
+		for i, d := range c.DNS {
+			c.DNS[i].Integrity = Integrity(d.Server, Gateway)
+		}
+		for _, h := range c.HTTP {
+			h.FinalURL, h.Redirects, h.SSL = portal, 1, false
+		}
+	case "blackhole":
+		c.MTU = MTU(Target1, 1400, true)
 	default:
 		panic("diagnosetest: no scenario " + name)
 	}
 	diagnose.Diagnose(r)
-	if r.Verdict == diagnose.VerdictDown {
+	if r.Verdict == diagnose.VerdictDown || r.Verdict == diagnose.VerdictUnknown {
 		r.Success, r.Error = false, r.Summary
 	} else {
 		r.Success = true
@@ -185,4 +291,4 @@ func Scenario(name string) *diagnose.ISPResult {
 }
 
 // Scenarios are the names Scenario knows.
-var Scenarios = []string{"healthy", "lan", "isp", "dns", "remote", "bufferbloat"}
+var Scenarios = []string{"healthy", "lan", "isp", "dns", "remote", "bufferbloat", "unknown", "noroute", "rewrite", "portal", "blackhole"}

@@ -13,7 +13,11 @@
 //
 // # Requirements
 //
-// Root (CAP_NET_ADMIN and CAP_SYS_ADMIN), iproute2 (ip, tc) and nftables.
+// Root (CAP_NET_ADMIN and CAP_SYS_ADMIN), iproute2 (ip, tc) and nftables,
+// and Isolate called first in the package's TestMain:
+//
+//	func TestMain(m *testing.M) { netlab.Isolate(); goleak.VerifyTestMain(m) }
+//
 // New skips the test with the reason when any is missing or `ip netns add`
 // fails; with CI=true it fails instead, so CI cannot silently skip lab tests.
 // The kernel needs veth, nftables (numgen), tbf and /dev/net/tun; it does not
@@ -25,14 +29,29 @@
 // so running it "inside" a namespace is fragile: a setns'd thread covers only
 // code on that locked goroutine. netlab therefore makes the test process's
 // own network namespace the client: Attach (done by Path) creates a link from
-// the host namespace to the gateway node, and adds host routes for exactly
-// the subnets of the lab's links (each a /30 and a /64) via that link. Probe
-// code runs unchanged and its packets enter the lab. Nothing else on the host
-// changes: no sysctl (other than keep_addr_on_down on the lab's own
-// interface), no default route, no firewall rule outside the lab's own
-// nftables table "netlab_<slot>" (created only for faults on the client's
-// end, matching only its interfaces). Teardown deletes the interface, which
-// takes the routes and any cached path-MTU with it.
+// it to the gateway node, and adds routes for exactly the subnets of the
+// lab's links (each a /30 and a /64) via that link. Probe code runs
+// unchanged and its packets enter the lab. The client also gets an nftables
+// table "netlab_<slot>" (a guard that drops packets for the slot's prefixes
+// leaving by anything but a lab interface, and faults on the client's end).
+// Teardown deletes the interface, which takes the routes and any cached
+// path-MTU with it. The rest of the slot's address space is a throw route in
+// the client: "network is unreachable", as on a real host, when a lab link is
+// down or Lab.RemoveClientRoutes took the routes away.
+//
+// That namespace is the tests' own, not the host's: Isolate re-runs the test
+// binary in a fresh network namespace with only loopback (and the host's
+// ping_group_range), and New refuses to build a lab anywhere else. In the
+// host's namespace the lab's routes and guard would take over the host's own
+// traffic to any address in the slot; a host may well reach real services at
+// documentation addresses behind its default route (this project's machines
+// reach their package registries at 203.0.113.80, inside slot 2), and no
+// routing table says so — only the host's resolver would, and tests must not
+// ask it. Reading routes and interfaces cannot protect what hides behind the
+// default route; a namespace of its own protects everything. So nothing on
+// the host changes, slot choice needs nothing from the host (no addresses,
+// routes or names to avoid), and every other test of the package can reach
+// nothing but loopback and its labs.
 //
 // Other nodes are namespaces named "nlab<slot>-<node>". Node.Do runs Go code
 // on a thread inside one; sockets made there stay there, which is how
@@ -53,11 +72,6 @@
 // addresses. 192.0.2.0/24 is not used either, since hosts (this project's own
 // machines, for one) put their LAN there.
 //
-// Slots that overlap anything the host uses are skipped: interface
-// prefixes, routes, resolvers, /etc/hosts, and the addresses of the package
-// registries (on this project's machines proxy.golang.org and deb.debian.org
-// resolve to 203.0.113.80, inside slot 2).
-//
 // A guard rule in every namespace drops any packet leaving for an address
 // outside the lab's own slot (link-local and multicast excepted), so a
 // mistake in a test — even a default route towards the client — cannot send
@@ -67,12 +81,13 @@
 //
 // `go test ./...` runs packages in parallel, and one package may run labs in
 // parallel tests. A lab holds an exclusive flock(2) on /run/netlab/slot<s>.lock
-// for its whole life; New takes the first free usable slot and waits (polling)
+// for its whole life; New takes the first free slot and waits (polling)
 // while all are taken. The lock belongs to the open file, so it also excludes
 // other labs in the same process, and the kernel releases it when a process
 // dies. Because the slot owner is unique, everything named with the slot
-// prefix is its own: New deletes leftovers of a crashed earlier owner
-// (namespaces, host interfaces, the host nft table) before building.
+// prefix is its own: New deletes leftovers of a crashed earlier owner (its
+// namespaces; its client interface and table went with its own namespace)
+// before building.
 //
 // # Faults and their ground truth
 //
@@ -109,6 +124,8 @@
 //   - Dead services: close the listener (refused), Node.Reject (TCP reset /
 //     ICMP port unreachable), Node.Block (silently dropped: timeouts),
 //     Proc.Kill, or End.Down / Link.Down for a cut link (Up restores routes).
+//   - A host without a route: Lab.RemoveClientRoutes (the gateway still
+//     answers; everything beyond it is unreachable).
 //
 // Every fault returns (or is) undoable: Rule.Remove, ClearRateLimit,
 // SetDelay(0), Up.
@@ -117,20 +134,21 @@
 //
 // t.Cleanup (registered by New, so it runs after the test's own cleanups)
 // kills started processes, closes listeners and relays, deletes the
-// namespaces, the client's lab interface and the host nft table, and releases
+// namespaces, the client's lab interface and nft table, and releases
 // the slot — also when the test failed, in which case the addresses, routes
 // and guard counters of every node are logged first.
 //
 // # Limits
 //
 //   - Linux only; root only.
-//   - At most 7 labs at once per machine (fewer when slots are reserved),
+//   - At most 7 labs at once per machine (slots keep the labs' namespace
+//     names and guard rules apart across test processes),
 //     16 links per lab (8 in each IPv4 pool; a full pool borrows from the other).
 //   - The client attaches to one node only.
 //   - Code in Node.Do that starts goroutines does not carry the namespace
 //     into them; only sockets made on the Do goroutine itself are inside.
-//   - Host-side state keyed by destination address lives until teardown:
-//     the path-MTU cache goes with the lab's routes, and the host's TCP
+//   - Client-side state keyed by destination address lives until teardown:
+//     the path-MTU cache goes with the lab's routes, and the client's TCP
 //     metrics for the slot's prefixes are flushed at teardown (and at New).
 //     Within one test, a PMTU the client has learnt stays learnt.
 package netlab

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,11 +77,12 @@ func New(t testing.TB) *Lab {
 			skipOrFatal(t, fmt.Sprintf("netlab: %q not found in PATH (apt-get install iproute2 nftables): %v", tool, err))
 		}
 	}
+	if !isolated {
+		skipOrFatal(t, "netlab: the tests do not run in a network namespace of their own, and the lab would route into the host's: "+
+			"call netlab.Isolate() first in the package's TestMain")
+	}
 	lab := &Lab{t: t}
 	if err := lab.acquireSlot(); err != nil {
-		if errors.Is(err, errNoUsableSlot) {
-			skipOrFatal(t, "netlab: "+err.Error())
-		}
 		t.Fatalf("netlab: %v", err)
 	}
 	lab.prefix = fmt.Sprintf("nlab%d-", lab.slot)
@@ -234,8 +234,43 @@ func (l *Lab) clientRoutes() {
 			fmt.Sprintf("route replace %s via %s dev %s src %s", lk.Prefix4, gw.IPv4, c.Name, c.IPv4),
 			fmt.Sprintf("route replace %s via %s dev %s src %s", lk.Prefix6, gw.IPv6, c.Name, c.IPv6))
 	}
+	// The rest of the slot is unreachable from the client (a throw route:
+	// lookup fails with ENETUNREACH). A cut lab link or a deleted lab route
+	// then fails as on a real host, "network is unreachable", instead of
+	// falling back to the host's default route (where the client guard
+	// would drop the packet with EPERM).
+	for _, p := range l.Prefixes() {
+		cmds = append(cmds, "route replace throw "+p.String())
+	}
+	l.must(l.client.ipBatch(cmds...))
+}
+
+// RemoveClientRoutes deletes the client's routes to everything beyond the
+// link it is attached by, as on a host that lost its default route: the
+// gateway still answers, every other lab address is unreachable
+// (ENETUNREACH). The returned func restores the routes.
+func (l *Lab) RemoveClientRoutes() (restore func()) {
+	l.t.Helper()
+	ends := l.client.Ends()
+	if len(ends) == 0 {
+		l.t.Fatalf("netlab: the client is not attached")
+	}
+	var cmds []string
+	for _, lk := range l.Links() {
+		if lk != ends[0].Link {
+			cmds = append(cmds, "route del "+lk.Prefix4.String(), "route del "+lk.Prefix6.String())
+		}
+	}
 	if len(cmds) > 0 {
 		l.must(l.client.ipBatch(cmds...))
+	}
+	return func() { l.t.Helper(); l.clientRoutes() }
+}
+
+// delThrowRoutes removes the client's throw routes for the slot.
+func (l *Lab) delThrowRoutes() {
+	for _, p := range l.Prefixes() {
+		_ = exec.Command("ip", "route", "del", "throw", p.String()).Run()
 	}
 }
 
@@ -273,12 +308,8 @@ func (l *Lab) acquireSlot() error {
 			deadline = dl.Add(-10 * time.Second)
 		}
 	}
-	usable, why := usableSlots()
-	if len(usable) == 0 {
-		return fmt.Errorf("%w: %s", errNoUsableSlot, strings.Join(why, "; "))
-	}
 	for {
-		for _, s := range usable {
+		for s := 1; s <= Slots; s++ {
 			f, err := os.OpenFile(filepath.Join(lockDir, fmt.Sprintf("slot%d.lock", s)), os.O_RDWR|os.O_CREATE, 0o644)
 			if err != nil {
 				return err
@@ -302,69 +333,6 @@ func (l *Lab) acquireSlot() error {
 	}
 }
 
-var errNoUsableSlot = errors.New("every lab slot overlaps addresses or routes this host uses")
-
-// usableSlots returns the slots whose prefixes cover nothing the host uses:
-// no address in reservedAddrs (its interfaces, resolvers, /etc/hosts, the
-// package registries' addresses), and no prefix of its interfaces or of its
-// routing table (other than lab interfaces and the default route). A lab in
-// such a slot would capture the host's own traffic for those addresses.
-func usableSlots() (usable []int, why []string) {
-	reserved := reservedAddrs()
-	used := hostPrefixes()
-	for s := 1; s <= Slots; s++ {
-		l := &Lab{slot: s}
-		ok := !slotReserved(s, reserved)
-		if !ok {
-			why = append(why, fmt.Sprintf("slot %d covers a reserved host address", s))
-		}
-		for _, mine := range l.Prefixes() {
-			for _, p := range used {
-				if ok && p.Overlaps(mine) {
-					ok = false
-					why = append(why, fmt.Sprintf("slot %d: host uses %s", s, p))
-				}
-			}
-		}
-		if ok {
-			usable = append(usable, s)
-		}
-	}
-	return usable, why
-}
-
-// hostPrefixes lists the prefixes of the host's interfaces and routes,
-// ignoring lab interfaces ("nlab…") and default routes.
-func hostPrefixes() []netip.Prefix {
-	var out []netip.Prefix
-	for _, ipn := range hostInterfaceNets() {
-		if p, err := netip.ParsePrefix(ipn.String()); err == nil {
-			out = append(out, p.Masked())
-		}
-	}
-	for _, fam := range []string{"-4", "-6"} {
-		b, _ := exec.Command("ip", fam, "-o", "route", "show", "table", "all").Output()
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 0 && routeTypes[f[0]] {
-				f = f[1:]
-			}
-			if len(f) == 0 || f[0] == "default" || slices.Contains(f, "dev") && strings.HasPrefix(f[slices.Index(f, "dev")+1], "nlab") {
-				continue
-			}
-			if p, err := netip.ParsePrefix(f[0]); err == nil {
-				out = append(out, p.Masked())
-			} else if a, err := netip.ParseAddr(f[0]); err == nil {
-				out = append(out, netip.PrefixFrom(a, a.BitLen()))
-			}
-		}
-	}
-	return out
-}
-
-var routeTypes = map[string]bool{"unicast": true, "local": true, "broadcast": true, "multicast": true,
-	"unreachable": true, "blackhole": true, "prohibit": true, "throw": true, "nat": true, "anycast": true}
-
 // removeStale deletes whatever a crashed earlier holder of this slot left
 // behind. Holding the slot lock makes everything named with the slot prefix
 // ours.
@@ -382,6 +350,7 @@ func (l *Lab) removeStale() {
 		}
 	}
 	_ = exec.Command("nft", "delete", "table", "inet", l.hostTableName()).Run()
+	l.delThrowRoutes()
 	l.flushTCPMetrics()
 }
 
@@ -461,6 +430,7 @@ func (l *Lab) cleanup() {
 	if l.hostTable {
 		_ = exec.Command("nft", "delete", "table", "inet", l.hostTableName()).Run()
 	}
+	l.delThrowRoutes()
 	l.flushTCPMetrics()
 	if l.lock != nil {
 		_ = l.lock.Truncate(0)

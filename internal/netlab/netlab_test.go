@@ -555,6 +555,52 @@ func TestLinkDown(t *testing.T) {
 	}
 }
 
+// A host whose own link is down, or that lost its routes, gets "network is
+// unreachable" at once, as a real host does (the lab's throw routes), and
+// nothing falls back to the host's default route: the client guard never
+// sees a packet. Restoring brings everything back.
+func TestClientUnreachable(t *testing.T) {
+	p := netlab.NewPath(t, netlab.PathOpts{ISPHops: 1})
+	remote, gw := p.Host("remote").IPv4(), p.Gateway.EndTo(p.Client).IPv4
+	send := func(dst netip.Addr) error {
+		c, err := net.Dial("udp4", netip.AddrPortFrom(dst, 9).String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("x"))
+		return err
+	}
+	guard := func() string {
+		out, _ := exec.Command("nft", "list", "chain", "inet", fmt.Sprintf("netlab_%d", p.Slot()), "guard").CombinedOutput()
+		return string(out)
+	}
+	check := func(what string, dst netip.Addr, want error) {
+		t.Helper()
+		if err := send(dst); !errors.Is(err, want) { // errors.Is(nil, nil) holds
+			t.Errorf("%s: sending to %s: %v, want %v", what, dst, err, want)
+		}
+	}
+
+	restore := p.RemoveClientRoutes()
+	check("routes removed", gw, nil)
+	check("routes removed", remote, syscall.ENETUNREACH)
+	restore()
+	check("routes restored", remote, nil)
+
+	p.LAN.On(p.Client).Down()
+	check("link down", gw, syscall.ENETUNREACH)
+	check("link down", remote, syscall.ENETUNREACH)
+	p.LAN.On(p.Client).Up()
+	check("link up", remote, nil)
+	if s, out := ping(t, p, "-c", "1", "-W", "1", remote.String()); s.received != 1 {
+		t.Errorf("remote unreachable after Up:\n%s", out)
+	}
+	if g := guard(); regexp.MustCompile(`packets [1-9]\d* bytes \d+ drop comment "netlab client guard"`).MatchString(g) {
+		t.Errorf("a packet reached the client guard (it would have left by the default route):\n%s", g)
+	}
+}
+
 // A hand-built topology: two paths to the host (gw–a–h and gw–b1–b2–h);
 // AutoRoute takes the shorter one.
 func TestAutoRouteShortestPath(t *testing.T) {

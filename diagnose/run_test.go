@@ -1,0 +1,96 @@
+package diagnose
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/isp-checker/isp-checker/config"
+)
+
+// loopbackPlan is a plan whose every check stays on 127.0.0.0/8: the
+// gateway and the targets are loopback addresses, the resolver and the
+// web site run in the test.
+func loopbackPlan(t *testing.T, packets int, interval time.Duration) Plan {
+	t.Helper()
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "hello") }))
+	t.Cleanup(site.Close)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if q.Question[0].Name != "loop.test." {
+			m.Rcode = dns.RcodeNameError
+		} else if rr, err := dns.NewRR("loop.test. 60 IN A 127.0.0.1"); err == nil {
+			m.Answer = append(m.Answer, rr)
+		}
+		_ = w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = srv.ActivateAndServe() })
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown(); wg.Wait() })
+
+	o := config.DefaultISPProbe()
+	o.Gateway, o.Targets = "127.0.0.1", []string{"127.0.0.2", "127.0.0.3"}
+	o.DNSServers, o.DNSQueryName, o.HTTPURLs = []string{pc.LocalAddr().String()}, "loop.test", []string{site.URL + "/"}
+	o.Packets, o.Interval = packets, interval
+	return NewPlan(o, Flagged{Gateway: true, DNS: true})
+}
+
+// TestRunProgressTotalKnownUpFront: every progress step carries the same
+// total, known before the first check ran, and the last step reaches it
+// (the trace's routers are one step, however many the trace finds).
+func TestRunProgressTotalKnownUpFront(t *testing.T) {
+	plan := loopbackPlan(t, 3, 50*time.Millisecond)
+	want := PlannedSteps(plan)
+	if want != 8 { // gateway, 2 targets, trace, its routers, mtu, dns, http
+		t.Errorf("PlannedSteps = %d, want 8", want)
+	}
+	var steps []Step
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	Run(ctx, plan, Options{Progress: func(s Step) { steps = append(steps, s) }})
+	if len(steps) != want {
+		t.Errorf("%d steps, want %d: %+v", len(steps), want, steps)
+	}
+	for i, s := range steps {
+		if s.Total != want || s.Done != i+1 {
+			t.Errorf("step %d: %d/%d (%s %s), want %d/%d", i, s.Done, s.Total, s.Check, s.Target, i+1, want)
+		}
+	}
+}
+
+// TestRunFewerPingsAreSaid: 30 echo requests 200 ms apart do not fit in
+// 2 s; the report says how many did instead of silently sending fewer.
+func TestRunFewerPingsAreSaid(t *testing.T) {
+	plan := loopbackPlan(t, 30, 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	res := Run(ctx, plan, Options{})
+	if res.Checks.Targets[0].PacketsSent == 0 {
+		if os.Geteuid() == 0 {
+			t.Fatalf("no echo request sent as root: %s", res.Checks.Targets[0].Error)
+		}
+		t.Skipf("no ICMP socket without root (%s); the note needs pings", res.Checks.Targets[0].Error)
+	}
+	planned := res.Checks.Targets[0].PacketsPlanned
+	want := fmt.Sprintf("only %d of the 30 echo requests per target fitted in the time the diagnosis had (--timeout)", planned)
+	if planned >= 30 || !strings.Contains(strings.Join(res.Evidence, "\n"), want) {
+		t.Errorf("planned %d; evidence lacks %q:\n%s", planned, want, strings.Join(res.Evidence, "\n"))
+	}
+}
