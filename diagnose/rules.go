@@ -169,11 +169,11 @@ func (f *facts) gatewayProblems() problems {
 }
 
 // Diagnose applies the rules to r.Checks with r.Thresholds and fills in
-// Fault, Verdict, Evidence, Dimensions, Score, Grade and Summary. It sends
-// nothing.
+// Fault, Verdict, Evidence, Dimensions, Statuses, Score, Grade and Summary.
+// It sends nothing.
 func Diagnose(r *ISPResult) {
 	f := newFacts(r)
-	r.Dimensions = f.dimensions()
+	r.Dimensions, r.Statuses = f.dimensions(), f.statuses()
 	fault, verdict, primary := f.classify()
 	r.Fault, r.Verdict = fault, verdict
 	r.Evidence = append([]string{primary}, f.context(fault)...)

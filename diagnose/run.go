@@ -221,7 +221,8 @@ func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 		res.Reason = prober.ReasonNotRun
 		res.Verdict, res.Fault, res.Summary = VerdictUnknown, FaultUnknown, "unknown: "+res.Error
 		res.Evidence = []string{res.Error}
-		res.Dimensions = newFacts(res).dimensions()
+		f := newFacts(res)
+		res.Dimensions, res.Statuses = f.dimensions(), f.statuses()
 		return res
 	}
 	r := &runner{ctx: ctx, o: o, opt: opt, plan: plan, total: PlannedSteps(plan)}
