@@ -119,7 +119,7 @@ func (f *facts) dimensions() Dimensions {
 	} else {
 		why := "nothing was pinged"
 		if len(f.targets) > 0 {
-			why = "no internet target could be pinged (" + unmeasuredWhy(f.targets[0].reason, f.targets[0].err) + ")"
+			why = "no internet target could be pinged (" + unmeasuredWhy(f.targets[0].reason, f.targets[0].why) + ")"
 		}
 		for _, x := range []*Dimension{&d.Loss, &d.Latency, &d.Jitter} {
 			x.Detail = why
@@ -158,7 +158,7 @@ func (f *facts) dimensions() Dimensions {
 		} else {
 			d.Bufferbloat.Detail = "the speed test measured no idle and loaded latency"
 			if tp.Error != "" {
-				d.Bufferbloat.Detail = "speed test failed: " + Reason(tp.Error)
+				d.Bufferbloat.Detail = "speed test failed: " + Why(&tp.Common)
 			}
 		}
 	}

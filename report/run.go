@@ -230,7 +230,7 @@ func checkRows(r *diagnose.ISPResult, row func(check, target, status, detail str
 	if tr := r.Checks.Trace; tr != nil {
 		detail := plural(tr.HopCount, "hop", "hops")
 		if !tr.Success {
-			detail = diagnose.Reason(tr.Error)
+			detail = diagnose.Why(&tr.Common)
 		}
 		if h := diagnose.ISPStart(r); h != nil {
 			detail += fmt.Sprintf("; the ISP starts at hop %d (%s)", h.TTL, h.Address)
@@ -257,7 +257,7 @@ func checkRows(r *diagnose.ISPResult, row func(check, target, status, detail str
 		}
 	}
 	if tp := r.Checks.Throughput; tp != nil {
-		detail := diagnose.Reason(tp.Error)
+		detail := diagnose.Why(&tp.Common)
 		if tp.Success {
 			detail = fmt.Sprintf("%.1f Mbit/s %s", tp.BytesPerSecond*8/1e6, tp.Direction)
 			if tp.LatencyIdleSamples > 0 && tp.LatencyLoadedSamples > 0 {
@@ -294,7 +294,7 @@ func dnsDetail(name string, d diagnose.DNSCheck) string {
 	case res == nil:
 		detail = "not run"
 	case !res.Success:
-		detail = diagnose.Reason(res.Error)
+		detail = diagnose.Why(&res.Common)
 		if d.Attempts > 1 {
 			detail += fmt.Sprintf(" (%d attempts)", d.Attempts)
 		}
@@ -320,7 +320,7 @@ func httpDetail(h *prober.HTTPResult) string {
 		}
 		return detail
 	}
-	detail := diagnose.Reason(h.Error)
+	detail := diagnose.Why(&h.Common)
 	if h.StatusCode > 0 {
 		detail = fmt.Sprintf("%d: %s", h.StatusCode, detail)
 	}
@@ -329,7 +329,7 @@ func httpDetail(h *prober.HTTPResult) string {
 
 func mtuDetail(m *prober.MTUResult) string {
 	if !m.Success && m.PathMTUBytes == 0 {
-		return diagnose.Reason(m.Error)
+		return diagnose.Why(&m.Common)
 	}
 	d := fmt.Sprintf("%d bytes (%s)", m.PathMTUBytes, m.Method)
 	if m.BlackHole {
@@ -445,7 +445,7 @@ func plural(n int, one, many string) string {
 // echo requests (0: unknown), to say when fewer fitted in the time.
 func pingDetail(r *prober.ICMPResult, want int) string {
 	if r.PacketsSent == 0 {
-		return diagnose.Reason(r.Error)
+		return diagnose.Why(&r.Common)
 	}
 	fewer := ""
 	if want > 0 && r.PacketsPlanned > 0 && r.PacketsPlanned < want {
