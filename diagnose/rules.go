@@ -219,8 +219,8 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 	if allDown || (len(f.measured) == 0 && f.gwKnown && !gw.answered()) {
 		switch {
 		case f.gwKnown && !gw.answered():
-			return FaultLAN, VerdictDown, fmt.Sprintf("no reply from the gateway %s (%d echo requests) nor from any internet target: the local network is down (cable, Wi-Fi, router) → LAN",
-				gw.target, gw.sent)
+			return FaultLAN, VerdictDown, fmt.Sprintf("no reply from the gateway %s (%s) nor from any internet target: the local network is down (cable, Wi-Fi, router) → LAN",
+				gw.target, plural(gw.sent, "echo request"))
 		case !f.gwKnown:
 			if hop := f.firstTraceHop(); hop != nil {
 				return FaultISP, VerdictDown, fmt.Sprintf("no gateway known; hop %d (%s) of the trace answers, but no internet target does → ISP", hop.TTL, hop.Address)
@@ -260,7 +260,11 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 			last := tr.Hops[len(tr.Hops)-1]
 			where = fmt.Sprintf("; the trace to %s stops after hop %d (%s)", tr.Target, last.TTL, last.Address)
 		}
-		return FaultISP, VerdictDown, fmt.Sprintf("%s, but none of the %d internet targets answers%s → ISP", f.gatewayClean(), len(f.measured), where)
+		none := fmt.Sprintf("none of the %d internet targets answers", len(f.measured))
+		if len(f.measured) == 1 {
+			none = "the internet target does not answer"
+		}
+		return FaultISP, VerdictDown, fmt.Sprintf("%s, but %s%s → ISP", f.gatewayClean(), none, where)
 	}
 
 	// 7. More than half the targets are lossy, slow or jittery.
@@ -693,7 +697,7 @@ func (f *facts) gatewayContext(fault string) string {
 		}
 		return line
 	case !f.gw.answered():
-		return fmt.Sprintf("gateway %s: no reply to %d echo requests", f.gw.target, f.gw.sent)
+		return fmt.Sprintf("gateway %s: no reply to %s", f.gw.target, plural(f.gw.sent, "echo request"))
 	}
 	line := fmt.Sprintf("gateway %s: %s loss, %s mean", f.gw.target, Pct(f.gw.loss), Dur(f.gw.rtt))
 	if f.gw.hasJitter {

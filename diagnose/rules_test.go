@@ -449,3 +449,26 @@ func TestGatewayNotPinged(t *testing.T) {
 		t.Errorf("%s: %q", r.Fault, r.Evidence)
 	}
 }
+
+// TestOneOfEach: counts of one are worded in the singular.
+func TestOneOfEach(t *testing.T) {
+	r := dt.Healthy()
+	r.Plan.Targets, r.Plan.DNSServers = []string{dt.Target1}, []string{dt.DNS1}
+	r.Checks.Targets = []*prober.ICMPResult{dt.Ping(dt.Target1, 30, 0, 0, 0)}
+	r.Checks.DNS = []diagnose.DNSCheck{dt.DNS(dt.DNS1, false, 0)}
+	diagnose.Diagnose(r)
+	if want := "gateway 192.0.2.1 clean (0 % loss, 0.8 ms), but the internet target does not answer → ISP"; r.Evidence[0] != want {
+		t.Errorf("evidence %q, want %q", r.Evidence[0], want)
+	}
+	if d := r.Dimensions; d.Loss.Detail != "median of 1 internet target" || d.DNS.Detail != "none of 1 resolver answered" {
+		t.Errorf("loss %q, dns %q", d.Loss.Detail, d.DNS.Detail)
+	}
+	r.Checks.Gateway = dt.Ping(dt.Gateway, 1, 0, 0, 0)
+	diagnose.Diagnose(r)
+	if want := "no reply from the gateway 192.0.2.1 (1 echo request) nor from any internet target"; !strings.HasPrefix(r.Evidence[0], want) {
+		t.Errorf("evidence %q, want it to start %q", r.Evidence[0], want)
+	}
+	if want := "gateway 192.0.2.1: no reply to 1 echo request"; r.Evidence[1] != want {
+		t.Errorf("gateway line %q, want %q", r.Evidence[1], want)
+	}
+}

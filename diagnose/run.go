@@ -315,7 +315,8 @@ func (r *runner) report(check, target string, ok bool) {
 func (r *runner) probe(check, target string, m config.Module, timeout time.Duration) prober.Result {
 	ctx, cancel := context.WithTimeout(r.ctx, timeout)
 	defer cancel()
-	logger := r.opt.Logger.With("check", check, "target", target)
+	// Not "target": the isp probe's logger names its own.
+	logger := r.opt.Logger.With("check", check, "check_target", target)
 	return prober.Run(ctx, prober.Request{Target: target, Module: m, ModuleName: "isp/" + check, Policy: r.opt.Policy, Logger: logger})
 }
 

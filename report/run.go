@@ -228,7 +228,7 @@ func checkRows(r *diagnose.ISPResult, row func(check, target, status, detail str
 		}
 	}
 	if tr := r.Checks.Trace; tr != nil {
-		detail := plural(tr.HopCount, "hop", "hops")
+		detail := Plural(tr.HopCount, "hop", "hops")
 		if !tr.Success {
 			detail = diagnose.Why(&tr.Common)
 		}
@@ -421,20 +421,21 @@ func planLine(pl diagnose.Plan) string {
 	} else {
 		parts = append(parts, "no gateway")
 	}
-	parts = append(parts, plural(len(pl.Targets), "target", "targets"))
+	parts = append(parts, Plural(len(pl.Targets), "target", "targets"))
 	if pl.DNSSource == diagnose.SourceResolvConf {
-		parts = append(parts, plural(len(pl.DNSServers), "resolver", "resolvers")+" (resolv.conf)")
+		parts = append(parts, Plural(len(pl.DNSServers), "resolver", "resolvers")+" (resolv.conf)")
 	} else {
-		parts = append(parts, plural(len(pl.DNSServers), "resolver", "resolvers"))
+		parts = append(parts, Plural(len(pl.DNSServers), "resolver", "resolvers"))
 	}
-	parts = append(parts, plural(len(pl.HTTPURLs), "web site", "web sites"))
+	parts = append(parts, Plural(len(pl.HTTPURLs), "web site", "web sites"))
 	if pl.SpeedURL != "" {
 		parts = append(parts, "speed test")
 	}
 	return strings.Join(parts, ", ")
 }
 
-func plural(n int, one, many string) string {
+// Plural is n with the word's form for it: "1 module", "2 modules".
+func Plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
@@ -452,7 +453,7 @@ func pingDetail(r *prober.ICMPResult, want int) string {
 		fewer = fmt.Sprintf(" (%d of %d planned: the rest did not fit in the time)", r.PacketsPlanned, want)
 	}
 	if r.PacketsReceived == 0 {
-		return fmt.Sprintf("no reply to %d echo requests%s", r.PacketsSent, fewer)
+		return "no reply to " + Plural(r.PacketsSent, "echo request", "echo requests") + fewer
 	}
 	s := fmt.Sprintf("%s loss (%d/%d), %s", diagnose.Pct(r.LossRatio), r.PacketsSent-r.PacketsReceived, r.PacketsSent, diagnose.Dur(r.RTTMeanSeconds))
 	if r.PacketsReceived >= 2 {
