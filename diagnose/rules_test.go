@@ -17,6 +17,17 @@ func partialTrace(target string, hops ...string) *prober.TracerouteResult {
 	return t
 }
 
+// diagnosed is the healthy connection, changed by change (unless nil),
+// diagnosed.
+func diagnosed(change func(r *diagnose.ISPResult)) *diagnose.ISPResult {
+	r := dt.Healthy()
+	if change != nil {
+		change(r)
+	}
+	diagnose.Diagnose(r)
+	return r
+}
+
 func TestRules(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -300,11 +311,7 @@ func TestRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := dt.Healthy()
-			if tc.change != nil {
-				tc.change(r)
-			}
-			diagnose.Diagnose(r)
+			r := diagnosed(tc.change)
 			if r.Fault != tc.fault || r.Verdict != tc.verdict {
 				t.Errorf("fault %s, verdict %s; want %s, %s\n%s", r.Fault, r.Verdict, tc.fault, tc.verdict, strings.Join(r.Evidence, "\n"))
 			}
