@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -188,6 +189,10 @@ func loadConfig(path string) (*config.Config, string, error) {
 		return c, "embedded default config", err
 	}
 	c, err := config.LoadFile(path)
+	var unread *fs.PathError
+	if errors.As(err, &unread) {
+		err = fmt.Errorf("--config.file: %w", err)
+	}
 	return c, "config file " + path, err
 }
 

@@ -364,6 +364,7 @@ func TestRunConfigCheck(t *testing.T) {
 		{[]string{"--config.file", cfg, "--module", "home", "--target", "192.0.2.2"}, 0, "config file " + cfg + " is ok: module \"home\"\n", ""},
 		{[]string{"--config.file", cfg, "--module", "isp"}, runUsageExit, "", `--module: config file ` + cfg + ` has no module "isp" (modules: home)`},
 		{[]string{"--config.file", bad, "--module", "home"}, runUsageExit, "", "loss_ratio 5 is out of range"},
+		{[]string{"--config.file", filepath.Join(dir, "missing.yml")}, runUsageExit, "", "--config.file: reading config file: open " + filepath.Join(dir, "missing.yml") + ": no such file or directory"},
 		{[]string{"--target", "http://192.0.2.1/"}, runUsageExit, "", `--target: "http://192.0.2.1/" is not a host name or IP address`},
 		{[]string{"--speed"}, runUsageExit, "", "--speed needs a URL to download"},
 		{[]string{"--push", "pushgateway:9091"}, runUsageExit, "", `--push: "pushgateway:9091" is not an http:// or https:// URL`},
