@@ -131,7 +131,7 @@ func probeICMP(ctx context.Context, req Request) Result {
 	res := &ICMPResult{Protocol: o.Protocol}
 	ip, err := ResolveTarget(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback, req.Policy, logger)
 	if err != nil {
-		res.Fail(logger, "cannot probe target", err)
+		res.FailStep(logger, "cannot probe target", err)
 		return res
 	}
 	plan := icmpPlanProbe(ctx, o, time.Now(), logger)
@@ -148,7 +148,7 @@ func probeICMP(ctx context.Context, req Request) Result {
 		rec.fill(res)
 	}
 	if err != nil {
-		res.Fail(logger, "cannot probe target", err)
+		res.FailStep(logger, "cannot probe target", err)
 		return res
 	}
 	logger.Info("probe finished", "protocol", o.Protocol, "socket", res.SocketMode, "echo_id", res.EchoID,
