@@ -15,6 +15,8 @@ import (
 // TestProberTable guards the probers table (package probers): every row is
 // a prober added by all the steps of CONTRIBUTING.md's checklist, and every
 // prober config knows has a row. The failure names the missing step.
+// TestEmittedMatchesRender and TestContractMatchesDocs check the contract
+// entry against the renderer and docs/metrics.md.
 func TestProberTable(t *testing.T) {
 	table := probers.All()
 	known := config.ProberNames()
@@ -45,6 +47,10 @@ func TestProberTable(t *testing.T) {
 			}
 			if _, ok := Emitted[p.Name]; !ok {
 				t.Errorf("the metrics contract (Emitted in integration/metrics_contract_test.go) has no entry for %q", p.Name)
+			}
+			// Last: resultType skips the rest when it cannot tell.
+			if typ := resultType(t, p.Name); typ != p.ResultType() {
+				t.Errorf("the renderer of %q takes %s, but its prober returns %s", p.Name, p.ResultType(), typ)
 			}
 		})
 	}

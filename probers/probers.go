@@ -7,6 +7,7 @@ package probers
 
 import (
 	"context"
+	"reflect"
 
 	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/prober"
@@ -22,7 +23,13 @@ type Prober struct {
 	// Render writes the prober's own metrics (collector/NAME.go); the
 	// metrics every probe shares are collector.Render's.
 	Render collector.Renderer
+
+	result reflect.Type
 }
+
+// ResultType is the Result type Render takes: the one Probe must return
+// (TestProberTable checks it).
+func (p Prober) ResultType() reflect.Type { return p.result }
 
 // Table is a set of probers.
 type Table []Prober
@@ -43,9 +50,9 @@ func All() Table {
 	}
 }
 
-// row is one Prober; render's Result type T is the one probe returns.
+// row is one Prober; render's Result type T must be the one probe returns.
 func row[T prober.Result](name string, probe prober.Func, render func(T, *collector.Emitter)) Prober {
-	return Prober{Name: name, Probe: probe, Render: collector.RendererOf(render)}
+	return Prober{Name: name, Probe: probe, Render: collector.RendererOf(render), result: reflect.TypeFor[T]()}
 }
 
 // Lookup returns the prober named name.
