@@ -80,9 +80,8 @@ func (p *grpcProbe) run(ctx context.Context) {
 		}
 		creds = tlsCreds
 	}
-	ip, err := ResolveTarget(ctx, &p.res.Common, host, p.cfg.PreferredIPProtocol, p.cfg.IPProtocolFallback, p.req.Policy, p.logger)
-	if err != nil {
-		p.res.Fail(p.logger, resolveFailure(err), err)
+	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.PreferredIPProtocol, p.cfg.IPProtocolFallback)
+	if !ok {
 		return
 	}
 
@@ -138,7 +137,7 @@ func (p *grpcProbe) run(ctx context.Context) {
 	if err != nil {
 		switch {
 		case errors.Is(dialer.lastErr(), ErrDenied):
-			p.res.Fail(p.logger, "Connection refused by target_policy", dialer.lastErr())
+			p.res.FailDenied(p.logger, dialer.lastErr())
 		case st.Code() == codes.DeadlineExceeded && ctx.Err() != nil:
 			p.res.Fail(p.logger, "gRPC health check timed out", err)
 		default:

@@ -33,12 +33,12 @@ var (
 // fuzzTrace is a trace of protocol proto to dst with ten probes outstanding.
 func fuzzTrace(proto string, dst, src netip.Addr) *trace {
 	o := tracerouteOptions(config.TracerouteProbe{Protocol: proto, MaxHops: 5, PacketsPerHop: 2, Port: 33434})
-	tr := &trace{o: o, dst: dst, ipv6: dst.Is6(), id: 77, token: 42, byKey: map[uint32]*traceProbe{}, done: make(chan struct{}),
+	tr := &trace{o: o, dst: dst, ipv6: dst.Is6(), id: 77, token: 42, byKey: map[uint32]*tracePacket{}, done: make(chan struct{}),
 		socks: &traceSockets{src: src, sport: 40000}}
 	for ttl := 1; ttl <= 5; ttl++ {
 		for k := range 2 {
 			key := uint32(1000 + 2*(ttl-1) + k)
-			p := &traceProbe{ttl: ttl, key: key, tried: true, sent: time.Now()}
+			p := &tracePacket{ttl: ttl, key: key, tried: true, sent: time.Now()}
 			tr.probes = append(tr.probes, p)
 			tr.byKey[key] = p
 		}
@@ -86,7 +86,7 @@ func FuzzICMPReply(f *testing.F) {
 		s := newMTUSearch(mtuOptions(config.MTUProbe{}), dst, 77, &mtuSockets{ifMTU: 1500})
 		s.token = 42
 		for i, size := range s.nextSizes() {
-			s.probes[uint16(1000+i)] = &mtuProbe{size: size, sent: time.Now()}
+			s.probes[uint16(1000+i)] = &mtuPacket{size: size, sent: time.Now()}
 		}
 		s.onICMP(m, from, time.Now())
 		if s.ok > s.max {

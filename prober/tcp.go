@@ -66,9 +66,8 @@ func (p *tcpProbe) run(ctx context.Context) {
 	if p.serverName == "" {
 		p.serverName = host
 	}
-	ip, err := ResolveTarget(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback, p.req.Policy, p.logger)
-	if err != nil {
-		p.res.Fail(p.logger, resolveFailure(err), err)
+	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback)
+	if !ok {
 		return
 	}
 	conn, err := p.dial(ctx, ip, port)
@@ -115,7 +114,7 @@ func (p *tcpProbe) dial(ctx context.Context, ip *net.IPAddr, port string) (net.C
 	conn, err := dialer.DialContext(ctx, network, addr)
 	if err != nil {
 		if errors.Is(err, ErrDenied) {
-			p.res.Fail(p.logger, "Connection refused by target_policy", err)
+			p.res.FailDenied(p.logger, err)
 		} else {
 			p.res.Fail(p.logger, "Dialing TCP failed", err)
 		}
