@@ -556,7 +556,8 @@ func TestLinkDown(t *testing.T) {
 }
 
 // A host whose own link is down, or that lost its routes, gets "network is
-// unreachable" at once, as a real host does (the lab's throw routes), and
+// unreachable" at once, as a real host does (the lab's throw routes), one
+// whose routes refuse gets their errno, and
 // nothing falls back to the host's default route: the client guard never
 // sees a packet. Restoring brings everything back.
 func TestClientUnreachable(t *testing.T) {
@@ -587,6 +588,14 @@ func TestClientUnreachable(t *testing.T) {
 	check("routes removed", remote, syscall.ENETUNREACH)
 	restore()
 	check("routes restored", remote, nil)
+
+	for kind, want := range map[string]error{"unreachable": syscall.EHOSTUNREACH, "prohibit": syscall.EACCES, "blackhole": syscall.EINVAL} {
+		restore := p.RefuseClientRoutes(kind)
+		check(kind+" routes", gw, nil)
+		check(kind+" routes", remote, want)
+		restore()
+		check(kind+" routes restored", remote, nil)
+	}
 
 	p.LAN.On(p.Client).Down()
 	check("link down", gw, syscall.ENETUNREACH)
