@@ -291,6 +291,17 @@ func (r *icmpRecord) fill(res *ICMPResult) {
 // neither problem, which is why socket: auto prefers them.
 func icmpPing(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult, logger *slog.Logger) (*icmpRecord, error) {
 	setupStart := time.Now()
+	// A destination this host's routing table refuses ends the probe before
+	// pro-bing sends: behind a prohibit route every send fails with EACCES,
+	// which pro-bing v0.9.1 takes for a broadcast address and retries
+	// forever, deaf to ctx.
+	var src net.Addr
+	if s := net.ParseIP(o.SourceIPAddress); s != nil {
+		src = &net.IPAddr{IP: s}
+	}
+	if err := localRoute(src, ip); err != nil {
+		return nil, err
+	}
 	ipv6 := ip.IP.To4() == nil
 	mode, tried, err := icmpSocketMode(o.Socket, ipv6)
 	if err != nil {
