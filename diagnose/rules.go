@@ -24,7 +24,8 @@ import (
 //     socket, no time): loss, latency and jitter, which every later rule
 //     needs, were not measured.
 //  5. LAN, degraded: loss, mean round-trip time or jitter at the gateway
-//     above its threshold — whatever happens beyond it.
+//     above its threshold — whatever happens beyond it; or this host has
+//     no route to some internet targets while the others answer.
 //  6. ISP, down: the gateway is clean but no internet target answers.
 //  7. ISP, degraded: loss, latency beyond the gateway (target RTT less the
 //     gateway's) or jitter above its threshold on more than half the
@@ -251,6 +252,11 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 		}
 		return FaultLAN, VerdictDegraded, fmt.Sprintf("%s already at the gateway %s (%s %s) → LAN",
 			joinAnd(what), gw.target, thr, strings.Join(limits, ", "))
+	}
+
+	// 5. This host has no route to some targets.
+	if e, ok := f.someUnrouted(); ok {
+		return FaultLAN, VerdictDegraded, e
 	}
 
 	// 6. The gateway is clean (or unknown) but nothing beyond it answers.

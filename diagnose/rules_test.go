@@ -217,9 +217,12 @@ func TestRules(t *testing.T) {
 				dt.NoPermission(&p.Common)
 			}
 		}, diagnose.FaultLAN, diagnose.VerdictDown, "this host has no route to the internet"},
-		{"one target without a route is not the LAN", func(r *diagnose.ISPResult) {
+		{"one target without a route is this host's, not the destination's", func(r *diagnose.ISPResult) {
 			r.Checks.Targets[2] = dt.NoRoute(dt.Target3)
-		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "=203.0.113.30 (no route): lossy, slow or unreachable while the other 2 targets are clean → remote (that destination or its network)"},
+		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "=this host has no route to 203.0.113.30 while the other 2 targets answer: its routing table has none, or an unreachable, prohibit or blackhole route (a VPN, a firewall or a static route; for an IPv6 target, no IPv6 on this network) → LAN"},
+		{"two of three targets without a route is not the ISP's loss", func(r *diagnose.ISPResult) {
+			r.Checks.Targets[1], r.Checks.Targets[2] = dt.NoRoute(dt.Target2), dt.NoRoute(dt.Target3)
+		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "^this host has no route to 203.0.113.20 and 203.0.113.30 while the other target answers"},
 
 		// Nothing measured.
 		{"no ICMP permission: unknown, with the fix first", func(r *diagnose.ISPResult) {
