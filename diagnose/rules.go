@@ -799,17 +799,22 @@ func (f *facts) dnsContext(fault string) string {
 		line += "; failing: " + dnsFailures(f.dnsFail)
 	}
 	checked, rewriting := 0, 0
+	var others []string // answers that are neither NXDOMAIN nor a rewrite
 	for _, d := range f.r.Checks.DNS {
-		if d.Integrity != nil && d.Integrity.QuerySucceeded {
+		if rc := d.IntegrityRcode(); rc != "" {
 			checked++
 			if ok, _ := d.RewritesNXDOMAIN(); ok {
 				rewriting++
+			} else if rc != "NXDOMAIN" {
+				others = append(others, rc+" from "+d.Server)
 			}
 		}
 	}
 	switch {
 	case rewriting > 0:
 		line += fmt.Sprintf("; %d of %d rewrite NXDOMAIN", rewriting, checked)
+	case len(others) > 0:
+		line += "; a name that cannot exist gets " + joinAnd(others) + ": not NXDOMAIN, but no rewrite either"
 	case checked > 0:
 		line += "; a name that cannot exist gets NXDOMAIN, as it should"
 	}

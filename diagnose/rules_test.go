@@ -239,6 +239,13 @@ func TestRules(t *testing.T) {
 		}, diagnose.FaultUnknown, diagnose.VerdictUnknown, "gateway 192.0.2.1 not pinged: no permission"},
 
 		// What answers in the internet's place.
+		{"a resolver that refuses or fails the name that cannot exist does not rewrite it", func(r *diagnose.ISPResult) {
+			r.Checks.DNS[0].Integrity.Rcode, r.Checks.DNS[1].Integrity.Rcode = "REFUSED", "SERVFAIL"
+		}, diagnose.FaultNone, diagnose.VerdictHealthy,
+			"DNS: 2 of 2 resolvers resolve example.com (median 15 ms); a name that cannot exist gets REFUSED from 198.51.100.53 and SERVFAIL from 198.51.100.54: not NXDOMAIN, but no rewrite either"},
+		{"an empty answer to the name that cannot exist is no rewrite", func(r *diagnose.ISPResult) {
+			r.Checks.DNS[1].Integrity.Rcode = "NOERROR"
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "a name that cannot exist gets NOERROR with no records from 198.51.100.54: not NXDOMAIN"},
 		{"a resolver that answers every name", func(r *diagnose.ISPResult) { *r = *dt.Scenario("rewrite") },
 			diagnose.FaultDNS, diagnose.VerdictDegraded,
 			"=198.51.100.54 answers a name that cannot exist (isp-checker-mfrggzdfmztwq2lk.invalid → 198.51.100.80): it rewrites NXDOMAIN (typo redirection, ads), so mistyped and removed names lead to its servers → DNS; use another resolver"},

@@ -318,8 +318,8 @@ func dnsRow(name string, d diagnose.DNSCheck) (status, detail string) {
 	if ok, addrs := d.RewritesNXDOMAIN(); ok {
 		status = "rewrites"
 		detail += fmt.Sprintf("; a name that cannot exist → %s: rewrites NXDOMAIN", strings.Join(addrs, ", "))
-	} else if in := d.Integrity; in != nil && in.QuerySucceeded {
-		detail += "; NXDOMAIN for a name that cannot exist"
+	} else if rc := d.IntegrityRcode(); rc != "" {
+		detail += "; " + rc + " for a name that cannot exist"
 	}
 	return status, detail
 }

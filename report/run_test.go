@@ -192,3 +192,27 @@ func TestRunJSONSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTextIntegrityRcode: the DNS row says what the resolver answered
+// the name that cannot exist, not NXDOMAIN for every answer without an
+// address.
+func TestRunTextIntegrityRcode(t *testing.T) {
+	for rcode, want := range map[string]string{
+		"REFUSED":  "; REFUSED for a name that cannot exist",
+		"SERVFAIL": "; SERVFAIL for a name that cannot exist",
+		"NOERROR":  "; NOERROR with no records for a name that cannot exist",
+		"NXDOMAIN": "; NXDOMAIN for a name that cannot exist",
+	} {
+		r := dt.Scenario("healthy")
+		r.Checks.DNS[1].Integrity.Rcode = rcode
+		var b bytes.Buffer
+		if err := WriteRun(&b, "text", r, TextOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		flat := strings.Join(strings.Fields(b.String()), " ")
+		row := flat[strings.Index(flat, "dns "+dt.DNS2):]
+		if !strings.HasPrefix(row[:strings.Index(row, "http ")], "dns "+dt.DNS2+" ok") || !strings.Contains(row[:strings.Index(row, "http ")], want) {
+			t.Errorf("%s: the dns row of %s does not say %q:\n%s", rcode, dt.DNS2, want, b.String())
+		}
+	}
+}
