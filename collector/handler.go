@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 	"golang.org/x/net/http/httpguts"
 	"gopkg.in/yaml.v3"
@@ -151,7 +150,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	em := NewEmitter(logger)
 	Render(res, em)
-	p := &Probe{Module: moduleName, Target: shown, Start: base.StartedAt, Success: base.Success, logs: plog.String(), metrics: em, module: module}
+	p := &Probe{Module: moduleName, Target: shown, Start: base.StartedAt, Success: base.Success, logs: plog, metrics: em, module: module}
 	h.o.History.Add(p)
 
 	if q.Get("debug") == "true" {
@@ -159,7 +158,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(p.Debug()))
 		return
 	}
-	promhttp.HandlerFor(em, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(h.o.Logger.Handler(), slog.LevelError)}).ServeHTTP(w, r)
+	serveMetrics(w, r, em, h.o.Logger)
 }
 
 // maxTargetLength bounds the target parameter: no target needs more, and it

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -19,13 +20,13 @@ type Probe struct {
 
 	// What debug=true shows, kept raw and rendered only when asked for:
 	// most probes are never looked at.
-	logs    string
+	logs    fmt.Stringer
 	metrics prometheus.Gatherer
 	module  config.Module
 }
 
 // Debug renders the probe's logs, metrics and module, as debug=true shows them.
-func (p *Probe) Debug() string { return DebugOutput(p.logs, p.metrics, p.module) }
+func (p *Probe) Debug() string { return DebugOutput(p.logs.String(), p.metrics, p.module) }
 
 // History keeps the last few probes in a ring.
 type History struct {

@@ -16,13 +16,44 @@ const (
 	minProbeLog = 8 << 10
 )
 
-// probeLog is a slog.Handler that keeps a probe's log lines for debug=true
-// and the history, and forwards them to the exporter's logger at debug level.
+// maxLazyRecords is how many log records a probe keeps unformatted: an
+// ordinary probe logs five to ten. Past it the records are formatted as
+// they come, into the capped text (a flood of lines keeps its head and its
+// tail, as capped does).
+const maxLazyRecords = 64
+
+// probeLog is a slog.Handler that keeps a probe's log for debug=true and
+// the history, and forwards its records to the exporter's logger at debug
+// level. It keeps the records, not their text: formatting costs more than
+// many a probe, and most probes' logs are never looked at, so String
+// formats them when asked (and a flood is formatted as it comes).
 type probeLog struct {
-	mu   *sync.Mutex
-	buf  *capped
-	text slog.Handler
+	log  *recordLog
+	node *logNode // the WithAttrs/WithGroup chain of this handler
 	next slog.Handler
+}
+
+// recordLog is the log of one probe, shared by its derived handlers.
+type recordLog struct {
+	mu      sync.Mutex
+	limit   int
+	entries []logEntry
+	// Once a flood made it eager: the text so far, and the text handlers
+	// by chain.
+	text     *capped
+	handlers map[*logNode]slog.Handler
+}
+
+type logEntry struct {
+	node *logNode
+	rec  slog.Record
+}
+
+// logNode is one WithAttrs (attrs) or WithGroup (group) step.
+type logNode struct {
+	parent *logNode
+	attrs  []slog.Attr
+	group  string
 }
 
 // newProbeLog keeps up to maxProbeLog bytes of the probe's log, reserved
@@ -33,21 +64,35 @@ func newProbeLog(next slog.Handler) (p *probeLog, release func()) {
 	if prober.Budget().Reserve(maxProbeLog) != nil {
 		limit, release = minProbeLog, func() {}
 	}
-	buf := &capped{limit: limit}
-	return &probeLog{
-		mu:   &sync.Mutex{},
-		buf:  buf,
-		text: slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}),
-		next: next,
-	}, release
+	if !next.Enabled(context.Background(), slog.LevelDebug) {
+		next = nil // deriving it (WithAttrs) for nothing would cost as much as the text
+	}
+	log := &recordLog{limit: limit, entries: make([]logEntry, 0, 8)} // a probe logs about 6 lines
+	return &probeLog{log: log, next: next}, release
 }
 
 func (p *probeLog) Enabled(context.Context, slog.Level) bool { return true }
 
 func (p *probeLog) Handle(ctx context.Context, r slog.Record) error {
-	p.mu.Lock()
-	_ = p.text.Handle(ctx, r)
-	p.mu.Unlock()
+	l := p.log
+	l.mu.Lock()
+	switch {
+	case l.text != nil:
+		_ = l.handlerOf(p.node).Handle(ctx, r)
+	case len(l.entries) < maxLazyRecords:
+		l.entries = append(l.entries, logEntry{node: p.node, rec: r.Clone()})
+	default:
+		l.text = &capped{limit: l.limit}
+		for _, e := range l.entries {
+			_ = l.handlerOf(e.node).Handle(ctx, e.rec)
+		}
+		l.entries = nil
+		_ = l.handlerOf(p.node).Handle(ctx, r)
+	}
+	l.mu.Unlock()
+	if p.next == nil {
+		return nil
+	}
 	r.Level = slog.LevelDebug
 	if p.next.Enabled(ctx, r.Level) {
 		return p.next.Handle(ctx, r)
@@ -56,17 +101,59 @@ func (p *probeLog) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (p *probeLog) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &probeLog{mu: p.mu, buf: p.buf, text: p.text.WithAttrs(attrs), next: p.next.WithAttrs(attrs)}
+	q := &probeLog{log: p.log, node: &logNode{parent: p.node, attrs: attrs}}
+	if p.next != nil {
+		q.next = p.next.WithAttrs(attrs)
+	}
+	return q
 }
 
 func (p *probeLog) WithGroup(name string) slog.Handler {
-	return &probeLog{mu: p.mu, buf: p.buf, text: p.text.WithGroup(name), next: p.next.WithGroup(name)}
+	q := &probeLog{log: p.log, node: &logNode{parent: p.node, group: name}}
+	if p.next != nil {
+		q.next = p.next.WithGroup(name)
+	}
+	return q
 }
 
+// String formats the log as slog's text handler writes it, cut as capped
+// cuts it.
 func (p *probeLog) String() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.buf.String()
+	l := p.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.text != nil {
+		return l.text.String()
+	}
+	l.text = &capped{limit: l.limit}
+	for _, e := range l.entries {
+		_ = l.handlerOf(e.node).Handle(context.Background(), e.rec)
+	}
+	s := l.text.String()
+	l.text, l.handlers = nil, nil // stay lazy: more records may come
+	return s
+}
+
+// handlerOf is the text handler, writing to l.text, of a WithAttrs and
+// WithGroup chain (l.mu held).
+func (l *recordLog) handlerOf(n *logNode) slog.Handler {
+	if h, ok := l.handlers[n]; ok {
+		return h
+	}
+	var h slog.Handler
+	switch {
+	case n == nil:
+		h = slog.NewTextHandler(l.text, &slog.HandlerOptions{Level: slog.LevelDebug})
+	case n.attrs != nil:
+		h = l.handlerOf(n.parent).WithAttrs(n.attrs)
+	default:
+		h = l.handlerOf(n.parent).WithGroup(n.group)
+	}
+	if l.handlers == nil {
+		l.handlers = map[*logNode]slog.Handler{}
+	}
+	l.handlers[n] = h
+	return h
 }
 
 // capped keeps the first and the last limit/2 bytes written and drops the

@@ -3,11 +3,13 @@
 package collector
 
 import (
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -16,18 +18,22 @@ import (
 	"github.com/isp-checker/isp-checker/prober"
 )
 
-// Emitter collects the constant metrics of one probe. Metrics with the same
-// name share one Desc, so a name must always carry the same label names.
+// Emitter collects the constant metrics of one probe. Adding a metric only
+// records it: the samples are validated, sorted and encoded when the probe's
+// answer is written (WriteText, the /probe fast path) or gathered (Gather,
+// Collect: debug output, history, tests), since building a client_golang
+// Desc and Metric per sample costs more than many a probe's own work.
 type Emitter struct {
-	metrics []prometheus.Metric
-	meta    []metricMeta // parallel to metrics
-	descs   map[string]*prometheus.Desc
+	samples []sample
 	logger  *slog.Logger
 }
 
-type metricMeta struct {
+// sample is one metric as a renderer added it; labels are name, value pairs.
+type sample struct {
 	name, help string
 	typ        prometheus.ValueType
+	labels     []string
+	value      float64
 }
 
 // NewEmitter returns an empty Emitter; logger receives metrics that could
@@ -36,7 +42,7 @@ func NewEmitter(logger *slog.Logger) *Emitter {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Emitter{descs: map[string]*prometheus.Desc{}, logger: logger}
+	return &Emitter{logger: logger, samples: make([]sample, 0, 24)} // an icmp probe writes 17
 }
 
 // Gauge adds a gauge. labels are name, value pairs.
@@ -55,88 +61,197 @@ func (e *Emitter) Bool(name, help string, b bool, labels ...string) {
 }
 
 func (e *Emitter) add(t prometheus.ValueType, name, help string, v float64, labels []string) {
-	names := make([]string, 0, len(labels)/2)
-	values := make([]string, 0, len(labels)/2)
-	for i := 0; i+1 < len(labels); i += 2 {
-		names = append(names, labels[i])
-		values = append(values, labels[i+1])
-	}
-	key := name + "\xff" + strings.Join(names, "\xff")
-	d, ok := e.descs[key]
-	if !ok {
-		d = prometheus.NewDesc(name, help, names, nil)
-		e.descs[key] = d
-	}
-	m, err := prometheus.NewConstMetric(d, t, v, values...)
-	if err != nil {
-		e.logger.Error("dropping metric", "metric", name, "err", err)
-		return
-	}
-	e.metrics = append(e.metrics, m)
-	e.meta = append(e.meta, metricMeta{name: name, help: help, typ: t})
+	e.samples = append(e.samples, sample{name: name, help: help, typ: t, labels: labels[:len(labels)&^1], value: v})
 }
 
 // Describe implements prometheus.Collector (unchecked: the set varies).
 func (e *Emitter) Describe(chan<- *prometheus.Desc) {}
 
-// Collect implements prometheus.Collector.
+// Collect implements prometheus.Collector. Metrics with the same name share
+// one Desc, so a name must always carry the same label names.
 func (e *Emitter) Collect(ch chan<- prometheus.Metric) {
-	for _, m := range e.metrics {
+	descs := map[string]*prometheus.Desc{}
+	for _, s := range e.samples {
+		names, values := s.split()
+		key := s.name + "\xff" + strings.Join(names, "\xff")
+		d, ok := descs[key]
+		if !ok {
+			d = prometheus.NewDesc(s.name, s.help, names, nil)
+			descs[key] = d
+		}
+		m, err := prometheus.NewConstMetric(d, s.typ, s.value, values...)
+		if err != nil {
+			e.logger.Error("dropping metric", "metric", s.name, "err", err)
+			continue
+		}
 		ch <- m
 	}
 }
 
-// Gather implements prometheus.Gatherer. A probe's metrics are served
-// straight from the Emitter: a fresh Registry per probe would cost more than
-// the probe's own work (its Gather allocates channels for thousands of
-// metrics). Families come out sorted by name, metrics by label values; a
-// metric repeating an earlier one's name and labels is dropped and logged.
-func (e *Emitter) Gather() ([]*dto.MetricFamily, error) {
-	fams := map[string]*dto.MetricFamily{}
-	seen := map[string]bool{}
-	for i, m := range e.metrics {
-		meta := e.meta[i]
-		pb := &dto.Metric{}
-		if err := m.Write(pb); err != nil {
-			e.logger.Error("dropping metric", "metric", meta.name, "err", err)
-			continue
-		}
-		key := meta.name
-		for _, lp := range pb.GetLabel() {
-			key += "\xff" + lp.GetName() + "\xfe" + lp.GetValue()
-		}
-		if seen[key] {
-			e.logger.Error("dropping duplicate metric", "metric", meta.name, "labels", pb.GetLabel())
-			continue
-		}
-		seen[key] = true
-		f, ok := fams[meta.name]
-		if !ok {
-			t := dto.MetricType_GAUGE
-			if meta.typ == prometheus.CounterValue {
-				t = dto.MetricType_COUNTER
-			}
-			f = &dto.MetricFamily{Name: proto.String(meta.name), Help: proto.String(meta.help), Type: t.Enum()}
-			fams[meta.name] = f
-		}
-		f.Metric = append(f.Metric, pb)
+func (s *sample) split() (names, values []string) {
+	names = make([]string, 0, len(s.labels)/2)
+	values = make([]string, 0, len(s.labels)/2)
+	for i := 0; i+1 < len(s.labels); i += 2 {
+		names = append(names, s.labels[i])
+		values = append(values, s.labels[i+1])
 	}
-	out := make([]*dto.MetricFamily, 0, len(fams))
-	for _, f := range fams {
-		slices.SortFunc(f.Metric, func(a, b *dto.Metric) int { return compareLabels(a.GetLabel(), b.GetLabel()) })
-		out = append(out, f)
-	}
-	slices.SortFunc(out, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return out, nil
+	return names, values
 }
 
-func compareLabels(a, b []*dto.LabelPair) int {
+// family is one metric name's valid samples, sorted for exposition.
+type family struct {
+	name, help string
+	typ        prometheus.ValueType
+	metrics    []series
+}
+
+// series is a valid sample with its labels sorted by name.
+type series struct {
+	s      *sample
+	labels []labelPair
+}
+
+type labelPair struct{ name, value string }
+
+// families validates, groups and sorts the samples as a Registry would:
+// families by name, series by label values; a sample with an invalid name
+// or label (a label value that is not UTF-8, say) is dropped and logged, and
+// so is one repeating an earlier sample's name and labels. It allocates
+// little: it runs for every probe.
+func (e *Emitter) families() []family {
+	n := 0
+	for i := range e.samples {
+		n += len(e.samples[i].labels) / 2
+	}
+	pairs := make([]labelPair, 0, n)
+	all := make([]series, 0, len(e.samples))
+	for i := range e.samples {
+		s := &e.samples[i]
+		start := len(pairs)
+		var err error
+		if pairs, err = s.appendLabels(pairs); err != nil {
+			pairs = pairs[:start]
+			e.logger.Error("dropping metric", "metric", s.name, "err", err)
+			continue
+		}
+		all = append(all, series{s: s, labels: pairs[start:len(pairs):len(pairs)]})
+	}
+	// Stable: of repeated series the first added comes first, and is kept.
+	slices.SortStableFunc(all, func(a, b series) int {
+		if c := strings.Compare(a.s.name, b.s.name); c != 0 {
+			return c
+		}
+		return compareSeries(a.labels, b.labels)
+	})
+	kept := all[:0]
+	for _, sr := range all {
+		if len(kept) > 0 {
+			if prev := kept[len(kept)-1]; prev.s.name == sr.s.name && slices.Equal(prev.labels, sr.labels) {
+				e.logger.Error("dropping duplicate metric", "metric", sr.s.name, "labels", sr.labels)
+				continue
+			}
+		}
+		kept = append(kept, sr)
+	}
+	names := 0
+	for i := range kept {
+		if i == 0 || kept[i].s.name != kept[i-1].s.name {
+			names++
+		}
+	}
+	out := make([]family, 0, names)
+	for i := 0; i < len(kept); {
+		j := i + 1
+		for j < len(kept) && kept[j].s.name == kept[i].s.name {
+			j++
+		}
+		first := kept[i].s
+		out = append(out, family{name: first.name, help: first.help, typ: first.typ, metrics: kept[i:j]})
+		i = j
+	}
+	return out
+}
+
+// appendLabels checks a sample's name and labels (what NewDesc and
+// NewConstMetric check) and appends its labels, sorted by name, to pairs.
+func (s *sample) appendLabels(pairs []labelPair) ([]labelPair, error) {
+	if !validName(s.name) {
+		return pairs, fmt.Errorf("%q is not a valid metric name", s.name)
+	}
+	start := len(pairs)
+	for i := 0; i+1 < len(s.labels); i += 2 {
+		n, v := s.labels[i], s.labels[i+1]
+		if !validName(n) || strings.HasPrefix(n, "__") {
+			return pairs, fmt.Errorf("%q is not a valid label name", n)
+		}
+		if !utf8.ValidString(v) {
+			return pairs, fmt.Errorf("label %s: value %q is not valid UTF-8", n, v)
+		}
+		pairs = append(pairs, labelPair{n, v})
+	}
+	mine := pairs[start:]
+	slices.SortFunc(mine, func(a, b labelPair) int { return strings.Compare(a.name, b.name) })
+	for i := 1; i < len(mine); i++ {
+		if mine[i].name == mine[i-1].name {
+			return pairs, fmt.Errorf("label %s given twice", mine[i].name)
+		}
+	}
+	return pairs, nil
+}
+
+// validName reports whether n is a legacy metric or label name
+// ([a-zA-Z_:][a-zA-Z0-9_:]*; colons are for recording rules, but allowed):
+// every name this exporter writes is one, and the text writer writes no
+// other (client_golang would also take UTF-8 names, quoted).
+func validName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func compareSeries(a, b []labelPair) int {
 	for i := range min(len(a), len(b)) {
-		if c := strings.Compare(a[i].GetValue(), b[i].GetValue()); c != 0 {
+		if c := strings.Compare(a[i].value, b[i].value); c != 0 {
 			return c
 		}
 	}
 	return len(a) - len(b)
+}
+
+// Gather implements prometheus.Gatherer: the families of families() as a
+// Registry would gather them.
+func (e *Emitter) Gather() ([]*dto.MetricFamily, error) {
+	fams := e.families()
+	out := make([]*dto.MetricFamily, 0, len(fams))
+	for _, f := range fams {
+		t := dto.MetricType_GAUGE
+		if f.typ == prometheus.CounterValue {
+			t = dto.MetricType_COUNTER
+		}
+		mf := &dto.MetricFamily{Name: proto.String(f.name), Help: proto.String(f.help), Type: t.Enum()}
+		for _, sr := range f.metrics {
+			m := &dto.Metric{}
+			for _, l := range sr.labels {
+				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(l.name), Value: proto.String(l.value)})
+			}
+			if f.typ == prometheus.CounterValue {
+				m.Counter = &dto.Counter{Value: proto.Float64(sr.s.value)}
+			} else {
+				m.Gauge = &dto.Gauge{Value: proto.Float64(sr.s.value)}
+			}
+			mf.Metric = append(mf.Metric, m)
+		}
+		out = append(out, mf)
+	}
+	return out, nil
 }
 
 func boolFloat(b bool) float64 {

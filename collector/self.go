@@ -48,6 +48,7 @@ func NewSelfMetrics(reg prometheus.Registerer) *SelfMetrics {
 		versioncollector.NewCollector("isp_checker"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newEchoEngineCollector(),
 	)
 	return m
 }

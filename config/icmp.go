@@ -57,7 +57,7 @@ const DefaultICMPTTL = 64
 // ICMP option limits and values.
 const (
 	ICMPMaxPackets         = 10000
-	ICMPMinInterval        = time.Millisecond // pro-bing's practical floor
+	ICMPMinInterval        = time.Millisecond // faster is a flood, not a measurement
 	DefaultICMPInterval    = time.Second
 	ICMPSocketAuto         = "auto"
 	ICMPSocketPrivileged   = "privileged"

@@ -132,7 +132,7 @@ func (f *facts) mtuBlackHole() (evidence string, down, ok bool) {
 func mtuContext(m *prober.MTUResult) string {
 	switch {
 	case !m.Success && m.PathMTUBytes == 0:
-		return fmt.Sprintf("path MTU to %s not measured: %s", m.Target, unmeasuredWhy(m.Reason, m.Error))
+		return fmt.Sprintf("path MTU to %s not measured: %s", m.Target, unmeasuredWhy(m.Reason, Why(&m.Common)))
 	case m.BlackHole:
 		return fmt.Sprintf("path MTU to %s: %d bytes, and larger packets vanish (black hole)", m.Target, m.PathMTUBytes)
 	case m.PathMTUBytes < m.MaxSizeBytes && m.ICMPFrom != "":

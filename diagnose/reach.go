@@ -110,11 +110,11 @@ func (f *facts) unmeasuredEvidence() string {
 	case prober.ReasonPermission:
 		return "cannot ping: no permission — " + pingPermissionFix() + tail
 	case prober.ReasonNoSocket:
-		return "cannot ping: no ICMP socket could be opened (" + Reason(first.err) + ")" + tail
+		return "cannot ping: no ICMP socket could be opened (" + first.why + ")" + tail
 	case prober.ReasonNotRun:
 		return "the pings did not run: the diagnosis ran out of time (raise --timeout)" + tail
 	}
-	why := Reason(first.err)
+	why := first.why
 	if why == "" {
 		why = "no result"
 	}
@@ -137,8 +137,9 @@ func pingPermissionFix() string {
 		cur, exe)
 }
 
-// unmeasuredWhy says in a few words why a check measured nothing.
-func unmeasuredWhy(reason, err string) string {
+// unmeasuredWhy says in a few words why a check measured nothing; why is
+// the check's Why.
+func unmeasuredWhy(reason, why string) string {
 	switch reason {
 	case prober.ReasonPermission:
 		return "no permission"
@@ -149,7 +150,7 @@ func unmeasuredWhy(reason, err string) string {
 	case prober.ReasonNoRoute:
 		return "no route"
 	}
-	if why := Reason(err); why != "" {
+	if why != "" {
 		return why
 	}
 	return "no result"

@@ -94,6 +94,9 @@ type ISPResult struct {
 	// Plan is what was checked (after defaults and auto-detection).
 	Plan   Plan   `json:"plan"`
 	Checks Checks `json:"checks"`
+	// Statuses are the checks' statuses as the rules judged them, for the
+	// text report; the JSON report has each check's Result instead.
+	Statuses Statuses `json:"-"`
 }
 
 // Dimensions are the per-dimension scores.

@@ -3,7 +3,6 @@ package diagnose
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strings"
 
 	"github.com/isp-checker/isp-checker/prober"
@@ -61,21 +60,22 @@ type pingStat struct {
 	// couldNotRun: the ping could not run (prober.Unmeasured).
 	couldNotRun bool
 	reason      string
-	err         string
-	planned     int
-	sent        int
-	received    int
-	loss        float64
-	rtt         float64
-	jitter      float64
-	hasJitter   bool
+	// why is the ping's Why.
+	why       string
+	planned   int
+	sent      int
+	received  int
+	loss      float64
+	rtt       float64
+	jitter    float64
+	hasJitter bool
 }
 
 func statOf(r *prober.ICMPResult) pingStat {
 	if r == nil {
 		return pingStat{}
 	}
-	s := pingStat{target: r.Target, err: r.Error, reason: r.Reason, planned: r.PacketsPlanned, sent: r.PacketsSent, received: r.PacketsReceived,
+	s := pingStat{target: r.Target, why: Why(&r.Common), reason: r.Reason, planned: r.PacketsPlanned, sent: r.PacketsSent, received: r.PacketsReceived,
 		loss: r.LossRatio, rtt: r.RTTMeanSeconds, jitter: r.JitterSeconds, hasJitter: r.PacketsReceived >= 2}
 	s.noRoute = r.Reason == prober.ReasonNoRoute && s.received == 0
 	s.measured = s.sent > 0 || s.noRoute
@@ -170,11 +170,11 @@ func (f *facts) gatewayProblems() problems {
 }
 
 // Diagnose applies the rules to r.Checks with r.Thresholds and fills in
-// Fault, Verdict, Evidence, Dimensions, Score, Grade and Summary. It sends
-// nothing.
+// Fault, Verdict, Evidence, Dimensions, Statuses, Score, Grade and Summary.
+// It sends nothing.
 func Diagnose(r *ISPResult) {
 	f := newFacts(r)
-	r.Dimensions = f.dimensions()
+	r.Dimensions, r.Statuses = f.dimensions(), f.statuses()
 	fault, verdict, primary := f.classify()
 	r.Fault, r.Verdict = fault, verdict
 	r.Evidence = append([]string{primary}, f.context(fault)...)
@@ -220,8 +220,8 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 	if allDown || (len(f.measured) == 0 && f.gwKnown && !gw.answered()) {
 		switch {
 		case f.gwKnown && !gw.answered():
-			return FaultLAN, VerdictDown, fmt.Sprintf("no reply from the gateway %s (%d echo requests) nor from any internet target: the local network is down (cable, Wi-Fi, router) → LAN",
-				gw.target, gw.sent)
+			return FaultLAN, VerdictDown, fmt.Sprintf("no reply from the gateway %s (%s) nor from any internet target: the local network is down (cable, Wi-Fi, router) → LAN",
+				gw.target, plural(gw.sent, "echo request"))
 		case !f.gwKnown:
 			if hop := f.firstTraceHop(); hop != nil {
 				return FaultISP, VerdictDown, fmt.Sprintf("no gateway known; hop %d (%s) of the trace answers, but no internet target does → ISP", hop.TTL, hop.Address)
@@ -266,7 +266,11 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 			last := tr.Hops[len(tr.Hops)-1]
 			where = fmt.Sprintf("; the trace to %s stops after hop %d (%s)", tr.Target, last.TTL, last.Address)
 		}
-		return FaultISP, VerdictDown, fmt.Sprintf("%s, but none of the %d internet targets answers%s → ISP", f.gatewayClean(), len(f.measured), where)
+		none := fmt.Sprintf("none of the %d internet targets answers", len(f.measured))
+		if len(f.measured) == 1 {
+			none = "the internet target does not answer"
+		}
+		return FaultISP, VerdictDown, fmt.Sprintf("%s, but %s%s → ISP", f.gatewayClean(), none, where)
 	}
 
 	// 7. More than half the targets are lossy, slow or jittery.
@@ -405,13 +409,13 @@ func dnsRetried(ds []DNSCheck) string {
 func (f *facts) healthyEvidence() string {
 	var notes []string
 	if tr := f.r.Checks.Trace; tr != nil && !tr.Success {
-		notes = append(notes, "the trace failed ("+Reason(tr.Error)+")")
+		notes = append(notes, "the trace failed ("+Why(&tr.Common)+")")
 	}
 	if m := f.r.Checks.MTU; m != nil && !m.Success {
-		notes = append(notes, "the path-MTU search failed ("+Reason(m.Error)+")")
+		notes = append(notes, "the path-MTU search failed ("+Why(&m.Common)+")")
 	}
 	if tp := f.r.Checks.Throughput; tp != nil && !tp.Success {
-		notes = append(notes, "the speed test failed ("+Reason(tp.Error)+")")
+		notes = append(notes, "the speed test failed ("+Why(&tp.Common)+")")
 	}
 	gwFailed := f.r.Checks.Gateway != nil && (!f.gwKnown || !f.gw.answered())
 	if len(notes) == 0 && !gwFailed {
@@ -445,7 +449,7 @@ func (f *facts) gatewayClean() string {
 	case !f.gwKnown && f.r.Plan.GatewayNote == "gateway check turned off":
 		return "gateway not checked (turned off)"
 	case !f.gwKnown && f.r.Checks.Gateway != nil:
-		return fmt.Sprintf("the gateway %s was not pinged (%s)", f.r.Checks.Gateway.Target, unmeasuredWhy(f.r.Checks.Gateway.Reason, f.r.Checks.Gateway.Error))
+		return fmt.Sprintf("the gateway %s was not pinged (%s)", f.r.Checks.Gateway.Target, unmeasuredWhy(f.r.Checks.Gateway.Reason, Why(&f.r.Checks.Gateway.Common)))
 	case !f.gwKnown:
 		return "no gateway known"
 	case f.gw.noRoute:
@@ -674,7 +678,7 @@ func (f *facts) context(fault string) []string {
 			}
 			out = append(out, line)
 		} else {
-			out = append(out, "speed test failed: "+Reason(tp.Error))
+			out = append(out, "speed test failed: "+Why(&tp.Common))
 		}
 	}
 	return out
@@ -683,7 +687,7 @@ func (f *facts) context(fault string) []string {
 func (f *facts) gatewayContext(fault string) string {
 	switch {
 	case !f.gwKnown && f.r.Checks.Gateway != nil:
-		return fmt.Sprintf("gateway %s not pinged: %s", f.r.Checks.Gateway.Target, notPingedWhy(f.r.Checks.Gateway.Reason, f.r.Checks.Gateway.Error))
+		return fmt.Sprintf("gateway %s not pinged: %s", f.r.Checks.Gateway.Target, notPingedWhy(f.r.Checks.Gateway.Reason, Why(&f.r.Checks.Gateway.Common)))
 	case !f.gwKnown:
 		note := f.r.Plan.GatewayNote
 		if note == "" {
@@ -691,7 +695,7 @@ func (f *facts) gatewayContext(fault string) string {
 		}
 		return "gateway: " + note
 	case f.gw.noRoute:
-		return fmt.Sprintf("gateway %s: no route (%s)", f.gw.target, Reason(f.gw.err))
+		return fmt.Sprintf("gateway %s: no route (%s)", f.gw.target, f.gw.why)
 	case fault != FaultLAN:
 		line := "gateway: " + strings.TrimPrefix(f.gatewayClean(), "gateway ")
 		if !f.gw.answered() && len(f.answered) > 0 {
@@ -699,7 +703,7 @@ func (f *facts) gatewayContext(fault string) string {
 		}
 		return line
 	case !f.gw.answered():
-		return fmt.Sprintf("gateway %s: no reply to %d echo requests", f.gw.target, f.gw.sent)
+		return fmt.Sprintf("gateway %s: no reply to %s", f.gw.target, plural(f.gw.sent, "echo request"))
 	}
 	line := fmt.Sprintf("gateway %s: %s loss, %s mean", f.gw.target, Pct(f.gw.loss), Dur(f.gw.rtt))
 	if f.gw.hasJitter {
@@ -717,7 +721,7 @@ func (f *facts) notPinged() []string {
 		if s.measured || s.target == "" {
 			continue
 		}
-		why := notPingedWhy(s.reason, s.err)
+		why := notPingedWhy(s.reason, s.why)
 		if byWhy[why] == nil {
 			order = append(order, why)
 		}
@@ -736,12 +740,12 @@ func (f *facts) notPinged() []string {
 }
 
 // notPingedWhy: the few words of a ping that could not run (the first
-// line of the evidence gives the fix), else the prober's error.
-func notPingedWhy(reason, err string) string {
+// line of the evidence gives the fix), else why, the ping's Why.
+func notPingedWhy(reason, why string) string {
 	if prober.Unmeasured(reason) {
-		return unmeasuredWhy(reason, err)
+		return unmeasuredWhy(reason, why)
 	}
-	if why := Reason(err); why != "" {
+	if why != "" {
 		return why
 	}
 	return "no result"
@@ -770,7 +774,7 @@ func (f *facts) fewerPings() string {
 
 func traceContext(r *ISPResult, tr *prober.TracerouteResult) string {
 	if !tr.Success && tr.HopCount == 0 {
-		return fmt.Sprintf("trace to %s failed: %s", tr.Target, Reason(tr.Error))
+		return fmt.Sprintf("trace to %s failed: %s", tr.Target, Why(&tr.Common))
 	}
 	line := fmt.Sprintf("trace to %s: %s", tr.Target, plural(tr.HopCount, "hop"))
 	if !tr.DestinationReached {
@@ -826,7 +830,7 @@ func dnsFailures(ds []DNSCheck) string {
 	for _, d := range ds {
 		why := "no result"
 		if d.Result != nil {
-			why = Reason(d.Result.Error)
+			why = Why(&d.Result.Common)
 		}
 		if d.Attempts > 1 {
 			why += fmt.Sprintf(", %d attempts", d.Attempts)
@@ -849,7 +853,7 @@ func anyHTTPAnswer(hs []*prober.HTTPResult) bool {
 func httpFailures(hs []*prober.HTTPResult) string {
 	var parts []string
 	for _, h := range hs {
-		why := Reason(h.Error)
+		why := Why(&h.Common)
 		if why == "" && h.StatusCode > 0 {
 			why = fmt.Sprintf("status %d", h.StatusCode)
 		}
@@ -928,22 +932,16 @@ func clip(s string, n int) string {
 	return s
 }
 
-// wrappers are the parts of probers' error messages that say which step
-// failed rather than why; Reason drops them.
-var wrappers = regexp.MustCompile(`^(HTTP request failed|error while sending a DNS query|error while retrying [^:]*|probe failed|cannot probe target|throughput probe failed): |(Get|Head|Post) "[^"]*": |dial (tcp|udp)[46]? [^ ]+: |read (tcp|udp)[46]? [^ ]+->[^ ]+: | from [^ ]+ before the probe timeout`)
-
-// Reason shortens a prober's error to what a person needs: "connection
-// refused", "no complete answer: i/o timeout". It drops the wrapping, never
-// the end: that is where a fix ("setcap …") is.
-func Reason(err string) string {
-	for {
-		short := wrappers.ReplaceAllString(err, "")
-		if short == err {
-			break
-		}
-		err = short
+// Why is why a check failed, in the words of its evidence: the prober's
+// Cause (the error without the step and the addresses the evidence names
+// already), or its Error when it has none (a Result failed without Fail),
+// on one line. The end is never cut: that is where a fix ("setcap …") is.
+func Why(c *prober.Common) string {
+	why := c.Cause
+	if why == "" {
+		why = c.Error
 	}
-	return strings.Join(strings.Fields(err), " ")
+	return strings.Join(strings.Fields(why), " ")
 }
 
 // joinAnd joins words as "a", "a and b", "a, b and c".

@@ -17,6 +17,17 @@ func partialTrace(target string, hops ...string) *prober.TracerouteResult {
 	return t
 }
 
+// diagnosed is the healthy connection, changed by change (unless nil),
+// diagnosed.
+func diagnosed(change func(r *diagnose.ISPResult)) *diagnose.ISPResult {
+	r := dt.Healthy()
+	if change != nil {
+		change(r)
+	}
+	diagnose.Diagnose(r)
+	return r
+}
+
 func TestRules(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -174,8 +185,9 @@ func TestRules(t *testing.T) {
 		}, diagnose.FaultISP, diagnose.VerdictDown, "none of the 2 web sites answers"},
 		{"every web site answers with an error status: the sites, not the path", func(r *diagnose.ISPResult) {
 			a, b := dt.HTTP(dt.Site1, false), dt.HTTP(dt.Site2, false)
-			a.StatusCode, a.Error = 404, "Invalid HTTP response status code 404"
-			b.StatusCode, b.Error = 500, "Invalid HTTP response status code 500"
+			a.StatusCode, b.StatusCode = 404, 500
+			dt.Failed(&a.Common, "Invalid HTTP response status code 404")
+			dt.Failed(&b.Common, "Invalid HTTP response status code 500")
 			r.Checks.HTTP = []*prober.HTTPResult{a, b}
 		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "→ remote (the site)"},
 		{"one reply per target: jitter not measured, still healthy", func(r *diagnose.ISPResult) {
@@ -231,7 +243,8 @@ func TestRules(t *testing.T) {
 		{"no time left to ping", func(r *diagnose.ISPResult) {
 			for _, p := range append([]*prober.ICMPResult{r.Checks.Gateway}, r.Checks.Targets...) {
 				*p = *dt.Ping(p.Target, 0, 0, 0, 0)
-				p.Reason, p.Error = prober.ReasonNotRun, "not run"
+				p.Reason = prober.ReasonNotRun
+				dt.Failed(&p.Common, "not run")
 			}
 		}, diagnose.FaultUnknown, diagnose.VerdictUnknown, "=the pings did not run: the diagnosis ran out of time (raise --timeout); loss, latency and jitter were not measured → unknown"},
 		{"a gateway that could not be pinged is not 'no gateway known'", func(r *diagnose.ISPResult) {
@@ -289,7 +302,7 @@ func TestRules(t *testing.T) {
 		{"a path-MTU black hole explains a stalled site", func(r *diagnose.ISPResult) {
 			*r = *dt.Scenario("blackhole")
 			r.Checks.HTTP[1] = dt.HTTP(dt.Site2, false)
-			r.Checks.HTTP[1].Error = "context deadline exceeded"
+			dt.Failed(&r.Checks.HTTP[1].Common, "context deadline exceeded")
 		}, diagnose.FaultISP, diagnose.VerdictDegraded, "; it explains why https://b.example/ fails"},
 		{"a smaller path MTU that is signalled is no fault", func(r *diagnose.ISPResult) {
 			r.Checks.MTU = dt.MTU(dt.Target1, 1492, false)
@@ -308,11 +321,7 @@ func TestRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := dt.Healthy()
-			if tc.change != nil {
-				tc.change(r)
-			}
-			diagnose.Diagnose(r)
+			r := diagnosed(tc.change)
 			if r.Fault != tc.fault || r.Verdict != tc.verdict {
 				t.Errorf("fault %s, verdict %s; want %s, %s\n%s", r.Fault, r.Verdict, tc.fault, tc.verdict, strings.Join(r.Evidence, "\n"))
 			}
@@ -418,13 +427,21 @@ func TestFormatting(t *testing.T) {
 			t.Errorf("Dur(%v) = %q, want %q", v, got, want)
 		}
 	}
-	for in, want := range map[string]string{
-		`HTTP request failed: Get "http://x/": dial tcp 203.0.113.38:80: connect: connection refused`:                                                     "connect: connection refused",
-		`error while sending a DNS query: no complete answer from 198.51.100.46:53 before the probe timeout: read udp 1.2.3.4:5->6.7.8.9:53: i/o timeout`: "no complete answer: i/o timeout",
-		"probe failed: no reply to any of 30 echo requests":                                                                                               "no reply to any of 30 echo requests",
+}
+
+// TestWhy: the evidence gives a prober's Cause, on one line, or its Error
+// when it has none. (What Cause holds is the prober's: TestCause.)
+func TestWhy(t *testing.T) {
+	for _, tc := range []struct {
+		c    prober.Common
+		want string
+	}{
+		{prober.Common{Error: `HTTP request failed: Get "http://x/": dial tcp 203.0.113.38:80: connect: connection refused`, Cause: "connect:\n  connection refused"},
+			"connect: connection refused"},
+		{prober.Common{Error: "not run:  the diagnosis\tran out of time"}, "not run: the diagnosis ran out of time"},
 	} {
-		if got := diagnose.Reason(in); got != want {
-			t.Errorf("Reason(%q) = %q, want %q", in, got, want)
+		if got := diagnose.Why(&tc.c); got != tc.want {
+			t.Errorf("Why(%+v) = %q, want %q", tc.c, got, tc.want)
 		}
 	}
 }
@@ -443,9 +460,32 @@ func TestExitCodes(t *testing.T) {
 func TestGatewayNotPinged(t *testing.T) {
 	r := dt.Healthy()
 	r.Checks.Gateway = dt.Ping("fe80::1%wlan0", 0, 0, 0, 0)
-	r.Checks.Gateway.Error = "cannot probe target: denied by target_policy: address fe80::1 is in deny_networks fe80::/10"
+	dt.FailStep(&r.Checks.Gateway.Common, "cannot probe target", "denied by target_policy: address fe80::1 is in deny_networks fe80::/10")
 	diagnose.Diagnose(r)
 	if r.Fault != diagnose.FaultNone || !strings.Contains(strings.Join(r.Evidence, "\n"), "gateway fe80::1%wlan0 not pinged: denied by target_policy") {
 		t.Errorf("%s: %q", r.Fault, r.Evidence)
+	}
+}
+
+// TestOneOfEach: counts of one are worded in the singular.
+func TestOneOfEach(t *testing.T) {
+	r := dt.Healthy()
+	r.Plan.Targets, r.Plan.DNSServers = []string{dt.Target1}, []string{dt.DNS1}
+	r.Checks.Targets = []*prober.ICMPResult{dt.Ping(dt.Target1, 30, 0, 0, 0)}
+	r.Checks.DNS = []diagnose.DNSCheck{dt.DNS(dt.DNS1, false, 0)}
+	diagnose.Diagnose(r)
+	if want := "gateway 192.0.2.1 clean (0 % loss, 0.8 ms), but the internet target does not answer → ISP"; r.Evidence[0] != want {
+		t.Errorf("evidence %q, want %q", r.Evidence[0], want)
+	}
+	if d := r.Dimensions; d.Loss.Detail != "median of 1 internet target" || d.DNS.Detail != "none of 1 resolver answered" {
+		t.Errorf("loss %q, dns %q", d.Loss.Detail, d.DNS.Detail)
+	}
+	r.Checks.Gateway = dt.Ping(dt.Gateway, 1, 0, 0, 0)
+	diagnose.Diagnose(r)
+	if want := "no reply from the gateway 192.0.2.1 (1 echo request) nor from any internet target"; !strings.HasPrefix(r.Evidence[0], want) {
+		t.Errorf("evidence %q, want it to start %q", r.Evidence[0], want)
+	}
+	if want := "gateway 192.0.2.1: no reply to 1 echo request"; r.Evidence[1] != want {
+		t.Errorf("gateway line %q, want %q", r.Evidence[1], want)
 	}
 }

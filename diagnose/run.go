@@ -221,7 +221,8 @@ func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 		res.Reason = prober.ReasonNotRun
 		res.Verdict, res.Fault, res.Summary = VerdictUnknown, FaultUnknown, "unknown: "+res.Error
 		res.Evidence = []string{res.Error}
-		res.Dimensions = newFacts(res).dimensions()
+		f := newFacts(res)
+		res.Dimensions, res.Statuses = f.dimensions(), f.statuses()
 		return res
 	}
 	r := &runner{ctx: ctx, o: o, opt: opt, plan: plan, total: PlannedSteps(plan)}
@@ -314,7 +315,8 @@ func (r *runner) report(check, target string, ok bool) {
 func (r *runner) probe(check, target string, m config.Module, timeout time.Duration) prober.Result {
 	ctx, cancel := context.WithTimeout(r.ctx, timeout)
 	defer cancel()
-	logger := r.opt.Logger.With("check", check, "target", target)
+	// Not "target": the isp probe's logger names its own.
+	logger := r.opt.Logger.With("check", check, "check_target", target)
 	return prober.Run(ctx, prober.Request{Target: target, Module: m, ModuleName: "isp/" + check, Policy: r.opt.Policy, Logger: logger})
 }
 

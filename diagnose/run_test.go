@@ -3,10 +3,12 @@ package diagnose
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,5 +94,56 @@ func TestRunFewerPingsAreSaid(t *testing.T) {
 	want := fmt.Sprintf("only %d of the 30 echo requests per target fitted in the time the diagnosis had (--timeout)", planned)
 	if planned >= 30 || !strings.Contains(strings.Join(res.Evidence, "\n"), want) {
 		t.Errorf("planned %d; evidence lacks %q:\n%s", planned, want, strings.Join(res.Evidence, "\n"))
+	}
+}
+
+// keyCheck is a slog handler that records every log line which names a
+// key twice (with the keys its logger was given).
+type keyCheck struct {
+	mu    *sync.Mutex
+	lines *int
+	dups  *[]string
+	keys  []string
+}
+
+func (h keyCheck) Enabled(context.Context, slog.Level) bool { return true }
+func (h keyCheck) WithGroup(string) slog.Handler            { return h }
+
+func (h keyCheck) WithAttrs(as []slog.Attr) slog.Handler {
+	for _, a := range as {
+		h.keys = append(slices.Clip(h.keys), a.Key)
+	}
+	return h
+}
+
+func (h keyCheck) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.lines++
+	seen := map[string]bool{}
+	for _, k := range h.keys {
+		seen[k] = true
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if seen[a.Key] {
+			*h.dups = append(*h.dups, fmt.Sprintf("%q: %s twice", r.Message, a.Key))
+		}
+		seen[a.Key] = true
+		return true
+	})
+	return nil
+}
+
+// TestRunLogsEachKeyOnce: under the isp probe's logger, which names the
+// module and the target, no log line of a check names a key twice.
+func TestRunLogsEachKeyOnce(t *testing.T) {
+	var lines int
+	var dups []string
+	logger := slog.New(keyCheck{mu: &sync.Mutex{}, lines: &lines, dups: &dups}).With("module", "isp", "target", "internet")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	Run(ctx, loopbackPlan(t, 2, 50*time.Millisecond), Options{Logger: logger})
+	if lines < 10 || len(dups) > 0 {
+		t.Errorf("%d log lines; repeated keys: %q", lines, dups)
 	}
 }

@@ -95,7 +95,7 @@ func (f *facts) dimensions() Dimensions {
 	// The user's experience is what reaches the internet, LAN included: the
 	// median over the targets keeps one bad destination from speaking for
 	// the connection. Without targets, the gateway stands in.
-	pings, where := f.measured, fmt.Sprintf("median of %d internet targets", len(f.measured))
+	pings, where := f.measured, "median of "+plural(len(f.measured), "internet target")
 	if len(pings) == 0 && f.gwKnown {
 		pings, where = []pingStat{f.gw}, "the gateway"
 	}
@@ -119,7 +119,7 @@ func (f *facts) dimensions() Dimensions {
 	} else {
 		why := "nothing was pinged"
 		if len(f.targets) > 0 {
-			why = "no internet target could be pinged (" + unmeasuredWhy(f.targets[0].reason, f.targets[0].err) + ")"
+			why = "no internet target could be pinged (" + unmeasuredWhy(f.targets[0].reason, f.targets[0].why) + ")"
 		}
 		for _, x := range []*Dimension{&d.Loss, &d.Latency, &d.Jitter} {
 			x.Detail = why
@@ -127,7 +127,7 @@ func (f *facts) dimensions() Dimensions {
 	}
 	if n := len(f.r.Checks.DNS); n > 0 {
 		if len(f.dnsOK) == 0 {
-			d.DNS.fail(fmt.Sprintf("none of %d resolvers answered", n))
+			d.DNS.fail("none of " + plural(n, "resolver") + " answered")
 		} else {
 			// A resolver that rewrites NXDOMAIN answers, but not truly.
 			honest := 0
@@ -158,7 +158,7 @@ func (f *facts) dimensions() Dimensions {
 		} else {
 			d.Bufferbloat.Detail = "the speed test measured no idle and loaded latency"
 			if tp.Error != "" {
-				d.Bufferbloat.Detail = "speed test failed: " + Reason(tp.Error)
+				d.Bufferbloat.Detail = "speed test failed: " + Why(&tp.Common)
 			}
 		}
 	}

@@ -141,12 +141,23 @@ var Emitted = map[string][]string{
 		"isp_checker_config_last_reload_success_timestamp_seconds",
 		"isp_checker_speedtest_bytes_total",
 		"isp_checker_speedtest_requests_total",
+		"isp_checker_speedtest_rpm_requests_total",
+		"isp_checker_icmp_echo_requests_total",
+		"isp_checker_icmp_echo_request_errors_total",
+		"isp_checker_icmp_echo_replies_total",
+		"isp_checker_icmp_echo_replies_duplicate_total",
+		"isp_checker_icmp_echo_replies_late_total",
+		"isp_checker_icmp_echo_replies_foreign_total",
+		"isp_checker_icmp_errors_received_total",
+		"isp_checker_icmp_receive_queue_drops_total",
+		"isp_checker_icmp_send_delay_seconds",
+		"isp_checker_icmp_sockets",
 	},
 }
 
 // Histograms are the names in Emitted that are histograms: queries use them
 // with the _bucket, _sum and _count suffixes.
-var Histograms = []string{"isp_checker_probe_duration_seconds"}
+var Histograms = []string{"isp_checker_probe_duration_seconds", "isp_checker_icmp_send_delay_seconds"}
 
 // Synthetic are the series Prometheus writes itself for every scrape and for
 // alerts; queries may name them too.

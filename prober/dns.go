@@ -156,7 +156,7 @@ func probeDNS(ctx context.Context, req Request) Result {
 
 	raw, err := ex.exchange(ctx, tgt.transport, query)
 	if err != nil {
-		res.Fail(logger, "error while sending a DNS query", err)
+		res.FailStep(logger, "error while sending a DNS query", err)
 		return res
 	}
 	if tgt.transport == DNSTransportUDP && tcBit(raw) {
@@ -166,7 +166,7 @@ func probeDNS(ctx context.Context, req Request) Result {
 			res.RetriedOverTCP = true
 			raw, err = ex.exchange(ctx, DNSTransportTCP, query)
 			if err != nil {
-				res.Fail(logger, "error while retrying the truncated DNS query over TCP", err)
+				res.FailStep(logger, "error while retrying the truncated DNS query over TCP", err)
 				return res
 			}
 		} else {
@@ -403,10 +403,24 @@ func (x *dnsExchange) exchangeConn(ctx context.Context, base string, packed []by
 		raw, err = roundTripStream(conn, packed)
 	}
 	if err != nil && (ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
-		return nil, fmt.Errorf("no complete answer from %s before the probe timeout: %w", x.addr, err)
+		return nil, &dnsNoAnswerError{server: x.addr, err: err}
 	}
 	return raw, err
 }
+
+// dnsNoAnswerError: the server did not answer in time. Its Cause leaves
+// out the server, which a reader of the check names already.
+type dnsNoAnswerError struct {
+	server string
+	err    error
+}
+
+func (e *dnsNoAnswerError) Error() string {
+	return fmt.Sprintf("no complete answer from %s before the probe timeout: %v", e.server, e.err)
+}
+
+func (e *dnsNoAnswerError) Unwrap() error { return e.err }
+func (e *dnsNoAnswerError) cause() string { return "no complete answer: " + Cause(e.err) }
 
 func (x *dnsExchange) tlsConfig() (*tls.Config, error) {
 	cfg, err := pconfig.NewTLSConfig(&x.cfg.TLSConfig)

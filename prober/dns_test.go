@@ -802,19 +802,26 @@ func TestDNSDeadServer(t *testing.T) {
 	t.Cleanup(func() { _ = blackhole.Close() })
 
 	const timeout = 2 * time.Second
+	tcpClosed, dohClosed := closedPort("tcp"), closedPort("tcp")
 	tests := []struct {
 		name, target, proto, err string
+		// cause is what the diagnosis shows: no addresses but the ones the
+		// prober's own words name.
+		cause string
 	}{
-		{"udp closed port", closedPort("udp"), "", "connection refused"},
-		{"tcp closed port", closedPort("tcp"), "tcp", "connection refused"},
-		{"doh closed port", "http://" + closedPort("tcp") + "/dns-query", "", "connection refused"},
-		{"udp black hole", blackhole.LocalAddr().String(), "", "before the probe timeout"},
+		{"udp closed port", closedPort("udp"), "", "connection refused", "reading answer: read: connection refused"},
+		{"tcp closed port", tcpClosed, "tcp", "connection refused", "connecting to " + tcpClosed + " over tcp4: connect: connection refused"},
+		{"doh closed port", "http://" + dohClosed + "/dns-query", "", "connection refused", "DNS over HTTPS request to http://" + dohClosed + "/dns-query: connect: connection refused"},
+		{"udp black hole", blackhole.LocalAddr().String(), "", "before the probe timeout", "no complete answer: reading answer: use of closed network connection"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
 			r := runDNS(t, tc.target, dnsModule(func(d *config.DNSProbe) { d.TransportProtocol = tc.proto }), timeout)
 			dnsWantFailure(t, r, tc.err)
+			if r.Cause != tc.cause {
+				t.Errorf("cause %q of error %q, want %q", r.Cause, r.Error, tc.cause)
+			}
 			if took := time.Since(start); took > timeout+2*time.Second {
 				t.Errorf("probe took %v with a %v timeout", took, timeout)
 			}

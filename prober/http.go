@@ -104,9 +104,14 @@ func probeHTTP(ctx context.Context, req Request) Result {
 }
 
 // fail records the first reason the probe failed; later ones are only logged.
-func (p *httpProbe) fail(msg string, err error) {
+func (p *httpProbe) fail(msg string, err error) { p.failFirst(msg, err, p.res.Fail) }
+
+// failStep is fail for a msg that only names the step (Common.FailStep).
+func (p *httpProbe) failStep(msg string, err error) { p.failFirst(msg, err, p.res.FailStep) }
+
+func (p *httpProbe) failFirst(msg string, err error, fail func(*slog.Logger, string, error)) {
 	if p.res.Error == "" {
-		p.res.Fail(p.logger, msg, err)
+		fail(p.logger, msg, err)
 		return
 	}
 	if err != nil {
@@ -304,7 +309,7 @@ func (p *httpProbe) do(ctx context.Context, r *http.Request, tr *httpTransport) 
 		case ctx.Err() != nil:
 			p.fail("HTTP request did not complete before the probe timeout", err)
 		default:
-			p.fail("HTTP request failed", err)
+			p.failStep("HTTP request failed", err)
 		}
 		return
 	}

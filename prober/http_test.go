@@ -857,6 +857,9 @@ func TestHTTPTargetForms(t *testing.T) {
 		if res.StatusCode != 0 || res.TLS != nil {
 			t.Errorf("status %d tls %v", res.StatusCode, res.TLS)
 		}
+		if res.Cause != "connect: connection refused" {
+			t.Errorf("cause %q of error %q, want what the diagnosis shows", res.Cause, res.Error)
+		}
 	})
 }
 

@@ -7,11 +7,12 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
+	"syscall"
 	"time"
 
-	probing "github.com/prometheus-community/pro-bing"
-
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/icmpecho"
 )
 
 func init() { Register("icmp", probeICMP) }
@@ -22,10 +23,6 @@ const ICMPMaxRecordedRTTs = 1000
 // icmpDefaultBudget is the time budget of a probe whose context has no
 // deadline (the /probe handler and the command line always set one).
 const icmpDefaultBudget = 10 * time.Second
-
-// icmpMinPayload is pro-bing's smallest echo payload: an 8-byte send
-// timestamp and a 16-byte tracker UUID.
-const icmpMinPayload = 24
 
 // icmpBlackboxPayload is the payload size blackbox_exporter sends when
 // payload_size is not set (len("Prometheus Blackbox Exporter")).
@@ -134,7 +131,7 @@ func probeICMP(ctx context.Context, req Request) Result {
 	res := &ICMPResult{Protocol: o.Protocol}
 	ip, err := ResolveTarget(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback, req.Policy, logger)
 	if err != nil {
-		res.Fail(logger, "cannot probe target", err)
+		res.FailStep(logger, "cannot probe target", err)
 		return res
 	}
 	plan := icmpPlanProbe(ctx, o, time.Now(), logger)
@@ -143,7 +140,7 @@ func probeICMP(ctx context.Context, req Request) Result {
 	var rec *icmpRecord
 	if o.Protocol == config.ICMPProtocolTCP {
 		res.Port = o.Port
-		rec, err = icmpTCPPing(ctx, req, o, ip, plan, res)
+		rec, err = icmpTCPPing(ctx, req.Policy, logger, o, ip, plan, res)
 	} else {
 		rec, err = icmpPing(ctx, o, ip, plan, res, logger)
 	}
@@ -151,10 +148,11 @@ func probeICMP(ctx context.Context, req Request) Result {
 		rec.fill(res)
 	}
 	if err != nil {
-		res.Fail(logger, "cannot probe target", err)
+		res.FailStep(logger, "cannot probe target", err)
 		return res
 	}
-	logger.Info("probe finished", "protocol", o.Protocol, "sent", res.PacketsSent, "received", res.PacketsReceived,
+	logger.Info("probe finished", "protocol", o.Protocol, "socket", res.SocketMode, "echo_id", res.EchoID,
+		"packets", plan.packets, "interval", plan.interval, "sent", res.PacketsSent, "received", res.PacketsReceived,
 		"duplicates", res.Duplicates, "loss_ratio", res.LossRatio, "rtt_mean_seconds", res.RTTMeanSeconds,
 		"jitter_seconds", res.JitterSeconds)
 	if err := icmpJudge(o, res, rec); err != nil {
@@ -266,157 +264,131 @@ func (r *icmpRecord) fill(res *ICMPResult) {
 	}
 }
 
-// icmpPing sends echo requests with pro-bing.
+// icmpPing sends echo requests through the process's echo engine
+// (internal/icmpecho): one socket per IP version and mode shared by every
+// probe, one receive loop that hands each reply to its probe by the token
+// in its payload, one scheduler that sends every request on time, and
+// round-trip times from the kernel's receive timestamps. See that package
+// for how replies are matched and what of the kernel it uses.
 //
-// How replies are matched to this probe (pro-bing v0.9.1): each Pinger owns
-// its socket and puts a random 16-byte tracker UUID after the send
-// timestamp in every payload. A raw (privileged) socket sees every echo
-// reply of the host, so pro-bing attaches a BPF filter that passes only echo
-// replies carrying the Pinger's identifier, checks the identifier again, then
-// keeps only replies whose UUID is the Pinger's and whose sequence number is
-// still awaited (a second reply to a sequence is a duplicate). The
-// identifier comes from icmpIDs, so it is unique among this process's
-// probes. An unprivileged datagram socket gets its identifier from the
-// kernel (the socket's "port", unique per host) and the kernel delivers it
-// only the replies carrying it; pro-bing then skips its identifier check
-// but the UUID check still applies. Replies from another address than the
-// target are not counted (ForeignReplies).
-//
-// Costs of that design, measured in bench/icmp: every raw socket gets a copy
-// of every ICMP packet the host receives, dropped by its BPF filter, so the
-// kernel's work per echo grows with the number of concurrent raw-socket
-// probes; and a new raw socket receives everything until pro-bing attaches
-// its filter, so on a badly overloaded machine its queue can fill with other
-// probes' packets and drop its own first reply. Unprivileged sockets have
-// neither problem, which is why socket: auto prefers them.
+// The engine opens its socket on the calling goroutine's thread, so a
+// probe run on a thread inside another network namespace (the lab's
+// unprivileged test) probes from there.
 func icmpPing(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult, logger *slog.Logger) (*icmpRecord, error) {
 	setupStart := time.Now()
-	// A destination this host's routing table refuses ends the probe before
-	// pro-bing sends: behind a prohibit route every send fails with EACCES,
-	// which pro-bing v0.9.1 takes for a broadcast address and retries
-	// forever, deaf to ctx.
-	var src net.Addr
-	if s := net.ParseIP(o.SourceIPAddress); s != nil {
-		src = &net.IPAddr{IP: s}
+	dst, _ := netip.AddrFromSlice(ip.IP)
+	req := icmpecho.Request{
+		Dst: dst.Unmap(), Zone: ip.Zone, Packets: plan.packets, Interval: plan.interval, TTL: o.TTL,
+		DontFragment: o.DontFragment, StopAt: plan.stopAt, ReplyTimeout: plan.replyTimeout,
 	}
-	if err := localRoute(src, ip); err != nil {
-		return nil, err
+	if o.SourceIPAddress != "" {
+		src, err := netip.ParseAddr(o.SourceIPAddress)
+		if err != nil {
+			return nil, fmt.Errorf("source_ip_address %q is not an IP address", o.SourceIPAddress)
+		}
+		req.Src = src
 	}
-	ipv6 := ip.IP.To4() == nil
-	mode, tried, err := icmpSocketMode(o.Socket, ipv6)
+	req.Size = o.PayloadSize
+	if req.Size == 0 {
+		req.Size = icmpBlackboxPayload
+	}
+	if req.Size < icmpecho.MarkLen {
+		logger.Info("payload_size raised to the minimum (the engine's mark)", "payload_size", o.PayloadSize, "used", icmpecho.MarkLen)
+		req.Size = icmpecho.MarkLen
+	}
+	p, mode, tried, err := icmpStart(o.Socket, req)
 	if err != nil {
 		return nil, err
 	}
 	res.SocketMode = mode
-	privileged := mode == ICMPSocketPrivileged
-	logger.Info("using ICMP socket", "mode", mode, "socket_option", o.Socket, "tried", tried)
-
-	p := probing.New(ip.String())
-	p.SetIPAddr(ip)
-	p.SetPrivileged(privileged)
-	p.SetLogger(icmpProbingLogger{logger})
-	if privileged {
-		id, err := icmpIDs.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer icmpIDs.release(id)
-		p.SetID(int(id))
-		res.EchoID = int(id)
-	}
-	size := o.PayloadSize
-	if size == 0 {
-		size = icmpBlackboxPayload
-	}
-	if size < icmpMinPayload {
-		logger.Info("payload_size raised to the minimum (timestamp and tracker)", "payload_size", o.PayloadSize, "used", icmpMinPayload)
-		size = icmpMinPayload
-	}
-	p.Size = size
-	p.Count = plan.packets
-	p.Interval = plan.interval
-	p.TTL = o.TTL
-	p.Source = o.SourceIPAddress
-	p.SetDoNotFragment(o.DontFragment)
-	p.RecordRtts, p.RecordTTLs = false, false
-
-	runCtx, cancel := context.WithDeadline(ctx, plan.stopAt)
-	defer cancel()
-
-	// The callbacks below run on pro-bing's goroutines (OnSetup on this
-	// one, the others on its run loop, one at a time); RunWithContext waits
-	// for them, so rec is safe to read once it has returned.
 	rec := newICMPRecord(plan.packets)
-	setupDone := false
-	var replyTimer *time.Timer
-	p.OnSetup = func() {
-		setupDone = true
-		rec.setup = time.Since(setupStart)
-		logger.Info("sending echo requests", "packets", plan.packets, "interval", plan.interval, "id", res.EchoID, "size", size)
+	rec.setup = time.Since(setupStart)
+	// The socket and sizes go in the probe's last line ("probe finished"):
+	// a probe's log is read only once it ended, and a line costs as much
+	// as an echo.
+	if len(tried) > 0 {
+		logger.Debug("fell back to another ICMP socket", "socket", mode, "tried", tried)
 	}
-	p.OnSend = func(*probing.Packet) {
-		rec.sent++
-		if rec.sent == plan.packets && plan.replyTimeout > 0 {
-			replyTimer = time.AfterFunc(plan.replyTimeout, cancel)
-		}
-	}
-	p.OnSendError = func(pkt *probing.Packet, err error) {
-		logger.Warn("sending echo request failed", "seq", pkt.Seq, "err", err)
-		if rec.firstErr == nil {
-			rec.firstErr = err
-		}
-	}
-	p.OnRecv = func(pkt *probing.Packet) {
-		if pkt.Seq < 0 || pkt.Seq >= len(rec.got) {
-			return // cannot happen: pro-bing only passes awaited sequences
-		}
-		if !pkt.IPAddr.IP.Equal(ip.IP) {
-			rec.foreign++
-			logger.Debug("echo reply from another address", "from", pkt.Addr, "seq", pkt.Seq)
-			return
-		}
-		rec.got[pkt.Seq] = true
-		rec.rtts[pkt.Seq] = pkt.Rtt
-		if pkt.TTL >= 0 {
-			rec.hopLimit = pkt.TTL
-		}
-	}
-	p.OnDuplicateRecv = func(*probing.Packet) { rec.duplicates++ }
 
-	err = p.RunWithContext(runCtx)
-	if replyTimer != nil {
-		replyTimer.Stop()
+	r := p.Wait(ctx)
+	if mode == ICMPSocketPrivileged {
+		res.EchoID = int(r.ID) // a datagram socket's is the kernel's, shared by every probe
 	}
-	if !setupDone {
-		rec.setup = time.Since(setupStart)
-		if err == nil {
-			err = errors.New("ICMP socket setup did not complete")
+	rec.sent = r.Sent
+	copy(rec.got, r.Replied)
+	copy(rec.rtts, r.RTTs)
+	rec.duplicates, rec.foreign, rec.hopLimit = r.Duplicates, r.Foreign, r.HopLimit
+	rec.firstErr = r.SendErr
+	if rec.firstErr == nil {
+		rec.firstErr = r.ICMPErr
+	}
+	if r.SendErr != nil {
+		logger.Warn("sending echo requests failed", "sent", r.Sent, "of", plan.packets, "err", r.SendErr)
+	}
+	if r.ICMPErr != nil {
+		logger.Info("ICMP error about an echo request", "err", r.ICMPErr)
+	}
+	if r.Sent == 0 && r.SendErr != nil {
+		// A send refused by this host's routing table (an unreachable,
+		// prohibit or blackhole route) fails with a bare errno that says
+		// nothing of routes, EACCES as if permission were missing: look
+		// the route up to say which it is.
+		var src net.Addr
+		if req.Src.IsValid() {
+			src = &net.IPAddr{IP: req.Src.AsSlice()}
 		}
-		return rec, fmt.Errorf("setting up %s ICMP socket: %w", mode, err)
-	}
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		if rec.sent == 0 {
+		if err := localRoute(src, ip); err != nil {
 			return rec, fmt.Errorf("sending echo request: %w", err)
 		}
-		logger.Warn("echo run ended early", "err", err)
-		if rec.firstErr == nil {
-			rec.firstErr = err
-		}
+		return rec, fmt.Errorf("sending echo request: %w", r.SendErr)
 	}
 	return rec, nil
 }
 
-// icmpProbingLogger sends pro-bing's log lines to the probe's logger. Its
-// "Fatalf" is not fatal: pro-bing uses it for a packet it could not send or
-// parse, and goes on.
-type icmpProbingLogger struct{ l *slog.Logger }
+// icmpStart starts the probe on a socket of the module's mode. auto tries
+// an unprivileged datagram socket first (as blackbox_exporter does), then
+// a raw one; only a refusal (EPERM, EACCES) moves on. The errors say what
+// to change.
+func icmpStart(want string, req icmpecho.Request) (*icmpecho.Probe, string, []string, error) {
+	start := func(mode string) (*icmpecho.Probe, error) {
+		req.Mode = icmpecho.Mode(mode)
+		return icmpecho.Start(req)
+	}
+	switch want {
+	case config.ICMPSocketPrivileged:
+		p, err := start(ICMPSocketPrivileged)
+		if errno := icmpRefusal(err); errno != nil {
+			err = icmpPrivilegedError(errno)
+		}
+		return p, ICMPSocketPrivileged, nil, err
+	case config.ICMPSocketUnprivileged:
+		p, err := start(ICMPSocketUnprivileged)
+		if errno := icmpRefusal(err); errno != nil {
+			err = icmpUnprivilegedError(errno)
+		}
+		return p, ICMPSocketUnprivileged, nil, err
+	}
+	p, err := start(ICMPSocketUnprivileged)
+	uerr := icmpRefusal(err)
+	if uerr == nil {
+		return p, ICMPSocketUnprivileged, nil, err
+	}
+	tried := []string{fmt.Sprintf("unprivileged: %v", uerr)}
+	p, err = start(ICMPSocketPrivileged)
+	perr := icmpRefusal(err)
+	if perr == nil {
+		return p, ICMPSocketPrivileged, tried, err
+	}
+	return nil, "", tried, fmt.Errorf("no ICMP socket is allowed (raw: %w; datagram: %w): %s; %s; or use protocol: tcp",
+		perr, uerr, icmpPrivilegedFix(), icmpUnprivilegedFix())
+}
 
-func (l icmpProbingLogger) Fatalf(format string, v ...any) { l.log(slog.LevelWarn, format, v) }
-func (l icmpProbingLogger) Errorf(format string, v ...any) { l.log(slog.LevelWarn, format, v) }
-func (l icmpProbingLogger) Warnf(format string, v ...any)  { l.log(slog.LevelWarn, format, v) }
-func (l icmpProbingLogger) Infof(format string, v ...any)  { l.log(slog.LevelDebug, format, v) }
-func (l icmpProbingLogger) Debugf(format string, v ...any) { l.log(slog.LevelDebug, format, v) }
-
-func (l icmpProbingLogger) log(level slog.Level, format string, v []any) {
-	l.l.Log(context.Background(), level, "pro-bing", "detail", fmt.Sprintf(format, v...))
+// icmpRefusal returns the errno of a socket the kernel refused to open
+// (EPERM, EACCES: not allowed), else nil.
+func icmpRefusal(err error) error {
+	var se *icmpecho.SocketError
+	if errors.As(err, &se) && (errors.Is(se.Err, syscall.EPERM) || errors.Is(se.Err, syscall.EACCES)) {
+		return se.Err
+	}
+	return nil
 }

@@ -15,15 +15,13 @@ import (
 // reply from another target or a shared identifier). Reported: the CPU time
 // (user+system, of the whole process) per echo, echoes and lost replies per
 // op, and — after the last op — goroutines and file descriptors left over
-// (leaks). Replies are lost only when the machine is overloaded: with raw
-// sockets (privileged) the kernel copies every packet to every probe's
-// socket, so 1000 concurrent probes overload 2 cores; run the binary in a
-// namespace whose ping_group_range admits the user to measure unprivileged
-// sockets (bench/icmp/run.sh does).
+// (leaks). Run the binary in a namespace whose ping_group_range admits
+// the user to measure unprivileged sockets (bench/icmp/run.sh does).
 //
 //	go test ./prober/ -run '^$' -bench BenchmarkICMPConcurrent -benchtime 5x
 //
-// bench/icmp/run.sh runs this and fping on the same targets.
+// bench/icmp/run.sh measures whole exporters at scale, side by side with
+// fping and smokeping_prober.
 func BenchmarkICMPConcurrent(b *testing.B) {
 	icmpNeedSocket(b)
 	for _, probes := range []int{100, 300, 1000} {
@@ -31,7 +29,7 @@ func BenchmarkICMPConcurrent(b *testing.B) {
 			const packets = 10
 			targets := icmpConcurrentTargets(probes)
 			m := icmpModule(b, 20*time.Second, fmt.Sprintf("packets: %d\ninterval: 10ms\nreply_timeout: 1s", packets))
-			icmpRunConcurrent(b, targets[:10], m) // warm up (first socket, goroutine stacks)
+			icmpRunConcurrent(b, targets[:10], m, nil) // warm up (first socket, goroutine stacks)
 			time.Sleep(200 * time.Millisecond)
 			goroutines, fds, ids := runtime.NumGoroutine(), icmpOpenFDs(), icmpIDs.inUseCount()
 			cpu0 := icmpCPUTime()
@@ -39,7 +37,7 @@ func BenchmarkICMPConcurrent(b *testing.B) {
 			lost := 0
 			b.ResetTimer()
 			for range b.N {
-				results := icmpRunConcurrent(b, targets, m)
+				results := icmpRunConcurrent(b, targets, m, nil)
 				lost += icmpCheckConcurrent(b, targets, results, packets)
 				mode = results[0].SocketMode
 			}
@@ -49,7 +47,8 @@ func BenchmarkICMPConcurrent(b *testing.B) {
 			b.ReportMetric(float64(cpu.Microseconds())/echoes, "cpu-µs/echo")
 			b.ReportMetric(float64(probes*packets), "echoes/op")
 			b.ReportMetric(float64(lost)/float64(b.N), "lost/op")
-			// Leaks: pro-bing's reader stops within ~100ms of a probe's end.
+			// Leaks: the engine closes its sockets and stops its goroutines
+			// when the last probe ends.
 			deadline := time.Now().Add(2 * time.Second)
 			for time.Now().Before(deadline) && (runtime.NumGoroutine() > goroutines || icmpOpenFDs() > fds) {
 				time.Sleep(20 * time.Millisecond)

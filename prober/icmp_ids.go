@@ -1,90 +1,15 @@
 package prober
 
-import (
-	"errors"
-	"math/bits"
-	"math/rand/v2"
-	"sync"
-)
+import "github.com/isp-checker/isp-checker/internal/icmpecho"
 
-// errICMPIDsExhausted is returned when every echo identifier is in use.
-var errICMPIDsExhausted = errors.New("all 65535 ICMP echo identifiers are in use by running probes")
+// icmpIDs hands out echo identifiers from the process's one pool
+// (icmpecho.IDs): the echo engine's probes and the traceroute and mtu
+// probers' raw sockets all draw from it, so two of them running at once
+// never share an identifier.
+var icmpIDs idPool
 
-// icmpIDAllocator hands out ICMP echo identifiers that are unique among the
-// probes running in this process. Raw-socket probes see every echo reply the
-// host receives, so each needs an identifier of its own: random 16-bit
-// identifiers collide often (birthday bound: 50 % at ~300 probes), and a
-// NAT gateway that maps echo flows by identifier makes a collision worse.
-//
-// Identifiers are taken in order from a cursor that starts at a random value
-// (so two exporters started together do not march in step) and only moves
-// forward, so a released identifier is reused only after the other 65534
-// were handed out: a late reply to a finished probe cannot land in a new
-// one that happens to get the same identifier (and the tracker UUID in the
-// payload would reject it anyway). Identifier 0 is never used.
-type icmpIDAllocator struct {
-	mu     sync.Mutex
-	used   [1 << 16 / 64]uint64
-	next   uint16
-	inUse  int
-	seeded bool
-}
+type idPool struct{}
 
-var icmpIDs icmpIDAllocator
-
-// acquire returns a free identifier (1…65535) and marks it used.
-func (a *icmpIDAllocator) acquire() (uint16, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !a.seeded {
-		a.next = uint16(rand.N(1<<16-1) + 1)
-		a.seeded = true
-	}
-	if a.inUse >= 1<<16-1 {
-		return 0, errICMPIDsExhausted
-	}
-	id := a.next
-	for {
-		if id == 0 {
-			id = 1
-		}
-		w, bit := id/64, uint64(1)<<(id%64)
-		if a.used[w]&bit == 0 {
-			break
-		}
-		// Skip whole words that are full.
-		if a.used[w] == ^uint64(0) {
-			id = (w + 1) * 64 // wraps to 0 after the last word
-			continue
-		}
-		// Next free bit at or above id in this word, if any.
-		free := ^a.used[w] &^ (bit - 1)
-		if free != 0 {
-			id = w*64 + uint16(bits.TrailingZeros64(free))
-			continue
-		}
-		id = (w + 1) * 64
-	}
-	a.used[id/64] |= 1 << (id % 64)
-	a.inUse++
-	a.next = id + 1
-	return id, nil
-}
-
-// release returns id to the pool. Releasing a free identifier is a no-op.
-func (a *icmpIDAllocator) release(id uint16) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	w, bit := id/64, uint64(1)<<(id%64)
-	if a.used[w]&bit != 0 {
-		a.used[w] &^= bit
-		a.inUse--
-	}
-}
-
-// inUseCount is the number of identifiers handed out and not yet released.
-func (a *icmpIDAllocator) inUseCount() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.inUse
-}
+func (idPool) acquire() (uint16, error) { return icmpecho.IDs.Acquire() }
+func (idPool) release(id uint16)        { icmpecho.IDs.Release(id) }
+func (idPool) inUseCount() int          { return icmpecho.IDs.InUse() }

@@ -406,6 +406,10 @@ func TestICMPTargetPolicy(t *testing.T) {
 		if res.Success || !strings.Contains(res.Error, ErrDenied.Error()) || res.PacketsSent != 0 {
 			t.Errorf("%q: success %v sent %d error %q, want denied", opts, res.Success, res.PacketsSent, res.Error)
 		}
+		// The diagnosis says "target 127.0.0.1 not pinged: denied by …".
+		if !strings.HasPrefix(res.Cause, ErrDenied.Error()+": ") || res.Error != "cannot probe target: "+res.Cause {
+			t.Errorf("%q: cause %q of error %q, want the denial alone", opts, res.Cause, res.Error)
+		}
 	}
 	if denied != 2 {
 		t.Errorf("policy counted %d denials, want 2", denied)

@@ -116,7 +116,7 @@ func probeMTU(ctx context.Context, req Request) Result {
 	// the only one the raw probes go to.
 	ip, err := ResolveTarget(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback, req.Policy, logger)
 	if err != nil {
-		res.Fail(logger, "cannot probe target", err)
+		res.FailStep(logger, "cannot probe target", err)
 		return res
 	}
 	dst, _ := netip.AddrFromSlice(ip.IP)
@@ -124,15 +124,15 @@ func probeMTU(ctx context.Context, req Request) Result {
 
 	id, err := icmpIDs.acquire()
 	if err != nil {
-		res.Fail(logger, "cannot probe target", err)
+		res.FailStep(logger, "cannot probe target", err)
 		return res
 	}
 	defer icmpIDs.release(id)
 	res.EchoID = int(id)
 
-	socks, err := openMTUSockets(o.SourceIPAddress, dst, ip.Zone)
+	socks, err := openMTUSockets(o.SourceIPAddress, dst, ip.Zone, id)
 	if err != nil {
-		res.Fail(logger, "cannot probe target", err)
+		res.FailStep(logger, "cannot probe target", err)
 		return res
 	}
 	defer socks.close()

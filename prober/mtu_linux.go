@@ -30,7 +30,10 @@ const mtuReadBuffer = 4 << 20
 // without "probe" a second run would get EMSGSIZE for every size above the
 // cached value and never see the path again, and a black hole found by
 // silence would not be cached at all, so runs would disagree.
-func openMTUSockets(source string, dst netip.Addr, zone string) (*mtuSockets, error) {
+//
+// Of the echo replies the socket takes only those with the probe's
+// identifier id (see echoIDFilter).
+func openMTUSockets(source string, dst netip.Addr, zone string, id uint16) (*mtuSockets, error) {
 	v6 := dst.Is6()
 	src, err := routeSource(source, dst, zone, 0)
 	if err != nil {
@@ -51,6 +54,10 @@ func openMTUSockets(source string, dst netip.Addr, zone string) (*mtuSockets, er
 	if err := setICMPFilter(c, v6); err != nil {
 		s.close()
 		return nil, fmt.Errorf("setting the ICMP type filter: %w", err)
+	}
+	if err := setBPF(c, v6, echoIDFilter(v6, id)); err != nil {
+		s.close()
+		return nil, fmt.Errorf("setting the echo identifier filter: %w", err)
 	}
 	if err := setDontFragment(c, v6); err != nil {
 		s.close()

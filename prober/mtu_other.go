@@ -7,6 +7,6 @@ import (
 	"net/netip"
 )
 
-func openMTUSockets(string, netip.Addr, string) (*mtuSockets, error) {
+func openMTUSockets(string, netip.Addr, string, uint16) (*mtuSockets, error) {
 	return nil, errors.New("the mtu prober needs Linux (IP_PMTUDISC_PROBE)")
 }

@@ -45,7 +45,12 @@ type Common struct {
 	// Reason is a short code beside Error when the failure's cause is on
 	// this host (the Reason constants: permission, no_socket, no_route,
 	// not_run); empty otherwise.
-	Reason          string    `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Cause is Error for a reader that names the check itself: without a
+	// step that only says which check failed, and without the operation and
+	// addresses of Go's network errors (see FailStep and Cause). "" when
+	// the Result was not failed through Fail: then Error says it.
+	Cause           string    `json:"-"`
 	StartedAt       time.Time `json:"started_at"`
 	DurationSeconds float64   `json:"duration_seconds"`
 	TimeoutSeconds  float64   `json:"timeout_seconds"`
@@ -60,26 +65,42 @@ type Common struct {
 // Base implements Result.
 func (c *Common) Base() *Common { return c }
 
-// Fail marks the result failed with a reason and returns it, for one-line
-// early returns: `return res.Fail(logger, "…", err)`. Reason is set from
-// the system error err wraps (ReasonOf), when it names one.
+// Fail marks the result failed: Error is msg and err, Reason is set from
+// the system error err wraps (ReasonOf) when it names one, and Cause is msg
+// and the Cause of err. The failure is logged.
 func (c *Common) Fail(logger *slog.Logger, msg string, err error) {
+	c.fail(logger, msg, err, false)
+}
+
+// FailStep is Fail for a msg that only names the step which failed ("HTTP
+// request failed", "cannot probe target"): a reader that already names the
+// check ("https://example.com/ fails (…)") would only repeat it, so Cause
+// is the Cause of err alone. Error keeps msg.
+func (c *Common) FailStep(logger *slog.Logger, msg string, err error) {
+	c.fail(logger, msg, err, true)
+}
+
+func (c *Common) fail(logger *slog.Logger, msg string, err error, step bool) {
 	c.Success = false
 	if r := ReasonOf(err); r != "" {
 		c.Reason = r
 	}
-	if err != nil {
-		text := err.Error()
-		// "refused by target_policy: denied by target_policy: …" says it twice.
-		if strings.Contains(msg, "target_policy") {
-			text = strings.Replace(text, ErrDenied.Error()+": ", "", 1)
-		}
-		c.Error = fmt.Sprintf("%s: %s", msg, text)
-		logger.Error(msg, "err", err)
-	} else {
-		c.Error = msg
+	if err == nil {
+		c.Error, c.Cause = msg, msg
 		logger.Error(msg)
+		return
 	}
+	text, cause := err.Error(), Cause(err)
+	// "refused by target_policy: denied by target_policy: …" says it twice.
+	if strings.Contains(msg, "target_policy") {
+		text = strings.Replace(text, ErrDenied.Error()+": ", "", 1)
+		cause = strings.Replace(cause, ErrDenied.Error()+": ", "", 1)
+	}
+	c.Error = fmt.Sprintf("%s: %s", msg, text)
+	if c.Cause = cause; !step {
+		c.Cause = fmt.Sprintf("%s: %s", msg, cause)
+	}
+	logger.Error(msg, "err", err)
 }
 
 // Func runs one probe. It must return before ctx is done and never panic.
@@ -146,7 +167,7 @@ func Run(ctx context.Context, req Request) (res Result) {
 		b.DurationSeconds = time.Since(start).Seconds()
 		b.TimeoutSeconds = timeout
 		if b.Success {
-			b.Error, b.Reason = "", ""
+			b.Error, b.Reason, b.Cause = "", "", ""
 		}
 	}()
 	if !ok {

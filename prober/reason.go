@@ -2,6 +2,9 @@ package prober
 
 import (
 	"errors"
+	"net"
+	"net/url"
+	"strings"
 	"syscall"
 )
 
@@ -57,4 +60,47 @@ func ReasonOf(err error) string {
 // measurement (no reply, no route, refused).
 func Unmeasured(reason string) bool {
 	return reason == ReasonPermission || reason == ReasonNoSocket || reason == ReasonNotRun
+}
+
+// Cause is err in the words a reader that already names the check needs:
+// without the operation and addresses Go's net and net/http packages put
+// before the cause (`Get "https://example.com/": `, `dial tcp
+// 192.0.2.1:443: `, `read udp 192.0.2.7:5353->192.0.2.53:53: `), and in
+// the short form of a prober's own errors that have one. The diagnosis
+// shows it as "https://example.com/ fails (connect: connection refused)".
+// Common.Fail sets Common.Cause from it.
+func Cause(err error) string {
+	// One layer at a time, so a wrapping's words stay: errors.As would
+	// look through them.
+	switch e := any(err).(type) {
+	case nil:
+		return ""
+	case causer:
+		return e.cause()
+	case *url.Error:
+		return Cause(e.Err)
+	case *net.OpError:
+		// A write or a socket call names what the cause does not say (the
+		// address family, the socket's own address); a dial or a read of a
+		// TCP or UDP socket names only the target's address.
+		if (e.Op == "dial" || e.Op == "read") && (strings.HasPrefix(e.Net, "tcp") || strings.HasPrefix(e.Net, "udp")) && e.Err != nil {
+			return Cause(e.Err)
+		}
+	}
+	// A wrapping ("sending the query: %w") stays; what it wraps is
+	// shortened in turn.
+	inner := errors.Unwrap(err)
+	if inner == nil {
+		return err.Error()
+	}
+	if prefix, ok := strings.CutSuffix(err.Error(), inner.Error()); ok {
+		return prefix + Cause(inner)
+	}
+	return err.Error()
+}
+
+// causer is an error of a prober's with a short form for Cause.
+type causer interface {
+	error
+	cause() string
 }

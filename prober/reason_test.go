@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"syscall"
 	"testing"
@@ -79,5 +80,46 @@ func TestFailSetsReason(t *testing.T) {
 	}
 	if !Unmeasured(ReasonPermission) || !Unmeasured(ReasonNoSocket) || !Unmeasured(ReasonNotRun) || Unmeasured(ReasonNoRoute) || Unmeasured("") {
 		t.Error("Unmeasured: permission, no_socket and not_run measure nothing; no_route and a plain failure do")
+	}
+}
+
+// TestCause: what a reader that names the check shows of a failure, for
+// errors shaped as the probers see them; the Error keeps every word.
+func TestCause(t *testing.T) {
+	refused := &url.Error{Op: "Get", URL: "http://x/", Err: &net.OpError{Op: "dial", Net: "tcp",
+		Addr: &net.TCPAddr{IP: net.IPv4(203, 0, 113, 38), Port: 80}, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	timeout := &dnsNoAnswerError{server: "198.51.100.46:53", err: &net.OpError{Op: "read", Net: "udp",
+		Source: &net.UDPAddr{IP: net.IPv4(1, 2, 3, 4), Port: 5}, Addr: &net.UDPAddr{IP: net.IPv4(6, 7, 8, 9), Port: 53}, Err: os.ErrDeadlineExceeded}}
+	unreachable := fmt.Errorf("sending echo request: %w", &net.OpError{Op: "write", Net: "ip4", Source: &net.IPAddr{IP: net.IPv4zero},
+		Addr: &net.IPAddr{IP: net.IPv4(203, 0, 113, 10)}, Err: os.NewSyscallError("sendto", syscall.ENETUNREACH)})
+	logger := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		fail         func(c *Common)
+		error, cause string
+	}{
+		{func(c *Common) { c.FailStep(logger, "HTTP request failed", refused) },
+			`HTTP request failed: Get "http://x/": dial tcp 203.0.113.38:80: connect: connection refused`, "connect: connection refused"},
+		{func(c *Common) { c.Fail(logger, "HTTP request did not complete before the probe timeout", refused) },
+			`HTTP request did not complete before the probe timeout: Get "http://x/": dial tcp 203.0.113.38:80: connect: connection refused`,
+			"HTTP request did not complete before the probe timeout: connect: connection refused"},
+		{func(c *Common) { c.FailStep(logger, "error while sending a DNS query", timeout) },
+			"error while sending a DNS query: no complete answer from 198.51.100.46:53 before the probe timeout: read udp 1.2.3.4:5->6.7.8.9:53: i/o timeout",
+			"no complete answer: i/o timeout"},
+		// A write names the socket's own address, which the cause does not.
+		{func(c *Common) { c.FailStep(logger, "cannot probe target", unreachable) },
+			"cannot probe target: sending echo request: write ip4 0.0.0.0->203.0.113.10: sendto: network is unreachable",
+			"sending echo request: write ip4 0.0.0.0->203.0.113.10: sendto: network is unreachable"},
+		{func(c *Common) { c.Fail(logger, "no reply to any of 30 echo requests", nil) },
+			"no reply to any of 30 echo requests", "no reply to any of 30 echo requests"},
+		{func(c *Common) {
+			c.Fail(logger, "Target refused by target_policy", fmt.Errorf("%w: host x is in deny_hosts", ErrDenied))
+		},
+			"Target refused by target_policy: host x is in deny_hosts", "Target refused by target_policy: host x is in deny_hosts"},
+	} {
+		var c Common
+		tc.fail(&c)
+		if c.Error != tc.error || c.Cause != tc.cause || c.Success {
+			t.Errorf("error %q, cause %q; want %q, %q", c.Error, c.Cause, tc.error, tc.cause)
+		}
 	}
 }

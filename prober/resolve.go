@@ -44,7 +44,8 @@ func ResolveTarget(ctx context.Context, c *Common, host, preferred string, fallb
 		c.Resolved = true
 		c.DNSLookupSeconds = time.Since(start).Seconds()
 	}()
-	logger.Info("resolving target address", "target", host, "ip_protocol", want)
+	// "host": the caller's logger names the probe's target already.
+	logger.Info("resolving target address", "host", host, "ip_protocol", want)
 
 	// An IP literal (zoned, or written in fullwidth digits) needs no
 	// lookup, and no fallback games.

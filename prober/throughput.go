@@ -144,7 +144,7 @@ func probeThroughput(ctx context.Context, req Request) Result {
 	p.res.Connections = p.o.Connections
 	p.res.LatencyProtocol = p.o.LatencyProtocol
 	if err := p.run(ctx); err != nil {
-		p.res.Fail(p.logger, "throughput probe failed", err)
+		p.res.FailStep(p.logger, "throughput probe failed", err)
 		return p.res
 	}
 	p.res.Success = true

@@ -306,7 +306,7 @@ func newTrace(o config.TracerouteProbe, dst netip.Addr, zone string) (*trace, er
 		}
 		t.id = id
 	}
-	socks, err := openTraceSockets(o, dst, zone)
+	socks, err := openTraceSockets(o, dst, zone, t.id)
 	if err != nil {
 		if t.id != 0 {
 			icmpIDs.release(t.id)

@@ -38,8 +38,10 @@ import (
 //
 // All raw sockets are bound to the source address, which the checksums
 // of udp and tcp probes cover: source_ip_address, or the address the
-// kernel picks for the route to dst.
-func openTraceSockets(o config.TracerouteProbe, dst netip.Addr, zone string) (*traceSockets, error) {
+// kernel picks for the route to dst. Of the echo replies the ICMP socket
+// takes only those with the trace's identifier id (none in udp and tcp
+// mode: id is 0); see echoIDFilter.
+func openTraceSockets(o config.TracerouteProbe, dst netip.Addr, zone string, id uint16) (*traceSockets, error) {
 	v6 := dst.Is6()
 	src, err := routeSource(o.SourceIPAddress, dst, zone, o.Port)
 	if err != nil {
@@ -74,6 +76,9 @@ func openTraceSockets(o config.TracerouteProbe, dst netip.Addr, zone string) (*t
 	closers = append(closers, func() { _ = ic.Close() })
 	if err := setICMPFilter(ic, v6); err != nil {
 		return fail(fmt.Errorf("setting the ICMP type filter: %w", err))
+	}
+	if err := setBPF(ic, v6, echoIDFilter(v6, id)); err != nil {
+		return fail(fmt.Errorf("setting the echo identifier filter: %w", err))
 	}
 	s.icmp = ic
 
@@ -229,6 +234,41 @@ func setICMPFilter(c net.PacketConn, v6 bool) error {
 		f.Accept(t)
 	}
 	return ipv4.NewPacketConn(c).SetICMPFilter(&f)
+}
+
+// echoIDFilter passes ICMP errors and, of the echo replies, only those
+// carrying identifier id (none when id is 0). A raw ICMP socket gets a copy
+// of every ICMP packet of the host, the echo engine's replies included (at
+// 10,000 probes, 10,000 a second): without it a trace or a path-MTU search
+// would wake for each and drop it in Go. An IPv4 raw socket's filter sees
+// the IP header first (its length is the low nibble of byte 0); an IPv6 one
+// starts at the ICMPv6 header. The type filter (setICMPFilter) has already
+// dropped every other type.
+func echoIDFilter(v6 bool, id uint16) []bpf.Instruction {
+	const accept, drop = 0x40000, 0 // accept: mtu replies are up to 64 KiB
+	reply := uint32(icmp4EchoReply)
+	load := []bpf.Instruction{bpf.LoadMemShift{Off: 0}, bpf.LoadIndirect{Off: 0, Size: 1}}
+	loadID := bpf.Instruction(bpf.LoadIndirect{Off: 4, Size: 2})
+	if v6 {
+		reply = icmp6EchoReply
+		load = []bpf.Instruction{bpf.LoadAbsolute{Off: 0, Size: 1}}
+		loadID = bpf.LoadAbsolute{Off: 4, Size: 2}
+	}
+	if id == 0 {
+		return append(load,
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: reply, SkipTrue: 1},
+			bpf.RetConstant{Val: accept}, // an error
+			bpf.RetConstant{Val: drop},
+		)
+	}
+	return append(load,
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: reply, SkipFalse: 3},
+		loadID,
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(id), SkipFalse: 2},
+		bpf.RetConstant{Val: accept},
+		bpf.RetConstant{Val: accept}, // an error
+		bpf.RetConstant{Val: drop},
+	)
 }
 
 // setBPF attaches a socket filter.

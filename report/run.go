@@ -157,9 +157,6 @@ const (
 	whyWidth    = 96
 )
 
-// unmeasuredStatus marks a check that could not run.
-const unmeasuredStatus = "unmeasured"
-
 func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 	p := painter{on: o.Color}
 	fmt.Fprintf(w, "isp-checker run: %s\n\n", planLine(r.Plan))
@@ -215,143 +212,124 @@ func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 	return nil
 }
 
-// checkRows lists every check as a table row, in plan order.
+// checkRows lists every check as a table row, in plan order, with the
+// status the diagnosis gave it.
 func checkRows(r *diagnose.ISPResult, row func(check, target, status, detail string)) {
-	t := r.Thresholds
+	st := &r.Statuses
 	want := r.Plan.Options.Packets
-	gwRTT := 0.0
 	if g := r.Checks.Gateway; g != nil {
-		status := pingStatus(g, t.LossRatio)
-		if status == "ok" && g.PacketsReceived > 0 && (g.RTTMeanSeconds > t.GatewayLatencySeconds || (g.PacketsReceived >= 2 && g.JitterSeconds > t.JitterSeconds)) {
-			status = "slow"
-		}
-		if g.PacketsReceived > 0 {
-			gwRTT = g.RTTMeanSeconds
-		}
-		row("gateway", r.Plan.Gateway, status, pingDetail(g, want))
+		row("gateway", r.Plan.Gateway, shownStatus(st.Gateway), pingDetail(g, want))
 	} else {
 		row("gateway", "-", "-", r.Plan.GatewayNote)
 	}
-	for _, tr := range r.Checks.Targets {
-		if tr == nil {
-			continue
+	for i, tr := range r.Checks.Targets {
+		if tr != nil {
+			row("ping", tr.Target, shownStatus(at(st.Targets, i)), pingDetail(tr, want))
 		}
-		status := pingStatus(tr, t.LossRatio)
-		if status == "ok" && (tr.RTTMeanSeconds-gwRTT > t.LatencySeconds || (tr.PacketsReceived >= 2 && tr.JitterSeconds > t.JitterSeconds)) {
-			status = "slow"
-		}
-		row("ping", tr.Target, status, pingDetail(tr, want))
 	}
 	if tr := r.Checks.Trace; tr != nil {
-		status, detail := "ok", plural(tr.HopCount, "hop", "hops")
+		detail := Plural(tr.HopCount, "hop", "hops")
 		if !tr.Success {
-			status, detail = failStatus(&tr.Common), diagnose.Reason(tr.Error)
+			detail = diagnose.Why(&tr.Common)
 		}
 		if h := diagnose.ISPStart(r); h != nil {
 			detail += fmt.Sprintf("; the ISP starts at hop %d (%s)", h.TTL, h.Address)
 		}
-		row("trace", tr.Target, status, detail)
+		row("trace", tr.Target, shownStatus(st.Trace), detail)
 	}
-	for _, h := range r.Checks.Hops {
-		if h.Ping == nil {
-			continue
+	for i, h := range r.Checks.Hops {
+		if h.Ping != nil {
+			row(fmt.Sprintf("hop %d", h.TTL), h.Address, shownStatus(at(st.Hops, i)), pingDetail(h.Ping, want))
 		}
-		status := pingStatus(h.Ping, t.LossRatio)
-		if status == "FAIL" {
-			status = "silent" // routers may ignore ping; only loss that carries on counts
-		}
-		row(fmt.Sprintf("hop %d", h.TTL), h.Address, status, pingDetail(h.Ping, want))
 	}
 	if m := r.Checks.MTU; m != nil {
-		row("mtu", m.Target, mtuStatus(m), mtuDetail(m))
+		row("mtu", m.Target, shownStatus(st.MTU), mtuDetail(m))
 	}
-	for _, d := range r.Checks.DNS {
-		status, detail := dnsRow(r.Plan.DNSName, d)
-		row("dns", d.Server, status, detail)
+	for i, d := range r.Checks.DNS {
+		row("dns", d.Server, shownStatus(at(st.DNS, i)), dnsDetail(r.Plan.DNSName, d))
 	}
 	if len(r.Checks.DNS) == 0 {
 		row("dns", "-", "-", r.Plan.DNSNote)
 	}
-	for _, h := range r.Checks.HTTP {
+	for i, h := range r.Checks.HTTP {
 		if h != nil {
-			status, detail := httpRow(h)
-			row("http", h.Target, status, detail)
+			row("http", h.Target, shownStatus(at(st.HTTP, i)), httpDetail(h))
 		}
 	}
 	if tp := r.Checks.Throughput; tp != nil {
+		detail := diagnose.Why(&tp.Common)
 		if tp.Success {
-			detail := fmt.Sprintf("%.1f Mbit/s %s", tp.BytesPerSecond*8/1e6, tp.Direction)
+			detail = fmt.Sprintf("%.1f Mbit/s %s", tp.BytesPerSecond*8/1e6, tp.Direction)
 			if tp.LatencyIdleSamples > 0 && tp.LatencyLoadedSamples > 0 {
 				detail += fmt.Sprintf("; latency %s idle, %s loaded", diagnose.Dur(tp.LatencyIdleSeconds), diagnose.Dur(tp.LatencyLoadedSeconds))
 			}
-			row("speed", tp.Target, "ok", detail)
-		} else {
-			row("speed", tp.Target, failStatus(&tp.Common), diagnose.Reason(tp.Error))
 		}
+		row("speed", tp.Target, shownStatus(st.Throughput), detail)
 	}
 }
 
-// failStatus is FAIL, or unmeasured for a check that could not run.
-func failStatus(c *prober.Common) string {
-	if prober.Unmeasured(c.Reason) {
-		return unmeasuredStatus
+// at is list[i], or "" past its end (a result that was not diagnosed).
+func at(list []string, i int) string {
+	if i < len(list) {
+		return list[i]
 	}
-	return "FAIL"
+	return ""
 }
 
-func dnsRow(name string, d diagnose.DNSCheck) (status, detail string) {
-	res := d.Result
-	switch {
+// shownStatus is a status as the RESULT column shows it: a failure in
+// capitals, so it stands out without colour; "-" when there is none.
+func shownStatus(s string) string {
+	switch s {
+	case diagnose.StatusFail:
+		return "FAIL"
+	case "":
+		return "-"
+	}
+	return s
+}
+
+func dnsDetail(name string, d diagnose.DNSCheck) string {
+	var detail string
+	switch res := d.Result; {
 	case res == nil:
-		return unmeasuredStatus, "not run"
+		detail = "not run"
 	case !res.Success:
-		status, detail = failStatus(&res.Common), diagnose.Reason(res.Error)
+		detail = diagnose.Why(&res.Common)
 		if d.Attempts > 1 {
 			detail += fmt.Sprintf(" (%d attempts)", d.Attempts)
 		}
 	default:
-		status, detail = "ok", fmt.Sprintf("%s %s in %s", name, res.Rcode, diagnose.Dur(d.Waited()))
+		detail = fmt.Sprintf("%s %s in %s", name, res.Rcode, diagnose.Dur(d.Waited()))
 		if d.Attempts > 1 {
 			detail += fmt.Sprintf(" (answered on attempt %d)", d.Attempts)
 		}
 	}
 	if ok, addrs := d.RewritesNXDOMAIN(); ok {
-		status = "rewrites"
 		detail += fmt.Sprintf("; a name that cannot exist → %s: rewrites NXDOMAIN", strings.Join(addrs, ", "))
 	} else if rc := d.IntegrityRcode(); rc != "" {
 		detail += "; " + rc + " for a name that cannot exist"
 	}
-	return status, detail
+	return detail
 }
 
-func httpRow(h *prober.HTTPResult) (status, detail string) {
+func httpDetail(h *prober.HTTPResult) string {
 	if h.Success {
-		detail = fmt.Sprintf("%d in %s", h.StatusCode, diagnose.Dur(h.DurationSeconds))
+		detail := fmt.Sprintf("%d in %s", h.StatusCode, diagnose.Dur(h.DurationSeconds))
 		if h.Redirects > 0 && h.FinalURL != "" && h.FinalURL != h.URL {
 			detail += " from " + h.FinalURL
 		}
-		return "ok", detail
+		return detail
 	}
-	detail = diagnose.Reason(h.Error)
+	detail := diagnose.Why(&h.Common)
 	if h.StatusCode > 0 {
 		detail = fmt.Sprintf("%d: %s", h.StatusCode, detail)
 	}
-	return failStatus(&h.Common), detail
-}
-
-func mtuStatus(m *prober.MTUResult) string {
-	switch {
-	case m.BlackHole:
-		return "blackhole"
-	case !m.Success:
-		return failStatus(&m.Common)
-	}
-	return "ok"
+	return detail
 }
 
 func mtuDetail(m *prober.MTUResult) string {
 	if !m.Success && m.PathMTUBytes == 0 {
-		return diagnose.Reason(m.Error)
+		return diagnose.Why(&m.Common)
 	}
 	d := fmt.Sprintf("%d bytes (%s)", m.PathMTUBytes, m.Method)
 	if m.BlackHole {
@@ -443,50 +421,39 @@ func planLine(pl diagnose.Plan) string {
 	} else {
 		parts = append(parts, "no gateway")
 	}
-	parts = append(parts, plural(len(pl.Targets), "target", "targets"))
+	parts = append(parts, Plural(len(pl.Targets), "target", "targets"))
 	if pl.DNSSource == diagnose.SourceResolvConf {
-		parts = append(parts, plural(len(pl.DNSServers), "resolver", "resolvers")+" (resolv.conf)")
+		parts = append(parts, Plural(len(pl.DNSServers), "resolver", "resolvers")+" (resolv.conf)")
 	} else {
-		parts = append(parts, plural(len(pl.DNSServers), "resolver", "resolvers"))
+		parts = append(parts, Plural(len(pl.DNSServers), "resolver", "resolvers"))
 	}
-	parts = append(parts, plural(len(pl.HTTPURLs), "web site", "web sites"))
+	parts = append(parts, Plural(len(pl.HTTPURLs), "web site", "web sites"))
 	if pl.SpeedURL != "" {
 		parts = append(parts, "speed test")
 	}
 	return strings.Join(parts, ", ")
 }
 
-func plural(n int, one, many string) string {
+// Plural is n with the word's form for it: "1 module", "2 modules".
+func Plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// pingStatus is FAIL (no reply, no route), unmeasured (could not run),
-// lossy (above the loss threshold) or ok.
-func pingStatus(r *prober.ICMPResult, lossThreshold float64) string {
-	switch {
-	case r.PacketsReceived == 0:
-		return failStatus(&r.Common)
-	case r.LossRatio > lossThreshold:
-		return "lossy"
-	}
-	return "ok"
-}
-
 // pingDetail says what a ping found; want is the configured number of
 // echo requests (0: unknown), to say when fewer fitted in the time.
 func pingDetail(r *prober.ICMPResult, want int) string {
 	if r.PacketsSent == 0 {
-		return diagnose.Reason(r.Error)
+		return diagnose.Why(&r.Common)
 	}
 	fewer := ""
 	if want > 0 && r.PacketsPlanned > 0 && r.PacketsPlanned < want {
 		fewer = fmt.Sprintf(" (%d of %d planned: the rest did not fit in the time)", r.PacketsPlanned, want)
 	}
 	if r.PacketsReceived == 0 {
-		return fmt.Sprintf("no reply to %d echo requests%s", r.PacketsSent, fewer)
+		return "no reply to " + Plural(r.PacketsSent, "echo request", "echo requests") + fewer
 	}
 	s := fmt.Sprintf("%s loss (%d/%d), %s", diagnose.Pct(r.LossRatio), r.PacketsSent-r.PacketsReceived, r.PacketsSent, diagnose.Dur(r.RTTMeanSeconds))
 	if r.PacketsReceived >= 2 {

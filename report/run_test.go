@@ -216,3 +216,12 @@ func TestRunTextIntegrityRcode(t *testing.T) {
 		}
 	}
 }
+
+// TestPingDetailCounts: a count of one is worded in the singular.
+func TestPingDetailCounts(t *testing.T) {
+	for sent, want := range map[int]string{1: "no reply to 1 echo request", 3: "no reply to 3 echo requests"} {
+		if got := pingDetail(dt.Ping(dt.Target1, sent, 0, 0, 0), 0); got != want {
+			t.Errorf("pingDetail of %d unanswered = %q, want %q", sent, got, want)
+		}
+	}
+}

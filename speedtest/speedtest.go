@@ -5,11 +5,28 @@
 //	GET  /speedtest/download?bytes=N  sends N bytes (default and cap: MaxBytes)
 //	POST /speedtest/upload            reads and discards the body (cap: MaxBytes)
 //
+// and the far end of a responsiveness (RPM) test, as
+// draft-ietf-ippm-responsiveness-09 defines its server, for isp-checker's
+// own prober and for standard clients (goresponsiveness, Apple's
+// networkQuality):
+//
+//	GET  /.well-known/nq         the configuration document naming the three URLs below
+//	GET  /speedtest/rpm/small    1 byte, for the latency probes
+//	GET  /speedtest/rpm/large    endless random data, until the client stops
+//	POST /speedtest/rpm/upload   reads and discards an endless body
+//
 // The endpoints are opt-in (isp-checker serve --speedtest.enable). Every
-// request is size-capped, at most MaxConcurrent transfers run at once (more
-// get 503 at once), and bytes and requests are counted in
-// isp_checker_speedtest_bytes_total{direction} and
-// isp_checker_speedtest_requests_total{direction,result}.
+// throughput request is size-capped and at most MaxConcurrent run at once;
+// the responsiveness transfers are bounded by time (RPMMaxDuration) and by
+// their own RPMMaxConcurrent, since a standard client needs dozens at once
+// and never asks for a size (more get 503 at once either way). Bytes and
+// requests are counted in isp_checker_speedtest_bytes_total{direction},
+// isp_checker_speedtest_requests_total{direction,result} and
+// isp_checker_speedtest_rpm_requests_total{endpoint,result}.
+//
+// The draft requires HTTP/2 over TLS: serve the handler with TLS (in
+// isp-checker, --web.config.file), where net/http negotiates h2, and set
+// http.Server.ConnContext to Handler.ConnContext.
 package speedtest
 
 import (
@@ -20,6 +37,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -56,6 +74,22 @@ type Options struct {
 	// MaxConcurrent caps the transfers running at once; past it requests
 	// get 503. 0 means DefaultMaxConcurrent.
 	MaxConcurrent int
+	// RPMMaxConcurrent caps the responsiveness test's load-generating
+	// transfers (large downloads and uploads) running at once; small and
+	// configuration requests do not count. 0 means DefaultRPMMaxConcurrent.
+	RPMMaxConcurrent int
+	// RPMMaxDuration ends a responsiveness download or upload that has run
+	// this long. 0 means DefaultRPMMaxDuration.
+	RPMMaxDuration time.Duration
+	// SendBufferTime is how much unsent data, in time at the connection's
+	// rate, a responsiveness download keeps in the kernel
+	// (TCP_NOTSENT_LOWAT, Linux). 0 means DefaultSendBufferTime; negative
+	// leaves the kernel's default.
+	SendBufferTime time.Duration
+	// PublicURL is the base the configuration document's URLs start with
+	// (see ParsePublicURL); nil builds it from each request's scheme and
+	// Host, which is right unless a proxy stands in front.
+	PublicURL *url.URL
 	// Registerer receives the counters; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger logs refused and failed requests (debug level).
@@ -69,6 +103,13 @@ type Handler struct {
 	logger   *slog.Logger
 	bytes    *prometheus.CounterVec
 	requests *prometheus.CounterVec
+
+	// Responsiveness endpoints.
+	lgcSem         chan struct{}
+	rpmMaxDuration time.Duration
+	sendBuffer     time.Duration
+	publicURL      *url.URL
+	rpmRequests    *prometheus.CounterVec
 }
 
 // chunkSize is how much is written or read per call.
@@ -101,10 +142,24 @@ func New(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.RPMMaxConcurrent <= 0 {
+		o.RPMMaxConcurrent = DefaultRPMMaxConcurrent
+	}
+	if o.RPMMaxDuration <= 0 {
+		o.RPMMaxDuration = DefaultRPMMaxDuration
+	}
+	if o.SendBufferTime == 0 {
+		o.SendBufferTime = DefaultSendBufferTime
+	}
 	h := &Handler{
-		maxBytes: o.MaxBytes,
-		sem:      make(chan struct{}, o.MaxConcurrent),
-		logger:   o.Logger,
+		maxBytes:       o.MaxBytes,
+		sem:            make(chan struct{}, o.MaxConcurrent),
+		logger:         o.Logger,
+		lgcSem:         make(chan struct{}, o.RPMMaxConcurrent),
+		rpmMaxDuration: o.RPMMaxDuration,
+		sendBuffer:     o.SendBufferTime,
+		publicURL:      o.PublicURL,
+		rpmRequests:    newRPMRequests(),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "isp_checker_speedtest_bytes_total",
 			Help: "Bytes sent (download) or received (upload) by the speed-test endpoints.",
@@ -124,7 +179,7 @@ func New(o Options) *Handler {
 		}
 	}
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(h.bytes, h.requests)
+		o.Registerer.MustRegister(h.bytes, h.requests, h.rpmRequests)
 	}
 	return h
 }
@@ -135,8 +190,12 @@ func (h *Handler) MaxBytes() int64 { return h.maxBytes }
 // Routes returns the endpoints by path, for collector.ServerOptions.Extra.
 func (h *Handler) Routes() map[string]http.Handler {
 	return map[string]http.Handler{
-		DownloadPath: http.HandlerFunc(h.Download),
-		UploadPath:   http.HandlerFunc(h.Upload),
+		DownloadPath:  http.HandlerFunc(h.Download),
+		UploadPath:    http.HandlerFunc(h.Upload),
+		WellKnownPath: http.HandlerFunc(h.WellKnown),
+		RPMSmallPath:  http.HandlerFunc(h.Small),
+		RPMLargePath:  http.HandlerFunc(h.Large),
+		RPMUploadPath: http.HandlerFunc(h.RPMUpload),
 	}
 }
 

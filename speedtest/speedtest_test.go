@@ -70,6 +70,9 @@ func TestDownload(t *testing.T) {
 	if n != 3<<20 {
 		t.Errorf("default size %d, want the cap %d", n, 3<<20)
 	}
+	// The handler counts a chunk after writing it, so the client can hold
+	// the whole body a moment before the last count: wait for the six.
+	waitFor(t, "six downloads counted", func() bool { return requests(h, "download", ResultSuccess) >= 6 })
 	want := float64(1 + 1000 + 1<<20 + 3<<20 + 3<<20)
 	if got := sentBytes(h, "download"); got != want {
 		t.Errorf("isp_checker_speedtest_bytes_total{direction=download} = %g, want %g", got, want)
@@ -269,13 +272,14 @@ func TestBusyAndAborted(t *testing.T) {
 
 func TestMetricsRegistered(t *testing.T) {
 	_, _, reg := newServer(t, Options{})
-	n, err := testutil.GatherAndCount(reg, "isp_checker_speedtest_bytes_total", "isp_checker_speedtest_requests_total")
+	n, err := testutil.GatherAndCount(reg, "isp_checker_speedtest_bytes_total", "isp_checker_speedtest_requests_total", "isp_checker_speedtest_rpm_requests_total")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 2 byte counters; 5 results × 2 directions, less download/too_large.
-	if n != 2+9 {
-		t.Errorf("%d series, want 11 (all initialised at 0)", n)
+	// 2 byte counters; 5 results × 2 directions, less download/too_large;
+	// config and small × (success, bad_request), large and upload × 5 results.
+	if n != 2+9+4+10 {
+		t.Errorf("%d series, want 25 (all initialised at 0)", n)
 	}
 	lint, err := testutil.GatherAndLint(reg)
 	if err != nil || len(lint) > 0 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -15,103 +14,74 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/common/promslog"
 
 	"github.com/isp-checker/isp-checker/batch"
-	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/report"
 )
 
 // checkCmd is `isp-checker check FILE|-`: batch website checks.
 type checkCmd struct {
-	common      *commonFlags
-	logConfig   *promslog.Config
+	configFile  *string
 	file        *string
 	module      *string
 	concurrency *numberFlag
-	timeout     *time.Duration
-	format      *string
+	timeout     *durationFlag
+	format      *enumFlag
 	output      *string
 }
 
-func addCheckCmd(app *kingpin.Application, common *commonFlags, logConfig *promslog.Config) (*kingpin.CmdClause, *checkCmd) {
-	c := &checkCmd{common: common, logConfig: logConfig}
+func addCheckCmd(app *kingpin.Application, g *globalFlags) *command {
+	c := &checkCmd{configFile: g.configFile}
 	cmd := app.Command("check", "Check a list of websites (CSV with a url column, or one URL per line; - reads stdin).")
 	c.file = cmd.Arg("file", "Input file, or - for standard input.").Required().String()
 	c.module = cmd.Flag("module", "http module from the config to check with.").Default("http_2xx").String()
-	c.concurrency = &numberFlag{name: "concurrency", integer: true, min: 1}
-	cmd.Flag("concurrency", "Checks running at once.").Default("64").SetValue(c.concurrency)
-	c.timeout = cmd.Flag("timeout", "Timeout per URL (the module's timeout caps it).").Default("10s").Duration()
-	c.format = cmd.Flag("format", "Output format: csv, json, xlsx or text.").Default("csv").Enum(report.CheckFormats...)
+	c.concurrency = number(cmd, "concurrency", "Checks running at once.", "64", true, 1)
+	c.timeout = duration(cmd, "timeout", "Timeout per URL (the module's timeout caps it).", "10s")
+	c.format = enum(cmd, "format", "Output format: "+strings.Join(report.CheckFormats, ", ")+".", report.CheckFormats...)
 	c.output = cmd.Flag("output", "Write the report to this file instead of standard output.").Short('o').String()
-	return cmd, c
+	return &command{clause: cmd, usageCode: 2, exec: c.exec}
 }
 
-// usageError is an error in what the user asked for: exit code 2.
-type usageError struct{ error }
-
-func (c *checkCmd) run() int {
-	code, err := c.check()
+// exec checks every URL; it exits 0 when all are active, 1 otherwise.
+func (c *checkCmd) exec(e *env) error {
+	cfg, source, err := loadConfig(*c.configFile)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "isp-checker check: %v\n", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			return 2
-		}
-		if code == 0 {
-			code = 1
-		}
+		return e.usage(err)
 	}
-	return code
-}
-
-func (c *checkCmd) check() (int, error) {
-	if *c.timeout <= 0 {
-		return 2, usageError{errors.New("--timeout must be positive")}
-	}
-	cfg, err := loadConfig(*c.common.configFile)
+	module, err := moduleOf(cfg, source, *c.module, "http", "check")
 	if err != nil {
-		return 2, usageError{err}
+		return e.usage(err)
 	}
-	module, ok := cfg.Modules[*c.module]
-	if !ok {
-		return 2, usageError{fmt.Errorf("unknown module %q (modules: %s)", *c.module, strings.Join(cfg.ModuleNames(), ", "))}
-	}
-	if module.Prober != "http" {
-		return 2, usageError{fmt.Errorf("module %q uses the %s prober; check needs an http module", *c.module, module.Prober)}
-	}
-	if *c.format == "xlsx" && *c.output == "" && isTerminal(os.Stdout) {
-		return 2, usageError{errors.New("an xlsx workbook is binary: give --output FILE or redirect standard output")}
+	if c.format.val == "xlsx" && *c.output == "" && isTerminal(e.stdout) {
+		return e.usage(errors.New("--format: an xlsx workbook is binary: give --output FILE or redirect standard output"))
 	}
 
-	var in io.Reader = os.Stdin
-	name := "standard input"
+	in, name := e.stdin, "standard input"
 	// kingpin hands "-" over as "": both mean standard input.
 	if *c.file != "-" && *c.file != "" {
 		f, err := os.Open(*c.file)
 		if err != nil {
-			return 2, usageError{err}
+			return e.usage(err)
 		}
 		defer f.Close()
 		in, name = f, *c.file
 	}
 	input, err := batch.ReadInput(in, batch.DefaultLimits)
 	if err != nil {
-		return 2, usageError{fmt.Errorf("%s: %w", name, err)}
+		return e.usage(fmt.Errorf("%s: %w", name, err))
 	}
 	for _, w := range input.Warnings {
-		fmt.Fprintf(os.Stderr, "isp-checker check: warning: %s: %s\n", name, w)
+		fmt.Fprintf(e.stderr, "isp-checker check: warning: %s: %s\n", name, w)
 	}
 	if len(input.Rows) == 0 {
-		return 2, usageError{fmt.Errorf("%s has no URLs", name)}
+		return e.usage(fmt.Errorf("%s has no URLs", name))
 	}
 	// Open the output before checking, so a bad path fails before the work.
-	out := io.Writer(os.Stdout)
+	out := e.stdout
 	var outFile *os.File
 	if *c.output != "" {
-		outFile, err = os.Create(*c.output)
-		if err != nil {
-			return 2, usageError{err}
+		if outFile, err = os.Create(*c.output); err != nil {
+			return e.usage(fmt.Errorf("--output: %w", err))
 		}
 		out = outFile
 	}
@@ -129,7 +99,7 @@ func (c *checkCmd) check() (int, error) {
 			return
 		}
 		stop()
-		fmt.Fprintln(os.Stderr, "\ninterrupted: finishing the checks under way (Ctrl-C again to cut them short)")
+		fmt.Fprintln(e.stderr, "\ninterrupted: finishing the checks under way (Ctrl-C again to cut them short)")
 		again := make(chan os.Signal, 1)
 		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
 		defer signal.Stop(again)
@@ -139,55 +109,34 @@ func (c *checkCmd) check() (int, error) {
 		case <-abort.Done():
 		}
 	}()
-	progress := newProgressBar(os.Stderr, len(input.Rows))
+	progress := newProgressBar(e.stderr, len(input.Rows))
 	rep := batch.Run(ctx, input, batch.Options{
 		Module: module, ModuleName: *c.module, Policy: cfg.TargetPolicy,
-		Concurrency: int(c.concurrency.val), Timeout: *c.timeout,
-		Logger: probeLogger(c.logConfig), Progress: progress.update, Abort: abort,
+		Concurrency: int(c.concurrency.val), Timeout: c.timeout.val,
+		Logger: e.probeLogger, Progress: progress.update, Abort: abort,
 	})
 	progress.finish()
 
-	werr := report.WriteCheck(out, *c.format, rep)
+	werr := report.WriteCheck(out, c.format.val, rep)
 	if outFile != nil {
 		if err := outFile.Close(); werr == nil {
 			werr = err
 		}
 	}
 	s := report.Summary(rep)
-	fmt.Fprintf(os.Stderr, "checked %d of %d unique URLs in %.1fs: %d active, %d inactive, %d error; %d duplicates dropped\n",
-		s.Checked, s.Unique, s.ElapsedSeconds, s.Active, s.Inactive, s.Error, s.Duplicates)
+	fmt.Fprintf(e.stderr, "checked %d of %s in %.1fs: %d active, %d inactive, %d error; %s dropped\n",
+		s.Checked, report.Plural(s.Unique, "unique URL", "unique URLs"), s.ElapsedSeconds, s.Active, s.Inactive, s.Error,
+		report.Plural(s.Duplicates, "duplicate", "duplicates"))
 	if rep.Interrupted {
-		fmt.Fprintln(os.Stderr, "interrupted: the report holds the checks finished before the interrupt")
+		fmt.Fprintln(e.stderr, "interrupted: the report holds the checks finished before the interrupt")
 	}
 	if werr != nil {
-		return 1, fmt.Errorf("writing the report: %w", werr)
+		return fmt.Errorf("writing the report: %w", werr)
 	}
 	if rep.AllActive() {
-		return 0, nil
+		return nil
 	}
-	return 1, nil
-}
-
-// probeLogger keeps the per-URL probe logs (several lines each) out of a
-// batch's stderr unless --log.level=debug asks for them.
-func probeLogger(cfg *promslog.Config) *slog.Logger {
-	if cfg.Level != nil && cfg.Level.String() == "debug" {
-		return promslog.New(cfg)
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-// loadConfig reads a config file, or the embedded default when path is "".
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Default()
-	}
-	return config.LoadFile(path)
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return exitStatus(1)
 }
 
 // progressBar draws done/total, rate and ETA on a terminal; elsewhere it is
@@ -201,8 +150,8 @@ type progressBar struct {
 	last  time.Time
 }
 
-func newProgressBar(f *os.File, total int) *progressBar {
-	return &progressBar{w: f, on: isTerminal(f), total: total, start: time.Now()}
+func newProgressBar(w io.Writer, total int) *progressBar {
+	return &progressBar{w: w, on: isTerminal(w), total: total, start: time.Now()}
 }
 
 func (p *progressBar) update(done, total int) {

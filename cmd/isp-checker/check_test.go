@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -206,11 +207,12 @@ func TestCheckUsageErrors(t *testing.T) {
 		{[]string{"check"}, "required argument 'file' not provided"},
 		{[]string{"check", filepath.Join(dir, "nope.txt")}, "no such file or directory"},
 		{[]string{"check", empty}, "has no URLs"},
-		{[]string{"check", empty, "--module=nope"}, `unknown module "nope"`},
+		{[]string{"check", empty, "--module=nope"}, `--module: embedded default config has no module "nope" (modules: `},
 		{[]string{"check", empty, "--module=icmp"}, `module "icmp" uses the icmp prober; check needs an http module`},
-		{[]string{"check", empty, "--format=pdf"}, "enum value must be one of csv,json,xlsx,text, got 'pdf'"},
+		{[]string{"check", empty, "--format=pdf"}, `--format: "pdf" is not one of csv, json, xlsx, text`},
 		{[]string{"check", empty, "--concurrency=0"}, "--concurrency: 0 is below the minimum 1"},
-		{[]string{"check", empty, "--timeout=-1s"}, "--timeout must be positive"},
+		{[]string{"check", empty, "--timeout=-1s"}, `--timeout: "-1s" is not a positive duration`},
+		{[]string{"check", empty, "--web.listen-address=:9799"}, "unknown long flag '--web.listen-address'"},
 	}
 	for _, tc := range tests {
 		code, out := runBinary(t, tc.args...)
@@ -389,5 +391,60 @@ func TestCheckMalformedRows(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckInProcess: check reads the URLs from the stdin it is given and
+// writes to the stdout and stderr it is given; counts are worded right.
+func TestCheckInProcess(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer s.Close()
+	for _, tc := range []struct {
+		urls    []string
+		rows    int
+		summary []string
+	}{
+		{[]string{s.URL + "/a", s.URL + "/a#again"}, 1, []string{"checked 1 of 1 unique URL in ", "; 1 duplicate dropped\n"}},
+		{[]string{s.URL + "/a", s.URL + "/b"}, 2, []string{"checked 2 of 2 unique URLs in ", "; 0 duplicates dropped\n"}},
+	} {
+		code, stdout, stderr := runInProcess(t, strings.Join(tc.urls, "\n"), "check", "-", "--format=csv")
+		if code != 0 || strings.Count(stdout, ",active,200,") != tc.rows || !strings.Contains(stderr, tc.summary[0]) || !strings.Contains(stderr, tc.summary[1]) {
+			t.Errorf("%v: exit %d\n%s\n%s", tc.urls, code, stdout, stderr)
+		}
+	}
+}
+
+// TestCheckDebugLogsEachKeyOnce: with --log.level=debug, the probes' log
+// lines (named by the URL they check) name no key twice.
+func TestCheckDebugLogsEachKeyOnce(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer s.Close()
+	_, _, stderr := runInProcess(t, s.URL+"/\n", "check", "-", "--log.level=debug", "--log.format=json")
+	lines := 0
+	for _, line := range strings.Split(stderr, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		lines++
+		dec := json.NewDecoder(strings.NewReader(line))
+		seen := map[string]bool{}
+		_, _ = dec.Token() // {
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				t.Fatalf("%v in %s", err, line)
+			}
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("%v in %s", err, line)
+			}
+			if seen[k.(string)] {
+				t.Errorf("%s twice: %s", k, line)
+			}
+			seen[k.(string)] = true
+		}
+	}
+	if lines < 3 || !strings.Contains(stderr, `"target":"`+s.URL+`/"`) || !strings.Contains(stderr, `"host":"127.0.0.1"`) {
+		t.Errorf("%d log lines; want the probe's, with the host it resolved:\n%s", lines, stderr)
 	}
 }

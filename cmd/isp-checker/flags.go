@@ -3,15 +3,26 @@ package main
 import (
 	"fmt"
 	"math"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
 )
 
-// numberFlag is a kingpin value whose parse errors name the flag, which
-// kingpin's own Float64/Int do not.
+// The flag values below name their flag in every parse error, which
+// kingpin's own (Float64, Int, Duration, Enum) do not.
+
+// flagger is where flags are declared: the application (global flags) or
+// a command.
+type flagger interface {
+	Flag(name, help string) *kingpin.FlagClause
+}
+
+// numberFlag is a number with a minimum.
 type numberFlag struct {
 	name    string
 	val     float64
@@ -38,13 +49,13 @@ func (f *numberFlag) Set(s string) error {
 func (f *numberFlag) String() string { return strconv.FormatFloat(f.val, 'g', -1, 64) }
 
 // number declares a numeric flag with a default and a minimum.
-func number(app *kingpin.Application, name, help, def string, integer bool, minimum float64) *numberFlag {
+func number(c flagger, name, help, def string, integer bool, minimum float64) *numberFlag {
 	f := &numberFlag{name: name, integer: integer, min: minimum}
-	app.Flag(name, help).Default(def).SetValue(f)
+	c.Flag(name, help).Default(def).SetValue(f)
 	return f
 }
 
-// bytesFlag is a positive size such as 512MiB whose parse errors name the flag.
+// bytesFlag is a positive size such as 512MiB.
 type bytesFlag struct {
 	name string
 	val  units.Base2Bytes
@@ -61,16 +72,27 @@ func (f *bytesFlag) Set(s string) error {
 
 func (f *bytesFlag) String() string { return f.val.String() }
 
-// durationFlag is a non-negative duration such as 30s or 2m whose parse
-// errors name the flag.
+// sizeFlag declares a bytesFlag with a default.
+func sizeFlag(c flagger, name, help, def string) *bytesFlag {
+	f := &bytesFlag{name: name}
+	c.Flag(name, help).Default(def).SetValue(f)
+	return f
+}
+
+// durationFlag is a duration such as 30s or 2m: positive, or for a
+// limit, 0 to turn it off.
 type durationFlag struct {
-	name string
-	val  time.Duration
+	name     string
+	val      time.Duration
+	positive bool
 }
 
 func (f *durationFlag) Set(s string) error {
 	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
+	switch {
+	case f.positive && (err != nil || v <= 0):
+		return fmt.Errorf("--%s: %q is not a positive duration such as 30s or 2m", f.name, s)
+	case err != nil || v < 0:
 		return fmt.Errorf("--%s: %q is not a duration such as 30s or 2m (0 turns the limit off)", f.name, s)
 	}
 	f.val = v
@@ -79,9 +101,77 @@ func (f *durationFlag) Set(s string) error {
 
 func (f *durationFlag) String() string { return f.val.String() }
 
-// duration declares a durationFlag with a default.
-func duration(app *kingpin.Application, name, help, def string) *durationFlag {
-	f := &durationFlag{name: name}
-	app.Flag(name, help).Default(def).SetValue(f)
+// duration declares a positive durationFlag with a default.
+func duration(c flagger, name, help, def string) *durationFlag {
+	f := &durationFlag{name: name, positive: true}
+	c.Flag(name, help).Default(def).SetValue(f)
 	return f
+}
+
+// limit declares a durationFlag for a limit that 0 turns off.
+func limit(c flagger, name, help, def string) *durationFlag {
+	f := &durationFlag{name: name}
+	c.Flag(name, help).Default(def).SetValue(f)
+	return f
+}
+
+// urlFlag is a URL checked by parse.
+type urlFlag struct {
+	name  string
+	parse func(string) (*url.URL, error)
+	val   *url.URL
+}
+
+func (f *urlFlag) Set(s string) error {
+	u, err := f.parse(s)
+	if err != nil {
+		return fmt.Errorf("--%s: %w", f.name, err)
+	}
+	f.val = u
+	return nil
+}
+
+func (f *urlFlag) String() string {
+	if f.val == nil {
+		return ""
+	}
+	return f.val.String()
+}
+
+// enumFlag is one of a few words.
+type enumFlag struct {
+	name  string
+	val   string
+	words []string
+}
+
+func (f *enumFlag) Set(s string) error {
+	if !slices.Contains(f.words, s) {
+		return fmt.Errorf("--%s: %q is not one of %s", f.name, s, strings.Join(f.words, ", "))
+	}
+	f.val = s
+	return nil
+}
+
+func (f *enumFlag) String() string { return f.val }
+
+// enum declares an enumFlag; its default is the first word.
+func enum(c flagger, name, help string, words ...string) *enumFlag {
+	f := &enumFlag{name: name, words: words}
+	c.Flag(name, help).Default(words[0]).HintOptions(words...).SetValue(f)
+	return f
+}
+
+// namedValue names its flag in the parse errors of a value declared
+// elsewhere (promslog's level and format).
+type namedValue struct {
+	name string
+	kingpin.Value
+}
+
+func (v *namedValue) Set(s string) error {
+	if err := v.Value.Set(s); err != nil {
+		return fmt.Errorf("--%s: %w", v.name, err)
+	}
+	return nil
 }

@@ -107,10 +107,10 @@ func endlessBodyProbes(t testing.TB, n int, extra ...string) (int64, []string) {
 	return peakRSS(t, cmd.Process.Pid), outs
 }
 
-// The Done-when of the issue: 20 concurrent body-regexp probes of an
-// endless body keep the exporter's peak RSS under 256 MiB (it was ~680 MiB,
-// ~45 MiB a probe), and each fails with a clear reason: the body is too
-// large to match, or the memory budget is spent.
+// 20 concurrent body-regexp probes of an endless body keep the exporter's
+// peak RSS under 256 MiB (without the memory budget and the body limit
+// they take ~680 MiB, ~45 MiB a probe), and each fails with a clear
+// reason: the body is too large to match, or the memory budget is spent.
 func TestEndlessBodiesStayWithinMemory(t *testing.T) {
 	peak, outs := endlessBodyProbes(t, 20)
 	budget := 0

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,8 +16,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/push"
-	"github.com/prometheus/common/promslog"
 
 	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/config"
@@ -41,32 +40,23 @@ const (
 
 // runCmd is `isp-checker run`: a one-shot diagnosis of the connection.
 type runCmd struct {
-	common     *commonFlags
-	logConfig  *promslog.Config
-	targets    *[]string
-	dnsServers *[]string
-	dnsName    *string
-	httpURLs   *[]string
-	gateway    *string
-	speed      *bool
-	speedURL   *string
-	format     *string
-	output     *string
-	module     *string
-	timeout    *time.Duration
-	push       *string
-	pushInst   *string
-	verdictRC  *bool
-
-	// stdout and stderr are the process's, or a test's buffers.
-	stdout, stderr io.Writer
-	// terminal says stderr (progress) and stdout (colour) are terminals.
-	progressOn, colorOn bool
+	configFile, module *string
+	configCheck, speed *bool
+	// The check lists and values that replace the module's.
+	targets, dnsServers, httpURLs *[]string
+	dnsName, gateway, speedURL    *string
+	// What becomes of the report.
+	format         *enumFlag
+	output         *string
+	push, pushInst *string
+	verdictRC      *bool
+	timeout        *durationFlag
 }
 
-func addRunCmd(app *kingpin.Application, common *commonFlags, logConfig *promslog.Config) (*kingpin.CmdClause, *runCmd) {
-	c := &runCmd{common: common, logConfig: logConfig}
+func addRunCmd(app *kingpin.Application, g *globalFlags) *command {
+	c := &runCmd{configFile: g.configFile}
 	cmd := app.Command("run", "Diagnose the connection once: is it the LAN, the ISP, DNS or the remote end? Exit status 0 healthy, 1 degraded, 2 down, 4 unknown (not measured), 3 usage error.")
+	c.configCheck = cmd.Flag("config.check", "Validate the configuration (the module, with the flags that change it), print the result and exit (3 if it is not valid).").Bool()
 	c.targets = cmd.Flag("target", "Internet target to ping (repeatable; the first is traced). Default: the module's (1.1.1.1, 8.8.8.8, 9.9.9.9).").Strings()
 	c.dnsServers = cmd.Flag("dns-server", "Resolver to query, ip or ip:port (repeatable). Default: the module's, else the nameservers of /etc/resolv.conf.").Strings()
 	c.dnsName = cmd.Flag("dns-name", "Name to resolve. Default: the module's (example.com).").String()
@@ -74,150 +64,146 @@ func addRunCmd(app *kingpin.Application, common *commonFlags, logConfig *promslo
 	c.gateway = cmd.Flag("gateway", `The LAN gateway's address, or "none" to skip it. Default: the default route's gateway (/proc/net/route).`).String()
 	c.speed = cmd.Flag("speed", "Also measure throughput and bufferbloat (after the other checks) against --speed-url.").Bool()
 	c.speedURL = cmd.Flag("speed-url", "URL to download for --speed (e.g. another isp-checker's /speedtest/download?bytes=100000000).").String()
-	c.format = cmd.Flag("format", "Output format on standard output: text or json.").Default("text").String()
+	c.format = enum(cmd, "format", "Output format on standard output: "+strings.Join(report.RunFormats, " or ")+".", report.RunFormats...)
 	c.output = cmd.Flag("output", "Also write the JSON report to this file.").Short('o').String()
-	c.module = cmd.Flag("module", "isp module of --config.file whose thresholds and check lists to use.").Default("isp").String()
-	c.timeout = cmd.Flag("timeout", "Time the whole diagnosis may take.").Default("60s").Duration()
+	c.module = cmd.Flag("module", "isp module of the configuration whose thresholds and check lists to use.").Default("isp").String()
+	c.timeout = duration(cmd, "timeout", "Time the whole diagnosis may take.", "60s")
 	c.push = cmd.Flag("push", `Push the diagnosis's probe_isp_* metrics to this Prometheus Pushgateway (e.g. http://pushgateway:9091), as job "`+runPushJob+`".`).PlaceHolder("URL").String()
 	c.pushInst = cmd.Flag("push-instance", "The instance label of the pushed group. Default: the host name.").String()
 	c.verdictRC = cmd.Flag("verdict-exit-code", "Exit with the verdict's status (0 healthy, 1 degraded, 2 down, 4 unknown). --no-verdict-exit-code exits 0 once the report is written (and pushed), for schedulers that count any other status as a failed job.").Default("true").Bool()
-	return cmd, c
+	return &command{clause: cmd, usageCode: runUsageExit, exec: c.exec}
 }
 
-// isRunParseError tells whether a command line that kingpin refused was
-// meant for `run`, whose usage errors exit with runUsageExit.
-func isRunParseError(app *kingpin.Application, clause *kingpin.CmdClause, args []string) bool {
-	ctx, _ := app.ParseContext(args)
-	return ctx != nil && ctx.SelectedCommand == clause
-}
-
-func (c *runCmd) run() int {
-	if c.stdout == nil {
-		c.stdout, c.stderr = os.Stdout, os.Stderr
-		c.progressOn = isTerminal(os.Stderr)
-		c.colorOn = isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
-	}
-	code, err := c.diagnose()
+// exec diagnoses the connection; the exit status is the verdict's.
+func (c *runCmd) exec(e *env) error {
+	o, policy, source, err := c.options()
 	if err != nil {
-		fmt.Fprintf(c.stderr, "isp-checker run: %v\n", err)
-		return code
-	}
-	if !*c.verdictRC {
-		return 0
-	}
-	return code
-}
-
-// options merges the module (from --config.file, or the defaults) with the
-// flags.
-func (c *runCmd) options() (config.ISPProbe, config.TargetPolicy, error) {
-	o, policy := config.DefaultISPProbe(), config.DefaultTargetPolicy()
-	if *c.common.configFile != "" {
-		cfg, err := config.LoadFile(*c.common.configFile)
-		if err != nil {
-			return o, policy, err
-		}
-		m, ok := cfg.Modules[*c.module]
-		if !ok {
-			return o, policy, fmt.Errorf("%s has no module %q (modules: %s)", *c.common.configFile, *c.module, strings.Join(cfg.ModuleNames(), ", "))
-		}
-		if m.Prober != "isp" {
-			return o, policy, fmt.Errorf("module %q uses the %s prober; run needs an isp module", *c.module, m.Prober)
-		}
-		o, policy = m.ISP, cfg.TargetPolicy
-	} else if *c.module != "isp" {
-		return o, policy, fmt.Errorf("--module %q needs --config.file (without it, run uses its built-in defaults)", *c.module)
-	}
-	if len(*c.targets) > 0 {
-		o.Targets = slices.Clone(*c.targets)
-	}
-	if len(*c.dnsServers) > 0 {
-		o.DNSServers = slices.Clone(*c.dnsServers)
-	}
-	if *c.dnsName != "" {
-		o.DNSQueryName = *c.dnsName
-	}
-	if len(*c.httpURLs) > 0 {
-		o.HTTPURLs = slices.Clone(*c.httpURLs)
-	}
-	if *c.gateway != "" {
-		o.Gateway = *c.gateway
-	}
-	if *c.speedURL != "" {
-		o.SpeedURL = *c.speedURL
-	}
-	if *c.speed {
-		if o.SpeedURL == "" {
-			return o, policy, errors.New("--speed needs a URL to download: give --speed-url (or speed_url in the module)")
-		}
-		o.Speed = true
-	}
-	if err := o.Validate(); err != nil {
-		return o, policy, err
-	}
-	return o, policy, nil
-}
-
-func (c *runCmd) diagnose() (int, error) {
-	if !slices.Contains(report.RunFormats, *c.format) {
-		return runUsageExit, fmt.Errorf("--format %q is not valid (text or json)", *c.format)
-	}
-	if *c.timeout <= 0 {
-		return runUsageExit, errors.New("--timeout must be positive")
-	}
-	o, policy, err := c.options()
-	if err != nil {
-		return runUsageExit, err
+		return e.usage(err)
 	}
 	pusher, err := c.pusher()
 	if err != nil {
-		return runUsageExit, err
+		return e.usage(err)
+	}
+	if *c.configCheck {
+		fmt.Fprintf(e.stdout, "%s is ok: module %q\n", source, *c.module)
+		return nil
 	}
 	// Open the output first, so a bad path fails before the work.
 	var outFile *os.File
 	if *c.output != "" {
 		if outFile, err = os.Create(*c.output); err != nil {
-			return runUsageExit, err
+			return e.usage(fmt.Errorf("--output: %w", err))
 		}
 		defer outFile.Close()
 	}
 
 	plan := diagnose.NewPlan(o, diagnose.Flagged{Gateway: *c.gateway != "", DNS: len(*c.dnsServers) > 0})
-	logger := slog.New(slog.DiscardHandler)
-	if c.logConfig.Level != nil && c.logConfig.Level.String() == "debug" {
-		logger = promslog.New(c.logConfig) // probe logs only when asked for: they would bury the report
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout.val)
 	defer cancel()
 
-	prog := &runProgress{w: c.stderr, on: c.progressOn}
+	prog := &runProgress{w: e.stderr, on: isTerminal(e.stderr)}
 	prog.start(plan)
 	res := diagnose.Run(ctx, plan, diagnose.Options{
-		Policy: prober.NewPolicy(policy, nil), Logger: logger, Progress: prog.step,
+		Policy: prober.NewPolicy(policy, nil), Logger: e.probeLogger, Progress: prog.step,
 	})
 	prog.finish()
 
-	if err := report.WriteRun(c.stdout, *c.format, res, report.TextOptions{Color: c.colorOn}); err != nil {
-		return runUsageExit, fmt.Errorf("writing the report: %w", err)
+	color := isTerminal(e.stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+	if err := report.WriteRun(e.stdout, c.format.val, res, report.TextOptions{Color: color}); err != nil {
+		return e.usage(fmt.Errorf("writing the report: %w", err))
 	}
 	if outFile != nil {
 		if err := report.WriteRun(outFile, "json", res, report.TextOptions{}); err != nil {
-			return runUsageExit, fmt.Errorf("writing %s: %w", *c.output, err)
+			return e.usage(fmt.Errorf("writing %s: %w", *c.output, err))
 		}
 		if err := outFile.Close(); err != nil {
-			return runUsageExit, fmt.Errorf("writing %s: %w", *c.output, err)
+			return e.usage(fmt.Errorf("writing %s: %w", *c.output, err))
 		}
 	}
 	if pusher != nil {
 		pctx, cancel := context.WithTimeout(context.Background(), runPushTimeout)
 		defer cancel()
-		if err := pusher.Gatherer(collector.ISPGatherer(res, logger)).PushContext(pctx); err != nil {
-			return runUsageExit, fmt.Errorf("pushing to %s: %w", *c.push, err)
+		if err := pusher.Gatherer(collector.ISPGatherer(res, e.probeLogger)).PushContext(pctx); err != nil {
+			return e.usage(fmt.Errorf("pushing to %s: %w", *c.push, err))
 		}
 	}
-	return diagnose.ExitCode(res.Verdict), nil
+	if !*c.verdictRC {
+		return nil
+	}
+	return exitStatus(diagnose.ExitCode(res.Verdict))
+}
+
+// options are the module's (from the configuration, as every command
+// reads it) with the flags' lists and values in place of its own, and the
+// configuration's target policy. Each flag's value is checked under its
+// name.
+func (c *runCmd) options() (config.ISPProbe, config.TargetPolicy, string, error) {
+	cfg, source, err := loadConfig(*c.configFile)
+	if err != nil {
+		return config.ISPProbe{}, config.TargetPolicy{}, source, err
+	}
+	m, err := moduleOf(cfg, source, *c.module, "isp", "run")
+	if err != nil {
+		return config.ISPProbe{}, config.TargetPolicy{}, source, err
+	}
+	o := m.ISP
+	if err := c.override(&o); err != nil {
+		return o, cfg.TargetPolicy, source, err
+	}
+	if err := o.Validate(); err != nil {
+		return o, cfg.TargetPolicy, source, fmt.Errorf("module %q with the flags: %w", *c.module, err)
+	}
+	return o, cfg.TargetPolicy, source, nil
+}
+
+// override puts the flags' values in o, each checked under its flag's name.
+func (c *runCmd) override(o *config.ISPProbe) error {
+	for _, list := range []struct {
+		flag   string
+		values []string
+		valid  func(string) error
+		into   *[]string
+	}{
+		{"target", *c.targets, config.ValidISPHost, &o.Targets},
+		{"dns-server", *c.dnsServers, config.ValidISPDNSServer, &o.DNSServers},
+		{"http-url", *c.httpURLs, config.ValidISPURL, &o.HTTPURLs},
+	} {
+		for _, v := range list.values {
+			if err := list.valid(v); err != nil {
+				return fmt.Errorf("--%s: %w", list.flag, err)
+			}
+		}
+		if len(list.values) > 0 {
+			*list.into = slices.Clone(list.values)
+		}
+	}
+	if g := *c.gateway; g != "" {
+		if _, err := config.ParseISPGateway(g); err != nil && g != config.ISPGatewayNone {
+			return fmt.Errorf("--gateway: %w", err)
+		}
+		o.Gateway = g
+	}
+	if *c.dnsName != "" {
+		if _, ok := dns.IsDomainName(*c.dnsName); !ok {
+			return fmt.Errorf("--dns-name: %q is not a valid domain name", *c.dnsName)
+		}
+		o.DNSQueryName = *c.dnsName
+	}
+	if *c.speedURL != "" {
+		if err := config.ValidISPURL(*c.speedURL); err != nil {
+			return fmt.Errorf("--speed-url: %w", err)
+		}
+		o.SpeedURL = *c.speedURL
+	}
+	if *c.speed {
+		if o.SpeedURL == "" {
+			return errors.New("--speed needs a URL to download: give --speed-url (or speed_url in the module)")
+		}
+		o.Speed = true
+	}
+	return nil
 }
 
 // pusher checks --push and --push-instance; nil without --push.
@@ -230,7 +216,7 @@ func (c *runCmd) pusher() (*push.Pusher, error) {
 	}
 	u, err := url.Parse(*c.push)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--push %q is not an http:// or https:// URL of a Pushgateway", *c.push)
+		return nil, fmt.Errorf("--push: %q is not an http:// or https:// URL of a Pushgateway", *c.push)
 	}
 	inst := *c.pushInst
 	if inst == "" {
@@ -251,8 +237,9 @@ type runProgress struct {
 
 func (p *runProgress) start(plan diagnose.Plan) {
 	if p.on {
-		fmt.Fprintf(p.w, "\r[0/%d] diagnosing: %d targets, %d resolvers, %d web sites…\033[K",
-			diagnose.PlannedSteps(plan), len(plan.Targets), len(plan.DNSServers), len(plan.HTTPURLs))
+		fmt.Fprintf(p.w, "\r[0/%d] diagnosing: %s, %s, %s…\033[K", diagnose.PlannedSteps(plan),
+			report.Plural(len(plan.Targets), "target", "targets"), report.Plural(len(plan.DNSServers), "resolver", "resolvers"),
+			report.Plural(len(plan.HTTPURLs), "web site", "web sites"))
 	}
 }
 

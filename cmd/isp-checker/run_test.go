@@ -26,21 +26,25 @@ func TestRunUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--format", "yaml"}, `--format "yaml" is not valid (text or json)`},
+		{[]string{"--format", "yaml"}, `--format: "yaml" is not one of text, json`},
 		{[]string{"--bogus"}, "unknown long flag '--bogus'"},
-		{[]string{"--timeout", "soon"}, "time: invalid duration"},
-		{[]string{"--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"--timeout", "soon"}, `--timeout: "soon" is not a positive duration`},
+		{[]string{"--timeout", "0s"}, `--timeout: "0s" is not a positive duration`},
 		{[]string{"--speed"}, "--speed needs a URL to download"},
 		{[]string{"--gateway", "router.lan"}, `gateway "router.lan" is not an IP address`},
 		{[]string{"--target", "http://198.51.100.2/"}, "is not a host name or IP address"},
-		{[]string{"--dns-server", "resolver.example"}, `dns_servers: "resolver.example" is not an IP address`},
+		{[]string{"--dns-server", "resolver.example"}, `--dns-server: "resolver.example" is not an IP address`},
+		{[]string{"--dns-name", "no..dots"}, `--dns-name: "no..dots" is not a valid domain name`},
+		{[]string{"--speed-url", "speed.example"}, `--speed-url: "speed.example" is not an http:// or https:// URL`},
 		{[]string{"--http-url", "198.51.100.4"}, "is not an http:// or https:// URL"},
 		{[]string{"--config.file", filepath.Join(dir, "missing.yml")}, "no such file or directory"},
 		{[]string{"--config.file", cfg, "--module", "nope"}, `has no module "nope" (modules: isp, tcp)`},
 		{[]string{"--config.file", cfg, "--module", "tcp"}, `module "tcp" uses the tcp prober; run needs an isp module`},
-		{[]string{"--module", "nope"}, `--module "nope" needs --config.file (without it, run uses its built-in defaults)`},
+		{[]string{"--module", "nope"}, `--module: embedded default config has no module "nope" (modules: `},
+		{[]string{"--module", "http_2xx"}, `--module: module "http_2xx" uses the http prober; run needs an isp module`},
+		{[]string{"--history.limit", "5"}, "unknown long flag '--history.limit'"},
 		{[]string{"--output", filepath.Join(dir, "no", "such", "dir.json")}, "no such file or directory"},
-		{[]string{"--push", "pushgateway:9091"}, `--push "pushgateway:9091" is not an http:// or https:// URL of a Pushgateway`},
+		{[]string{"--push", "pushgateway:9091"}, `--push: "pushgateway:9091" is not an http:// or https:// URL of a Pushgateway`},
 		{[]string{"--push-instance", "home"}, "--push-instance needs --push"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

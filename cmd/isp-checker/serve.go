@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -11,56 +12,91 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/report"
 	"github.com/isp-checker/isp-checker/speedtest"
 )
 
+// defaultListenAddress is isp-checker's port.
+const defaultListenAddress = ":9799"
+
+// serveCmd is `isp-checker serve`, the default command: the exporter.
 type serveCmd struct {
-	common        *commonFlags
-	logConfig     *promslog.Config
+	configFile    *string
 	configCheck   *bool
 	timeoutOffset *numberFlag
 	historyLimit  *numberFlag
 	maxConcurrent *numberFlag
 	webConfig     *web.FlagConfig
 
-	// Server limits and the memory budget (security issue).
+	// Limits against idle and slow clients, which could otherwise hold
+	// every descriptor.
 	idleTimeout       *durationFlag
 	readHeaderTimeout *durationFlag
-	memoryBudget      *bytesFlag
 
-	// Throughput prober and speed-test endpoints (throughput issue).
+	// The throughput prober loads the link; the speed-test endpoints make
+	// this exporter another's far end.
 	throughputMax     *numberFlag
 	speedtestEnable   *bool
 	speedtestMaxBytes *bytesFlag
+
+	// The responsiveness (RPM) server's bound on one transfer, and the
+	// base URL /.well-known/nq names when a proxy stands in front.
+	speedtestRPMMaxDuration *durationFlag
+	speedtestPublicURL      *urlFlag
 }
 
-func (s *serveCmd) run() int {
-	logger := promslog.New(s.logConfig)
-	reg := prometheus.NewRegistry()
-	holder := config.NewHolder(*s.common.configFile, reg)
-	if err := holder.Reload(); err != nil {
-		if *s.configCheck {
-			fmt.Fprintf(os.Stderr, "isp-checker: config is invalid: %v\n", err)
-		} else {
-			logger.Error("error loading config", "err", err)
+// addServeCmd declares serve and its flags. It is the default command,
+// so kingpin takes a flag it does not know before any command name as
+// serve's: `isp-checker --config.file=F --web.listen-address=A` is serve.
+func addServeCmd(app *kingpin.Application, g *globalFlags) *command {
+	s := &serveCmd{configFile: g.configFile}
+	cmd := app.Command("serve", "Run the exporter (the default command).").Default()
+	s.configCheck = cmd.Flag("config.check", "Validate the configuration file, print the result and exit (1 if it is not valid).").Bool()
+	s.timeoutOffset = number(cmd, "timeout-offset", "Seconds to subtract from Prometheus's scrape timeout to leave time for the response.", "0.5", false, 0)
+	s.historyLimit = number(cmd, "history.limit", "Number of recent probes kept for the landing page and /logs.", "100", true, 0)
+	s.maxConcurrent = number(cmd, "probes.max-concurrent", "Probes that may run at once; past it /probe answers 503 at once. 0 means no limit.", "1000", true, 0)
+	s.throughputMax = number(cmd, "throughput.max-concurrent", "Throughput probes that may run at once (they load the link, so more would measure each other); a probe that finds none free waits while its timeout allows, else fails. 0 means no limit.", "1", true, 0)
+	s.speedtestEnable = cmd.Flag("speedtest.enable", "Serve /speedtest/download?bytes=N and /speedtest/upload, so another isp-checker's throughput probe can use this one as its far end, and the responsiveness test's /.well-known/nq (HTTP/2 needs TLS from --web.config.file).").Bool()
+	s.speedtestMaxBytes = sizeFlag(cmd, "speedtest.max-bytes", "Largest download or upload one speed-test request may move.", "1GiB")
+	s.speedtestRPMMaxDuration = duration(cmd, "speedtest.rpm.max-duration", "With --speedtest.enable, the longest a responsiveness download or upload (/speedtest/rpm/large, /speedtest/rpm/upload) may run before the server ends it.", "3m")
+	s.speedtestPublicURL = &urlFlag{name: "speedtest.public-url", parse: speedtest.ParsePublicURL}
+	cmd.Flag("speedtest.public-url", "With --speedtest.enable, the base URL /.well-known/nq names, e.g. https://speed.example.net when a proxy stands in front (default: the scheme and Host of each request).").SetValue(s.speedtestPublicURL)
+	s.webConfig = kingpinflag.AddFlags(cmd, defaultListenAddress)
+	s.idleTimeout = limit(cmd, "web.idle-timeout", "Close a keep-alive connection idle this long (0: never), so idle clients cannot hold every descriptor.", "1m")
+	s.readHeaderTimeout = limit(cmd, "web.read-header-timeout", "Close a connection whose request headers take longer than this to arrive (0: no limit).", "10s")
+	return &command{clause: cmd, usageCode: 2, exec: s.exec}
+}
+
+// exec serves until SIGINT or SIGTERM; with --config.check it only
+// validates the configuration.
+func (s *serveCmd) exec(e *env) error {
+	if *s.configCheck {
+		cfg, source, err := loadConfig(*s.configFile)
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("config is invalid: %w", err)}
 		}
-		return 1
+		fmt.Fprintf(e.stdout, "%s is ok: %s\n", source, report.Plural(len(cfg.Modules), "module", "modules"))
+		return nil
+	}
+	logger := e.logger
+	reg := prometheus.NewRegistry()
+	holder := config.NewHolder(*s.configFile, reg)
+	if err := holder.Reload(); err != nil {
+		logger.Error("error loading config", "err", err)
+		return exitStatus(1)
 	}
 	source := holder.Path()
 	if source == "" {
 		source = "embedded default"
-	}
-	if *s.configCheck {
-		fmt.Printf("Config file %s is ok: %d modules\n", source, len(holder.Get().Modules))
-		return 0
 	}
 	logger.Info("starting isp-checker", "version", version.Info(), "build_context", version.BuildContext())
 	logger.Info("loaded config", "config", source, "modules", len(holder.Get().Modules))
@@ -83,13 +119,19 @@ func (s *serveCmd) run() int {
 		}
 	}()
 
-	// Throughput prober and speed-test endpoints (throughput issue).
 	prober.SetThroughputConcurrency(int(s.throughputMax.val))
 	var extra map[string]http.Handler
+	var connContext func(context.Context, net.Conn) context.Context
 	if *s.speedtestEnable {
-		st := speedtest.New(speedtest.Options{MaxBytes: int64(s.speedtestMaxBytes.val), Registerer: reg, Logger: logger})
-		extra = st.Routes()
+		o := speedtest.Options{MaxBytes: int64(s.speedtestMaxBytes.val), Registerer: reg, Logger: logger}
+		o.RPMMaxDuration, o.PublicURL = s.speedtestRPMMaxDuration.val, s.speedtestPublicURL.val
+		st := speedtest.New(o)
+		extra, connContext = st.Routes(), st.ConnContext
 		logger.Info("speed-test endpoints enabled", "paths", speedtest.DownloadPath+" "+speedtest.UploadPath, "max_bytes", int64(s.speedtestMaxBytes.val))
+		logger.Info("responsiveness test server enabled", "config", speedtest.WellKnownPath, "max_duration", o.RPMMaxDuration)
+		if *s.webConfig.WebConfigFile == "" {
+			logger.Warn("responsiveness clients need HTTP/2 over TLS: without --web.config.file they cannot use " + speedtest.WellKnownPath)
+		}
 	}
 
 	mux := collector.NewMux(collector.ServerOptions{
@@ -103,9 +145,10 @@ func (s *serveCmd) run() int {
 		},
 		Gatherer: reg,
 		Reload:   reload,
-		Extra:    extra, // speed-test endpoints (throughput issue)
+		Extra:    extra,
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: s.readHeaderTimeout.val, IdleTimeout: s.idleTimeout.val}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: s.readHeaderTimeout.val, IdleTimeout: s.idleTimeout.val,
+		ConnContext: connContext} // the responsiveness endpoints' view of each connection
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -115,7 +158,7 @@ func (s *serveCmd) run() int {
 	case err := <-errc:
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("error serving", "err", err)
-			return 1
+			return exitStatus(1)
 		}
 	case <-ctx.Done():
 		logger.Info("shutting down")
@@ -123,5 +166,5 @@ func (s *serveCmd) run() int {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}
-	return 0
+	return nil
 }

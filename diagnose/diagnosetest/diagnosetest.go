@@ -31,8 +31,22 @@ const (
 	DNSName  = "example.com"
 )
 
+// common is a Result's Common; a failure's err is also its Cause, as
+// Common.Fail sets them for a message without a wrapped error.
 func common(name, target string, ok bool, err string) prober.Common {
-	return prober.Common{Prober: name, Target: target, Success: ok, Error: err, StartedAt: Start, DurationSeconds: 1, TimeoutSeconds: 10}
+	return prober.Common{Prober: name, Target: target, Success: ok, Error: err, Cause: err, StartedAt: Start, DurationSeconds: 1, TimeoutSeconds: 10}
+}
+
+// Failed fails c as Common.Fail does for a message without a wrapped
+// error: msg is its Error and its Cause.
+func Failed(c *prober.Common, msg string) {
+	c.Success, c.Error, c.Cause = false, msg, msg
+}
+
+// FailStep fails c as Common.FailStep does: Error is the step and the
+// cause, Cause the cause alone.
+func FailStep(c *prober.Common, step, cause string) {
+	c.Success, c.Error, c.Cause = false, step+": "+cause, cause
 }
 
 // Ping is a ping of packets echo requests with received replies, a mean
@@ -40,7 +54,7 @@ func common(name, target string, ok bool, err string) prober.Common {
 func Ping(target string, sent, received int, rtt, jitter float64) *prober.ICMPResult {
 	err := ""
 	if received == 0 {
-		err = fmt.Sprintf("probe failed: no reply to any of %d echo requests", sent)
+		err = fmt.Sprintf("no reply to any of %d echo requests", sent)
 	}
 	r := &prober.ICMPResult{Common: common("icmp", target, received > 0, err), Protocol: "icmp",
 		PacketsPlanned: sent, PacketsSent: sent, PacketsReceived: received}
@@ -98,8 +112,9 @@ func DNS(server string, ok bool, seconds float64) diagnose.DNSCheck {
 		c.Integrity = Integrity(server, "")
 	} else {
 		c.Attempts, c.WaitedSeconds = 3, 6
-		r.Error = "error while sending a DNS query: no complete answer from " + server + ":53 before the probe timeout: i/o timeout"
-		c.Integrity = &prober.DNSResult{Common: common("dns", server, false, r.Error), Transport: "udp", Server: server + ":53",
+		FailStep(&r.Common, "error while sending a DNS query", "no complete answer from "+server+":53 before the probe timeout: i/o timeout")
+		r.Cause = "no complete answer: i/o timeout" // the prober's short form
+		c.Integrity = &prober.DNSResult{Common: r.Common, Transport: "udp", Server: server + ":53",
 			QueryName: IntegrityName, QueryType: "A", QueryClass: "IN"}
 	}
 	return c
@@ -113,7 +128,7 @@ func Integrity(server, answer string) *prober.DNSResult {
 		QuerySucceeded: true, Rcode: "NXDOMAIN"}
 	r.Phases.RequestSeconds = 0.01
 	if answer != "" {
-		r.Success, r.Error, r.Rcode, r.AnswerRRs = true, "", "NOERROR", 1
+		r.Success, r.Error, r.Cause, r.Rcode, r.AnswerRRs = true, "", "", "NOERROR", 1
 		r.Answer = []string{IntegrityName + "\t60\tIN\tA\t" + answer}
 	}
 	return r
@@ -135,18 +150,18 @@ func MTU(target string, mtu int, blackHole bool) *prober.MTUResult {
 // NoPermission is a check that could not run: no permission to open its
 // socket, with the fix in the error as the icmp prober writes it.
 func NoPermission(c *prober.Common) {
-	c.Success, c.Reason = false, prober.ReasonPermission
-	c.Error = "cannot probe target: no ICMP socket is allowed (raw: operation not permitted; datagram: permission denied): " +
-		"raw sockets need CAP_NET_RAW: run as root or grant it with `setcap cap_net_raw+ep /usr/bin/isp-checker`; " +
-		"unprivileged ICMP sockets need the process's group (gid 65534) inside net.ipv4.ping_group_range (now \"1 0\"): " +
-		"allow it with `sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`; or use protocol: tcp"
+	c.Reason = prober.ReasonPermission
+	FailStep(c, "cannot probe target", "no ICMP socket is allowed (raw: operation not permitted; datagram: permission denied): "+
+		"raw sockets need CAP_NET_RAW: run as root or grant it with `setcap cap_net_raw+ep /usr/bin/isp-checker`; "+
+		"unprivileged ICMP sockets need the process's group (gid 65534) inside net.ipv4.ping_group_range (now \"1 0\"): "+
+		"allow it with `sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`; or use protocol: tcp")
 }
 
 // NoRoute is a ping that could not leave this host: no route.
 func NoRoute(target string) *prober.ICMPResult {
 	r := Ping(target, 0, 0, 0, 0)
 	r.Reason = prober.ReasonNoRoute
-	r.Error = "cannot probe target: sending echo request: write ip4 0.0.0.0->" + target + ": sendto: network is unreachable"
+	FailStep(&r.Common, "cannot probe target", "sending echo request: write ip4 0.0.0.0->"+target+": sendto: network is unreachable")
 	return r
 }
 
@@ -156,7 +171,8 @@ func HTTP(url string, ok bool) *prober.HTTPResult {
 	if ok {
 		r.StatusCode, r.HTTPVersion, r.SSL, r.DurationSeconds = 200, "HTTP/2.0", true, 0.125
 	} else {
-		r.Error = `HTTP request failed: Get "` + url + `": dial tcp 203.0.113.99:443: connect: connection refused`
+		FailStep(&r.Common, "HTTP request failed", `Get "`+url+`": dial tcp 203.0.113.99:443: connect: connection refused`)
+		r.Cause = "connect: connection refused" // without net/http's operation and address
 		r.DurationSeconds = 0.002
 	}
 	return r
@@ -237,11 +253,11 @@ func Scenario(name string) *diagnose.ISPResult {
 		}
 		c.Trace = &prober.TracerouteResult{Common: common("traceroute", Target1, false, ""), Protocol: "icmp", FirstHop: 1, MaxHops: 30, PacketsPerHop: 5}
 		NoPermission(&c.Trace.Common)
-		c.Trace.Error = "cannot trace target: raw socket: operation not permitted: raw sockets need CAP_NET_RAW"
+		Failed(&c.Trace.Common, "cannot trace target: raw socket: operation not permitted: raw sockets need CAP_NET_RAW")
 		c.Hops = nil
 		c.MTU = &prober.MTUResult{Common: common("mtu", Target1, false, "")}
 		NoPermission(&c.MTU.Common)
-		c.MTU.Error = "cannot probe target: listen ip4:icmp 0.0.0.0: socket: operation not permitted"
+		FailStep(&c.MTU.Common, "cannot probe target", "listen ip4:icmp 0.0.0.0: socket: operation not permitted")
 	case "noroute":
 		c.Gateway = NoRoute(Gateway)
 		for i, t := range c.Targets {
@@ -251,12 +267,14 @@ func Scenario(name string) *diagnose.ISPResult {
 		c.Trace.Reason, c.Hops, c.MTU = prober.ReasonNoRoute, nil, nil
 		for i, d := range c.DNS {
 			c.DNS[i] = DNS(d.Server, false, 0)
-			c.DNS[i].Result.Error = "error while sending a DNS query: dial udp " + d.Server + ":53: connect: network is unreachable"
+			FailStep(&c.DNS[i].Result.Common, "error while sending a DNS query", "dial udp "+d.Server+":53: connect: network is unreachable")
+			c.DNS[i].Result.Cause = "connect: network is unreachable"
 			c.DNS[i].Result.Reason, c.DNS[i].Integrity.Reason = prober.ReasonNoRoute, prober.ReasonNoRoute
 		}
 		for i, h := range c.HTTP {
 			c.HTTP[i] = HTTP(h.Target, false)
-			c.HTTP[i].Error = `HTTP request failed: Get "` + h.Target + `": dial tcp 203.0.113.99:443: connect: network is unreachable`
+			FailStep(&c.HTTP[i].Common, "HTTP request failed", `Get "`+h.Target+`": dial tcp 203.0.113.99:443: connect: network is unreachable`)
+			c.HTTP[i].Cause = "connect: network is unreachable"
 			c.HTTP[i].Reason = prober.ReasonNoRoute
 		}
 	case "rewrite":

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/isp-checker/isp-checker/internal/threadns"
 )
 
 // Node is one network namespace of the lab, or the client (the test
@@ -101,6 +103,7 @@ func (n *Node) Do(f func() error) error {
 			return
 		}
 		defer orig.Close()
+		threadns.Entering() // code keeping per-namespace state asks from now on
 		if err := unix.Setns(int(n.nsFile.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			done <- result{err: fmt.Errorf("netlab: setns %s: %w", n.ns, err)}

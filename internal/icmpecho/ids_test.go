@@ -1,4 +1,4 @@
-package prober
+package icmpecho
 
 import (
 	"sync"
@@ -7,8 +7,8 @@ import (
 
 // Concurrent acquirers get distinct, non-zero identifiers; releasing them
 // all empties the pool.
-func TestICMPIDAllocatorUnique(t *testing.T) {
-	var a icmpIDAllocator
+func TestIDAllocatorUnique(t *testing.T) {
+	var a IDAllocator
 	const workers, each = 8, 2000
 	got := make([][]uint16, workers)
 	var wg sync.WaitGroup
@@ -17,7 +17,7 @@ func TestICMPIDAllocatorUnique(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				id, err := a.acquire()
+				id, err := a.Acquire()
 				if err != nil {
 					t.Error(err)
 					return
@@ -36,55 +36,55 @@ func TestICMPIDAllocatorUnique(t *testing.T) {
 			seen[id] = true
 		}
 	}
-	if a.inUseCount() != workers*each {
-		t.Errorf("in use %d, want %d", a.inUseCount(), workers*each)
+	if a.InUse() != workers*each {
+		t.Errorf("in use %d, want %d", a.InUse(), workers*each)
 	}
 	for id := range seen {
-		a.release(id)
+		a.Release(id)
 	}
-	a.release(1) // releasing a free identifier is harmless
-	if a.inUseCount() != 0 {
-		t.Errorf("in use %d after releasing all", a.inUseCount())
+	a.Release(1) // releasing a free identifier is harmless
+	if a.InUse() != 0 {
+		t.Errorf("in use %d after releasing all", a.InUse())
 	}
 }
 
 // A released identifier is not handed out again until the cursor has gone
 // round all the others, so late replies to a finished probe cannot reach
 // the next probe that happens to get its identifier.
-func TestICMPIDAllocatorNoQuickReuse(t *testing.T) {
-	var a icmpIDAllocator
-	first, _ := a.acquire()
-	a.release(first)
+func TestIDAllocatorNoQuickReuse(t *testing.T) {
+	var a IDAllocator
+	first, _ := a.Acquire()
+	a.Release(first)
 	for i := 0; i < 1<<16-2; i++ {
-		id, err := a.acquire()
+		id, err := a.Acquire()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if id == first {
 			t.Fatalf("identifier %d reused after %d others", first, i)
 		}
-		a.release(id)
+		a.Release(id)
 	}
-	if id, _ := a.acquire(); id != first {
+	if id, _ := a.Acquire(); id != first {
 		t.Errorf("after a full round got %d, want %d again", id, first)
 	}
 }
 
 // All 65535 identifiers in use: the next probe is refused, with a reason;
 // a release makes room, and the freed identifier is found wherever it is.
-func TestICMPIDAllocatorExhausted(t *testing.T) {
-	var a icmpIDAllocator
+func TestIDAllocatorExhausted(t *testing.T) {
+	var a IDAllocator
 	for i := 0; i < 1<<16-1; i++ {
-		if _, err := a.acquire(); err != nil {
+		if _, err := a.Acquire(); err != nil {
 			t.Fatalf("acquire %d: %v", i, err)
 		}
 	}
-	if _, err := a.acquire(); err != errICMPIDsExhausted {
-		t.Fatalf("65536th acquire: %v, want %v", err, errICMPIDsExhausted)
+	if _, err := a.Acquire(); err != ErrIDsExhausted {
+		t.Fatalf("65536th acquire: %v, want %v", err, ErrIDsExhausted)
 	}
 	for _, free := range []uint16{1, 12345, 65535, 64, 63} {
-		a.release(free)
-		if id, err := a.acquire(); err != nil || id != free {
+		a.Release(free)
+		if id, err := a.Acquire(); err != nil || id != free {
 			t.Errorf("after releasing %d: got %d, %v", free, id, err)
 		}
 	}

@@ -1,0 +1,61 @@
+package collector
+
+import (
+	"bytes"
+	"log/slog"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A probe's log, formatted on demand, reads exactly as slog's text handler
+// would have written it at the time (attrs and groups of derived loggers,
+// levels, timestamps), every record is forwarded at debug level to the
+// exporter's logger when that logs debug, and a flood of records keeps its
+// head and its tail.
+func TestProbeLogFormatsOnDemand(t *testing.T) {
+	var eager, forwarded bytes.Buffer
+	direct := slog.New(slog.NewTextHandler(&eager, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	plog, release := newProbeLog(slog.NewTextHandler(&forwarded, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	defer release()
+	lazy := slog.New(plog)
+	for _, l := range []*slog.Logger{direct, lazy} {
+		a := l.With("module", "m", "target", "t")
+		a.Info("beginning probe", "timeout_seconds", 1.5)
+		g := a.WithGroup("icmp").With("id", 7)
+		g.Warn("odd", "err", "x y", "n", 3)
+		a.Error("done", "at", time.Unix(0, 0).UTC())
+		l.Debug("root line")
+	}
+	// The two loggers logged a moment apart: compare all but the time.
+	noTime := regexp.MustCompile(`time=\S+ `)
+	if got, want := noTime.ReplaceAllString(plog.String(), ""), noTime.ReplaceAllString(eager.String(), ""); got != want || !strings.Contains(plog.String(), "time=") {
+		t.Errorf("formatted on demand:\n%s\nwritten at once:\n%s", plog.String(), eager.String())
+	}
+	if n := strings.Count(forwarded.String(), "level=DEBUG"); n != 4 {
+		t.Errorf("%d records forwarded at debug level, want 4:\n%s", n, forwarded.String())
+	}
+	quiet, release2 := newProbeLog(slog.NewTextHandler(&forwarded, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	defer release2()
+	if quiet.next != nil {
+		t.Error("a logger that does not log debug is still derived for every probe")
+	}
+	// A flood is formatted as it comes, into the capped text: its head
+	// and its tail stay, the middle goes, and the whole stays under the cap.
+	flood := slog.New(quiet).With("module", "m")
+	flood.Info("first")
+	for i := range 3000 {
+		flood.Info("line", "i", i)
+	}
+	flood.Error("last")
+	s := quiet.String()
+	for _, want := range []string{"msg=first", "bytes of log dropped here", "msg=last", "module=m"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("flood: the log lacks %q", want)
+		}
+	}
+	if len(s) > maxProbeLog+200 {
+		t.Errorf("flood: %d bytes, over the cap of %d", len(s), maxProbeLog)
+	}
+}

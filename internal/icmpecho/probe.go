@@ -1,0 +1,317 @@
+//go:build linux
+
+package icmpecho
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Probe is a running probe. Every Probe that Start returns must be waited
+// for with Wait.
+type Probe struct {
+	e     *engine
+	sock  *socket
+	id    uint16
+	token uint32
+	dst   netip.Addr
+	scope uint32
+	ttl   int
+	req   Request
+	pkt   []byte  // the request; its sequence number and checksum are set per send
+	cost  float64 // pacer bytes per request
+
+	// Scheduling state, used by the scheduler only (due under its lock).
+	due   time.Time
+	base  time.Time // the first request's send time: later ones keep its phase
+	next  int
+	ended atomic.Bool
+
+	mu       sync.Mutex
+	finished bool
+	echoes   []echo // by sequence number
+	sent     int
+	received int
+	dups     int
+	foreign  int
+	hopLimit int
+	sendErr  error
+	icmpErr  error
+	lastSent time.Time
+	over     bool          // no request is left to send
+	done     chan struct{} // closed when every request sent got its reply
+	isDone   bool
+	allSent  chan struct{} // closed when no request is left to send
+}
+
+// Start opens (or reuses) the socket req needs, in the calling thread's
+// network namespace, and queues the probe's requests. Only argument and
+// socket errors (a *SocketError) are returned; what happens to the
+// requests is in Wait's Result.
+func Start(req Request) (*Probe, error) {
+	if !req.Dst.IsValid() || req.Packets < 1 || req.Interval <= 0 || req.Packets > 1<<16 {
+		return nil, errors.New("icmpecho: request needs a destination, 1-65536 packets and an interval")
+	}
+	if req.Mode != Privileged && req.Mode != Unprivileged {
+		return nil, fmt.Errorf("icmpecho: unknown socket mode %q", req.Mode)
+	}
+	dst := req.Dst.Unmap()
+	v6 := dst.Is6()
+	k := sockKey{v6: v6, mode: req.Mode, df: req.DontFragment}
+	if req.Src.IsValid() {
+		k.src = req.Src.Unmap()
+		if k.src.Is6() != v6 {
+			return nil, fmt.Errorf("source address %s and destination %s are not of the same IP version", k.src, dst)
+		}
+	}
+	e := acquire()
+	s, err := e.socket(k)
+	if err != nil {
+		e.release()
+		return nil, &SocketError{Mode: req.Mode, Err: err}
+	}
+	id, err := IDs.Acquire()
+	if err != nil {
+		e.release()
+		return nil, err
+	}
+	p := &Probe{
+		e: e, sock: s, id: id, dst: dst, scope: scopeID(req.Zone), ttl: req.TTL, req: req,
+		token:    uint32(id)<<16 | rand.Uint32N(1<<16),
+		echoes:   make([]echo, req.Packets),
+		hopLimit: -1,
+		done:     make(chan struct{}),
+		allSent:  make(chan struct{}),
+	}
+	p.pkt = buildEcho(v6, id, magic, p.token, req.Size)
+	p.cost = float64(perPacketCost + len(p.pkt))
+	e.register(p)
+	e.sched.add(p)
+	return p, nil
+}
+
+func scopeID(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	n, _ := strconv.ParseUint(zone, 10, 32)
+	return uint32(n)
+}
+
+// sendNext sends the next request (called by the scheduler at its due
+// time) and says whether another one is to follow.
+func (p *Probe) sendNext(now time.Time) bool {
+	seq := p.next
+	p.next++
+	if seq == 0 {
+		p.base = now
+	}
+	st := p.sock.st
+	st.observeDelay(now.Sub(p.due))
+	setSeq(p.pkt, p.sock.key.v6, uint16(seq))
+
+	p.mu.Lock()
+	if p.finished {
+		p.mu.Unlock()
+		return false
+	}
+	p.sent++ // before the send: on loopback the reply may complete the probe before sendmsg returns
+	p.mu.Unlock()
+	// The clock is read after the lock is let go (an unlock may hand the
+	// processor to a waiter) and stored without one, just before sendmsg,
+	// so nothing but the kernel's own work lies between the two.
+	e := &p.echoes[seq]
+	at := time.Now()
+	e.sentWall.Store(at.UnixNano())
+	e.sentMono.Store(int64(at.Sub(epoch)))
+	err := p.sock.send(p.pkt, p.dst, p.scope, p.ttl)
+
+	p.mu.Lock()
+	if err != nil {
+		e.sentWall.Store(0)
+		p.sent--
+		if p.sendErr == nil {
+			p.sendErr = err
+		}
+		st.sendErrors.Add(1)
+	} else {
+		st.sent.Add(1)
+	}
+	more := p.next < p.req.Packets
+	if !more {
+		p.lastSent, p.over = at, true
+		close(p.allSent)
+		p.checkDone()
+	}
+	p.mu.Unlock()
+	if more {
+		p.due = p.base.Add(time.Duration(p.next) * p.req.Interval)
+	}
+	return more
+}
+
+// epoch is the origin of the monotonic send times.
+var epoch = time.Now()
+
+// echo is what happened to one request. The send time is written by the
+// scheduler without the probe's lock (see sendNext), the rest under it.
+type echo struct {
+	sentWall atomic.Int64 // the wall clock (Unix ns) just before sendmsg; 0: not sent
+	sentMono atomic.Int64 // the same instant on the monotonic clock, since epoch
+	rx       time.Time    // the kernel's receive timestamp of the reply
+	seen     time.Time    // the clock when the receive loop read the reply
+	ok       bool         // replied
+}
+
+func (e *echo) sent() time.Time {
+	if ns := e.sentWall.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// rtt is the round-trip time of a replied request: from the clock read
+// just before sendmsg to the kernel's receive timestamp.
+func (e *echo) rtt() time.Duration {
+	if d := e.rx.Sub(e.sent()); d >= 0 {
+		return d
+	}
+	// The wall clock stepped back between the two: fall back to the
+	// monotonic clock, which includes the receive loop's delay.
+	return e.seen.Sub(epoch) - time.Duration(e.sentMono.Load())
+}
+
+// onReply records an echo reply (called by the receive loop).
+func (p *Probe) onReply(seq uint16, r *received) {
+	st := p.sock.st
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.finished:
+		st.late.Add(1)
+		return
+	case int(seq) >= len(p.echoes) || p.echoes[seq].sentWall.Load() == 0:
+		st.foreign.Add(1) // our mark, but no such request was sent
+		return
+	case r.from != p.dst:
+		p.foreign++
+		st.foreign.Add(1)
+		return
+	case p.echoes[seq].ok:
+		p.dups++
+		st.duplicates.Add(1)
+		return
+	}
+	p.echoes[seq].ok, p.echoes[seq].rx, p.echoes[seq].seen = true, r.at, r.seen
+	p.received++
+	if r.hopLimit >= 0 {
+		p.hopLimit = r.hopLimit
+	}
+	st.replies.Add(1)
+	p.checkDone()
+}
+
+// checkDone closes done once every request that was sent got its reply
+// and none is left to send (p.mu held).
+func (p *Probe) checkDone() {
+	if !p.isDone && (p.received == p.req.Packets || p.over && p.received == p.sent) {
+		p.isDone = true
+		close(p.done)
+	}
+}
+
+// onError records an ICMP error about one of the probe's requests.
+func (p *Probe) onError(m message, r *received) {
+	p.sock.st.errors.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.finished || int(m.seq) >= len(p.echoes) || p.echoes[m.seq].sentWall.Load() == 0 || p.icmpErr != nil {
+		return
+	}
+	p.icmpErr = &ICMPError{Kind: m.kind, Type: m.typ, Code: m.code, From: r.from, MTU: m.mtu}
+}
+
+// Wait waits until every request sent got its reply, ReplyTimeout after
+// the last was sent, StopAt or ctx's end, whichever comes first, and
+// returns what the probe saw.
+func (p *Probe) Wait(ctx context.Context) *Result {
+	// One timer, for the earlier of StopAt and, once every request is
+	// out, ReplyTimeout after the last.
+	var timer *time.Timer
+	var expired <-chan time.Time
+	if !p.req.StopAt.IsZero() {
+		timer = time.NewTimer(time.Until(p.req.StopAt))
+		defer timer.Stop()
+		expired = timer.C
+	}
+	allSent := p.allSent
+	for {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+		case <-expired:
+		case <-allSent:
+			allSent = nil
+			if p.req.ReplyTimeout <= 0 {
+				continue
+			}
+			p.mu.Lock()
+			end := p.lastSent.Add(p.req.ReplyTimeout)
+			p.mu.Unlock()
+			if !p.req.StopAt.IsZero() && p.req.StopAt.Before(end) {
+				continue
+			}
+			if timer == nil {
+				timer = time.NewTimer(time.Until(end))
+				defer timer.Stop()
+				expired = timer.C
+			} else {
+				timer.Reset(time.Until(end))
+			}
+			continue
+		}
+		return p.finish()
+	}
+}
+
+// finish ends the probe and returns its result. A probe still missing
+// replies first reads what the kernel has queued: those arrived in time.
+func (p *Probe) finish() *Result {
+	p.mu.Lock()
+	missing := !p.isDone && p.sent > 0
+	p.mu.Unlock()
+	if missing {
+		p.e.drain(p.sock)
+	}
+	p.mu.Lock()
+	p.finished = true
+	p.ended.Store(true)
+	res := &Result{
+		Mode: p.req.Mode, ID: p.id, Sent: p.sent, Replied: make([]bool, len(p.echoes)), RTTs: make([]time.Duration, len(p.echoes)),
+		Duplicates: p.dups, Foreign: p.foreign, HopLimit: p.hopLimit, SendErr: p.sendErr, ICMPErr: p.icmpErr,
+	}
+	for i := range p.echoes {
+		if e := &p.echoes[i]; e.ok {
+			res.Replied[i], res.RTTs[i] = true, e.rtt()
+		}
+	}
+	if p.req.Mode == Unprivileged {
+		res.ID = p.sock.id
+	}
+	p.mu.Unlock()
+	p.e.unregister(p)
+	IDs.Release(p.id)
+	p.e.release()
+	return res
+}
