@@ -4,13 +4,13 @@
 package report
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -196,9 +196,11 @@ func writeCheckXLSX(w io.Writer, r *batch.Report) error {
 	return err
 }
 
+// writeCheckText writes the table people read. A long DETAIL wraps onto
+// continuation lines, as in the run report, since the end of an error
+// often names the fix.
 func writeCheckText(w io.Writer, r *batch.Report) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATUS\tCODE\tTIME\tURL\tDETAIL")
+	t := &table{header: []string{"STATUS", "CODE", "TIME", "URL", "DETAIL"}, wrap: map[int]int{4: detailWidth}}
 	for _, o := range r.Outcomes {
 		code := "-"
 		if o.HTTPStatus > 0 {
@@ -208,9 +210,14 @@ func writeCheckText(w io.Writer, r *batch.Report) error {
 		if detail == "" && o.FinalURL != "" && o.FinalURL != o.URL {
 			detail = "→ " + o.FinalURL
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3fs\t%s\t%s\n", o.Status, code, o.ResponseTimeSeconds, printable(o.URL), printable(oneLine(detail, 100)))
+		// Whitespace is collapsed before escaping, so a newline in an
+		// error is a place to wrap rather than a printed \n.
+		detail = printable(strings.Join(strings.Fields(detail), " "))
+		t.add([]string{string(o.Status), code, fmt.Sprintf("%.3fs", o.ResponseTimeSeconds), printable(o.URL), detail}, nil)
 	}
-	return tw.Flush()
+	bw := bufio.NewWriter(w)
+	t.write(bw)
+	return bw.Flush()
 }
 
 // printable escapes what a terminal would act on instead of showing: C0 and
