@@ -60,9 +60,13 @@ func record(o *batch.Outcome) []string {
 	if o.HTTPStatus > 0 {
 		status = strconv.Itoa(o.HTTPStatus)
 	}
+	checked := ""
+	if !o.CheckedAt.IsZero() {
+		checked = o.CheckedAt.Format(time.RFC3339)
+	}
 	return append(rec, string(o.Status), status,
 		strconv.FormatFloat(o.ResponseTimeSeconds, 'f', 6, 64),
-		o.CheckedAt.Format(time.RFC3339), o.FinalURL, expiry, o.Error, o.InputURL, strconv.Itoa(o.Line))
+		checked, o.FinalURL, expiry, o.Error, o.InputURL, strconv.Itoa(o.Line))
 }
 
 // csvSafe defuses cells a spreadsheet would run as a formula (CSV injection).
@@ -105,6 +109,7 @@ type CheckSummary struct {
 	Active         int     `json:"active"`
 	Inactive       int     `json:"inactive"`
 	Error          int     `json:"error"`
+	NotChecked     int     `json:"not_checked"` // after an interrupt; Checked does not count them
 	Duplicates     int     `json:"duplicates_dropped"`
 	Interrupted    bool    `json:"interrupted"`
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
@@ -120,8 +125,8 @@ type CheckJSONRow struct {
 func Summary(r *batch.Report) CheckSummary {
 	c := r.Counts()
 	return CheckSummary{
-		Unique: r.Unique, Checked: len(r.Outcomes), Active: c[batch.Active], Inactive: c[batch.Inactive],
-		Error: c[batch.Error], Duplicates: r.Duplicates, Interrupted: r.Interrupted, ElapsedSeconds: r.Elapsed.Seconds(),
+		Unique: r.Unique, Checked: len(r.Outcomes) - c[batch.NotChecked], Active: c[batch.Active], Inactive: c[batch.Inactive],
+		Error: c[batch.Error], NotChecked: c[batch.NotChecked], Duplicates: r.Duplicates, Interrupted: r.Interrupted, ElapsedSeconds: r.Elapsed.Seconds(),
 	}
 }
 
@@ -213,7 +218,11 @@ func writeCheckText(w io.Writer, r *batch.Report) error {
 		// Whitespace is collapsed before escaping, so a newline in an
 		// error is a place to wrap rather than a printed \n.
 		detail = printable(strings.Join(strings.Fields(detail), " "))
-		t.add([]string{string(o.Status), code, fmt.Sprintf("%.3fs", o.ResponseTimeSeconds), printable(o.URL), detail}, nil)
+		took := fmt.Sprintf("%.3fs", o.ResponseTimeSeconds)
+		if o.CheckedAt.IsZero() {
+			took = "-" // never started
+		}
+		t.add([]string{string(o.Status), code, took, printable(o.URL), detail}, nil)
 	}
 	bw := bufio.NewWriter(w)
 	t.write(bw)

@@ -87,7 +87,7 @@ func (c *checkCmd) exec(e *env) error {
 	}
 
 	// The first Ctrl-C stops new checks; a second cuts the running ones short.
-	// Either way the report holds what finished.
+	// Either way the report lists every URL, those not checked as such.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	abort, abortNow := context.WithCancel(context.Background())
@@ -128,7 +128,7 @@ func (c *checkCmd) exec(e *env) error {
 		s.Checked, report.Plural(s.Unique, "unique URL", "unique URLs"), s.ElapsedSeconds, s.Active, s.Inactive, s.Error,
 		report.Plural(s.Duplicates, "duplicate", "duplicates"))
 	if rep.Interrupted {
-		fmt.Fprintln(e.stderr, "interrupted: the report holds the checks finished before the interrupt")
+		fmt.Fprintf(e.stderr, "interrupted: the report lists %s as not_checked\n", report.Plural(s.NotChecked, "URL", "URLs"))
 	}
 	if werr != nil {
 		return fmt.Errorf("writing the report: %w", werr)
