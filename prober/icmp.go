@@ -44,6 +44,10 @@ type ICMPResult struct {
 	EchoID int `json:"echo_id,omitempty"`
 	// Port is the TCP port (protocol tcp).
 	Port int `json:"port,omitempty"`
+	// MultiPacket: the module asks for more than one packet (packets > 1),
+	// so the statistics below are rendered as isp-checker's series; a
+	// one-echo module renders blackbox's alone.
+	MultiPacket bool `json:"-"`
 	// PacketsPlanned is the number of packets the probe meant to send: the
 	// module's packets, or fewer when not all fitted in the timeout.
 	PacketsPlanned  int     `json:"packets_planned"`
@@ -128,7 +132,7 @@ func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logge
 func probeICMP(ctx context.Context, req Request) Result {
 	o := icmpOptions(req.Module.ICMP)
 	logger := req.Logger
-	res := &ICMPResult{Protocol: o.Protocol}
+	res := &ICMPResult{Protocol: o.Protocol, MultiPacket: o.Packets > 1}
 	ip, err := ResolveTarget(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback, req.Policy, logger)
 	if err != nil {
 		res.FailStep(logger, "cannot probe target", err)
