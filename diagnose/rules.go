@@ -193,7 +193,7 @@ func Diagnose(r *ISPResult) {
 	}
 	switch fault {
 	case FaultNone:
-		r.Summary = fmt.Sprintf("healthy: no fault found (score %.2f)", *r.Score)
+		r.Summary = "healthy: no fault found (score " + ScoreText(*r.Score) + ")"
 	case FaultUnknown:
 		r.Summary = "unknown: " + primary
 	default:

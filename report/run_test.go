@@ -225,3 +225,27 @@ func TestPingDetailCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTextScoreNeverRoundsUp: the text shows a score to two decimals
+// without rounding it up, so it never reads higher than the JSON holds
+// (0.996 is 0.99, not a perfect 1.00) and agrees with its grade at the
+// bands' edges (0.749 is C: 0.74, not 0.75).
+func TestRunTextScoreNeverRoundsUp(t *testing.T) {
+	for _, tc := range []struct {
+		score float64
+		want  string
+	}{{0.996, "0.99 (A)"}, {0.992, "0.99 (A)"}, {0.749, "0.74 (C)"}, {0.29, "0.29 (D)"}, {1, "1.00 (A)"}} {
+		r := dt.Scenario("healthy")
+		s := tc.score
+		r.Dimensions.Loss.Score, r.Dimensions.Loss.Grade = &s, diagnose.Grade(s)
+		r.Score, r.Grade = &s, diagnose.Grade(s)
+		var b bytes.Buffer
+		if err := WriteRun(&b, "text", r, TextOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		score, _, _ := strings.Cut(tc.want, " ")
+		if out := b.String(); !strings.Contains(out, "Health score "+tc.want+".") || !regexp.MustCompile(`(?m)^loss +`+regexp.QuoteMeta(score)+` `).MatchString(out) {
+			t.Errorf("score %v: want %q in the verdict and the loss row:\n%s", tc.score, tc.want, out)
+		}
+	}
+}
