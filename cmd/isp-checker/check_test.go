@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -258,8 +259,8 @@ func TestCheckInterrupted(t *testing.T) {
 	if sm := doc.Summary; !sm.Interrupted || sm.Active != 5 || len(doc.Results) != 205 || sm.NotChecked == 0 || sm.Checked+sm.NotChecked != 205 {
 		t.Errorf("interrupted report: %+v with %d rows; want all 205 listed, those never checked as not_checked", doc.Summary, len(doc.Results))
 	}
-	if !strings.Contains(stderr.String(), "interrupted") {
-		t.Errorf("stderr does not say interrupted: %s", stderr.String())
+	if !regexp.MustCompile(`interrupted: the report lists \d+ URLs as not_checked`).MatchString(stderr.String()) {
+		t.Errorf("stderr does not say interrupted and how many were not checked: %s", stderr.String())
 	}
 }
 
@@ -333,7 +334,7 @@ func TestCheckInterruptAfterEveryStart(t *testing.T) {
 	if !doc.Summary.Interrupted || len(doc.Results) != 3 || doc.Summary.Active != 1 {
 		t.Errorf("report: %+v with %d rows; want interrupted, 3 rows, 1 active", doc.Summary, len(doc.Results))
 	}
-	if !strings.Contains(stderr.String(), "interrupted: ") || !strings.Contains(stderr.String(), "1 active") {
+	if !strings.Contains(stderr.String(), "interrupted: every check had started, and finished") || !strings.Contains(stderr.String(), "1 active") {
 		t.Errorf("stderr does not say interrupted:\n%s", stderr.String())
 	}
 }
