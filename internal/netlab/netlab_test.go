@@ -248,16 +248,22 @@ func TestDelay(t *testing.T) {
 			c.Close()
 		}
 	}()
-	start := time.Now()
-	c, err := net.DialTimeout("tcp", net.JoinHostPort(remote.IPv4().String(), "7"), 2*time.Second)
-	rtt := time.Since(start)
-	if err != nil {
-		t.Fatal(err)
+	// The fastest of a few connects: one sample on a loaded machine carries
+	// the scheduler's delay too (71.6 ms seen at load 5).
+	rtt := time.Hour
+	for range 5 {
+		start := time.Now()
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(remote.IPv4().String(), "7"), 2*time.Second)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		rtt = min(rtt, took)
 	}
-	c.Close()
-	t.Logf("TCP connect: %v", rtt)
+	t.Logf("TCP connect (fastest of 5): %v", rtt)
 	if ms := float64(rtt.Microseconds()) / 1000; ms < 50 || ms > 50+4*tol {
-		t.Errorf("TCP connect took %v, want 50–%.0f ms", rtt, 50+4*tol)
+		t.Errorf("TCP connect took %v at best, want 50–%.0f ms", rtt, 50+4*tol)
 	}
 
 	p.Uplinks[0].SetDelays(40*time.Millisecond, 0)
