@@ -38,6 +38,10 @@ type ICMPResult struct {
 	EchoID int `json:"echo_id,omitempty"`
 	// Port is the TCP port (protocol tcp).
 	Port int `json:"port,omitempty"`
+	// MultiPacket: the module asks for more than one packet (packets > 1),
+	// so the statistics below are rendered as isp-checker's series; a
+	// one-echo module renders blackbox's alone.
+	MultiPacket bool `json:"-"`
 	// PacketsPlanned is the number of packets the probe meant to send: the
 	// module's packets, or fewer when not all fitted in the timeout.
 	PacketsPlanned  int     `json:"packets_planned"`
@@ -134,7 +138,7 @@ type icmpProbe struct {
 
 func (p *icmpProbe) run(ctx context.Context) {
 	req, o, logger, res := p.req, p.cfg, p.logger, p.res
-	res.Protocol = o.Protocol
+	res.Protocol, res.MultiPacket = o.Protocol, o.Packets > 1
 	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback)
 	if !ok {
 		return
@@ -336,6 +340,17 @@ func icmpPing(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmp
 		logger.Info("ICMP error about an echo request", "err", r.ICMPErr)
 	}
 	if r.Sent == 0 && r.SendErr != nil {
+		// A send refused by this host's routing table (an unreachable,
+		// prohibit or blackhole route) fails with a bare errno that says
+		// nothing of routes, EACCES as if permission were missing: look
+		// the route up to say which it is.
+		var src net.Addr
+		if req.Src.IsValid() {
+			src = &net.IPAddr{IP: req.Src.AsSlice()}
+		}
+		if err := localRoute(src, ip); err != nil {
+			return rec, fmt.Errorf("sending echo request: %w", err)
+		}
 		return rec, fmt.Errorf("sending echo request: %w", r.SendErr)
 	}
 	return rec, nil
