@@ -97,12 +97,8 @@ func checkConfigSection(t *testing.T, name string, known []string) {
 // docHeadings returns the names of a Markdown file's "## `name`" sections.
 func docHeadings(t *testing.T, path string) map[string]bool {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(root(t), path))
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]bool{}
-	for line := range strings.Lines(string(data)) {
+	for line := range strings.Lines(repoFile(t, path)) {
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "## `"); ok {
 			if name, _, ok := strings.Cut(rest, "`"); ok {
 				out[name] = true
