@@ -342,15 +342,6 @@ func (re Regexp) MarshalYAML() (any, error) {
 // String returns the source text.
 func (re Regexp) String() string { return re.original }
 
-// ipProtocol checks a preferred_ip_protocol value.
-func validIPProtocol(p string) error {
-	switch p {
-	case "", "ip4", "ip6", "ipv4", "ipv6", "tcp4", "tcp6", "udp4", "udp6":
-		return nil
-	}
-	return fmt.Errorf("preferred_ip_protocol %q is not valid (ip4 or ip6)", p)
-}
-
 // Marshal renders the config as YAML with secrets hidden (prometheus/common's
 // Secret type marshals as "<secret>").
 func (c *Config) Marshal() ([]byte, error) {

@@ -9,14 +9,13 @@ type GRPCProbe struct {
 	// asks about the server as a whole.
 	Service string `yaml:"service,omitempty"`
 	// TLS connects with TLS; TLSConfig is used only then.
-	TLS                 bool              `yaml:"tls,omitempty"`
-	TLSConfig           pconfig.TLSConfig `yaml:"tls_config,omitempty"`
-	IPProtocolFallback  bool              `yaml:"ip_protocol_fallback"`
-	PreferredIPProtocol string            `yaml:"preferred_ip_protocol,omitempty"`
+	TLS       bool              `yaml:"tls,omitempty"`
+	TLSConfig pconfig.TLSConfig `yaml:"tls_config,omitempty"`
+	IPOptions `yaml:",inline"`
 }
 
 // DefaultGRPCProbe returns the grpc defaults (blackbox's).
-func DefaultGRPCProbe() GRPCProbe { return GRPCProbe{IPProtocolFallback: true} }
+func DefaultGRPCProbe() GRPCProbe { return GRPCProbe{IPOptions: DefaultIPOptions()} }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (s *GRPCProbe) UnmarshalYAML(unmarshal func(any) error) error {
@@ -25,5 +24,8 @@ func (s *GRPCProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*grpcProbe)(s)); err != nil {
 		return err
 	}
-	return validIPProtocol(s.PreferredIPProtocol)
+	if err := s.noSource("grpc"); err != nil {
+		return err
+	}
+	return s.check()
 }

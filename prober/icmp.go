@@ -139,7 +139,7 @@ type icmpProbe struct {
 func (p *icmpProbe) run(ctx context.Context) {
 	req, o, logger, res := p.req, p.cfg, p.logger, p.res
 	res.Protocol, res.MultiPacket = o.Protocol, o.Packets > 1
-	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback)
+	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPOptions)
 	if !ok {
 		return
 	}

@@ -119,7 +119,7 @@ func (p *mtuProbe) run(ctx context.Context) {
 
 	// resolve enforces the target policy on the address it returns, the
 	// only one the raw probes go to.
-	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback)
+	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPOptions)
 	if !ok {
 		return
 	}

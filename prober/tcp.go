@@ -66,7 +66,7 @@ func (p *tcpProbe) run(ctx context.Context) {
 	if p.serverName == "" {
 		p.serverName = host
 	}
-	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback)
+	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPOptions)
 	if !ok {
 		return
 	}

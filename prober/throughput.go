@@ -192,7 +192,7 @@ func (p *throughputProbe) run(ctx context.Context) error {
 			port = "443"
 		}
 	}
-	ip, ok := p.req.resolve(runCtx, &p.res.Common, host, o.IPProtocol, o.IPProtocolFallback)
+	ip, ok := p.req.resolve(runCtx, &p.res.Common, host, o.IPOptions)
 	if !ok {
 		return errors.New(p.res.Error)
 	}

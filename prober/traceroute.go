@@ -164,7 +164,7 @@ func (p *tracerouteProbe) run(ctx context.Context) {
 
 	// resolve enforces the target policy on the address it returns: raw
 	// packets bypass the policy dialer, and only go to that address.
-	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback)
+	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPOptions)
 	if !ok {
 		return
 	}
