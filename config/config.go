@@ -60,6 +60,28 @@ func DefaultModule() Module {
 	}
 }
 
+// NewModule returns a module of the named prober with every default, as
+// loading "prober: name" gives it. Code that builds a module starts here,
+// changes what it needs and, when it took values from outside the config,
+// calls Check: probers trust their options and check nothing themselves.
+func NewModule(prober string) Module {
+	m := DefaultModule()
+	m.Prober = prober
+	return m
+}
+
+// Check runs the checks loading runs on a parsed module: its prober's
+// section's Validate, and the checks across options and files.
+func (m *Module) Check() error {
+	if !knownProber(m.Prober) {
+		return fmt.Errorf("unknown prober %q (known: %s)", m.Prober, strings.Join(ProberNames(), ", "))
+	}
+	if m.Timeout < 0 {
+		return errors.New("timeout cannot be negative")
+	}
+	return m.load()
+}
+
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 	*m = DefaultModule()

@@ -88,6 +88,9 @@ func (s *ICMPProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	if s.TTL > 255 {
 		return errors.New(`"ttl" cannot exceed 255`)
 	}
+	if s.TTL == 0 {
+		s.TTL = DefaultICMPTTL // 0 is "not set", as in blackbox_exporter
+	}
 	if s.PayloadSize < 0 || s.PayloadSize > 65500 {
 		return fmt.Errorf("payload_size %d is out of range 0-65500", s.PayloadSize)
 	}

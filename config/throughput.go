@@ -123,14 +123,17 @@ func (s *ThroughputProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*throughputProbe)(s)); err != nil {
 		return err
 	}
+	if s.RampUp == 0 {
+		// 0 asks for the default, which a short duration halves.
+		s.RampUp = min(DefaultThroughputRampUp, s.Duration/2)
+	}
 	if err := s.HTTPClientConfig.Validate(); err != nil {
 		return err
 	}
 	return s.Validate()
 }
 
-// Validate checks the options; UnmarshalYAML calls it, and the prober calls
-// it for modules built in code.
+// Validate checks the options; UnmarshalYAML and Module.Check call it.
 func (s *ThroughputProbe) Validate() error {
 	switch s.Direction {
 	case ThroughputDownload, ThroughputUpload:
