@@ -60,6 +60,9 @@ func NewProbeHandler(o ProbeOptions) *ProbeHandler {
 func (h *ProbeHandler) reject(w http.ResponseWriter, reason string, code int, msg string) {
 	if h.o.Metrics != nil {
 		h.o.Metrics.rejected.WithLabelValues(reason).Inc()
+		if reason == "unknown_module" {
+			h.o.Metrics.moduleUnknown.Inc()
+		}
 	}
 	http.Error(w, msg, code)
 }
@@ -120,6 +123,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ModuleName: moduleName,
 		Hostname:   hostname,
 		Logger:     logger,
+		Timeout:    timeout,
 	}
 	var onDeny func()
 	if h.o.Metrics != nil {

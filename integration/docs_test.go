@@ -12,7 +12,7 @@ import (
 	"github.com/isp-checker/isp-checker/prober"
 )
 
-var docMetric = regexp.MustCompile("`((?:probe|isp_checker)_[a-z0-9_]+)")
+var docMetric = regexp.MustCompile("`((?:probe|isp_checker|blackbox_exporter|blackbox_module)_[a-z0-9_]+)")
 
 // documented returns the metric names written in backticks in a Markdown file.
 func documented(t *testing.T, path string) map[string]bool {
