@@ -54,6 +54,7 @@ var Emitted = map[string][]string{
 		"probe_tcp_connect_duration_seconds",
 		"probe_expect_info",
 		"probe_failed_due_to_regex",
+		"probe_failed_due_to_bytes",
 		"probe_ssl_earliest_cert_expiry",
 		"probe_ssl_last_chain_expiry_timestamp_seconds",
 		"probe_ssl_last_chain_info",
