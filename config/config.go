@@ -23,7 +23,7 @@ import (
 
 // Probers lists the prober names a module may use. The prober package
 // registers an implementation for each; the config only knows their schema.
-var Probers = []string{"http", "tcp", "icmp", "dns", "grpc", "traceroute", "mtu", "throughput", "isp"}
+var Probers = []string{"http", "tcp", "icmp", "dns", "grpc", "unix", "traceroute", "mtu", "throughput", "isp"}
 
 // Config is the whole configuration file.
 type Config struct {
@@ -41,6 +41,7 @@ type Module struct {
 	ICMP       ICMPProbe       `yaml:"icmp,omitempty"`
 	DNS        DNSProbe        `yaml:"dns,omitempty"`
 	GRPC       GRPCProbe       `yaml:"grpc,omitempty"`
+	Unix       UnixProbe       `yaml:"unix,omitempty"`
 	Traceroute TracerouteProbe `yaml:"traceroute,omitempty"`
 	MTU        MTUProbe        `yaml:"mtu,omitempty"`
 	Throughput ThroughputProbe `yaml:"throughput,omitempty"`
@@ -55,6 +56,7 @@ func DefaultModule() Module {
 		ICMP:       DefaultICMPProbe(),
 		DNS:        DefaultDNSProbe(),
 		GRPC:       DefaultGRPCProbe(),
+		Unix:       DefaultUnixProbe(),
 		Traceroute: DefaultTracerouteProbe(),
 		MTU:        DefaultMTUProbe(),
 		Throughput: DefaultThroughputProbe(),
@@ -256,6 +258,7 @@ func (m *Module) setDirectory(dir string) {
 	m.TCP.TLSConfig.SetDirectory(dir)
 	m.DNS.TLSConfig.SetDirectory(dir)
 	m.GRPC.TLSConfig.SetDirectory(dir)
+	m.Unix.TLSConfig.SetDirectory(dir)
 	m.Throughput.HTTPClientConfig.SetDirectory(dir)
 }
 
@@ -303,7 +306,7 @@ var yamlFieldErr = regexp.MustCompile(`line (\d+): field (\S+) not found in type
 // sectionNames maps the decoder's type names to the YAML keys users write.
 var sectionNames = map[string]string{
 	"config": "top level", "module": "module", "httpProbe": "http", "tcpProbe": "tcp",
-	"icmpProbe": "icmp", "dnsProbe": "dns", "grpcProbe": "grpc", "queryResponse": "query_response",
+	"icmpProbe": "icmp", "dnsProbe": "dns", "grpcProbe": "grpc", "unixProbe": "unix", "queryResponse": "query_response",
 	"headerMatch": "header matcher", "dnsRRValidator": "dns validator", "targetPolicy": "target_policy",
 	"tracerouteProbe": "traceroute", "mtuProbe": "mtu", "throughputProbe": "throughput", "ispProbe": "isp",
 	"label": "label",
@@ -412,6 +415,8 @@ func (m Module) MarshalYAML() (any, error) {
 		out["dns"] = m.DNS
 	case "grpc":
 		out["grpc"] = m.GRPC
+	case "unix":
+		out["unix"] = m.Unix
 	case "traceroute":
 		out["traceroute"] = m.Traceroute
 	case "mtu":

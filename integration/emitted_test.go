@@ -39,6 +39,7 @@ var (
 		"throughput": "http://127.0.0.1:9/",
 		"tcp":        "127.0.0.1:9",
 		"dns":        "127.0.0.1:9",
+		"unix":       "/run/isp-checker-contract.sock", // refused by the policy
 	}
 )
 

@@ -62,6 +62,17 @@ var Emitted = map[string][]string{
 		"probe_tls_version_info",
 		"probe_tls_cipher_info",
 	},
+	"unix": {
+		"probe_expect_info",
+		"probe_failed_due_to_regex",
+		"probe_failed_due_to_bytes",
+		"probe_ssl_earliest_cert_expiry",
+		"probe_ssl_last_chain_expiry_timestamp_seconds",
+		"probe_ssl_last_chain_info",
+		"probe_ssl_verified",
+		"probe_tls_version_info",
+		"probe_tls_cipher_info",
+	},
 	"grpc": {
 		"probe_grpc_duration_seconds",
 		"probe_grpc_status_code",
