@@ -414,7 +414,9 @@ func (m Module) MarshalYAML() (any, error) {
 	case "dns":
 		out["dns"] = m.DNS
 	case "grpc":
-		out["grpc"] = m.GRPC
+		g := m.GRPC
+		g.Metadata = hideMetadata(g.Metadata)
+		out["grpc"] = g
 	case "unix":
 		out["unix"] = m.Unix
 	case "traceroute":
