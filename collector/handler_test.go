@@ -194,6 +194,29 @@ func TestModuleUnknownCounter(t *testing.T) {
 	}
 }
 
+func TestDecodeEncodedColon(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1%3A9100":                 "127.0.0.1:9100",
+		"http%3A%2F%2Fexample.com%2Fa%2Bb": "http://example.com/a+b",
+		"[::1]%3a22":                       "[::1]:22",
+		"http://example.com/?q=a%2Bb%3A":   "http://example.com/?q=a%2Bb%3A", // has a colon: left alone
+		"127.0.0.1:9100":                   "127.0.0.1:9100",
+		"example.com":                      "example.com",
+		"bad%3A%zz":                        "bad%3A%zz", // does not decode: kept
+	} {
+		if got := decodeEncodedColon(in); got != want {
+			t.Errorf("decodeEncodedColon(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// Through /probe: the target parameter arrives encoded twice.
+	s := newTestServer(t, 0)
+	releaseBlocked(t)
+	_, body := get(t, s.URL+"/probe?module=block&debug=true&target=127.0.0.1%253A9100", nil)
+	if !strings.Contains(body, "target=127.0.0.1:9100") {
+		t.Errorf("the probe did not get the decoded target:\n%s", body)
+	}
+}
+
 func TestProbeTimeout(t *testing.T) {
 	m := func(d time.Duration) config.Module { return config.Module{Timeout: d} }
 	tests := []struct {
