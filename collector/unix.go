@@ -8,5 +8,5 @@ func init() { registerRenderer(renderUnix) }
 // the dialogue and, with TLS, the TLS metrics. There is no resolution, so no
 // probe_ip_* metrics.
 func renderUnix(r *prober.UnixResult, e *Emitter) {
-	renderDialogue(&r.Dialogue, e)
+	renderDialogue(r.Connected, &r.Dialogue, e)
 }

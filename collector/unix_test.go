@@ -86,3 +86,23 @@ func TestUnixMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A socket that cannot be connected gives only the three metrics of every
+// probe, as blackbox main shows (the dialogue's gauges need a connection).
+func TestUnixMetricsNotConnected(t *testing.T) {
+	dir := t.TempDir()
+	pol := config.DefaultTargetPolicy()
+	pol.AllowUnixPaths = []string{dir + "/*"}
+	res := prober.Run(context.Background(), prober.Request{
+		Target: filepath.Join(dir, "missing.sock"), Module: collectorTestModule(t, "unix", "{}"), Policy: prober.NewPolicy(pol, nil),
+	})
+	if res.Base().Success {
+		t.Fatal("probe of a missing socket succeeded")
+	}
+	em := NewEmitter(nil)
+	Render(res, em)
+	want := []string{"probe_duration_seconds", "probe_success", "probe_timeout_seconds"}
+	if got := collectorTestNames(collectorTestFamilies(t, em)); !slices.Equal(got, want) {
+		t.Errorf("metric names\n got: %v\nwant: %v", got, want)
+	}
+}
