@@ -198,7 +198,7 @@ dispatch:
 func checkOne(out *Outcome, o Options, policy *prober.Policy) {
 	ctx, cancel := context.WithTimeout(o.Abort, o.Timeout)
 	defer cancel()
-	res := prober.Run(ctx, prober.Request{
+	res := prober.Run(ctx, prober.ProbeHTTP, prober.Request{
 		Target:     out.URL,
 		Module:     o.Module,
 		ModuleName: o.ModuleName,

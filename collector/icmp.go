@@ -2,15 +2,13 @@ package collector
 
 import "github.com/isp-checker/isp-checker/prober"
 
-// The icmp prober's metrics. probe_icmp_duration_seconds and
+// RenderICMP writes the icmp prober's metrics. probe_icmp_duration_seconds and
 // probe_icmp_reply_hop_limit are blackbox_exporter's, with its meaning (the
 // three phases are always present; the hop limit only when the kernel
 // reported it); the rtt phase is the mean RTT. The rest are isp-checker's:
 // packet counts and loss always once the target was resolved, RTT
 // statistics only when a reply arrived, jitter only with two or more.
-func init() { registerRenderer(renderICMP) }
-
-func renderICMP(r *prober.ICMPResult, e *Emitter) {
+func RenderICMP(r *prober.ICMPResult, e *Emitter) {
 	const durHelp = "Duration of icmp request by phase"
 	resolve := 0.0
 	if r.IPAddr != "" {

@@ -64,12 +64,12 @@ func TestUnixMetrics(t *testing.T) {
 	pol.AllowUnixPaths = []string{dir + "/*.sock"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res := prober.Run(ctx, prober.Request{Target: sock, Module: m, Policy: prober.NewPolicy(pol, nil)})
+	res := prober.Run(ctx, prober.ProbeUnix, prober.Request{Target: sock, Module: m, Policy: prober.NewPolicy(pol, nil)})
 	if !res.Base().Success {
 		t.Fatalf("probe failed: %s", res.Base().Error)
 	}
 	em := NewEmitter(nil)
-	Render(res, em)
+	Render(res, RendererOf(RenderUnix), em)
 	collectorTestLint(t, em)
 	fams := collectorTestFamilies(t, em)
 	want := append(slices.Clone(blackboxUnixTLSMetrics), "probe_ssl_verified", "probe_tls_cipher_info")
@@ -93,14 +93,14 @@ func TestUnixMetricsNotConnected(t *testing.T) {
 	dir := t.TempDir()
 	pol := config.DefaultTargetPolicy()
 	pol.AllowUnixPaths = []string{dir + "/*"}
-	res := prober.Run(context.Background(), prober.Request{
+	res := prober.Run(context.Background(), prober.ProbeUnix, prober.Request{
 		Target: filepath.Join(dir, "missing.sock"), Module: collectorTestModule(t, "unix", "{}"), Policy: prober.NewPolicy(pol, nil),
 	})
 	if res.Base().Success {
 		t.Fatal("probe of a missing socket succeeded")
 	}
 	em := NewEmitter(nil)
-	Render(res, em)
+	Render(res, RendererOf(RenderUnix), em)
 	want := []string{"probe_duration_seconds", "probe_success", "probe_timeout_seconds"}
 	if got := collectorTestNames(collectorTestFamilies(t, em)); !slices.Equal(got, want) {
 		t.Errorf("metric names\n got: %v\nwant: %v", got, want)

@@ -76,6 +76,13 @@ func (s *GRPCProbe) normaliseMetadata() error {
 	return nil
 }
 
+// hideSecrets is the options as /config shows them: metadata values hidden.
+func (s *GRPCProbe) hideSecrets() any {
+	g := *s
+	g.Metadata = hideMetadata(g.Metadata)
+	return g
+}
+
 // hideMetadata returns md with every value shown as "<secret>": metadata
 // usually carries credentials (authorization, API keys).
 func hideMetadata(md map[string][]string) map[string][]string {

@@ -15,8 +15,6 @@ import (
 	"github.com/isp-checker/isp-checker/internal/icmpecho"
 )
 
-func init() { Register("icmp", probeICMP) }
-
 // ICMPMaxRecordedRTTs caps ICMPResult.RTTsSeconds.
 const ICMPMaxRecordedRTTs = 1000
 
@@ -125,7 +123,9 @@ func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logge
 	return p
 }
 
-func probeICMP(ctx context.Context, req Request) Result {
+// ProbeICMP is the icmp prober: echo requests to the target, with loss,
+// round-trip times and jitter.
+func ProbeICMP(ctx context.Context, req Request) Result {
 	o := icmpOptions(req.Module.ICMP)
 	logger := req.Logger
 	res := &ICMPResult{Protocol: o.Protocol}

@@ -8,8 +8,6 @@ import (
 	"syscall"
 )
 
-func init() { Register("unix", probeUnix) }
-
 // UnixResult is the outcome of a unix probe: a connection to a Unix domain
 // socket and the query_response dialogue over it.
 type UnixResult struct {
@@ -19,10 +17,10 @@ type UnixResult struct {
 	Dialogue
 }
 
-// probeUnix connects to the socket the target names. The target policy
+// ProbeUnix connects to the socket the target names. The target policy
 // cannot judge a path by its networks: allow_unix_paths does (see
 // config.TargetPolicy.CheckUnixPath).
-func probeUnix(ctx context.Context, req Request) Result {
+func ProbeUnix(ctx context.Context, req Request) Result {
 	res := &UnixResult{}
 	cfg, logger, sock := req.Module.Unix, req.Logger, req.Target
 	if err := req.Policy.AllowUnixPath(sock); err != nil {

@@ -62,7 +62,7 @@ func unixTestRun(t *testing.T, timeout time.Duration, sock string, m config.Modu
 	var denied atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	r := Run(ctx, Request{Target: sock, Module: m, ModuleName: "m", Policy: NewPolicy(pol, func() { denied.Add(1) }), Logger: tlsTestLogger(t)})
+	r := Run(ctx, ProbeUnix, Request{Target: sock, Module: m, ModuleName: "m", Policy: NewPolicy(pol, func() { denied.Add(1) }), Logger: tlsTestLogger(t)})
 	res, ok := r.(*UnixResult)
 	if !ok {
 		t.Fatalf("unix prober returned %T: %s", r, r.Base().Error)
