@@ -31,8 +31,9 @@ type Dialogue struct {
 	// before they all came: that is a read error).
 	FailedDueToBytes bool `json:"failed_due_to_bytes"`
 	// ExpectLabels are the query_response labels, expanded from the expect
-	// regexps' submatches (probe_expect_info). Labels of later steps
-	// override earlier ones of the same name.
+	// regexps' submatches (probe_expect_info), once a step with labels
+	// matched: every step's label names, "" for steps not reached. Labels
+	// of later steps override earlier ones of the same name.
 	ExpectLabels map[string]string `json:"expect_labels,omitempty"`
 }
 
@@ -103,10 +104,10 @@ func (d *dialogue) run(ctx context.Context, conn *net.Conn) bool {
 			if !qr.SendBinary {
 				send = string(qr.Expect.Expand(nil, []byte(send), line, match))
 			}
+			if len(qr.Labels) > 0 && d.out.ExpectLabels == nil {
+				d.out.ExpectLabels = d.labelNames()
+			}
 			for _, l := range qr.Labels {
-				if d.out.ExpectLabels == nil {
-					d.out.ExpectLabels = map[string]string{}
-				}
 				d.out.ExpectLabels[l.Name] = string(qr.Expect.Expand(nil, []byte(l.Value), line, match))
 			}
 		case qr.ExpectBytes != "":
@@ -127,6 +128,22 @@ func (d *dialogue) run(ctx context.Context, conn *net.Conn) bool {
 		}
 	}
 	return true
+}
+
+// labelNames maps the label names of every step that can set them (those
+// with expect) to "", so that probe_expect_info has the same label names
+// however far the dialogue got (what blackbox's pending fix for its panic
+// on labels in two steps does).
+func (d *dialogue) labelNames() map[string]string {
+	names := map[string]string{}
+	for _, qr := range d.steps {
+		if qr.Expect.Regexp != nil {
+			for _, l := range qr.Labels {
+				names[l.Name] = ""
+			}
+		}
+	}
+	return names
 }
 
 // expect reads lines until one matches the step's regexp; it returns the
