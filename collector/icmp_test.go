@@ -12,6 +12,7 @@ func TestICMPRender(t *testing.T) {
 	hop := 57
 	ok := &prober.ICMPResult{
 		Common:          prober.Common{Success: true, Resolved: true, DNSLookupSeconds: 0.002, IPProtocol: 4, IPAddr: "192.0.2.1"},
+		MultiPacket:     true,
 		PacketsPlanned:  4,
 		PacketsSent:     4,
 		PacketsReceived: 3, Duplicates: 1, LossRatio: 0.25,
@@ -25,7 +26,7 @@ func TestICMPRender(t *testing.T) {
 	}
 	lost := &prober.ICMPResult{
 		Common:      prober.Common{Resolved: true, IPProtocol: 4, IPAddr: "192.0.2.1"},
-		PacketsSent: 5, PacketsPlanned: 5, LossRatio: 1,
+		MultiPacket: true, PacketsSent: 5, PacketsPlanned: 5, LossRatio: 1,
 	}
 	unresolved := &prober.ICMPResult{Common: prober.Common{Resolved: true, DNSLookupSeconds: 0.5}}
 	for _, tc := range []struct {
@@ -43,8 +44,11 @@ func TestICMPRender(t *testing.T) {
 				"probe_icmp_rtt_mean_seconds": 0.02, "probe_icmp_rtt_stddev_seconds": 0.008, "probe_icmp_jitter_seconds": 0.005,
 				"probe_success": 1,
 			}},
-		{"one packet (no jitter)", one, samples.Set(samples.ICMPPhases, samples.ICMPCounts, "probe_icmp_reply_hop_limit", samples.ICMPRTTStats),
+		{"one packet (blackbox's series only)", one, samples.Set(samples.ICMPPhases, "probe_icmp_reply_hop_limit"),
 			map[string]float64{"probe_icmp_reply_hop_limit": 0, "probe_icmp_duration_seconds{phase=rtt}": 0.0001, "probe_ip_protocol": 6}},
+		{"multi-packet module, one packet fitted (no jitter)", &prober.ICMPResult{Common: one.Common, MultiPacket: true, PacketsSent: 1, PacketsReceived: 1, PacketsPlanned: 1,
+			RTTMinSeconds: 0.0001, RTTMaxSeconds: 0.0001, RTTMeanSeconds: 0.0001}, samples.Set(samples.ICMPPhases, samples.ICMPCounts, samples.ICMPRTTStats),
+			map[string]float64{"probe_icmp_packets_sent": 1, "probe_icmp_rtt_min_seconds": 0.0001}},
 		{"all lost (no RTT statistics)", lost, samples.Set(samples.ICMPPhases, samples.ICMPCounts),
 			map[string]float64{"probe_icmp_packet_loss_ratio": 1, "probe_icmp_packets_received": 0, "probe_success": 0,
 				"probe_icmp_duration_seconds{phase=rtt}": 0}},
