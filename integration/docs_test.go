@@ -12,7 +12,7 @@ import (
 	"github.com/isp-checker/isp-checker/probers"
 )
 
-var docMetric = regexp.MustCompile("`((?:probe|isp_checker)_[a-z0-9_]+)")
+var docMetric = regexp.MustCompile("`((?:probe|isp_checker|blackbox_exporter|blackbox_module)_[a-z0-9_]+)")
 
 // repoFile returns a file of the repository, by its path from the top.
 func repoFile(t *testing.T, path string) string {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/isp-checker/isp-checker/config"
@@ -126,7 +127,11 @@ func (p *grpcProbe) run(ctx context.Context) {
 	}()
 
 	p.res.Called = true
-	resp, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: p.cfg.Service})
+	callCtx := ctx
+	if len(p.cfg.Metadata) > 0 {
+		callCtx = metadata.NewOutgoingContext(ctx, metadata.MD(p.cfg.Metadata))
+	}
+	resp, err := grpc_health_v1.NewHealthClient(conn).Check(callCtx, &grpc_health_v1.HealthCheckRequest{Service: p.cfg.Service})
 	p.res.CheckSeconds = time.Since(start).Seconds()
 	if tlsCreds != nil {
 		p.res.TLS, p.res.SSL = tlsCreds.rec.get()

@@ -105,13 +105,15 @@ func FuzzTCPQueryResponse(f *testing.F) {
 	f.Add([]byte("220 mail ESMTP\r\n250-STARTTLS\r\n250 OK\r\n"))
 	f.Add([]byte("noise\n\x00\xff\n220 x\n250 y\n"))
 	f.Add(bytes.Repeat([]byte("a"), 70000))
+	f.Add([]byte("SSH-2.0-x\n220 a\n250 b\n\x00\x01S"))
 	m := probeTestModule(f, "tcp", 0, `query_response:
   - expect: "^SSH-([^-]+)-(.*)$"
     labels: [{name: proto, value: "${1}"}, {name: software, value: "${2}"}]
   - send: "hello ${1}"
   - expect: "^220 (.*)"
     send: "EHLO ${1}"
-  - expect: "^250 (.*)$"`)
+  - expect: "^250 (.*)$"
+  - expect_bytes: !!binary AAFT`)
 	f.Fuzz(func(t *testing.T, server []byte) {
 		client, srv := net.Pipe()
 		go func() {
@@ -121,10 +123,14 @@ func FuzzTCPQueryResponse(f *testing.F) {
 		}()
 		defer func() { _ = client.Close() }()
 		_ = client.SetDeadline(time.Now().Add(5 * time.Second))
-		p := &tcpProbe{cfg: m.TCP, logger: slog.New(slog.DiscardHandler), res: &TCPResult{}}
-		ok := p.queryResponse(context.Background(), &client)
-		if ok != (p.res.Error == "") {
-			t.Fatalf("queryResponse returned %v with error %q", ok, p.res.Error)
+		res := &TCPResult{}
+		d := &dialogue{steps: m.TCP.QueryResponse, tlsConfig: &m.TCP.TLSConfig, logger: slog.New(slog.DiscardHandler), common: &res.Common, out: &res.Dialogue}
+		ok := d.run(context.Background(), &client)
+		if ok != (res.Error == "") {
+			t.Fatalf("the dialogue returned %v with error %q", ok, res.Error)
+		}
+		if res.FailedDueToBytes && (res.FailedDueToRegex || ok) {
+			t.Fatalf("failed_due_to_bytes with failed_due_to_regex %v and success %v", res.FailedDueToRegex, ok)
 		}
 	})
 }

@@ -27,6 +27,11 @@ type Request struct {
 	// Policy guards what may be dialled; nil allows everything.
 	Policy *Policy
 	Logger *slog.Logger
+	// Timeout is the budget the caller gave the probe (the /probe handler's
+	// scrape timeout minus offset, capped by the module), reported as
+	// probe_timeout_seconds as blackbox_exporter reports it. 0 reports the
+	// time left until ctx's deadline instead.
+	Timeout time.Duration
 }
 
 // Result is what a prober returns. Every Result embeds Common.
@@ -173,8 +178,8 @@ func Run(ctx context.Context, probe Func, req Request) (res Result) {
 	if req.Logger == nil {
 		req.Logger = slog.New(slog.DiscardHandler)
 	}
-	timeout := 0.0
-	if dl, ok := ctx.Deadline(); ok {
+	timeout := req.Timeout.Seconds()
+	if dl, ok := ctx.Deadline(); ok && req.Timeout <= 0 {
 		timeout = dl.Sub(start).Seconds()
 	} else {
 		var cancel context.CancelFunc
