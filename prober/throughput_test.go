@@ -353,14 +353,19 @@ func TestThroughputPolicy(t *testing.T) {
 	var denied atomic.Int64
 	req := Request{Target: s.URL, Module: tpModule(fastTP()), Logger: tpLogger(t), Policy: NewPolicy(pol, func() { denied.Add(1) })}
 	res := runTPWith(t, req, 5*time.Second)
-	if res.Success || !strings.Contains(res.Error, "by target_policy: ") || denied.Load() == 0 {
-		t.Errorf("redirect to a denied address: success %v, error %q, %d denials", res.Success, res.Error, denied.Load())
+	// Worded as every other denial (Common.FailDenied), though it came
+	// during the transfer.
+	if want := "Target refused by target_policy: "; res.Success || !strings.HasPrefix(res.Error, want) || denied.Load() == 0 {
+		t.Errorf("redirect to a denied address: success %v, error %q (want it to start %q), %d denials", res.Success, res.Error, want, denied.Load())
+	}
+	if want := "address 127.0.0.2 is in denied network 127.0.0.2/32"; !strings.HasSuffix(res.Cause, want) {
+		t.Errorf("redirect to a denied address: cause %q, want it to end %q", res.Cause, want)
 	}
 
 	pol.DenyNetworks = append(pol.DenyNetworks, config.Network{Prefix: netip.MustParsePrefix("127.0.0.1/32")})
 	req.Policy = NewPolicy(pol, nil)
 	res = runTPWith(t, req, 5*time.Second)
-	if res.Success || !strings.Contains(res.Error, "by target_policy: ") || res.TransferSeconds != 0 {
+	if res.Success || !strings.HasPrefix(res.Error, "Target refused by target_policy: ") || res.TransferSeconds != 0 {
 		t.Errorf("denied target: success %v, error %q", res.Success, res.Error)
 	}
 }
