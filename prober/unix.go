@@ -48,29 +48,13 @@ func (p *unixProbe) run(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	defer func() { _ = conn.Close() }()
-
-	// Nothing below may block past the probe's deadline.
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			p.res.Fail(p.logger, "Error setting deadline", err)
-			return
-		}
-	}
 	// The config requires tls_config.server_name or insecure_skip_verify
 	// with TLS: there is no host name to fall back on.
 	dlg := &dialogue{
 		steps: p.cfg.QueryResponse, tlsConfig: &p.cfg.TLSConfig,
 		logger: p.logger, common: &p.res.Common, out: &p.res.Dialogue,
 	}
-	if p.cfg.TLS {
-		tc, err := dlg.handshake(ctx, conn)
-		if err != nil {
-			return
-		}
-		conn = tc
-	}
-	if dlg.run(ctx, &conn) {
+	if dlg.converse(ctx, conn, p.cfg.TLS) {
 		p.res.Success = true
 	}
 }
