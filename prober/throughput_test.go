@@ -342,6 +342,29 @@ func TestThroughputBadTargets(t *testing.T) {
 	}
 }
 
+// A module loaded with ramp_up: 0s measures the rate over the whole
+// transfer: the window starts at the first progress sample (every
+// tpSampleEvery), not after a ramp-up.
+func TestThroughputNoRampUp(t *testing.T) {
+	const perConn = 2e6 // bytes/s
+	s := startTPServer(t, pacedDownload(perConn))
+	m := probeTestModule(t, "throughput", 0, "duration: 1500ms\nramp_up: 0s\nconnections: 2\nlatency_protocol: none")
+	res := runTPWith(t, Request{Target: s.URL + "/file", Module: m, Logger: tpLogger(t)}, 10*time.Second)
+	if !res.Success {
+		t.Fatalf("probe failed: %s", res.Error)
+	}
+	if res.RampUpSeconds != 0 {
+		t.Errorf("ramp_up_seconds %g, want 0", res.RampUpSeconds)
+	}
+	// Two samples' time of slack for a busy machine's timers.
+	if gap := res.TransferSeconds - res.RateWindowSeconds; gap < 0 || gap > 2*tpSampleEvery.Seconds() {
+		t.Errorf("rate window %.3fs of a %.3fs transfer, want all but the first sample", res.RateWindowSeconds, res.TransferSeconds)
+	}
+	if want := perConn * 2; res.BytesPerSecond < 0.75*want || res.BytesPerSecond > 1.25*want {
+		t.Errorf("rate %.3g B/s, want %.3g ± 25%%", res.BytesPerSecond, want)
+	}
+}
+
 // Every connection goes through the target policy, redirects included.
 func TestThroughputPolicy(t *testing.T) {
 	s := startTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
