@@ -23,7 +23,7 @@ import (
 
 // Probers lists the prober names a module may use. The prober package
 // registers an implementation for each; the config only knows their schema.
-var Probers = []string{"http", "tcp", "icmp", "dns", "grpc", "traceroute", "mtu", "throughput", "isp"}
+var Probers = []string{"http", "tcp", "icmp", "dns", "grpc", "traceroute", "mtu", "throughput", "responsiveness", "isp"}
 
 // Config is the whole configuration file.
 type Config struct {
@@ -44,21 +44,24 @@ type Module struct {
 	Traceroute TracerouteProbe `yaml:"traceroute,omitempty"`
 	MTU        MTUProbe        `yaml:"mtu,omitempty"`
 	Throughput ThroughputProbe `yaml:"throughput,omitempty"`
-	ISP        ISPProbe        `yaml:"isp,omitempty"`
+	// Responsiveness is config/responsiveness.go's.
+	Responsiveness ResponsivenessProbe `yaml:"responsiveness,omitempty"`
+	ISP            ISPProbe            `yaml:"isp,omitempty"`
 }
 
 // DefaultModule holds the defaults every module starts from.
 func DefaultModule() Module {
 	return Module{
-		HTTP:       DefaultHTTPProbe(),
-		TCP:        DefaultTCPProbe(),
-		ICMP:       DefaultICMPProbe(),
-		DNS:        DefaultDNSProbe(),
-		GRPC:       DefaultGRPCProbe(),
-		Traceroute: DefaultTracerouteProbe(),
-		MTU:        DefaultMTUProbe(),
-		Throughput: DefaultThroughputProbe(),
-		ISP:        DefaultISPProbe(),
+		HTTP:           DefaultHTTPProbe(),
+		TCP:            DefaultTCPProbe(),
+		ICMP:           DefaultICMPProbe(),
+		DNS:            DefaultDNSProbe(),
+		GRPC:           DefaultGRPCProbe(),
+		Traceroute:     DefaultTracerouteProbe(),
+		MTU:            DefaultMTUProbe(),
+		Throughput:     DefaultThroughputProbe(),
+		Responsiveness: DefaultResponsivenessProbe(),
+		ISP:            DefaultISPProbe(),
 	}
 }
 
@@ -257,6 +260,7 @@ func (m *Module) setDirectory(dir string) {
 	m.DNS.TLSConfig.SetDirectory(dir)
 	m.GRPC.TLSConfig.SetDirectory(dir)
 	m.Throughput.HTTPClientConfig.SetDirectory(dir)
+	m.Responsiveness.TLSConfig.SetDirectory(dir)
 }
 
 // load does the checks that need files on disk or cross-field knowledge,
@@ -292,6 +296,8 @@ func (m *Module) validateSection() error {
 		return m.MTU.Validate()
 	case "throughput":
 		return m.Throughput.Validate()
+	case "responsiveness":
+		return m.Responsiveness.Validate()
 	case "isp":
 		return m.ISP.Validate()
 	}
@@ -305,7 +311,7 @@ var sectionNames = map[string]string{
 	"config": "top level", "module": "module", "httpProbe": "http", "tcpProbe": "tcp",
 	"icmpProbe": "icmp", "dnsProbe": "dns", "grpcProbe": "grpc", "queryResponse": "query_response",
 	"headerMatch": "header matcher", "dnsRRValidator": "dns validator", "targetPolicy": "target_policy",
-	"tracerouteProbe": "traceroute", "mtuProbe": "mtu", "throughputProbe": "throughput", "ispProbe": "isp",
+	"tracerouteProbe": "traceroute", "mtuProbe": "mtu", "throughputProbe": "throughput", "responsivenessProbe": "responsiveness", "ispProbe": "isp",
 	"label": "label",
 }
 
@@ -420,6 +426,8 @@ func (m Module) MarshalYAML() (any, error) {
 		tp := m.Throughput
 		tp.Headers = hideSecretHeaders(tp.Headers)
 		out["throughput"] = tp
+	case "responsiveness":
+		out["responsiveness"] = m.Responsiveness
 	case "isp":
 		out["isp"] = m.ISP
 	}
