@@ -194,7 +194,9 @@ func TestResponsivenessLab(t *testing.T) {
 	}
 }
 
-func rpmGradeOrder(level string) int { return slices.Index([]string{"", "Low", "Medium", "High"}, level) }
+func rpmGradeOrder(level string) int {
+	return slices.Index([]string{"", "Low", "Medium", "High"}, level)
+}
 
 // A far end whose rate keeps changing never gives a stable goodput: the
 // probe says "not stable" and gives no number.
