@@ -10,12 +10,12 @@ import (
 // figure: a stage that never stabilised its goodput has none, and shows
 // probe_responsiveness_stable 0 instead of a number. The overall figure
 // carries direction="all" (one metric name keeps one set of labels).
-func init() { registerRenderer(renderResponsiveness) }
 
 // Values of probe_responsiveness_grade: Apple networkQuality's words.
 var rpmGrades = map[string]float64{"": 0, "Low": 1, "Medium": 2, "High": 3}
 
-func renderResponsiveness(r *prober.ResponsivenessResult, e *Emitter) {
+// RenderResponsiveness writes the responsiveness prober's metrics.
+func RenderResponsiveness(r *prober.ResponsivenessResult, e *Emitter) {
 	e.Gauge("probe_responsiveness_wait_seconds", "Time the probe waited for another throughput or responsiveness probe of this exporter to finish", r.WaitSeconds)
 	if r.IdleProbes > 0 {
 		e.Gauge("probe_responsiveness_idle_latency_seconds",

@@ -21,8 +21,6 @@ import (
 	"github.com/isp-checker/isp-checker/internal/rpm"
 )
 
-func init() { Register("responsiveness", probeResponsiveness) }
-
 // Stop reasons of a responsiveness stage (ResponsivenessStage.StopReason).
 const (
 	RPMStopStable    = "stable"     // the responsiveness passed the stability rule
@@ -188,7 +186,9 @@ func responsivenessOptions(o config.ResponsivenessProbe) config.ResponsivenessPr
 	return o
 }
 
-func probeResponsiveness(ctx context.Context, req Request) Result {
+// ProbeResponsiveness runs the responsiveness test against the
+// configuration document req.Target names.
+func ProbeResponsiveness(ctx context.Context, req Request) Result {
 	o := responsivenessOptions(req.Module.Responsiveness)
 	p := &responsivenessProbe{req: req, o: o, logger: req.Logger, res: &ResponsivenessResult{}}
 	p.params = rpm.Params{

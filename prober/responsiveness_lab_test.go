@@ -114,7 +114,7 @@ func runRPMLab(t *testing.T, target string, o config.ResponsivenessProbe) *Respo
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req := Request{Target: target, Module: rpmModule(o), Policy: NewPolicy(config.DefaultTargetPolicy(), nil), Logger: tpLogger(t)}
-	res := Run(ctx, req).(*ResponsivenessResult)
+	res := Run(ctx, ProbeResponsiveness, req).(*ResponsivenessResult)
 	for _, st := range res.Stages {
 		t.Logf("%s: %.0f RPM (foreign %.0f, loaded %.0f; draft-03 formula %.0f), confidence %s, stop %s after %.1fs / %d intervals; "+
 			"tcp_f %.1f tls_f %.1f http_f %.1f http_l %.1f ms (%d foreign, %d self; %d pairs, %d errors); goodput %.4g B/s (saturated %v), %d connections (%d failed)",
