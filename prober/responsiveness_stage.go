@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,7 +177,7 @@ type stageRun struct {
 	anyBytes bool
 	foreign  []rpm.Foreign // completed since the last interval ended
 	self     []time.Duration
-	windows  []rpm.Probes // per interval
+	windows  []rpm.Probes // per interval, the last MAD
 
 	pairs, probeErrs atomic.Int64
 	probeEvery       atomic.Int64 // nanoseconds between pairs; 0 before saturation
@@ -223,6 +224,9 @@ loop:
 		iv.Foreign, iv.Self = s.foreign, s.self
 		s.foreign, s.self = nil, nil
 		s.windows = append(s.windows, rpm.Probes{Foreign: iv.Foreign, Self: iv.Self, TLS: p.tlsCfg != nil})
+		if n := len(s.windows) - p.params.MAD; n > 0 {
+			s.windows = slices.Delete(s.windows, 0, n) // only the last MAD make the overall figure
+		}
 		s.mu.Unlock()
 		status, err := st.End(iv)
 		if err != nil {
@@ -265,7 +269,7 @@ loop:
 		out.HTTPForeignSeconds, out.HTTPSelfSeconds = c.HTTPForeign.Seconds(), c.HTTPSelf.Seconds()
 		out.ForeignSamples, out.SelfSamples = c.ForeignSamples, c.SelfSamples
 		out.window.TLS = p.tlsCfg != nil
-		for _, w := range s.windows[max(0, len(s.windows)-p.params.MAD):] {
+		for _, w := range s.windows {
 			out.window.Add(w)
 		}
 	}
