@@ -148,6 +148,7 @@ type responsivenessProbe struct {
 
 	// Set once the document is read: where every test connection goes.
 	addr   string // ip:port dialled for every URL (they share one host)
+	urls   nqURLs // as requested (the Result's are redacted)
 	scheme string
 	host   string      // the URLs' host[:port], for the Host header
 	tlsCfg *tls.Config // nil for http://
@@ -492,6 +493,7 @@ func unwrapURLError(err error) error {
 func (p *responsivenessProbe) target(ctx context.Context, doc *url.URL, docIP *net.IPAddr, urls nqURLs) error {
 	r := p.res
 	r.SmallURL, r.LargeURL, r.UploadURL = urls.small.Redacted(), urls.large.Redacted(), urls.upload.Redacted()
+	p.urls = urls
 	p.scheme, p.host = urls.small.Scheme, urls.small.Host
 	ip := docIP
 	if !strings.EqualFold(urls.small.Hostname(), doc.Hostname()) {

@@ -117,7 +117,7 @@ func (p *responsivenessProbe) foreignProbe(ctx context.Context) (rpm.Foreign, *t
 	defer tr.CloseIdleConnections()
 	var sent time.Time
 	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { sent = time.Now() }}
-	req, err := p.newRequest(httptrace.WithClientTrace(ctx, trace), http.MethodGet, p.res.SmallURL, nil)
+	req, err := p.newRequest(httptrace.WithClientTrace(ctx, trace), http.MethodGet, p.urls.small.String(), nil)
 	if err != nil {
 		return f, nil, err
 	}
@@ -352,7 +352,7 @@ func (s *stageRun) runLGC(l *lgc) {
 func (s *stageRun) download(l *lgc) error {
 	buf := make([]byte, tpReadChunk)
 	for s.ctx.Err() == nil {
-		req, err := s.p.newRequest(s.ctx, http.MethodGet, s.p.res.LargeURL, nil)
+		req, err := s.p.newRequest(s.ctx, http.MethodGet, s.p.urls.large.String(), nil)
 		if err != nil {
 			return err
 		}
@@ -401,7 +401,7 @@ func (s *stageRun) markBytes() {
 func (s *stageRun) upload(l *lgc) error {
 	for s.ctx.Err() == nil {
 		body := yielding{&payloadReader{left: math.MaxInt64, moved: &s.moved, off: rand.IntN(len(randomPayload()))}}
-		req, err := s.p.newRequest(s.ctx, http.MethodPost, s.p.res.UploadURL, body)
+		req, err := s.p.newRequest(s.ctx, http.MethodPost, s.p.urls.upload.String(), body)
 		if err != nil {
 			return err
 		}
@@ -514,7 +514,7 @@ func (s *stageRun) selfProbe() (time.Duration, error) {
 	var sent time.Time
 	var reused bool
 	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { sent, reused = time.Now(), i.Reused }}
-	req, err := s.p.newRequest(httptrace.WithClientTrace(s.ctx, trace), http.MethodGet, s.p.res.SmallURL, nil)
+	req, err := s.p.newRequest(httptrace.WithClientTrace(s.ctx, trace), http.MethodGet, s.p.urls.small.String(), nil)
 	if err != nil {
 		return 0, err
 	}
