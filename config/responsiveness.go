@@ -15,9 +15,10 @@ import (
 // where a scrape-driven probe needs a time bound the draft leaves to the
 // implementation (stage_timeout).
 type ResponsivenessProbe struct {
-	// Direction is download, upload, or both (the default: download, then
+	// Direction is download, upload, both (the default: download, then
 	// upload, one figure each and an overall one; the draft's sequential
-	// mode).
+	// mode) or parallel (both at once, the draft's concurrent mode, whose
+	// overall figure is the one that counts).
 	Direction string `yaml:"direction,omitempty"`
 	// StageTimeout bounds one direction (ramp-up and responsiveness); a
 	// stage that is not stable by then reports what it has with the
@@ -68,6 +69,7 @@ type ResponsivenessProbe struct {
 // Responsiveness option values and limits.
 const (
 	ResponsivenessBoth                 = "both"
+	ResponsivenessParallel             = "parallel"
 	DefaultResponsivenessStageTimeout  = 60 * time.Second
 	DefaultResponsivenessInterval      = 5 * time.Second
 	DefaultResponsivenessIdleProbes    = 5
@@ -113,7 +115,7 @@ func (s *ResponsivenessProbe) UnmarshalYAML(unmarshal func(any) error) error {
 
 // Directions lists the stages Direction runs, in order.
 func (s *ResponsivenessProbe) Directions() []string {
-	if s.Direction == ResponsivenessBoth {
+	if s.Direction == ResponsivenessBoth || s.Direction == ResponsivenessParallel {
 		return []string{ThroughputDownload, ThroughputUpload}
 	}
 	return []string{s.Direction}
@@ -123,9 +125,9 @@ func (s *ResponsivenessProbe) Directions() []string {
 // it for modules built in code.
 func (s *ResponsivenessProbe) Validate() error {
 	switch s.Direction {
-	case ThroughputDownload, ThroughputUpload, ResponsivenessBoth:
+	case ThroughputDownload, ThroughputUpload, ResponsivenessBoth, ResponsivenessParallel:
 	default:
-		return fmt.Errorf("direction %q is not valid (download, upload or both)", s.Direction)
+		return fmt.Errorf("direction %q is not valid (download, upload, both or parallel)", s.Direction)
 	}
 	percent := func(name string, v float64, zeroOK bool) error {
 		if !(v > 0 && v <= 100) && !(zeroOK && v == 0) {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -262,6 +263,12 @@ func (p *responsivenessProbe) run(ctx context.Context) error {
 		return err
 	}
 
+	if o.Direction == config.ResponsivenessParallel {
+		if err := p.parallel(runCtx, deadline.Add(-margin-rpmCloseReserve)); err != nil {
+			return err
+		}
+		return p.finish()
+	}
 	dirs := o.Directions()
 	for i, dir := range dirs {
 		left := time.Until(deadline.Add(-margin-rpmCloseReserve)) / time.Duration(len(dirs)-i)
@@ -271,18 +278,71 @@ func (p *responsivenessProbe) run(ctx context.Context) error {
 				"(raise the module's timeout or the scrape timeout, or lower interval_duration)",
 				max(budget, 0).Round(time.Millisecond), dir, o.IntervalDuration)
 		}
-		p.logger.Info("starting responsiveness stage", "direction", dir, "time_limit", budget.Round(time.Millisecond))
-		st, err := p.runStage(runCtx, dir, budget)
+		st, err := p.stage(runCtx, dir, budget, nil)
 		p.res.Stages = append(p.res.Stages, st)
-		p.logger.Info("responsiveness stage finished", "direction", dir, "rpm", st.RPM, "confidence", st.Confidence,
-			"stop_reason", st.StopReason, "goodput_bytes_per_second", st.GoodputBytesPerSecond, "connections", st.Connections,
-			"tcp_foreign_seconds", st.TCPForeignSeconds, "tls_foreign_seconds", st.TLSForeignSeconds,
-			"http_foreign_seconds", st.HTTPForeignSeconds, "http_self_seconds", st.HTTPSelfSeconds,
-			"foreign_samples", st.ForeignSamples, "self_samples", st.SelfSamples, "probe_errors", st.ProbeErrors)
 		if err != nil {
-			return fmt.Errorf("%s: %w", dir, err)
+			return err
 		}
 	}
+	return p.finish()
+}
+
+// stage runs and logs one direction.
+func (p *responsivenessProbe) stage(ctx context.Context, dir string, budget time.Duration, hold func(context.Context)) (ResponsivenessStage, error) {
+	p.logger.Info("starting responsiveness stage", "direction", dir, "time_limit", budget.Round(time.Millisecond))
+	st, err := p.runStage(ctx, dir, budget, hold)
+	p.logger.Info("responsiveness stage finished", "direction", dir, "rpm", st.RPM, "confidence", st.Confidence,
+		"stop_reason", st.StopReason, "goodput_bytes_per_second", st.GoodputBytesPerSecond, "connections", st.Connections,
+		"tcp_foreign_seconds", st.TCPForeignSeconds, "tls_foreign_seconds", st.TLSForeignSeconds,
+		"http_foreign_seconds", st.HTTPForeignSeconds, "http_self_seconds", st.HTTPSelfSeconds,
+		"foreign_samples", st.ForeignSamples, "self_samples", st.SelfSamples, "probe_errors", st.ProbeErrors)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", dir, err)
+	}
+	return st, nil
+}
+
+// parallel runs both directions at once (the draft's concurrent mode):
+// each loads its own connections and probes them, so every foreign probe
+// crosses both loaded queues.
+func (p *responsivenessProbe) parallel(ctx context.Context, end time.Time) error {
+	budget := min(p.o.StageTimeout, time.Until(end))
+	if budget < 2*p.o.IntervalDuration {
+		return fmt.Errorf("the probe's timeout leaves %s for the test, less than two intervals of %s "+
+			"(raise the module's timeout or the scrape timeout, or lower interval_duration)", max(budget, 0).Round(time.Millisecond), p.o.IntervalDuration)
+	}
+	dirs := p.o.Directions()
+	stages := make([]ResponsivenessStage, len(dirs))
+	errs := make([]error, len(dirs))
+	// A direction that is done keeps loading the path until the other is:
+	// otherwise the last intervals of the slower one would measure one
+	// loaded queue instead of two.
+	var mu sync.Mutex
+	left := len(dirs)
+	allDone := make(chan struct{})
+	hold := func(ctx context.Context) {
+		mu.Lock()
+		if left--; left == 0 {
+			close(allDone)
+		}
+		mu.Unlock()
+		select {
+		case <-allDone:
+		case <-ctx.Done():
+		}
+	}
+	var wg sync.WaitGroup
+	for i, dir := range dirs {
+		wg.Go(func() { stages[i], errs[i] = p.stage(ctx, dir, budget, hold) })
+	}
+	wg.Wait()
+	p.res.Stages = stages
+	return errors.Join(errs...)
+}
+
+// finish computes the overall figure and fails a stage without one.
+func (p *responsivenessProbe) finish() error {
+	o := p.o
 	p.overall()
 	for _, st := range p.res.Stages {
 		if !st.HasFigure() {

@@ -194,6 +194,34 @@ func TestResponsivenessLab(t *testing.T) {
 	}
 }
 
+// The draft's concurrent mode on the deep link: both directions loaded at
+// once, so every round trip of a new connection crosses both queues:
+// 2·Q̄ ∈ [L, 2·L] (+ noise), Foreign RPM ∈ [60000/850, 60000/400] = [70,
+// 150], RPM between half of that and all of it: [35, 150].
+func TestResponsivenessLabConcurrent(t *testing.T) {
+	p := netlab.NewPath(t, netlab.PathOpts{ISPHops: 1})
+	target, ca := rpmLabServer(t, p)
+	defer shapeDeep(p.Uplinks[0], labRate, rpmLabQueue)()
+	res := runRPMLab(t, target, rpmLabModule(config.ResponsivenessParallel, ca))
+	if !res.Success {
+		t.Fatalf("concurrent: %s", res.Error)
+	}
+	lo, hi := rpmLabQueue, 2*rpmLabQueue+rpmLabNoise
+	for _, st := range res.Stages {
+		if st.RPM < 35 || st.RPM > 150 {
+			t.Errorf("%s: %.0f RPM, want 35–150 with both queues loaded", st.Direction, st.RPM)
+		}
+		for _, v := range []float64{st.TCPForeignSeconds, st.TLSForeignSeconds, st.HTTPForeignSeconds} {
+			if d := time.Duration(v * float64(time.Second)); d < lo || d > hi {
+				t.Errorf("%s: a foreign component of %s, want %s–%s (two queue crossings)", st.Direction, d.Round(time.Millisecond), lo, hi)
+			}
+		}
+	}
+	if res.RPM < 35 || res.RPM > 150 {
+		t.Errorf("overall %.0f RPM, want 35–150", res.RPM)
+	}
+}
+
 func rpmGradeOrder(level string) int {
 	return slices.Index([]string{"", "Low", "Medium", "High"}, level)
 }

@@ -185,8 +185,10 @@ type stageRun struct {
 	wg               sync.WaitGroup
 }
 
-// runStage runs one direction for at most budget.
-func (p *responsivenessProbe) runStage(ctx context.Context, dir string, budget time.Duration) (ResponsivenessStage, error) {
+// runStage runs one direction for at most budget. hold, when set, runs
+// once the stage has its figure, before the load stops: the concurrent
+// mode keeps each direction's load on until the other is done too.
+func (p *responsivenessProbe) runStage(ctx context.Context, dir string, budget time.Duration, hold func(context.Context)) (ResponsivenessStage, error) {
 	out := ResponsivenessStage{Direction: dir, Confidence: rpm.ConfidenceNone.String(), StopReason: RPMStopError}
 	st, err := rpm.NewStage(p.params, p.tlsCfg != nil)
 	if err != nil {
@@ -250,6 +252,9 @@ loop:
 			break
 		}
 		s.spawn(status.Connections)
+	}
+	if hold != nil {
+		hold(sctx)
 	}
 	s.teardown(cancel)
 

@@ -190,3 +190,26 @@ func TestResponsivenessOptions(t *testing.T) {
 		}
 	}
 }
+
+// The draft's concurrent mode: both directions load the path at once, so
+// the probe takes one stage's time, not two.
+func TestResponsivenessParallel(t *testing.T) {
+	target, _ := rpmServer(t, true, speedtest.Options{})
+	o := fastRPM(config.ResponsivenessParallel)
+	o.StageTimeout = 4 * time.Second
+	res := runRPM(t, target, o, 15*time.Second)
+	if len(res.Stages) != 2 || res.Stages[0].Direction != "download" || res.Stages[1].Direction != "upload" {
+		t.Fatalf("stages %+v (%s), want download and upload", res.Stages, res.Error)
+	}
+	sum := 0.0
+	for _, st := range res.Stages {
+		if st.GoodputBytesPerSecond <= 0 || st.Intervals < 1 {
+			t.Errorf("%s: no load ran (goodput %g, %d intervals)", st.Direction, st.GoodputBytesPerSecond, st.Intervals)
+		}
+		sum += st.Seconds
+	}
+	t.Logf("stages %.1fs + %.1fs, probe %.1fs; %.0f RPM, error %q", res.Stages[0].Seconds, res.Stages[1].Seconds, res.DurationSeconds, res.RPM, res.Error)
+	if res.DurationSeconds >= sum {
+		t.Errorf("the probe took %.1fs, the stages %.1fs together: they did not overlap", res.DurationSeconds, sum)
+	}
+}
