@@ -1,10 +1,15 @@
 package prober
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +216,39 @@ func TestResponsivenessParallel(t *testing.T) {
 	t.Logf("stages %.1fs + %.1fs, probe %.1fs; %.0f RPM, error %q", res.Stages[0].Seconds, res.Stages[1].Seconds, res.DurationSeconds, res.RPM, res.Error)
 	if res.DurationSeconds >= sum {
 		t.Errorf("the probe took %.1fs, the stages %.1fs together: they did not overlap", res.DurationSeconds, sum)
+	}
+}
+
+// The document may name another host: it is resolved and judged by the
+// target policy like the target, before anything is sent to it.
+func TestResponsivenessPolicy(t *testing.T) {
+	var elsewhere atomic.Int64
+	s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != speedtest.WellKnownPath {
+			elsewhere.Add(1)
+			return
+		}
+		_, port, _ := net.SplitHostPort(r.Host)
+		base := "https://127.0.0.2:" + port
+		fmt.Fprintf(w, `{"version":1,"urls":{"small_download_url":"%s/s","large_download_url":"%s/l","upload_url":"%s/u"}}`, base, base, base)
+	}))
+	defer s.Close()
+	pol := config.DefaultTargetPolicy()
+	pol.DenyNetworks = append(pol.DenyNetworks, config.Network{Prefix: netip.MustParsePrefix("127.0.0.2/32")})
+	var denied atomic.Int64
+	req := Request{Target: s.URL + speedtest.WellKnownPath, Module: rpmModule(fastRPM(config.ThroughputDownload)), Logger: tpLogger(t),
+		Policy: NewPolicy(pol, func() { denied.Add(1) })}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res := Run(ctx, ProbeResponsiveness, req).(*ResponsivenessResult)
+	if res.Success || !strings.Contains(res.Error, "target_policy") || denied.Load() == 0 || elsewhere.Load() != 0 {
+		t.Errorf("a document naming a denied host: success %v, error %q, %d denials, %d requests beyond the document", res.Success, res.Error, denied.Load(), elsewhere.Load())
+	}
+
+	pol.DenyNetworks = append(pol.DenyNetworks, config.Network{Prefix: netip.MustParsePrefix("127.0.0.1/32")})
+	req.Policy = NewPolicy(pol, nil)
+	res = Run(ctx, ProbeResponsiveness, req).(*ResponsivenessResult)
+	if res.Success || !strings.Contains(res.Error, "target_policy") {
+		t.Errorf("denied target: success %v, error %q", res.Success, res.Error)
 	}
 }
