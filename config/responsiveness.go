@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"time"
 
 	pconfig "github.com/prometheus/common/config"
@@ -53,10 +52,8 @@ type ResponsivenessProbe struct {
 	// Default 5.
 	IdleProbes int `yaml:"idle_probes,omitempty"`
 
-	IPProtocol         string `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool   `yaml:"ip_protocol_fallback"`
-	// SourceIPAddress binds every connection of the probe.
-	SourceIPAddress string `yaml:"source_ip_address,omitempty"`
+	// IPOptions: source_ip_address binds every connection of the probe.
+	IPOptions `yaml:",inline"`
 	// CongestionControl sets TCP_CONGESTION on the probe's connections
 	// (Linux), as for the throughput prober: it matters for the upload,
 	// where the probe is the sender.
@@ -96,7 +93,7 @@ func DefaultResponsivenessProbe() ResponsivenessProbe {
 		MaxProbesPerSecond:     100,
 		ProbeCapacityPercent:   5,
 		IdleProbes:             DefaultResponsivenessIdleProbes,
-		IPProtocolFallback:     true,
+		IPOptions:              DefaultIPOptions(),
 	}
 }
 
@@ -164,11 +161,8 @@ func (s *ResponsivenessProbe) Validate() error {
 	if err := percent("probe_capacity_percent", s.ProbeCapacityPercent, false); err != nil {
 		return err
 	}
-	if err := validIPProtocol(s.IPProtocol); err != nil {
+	if err := s.check(); err != nil {
 		return err
-	}
-	if s.SourceIPAddress != "" && net.ParseIP(s.SourceIPAddress) == nil {
-		return fmt.Errorf("source_ip_address %q is not an IP address", s.SourceIPAddress)
 	}
 	if !validCongestionControl(s.CongestionControl) {
 		return fmt.Errorf("congestion_control %q is not a congestion control name (like cubic or bbr)", s.CongestionControl)

@@ -155,50 +155,19 @@ type responsivenessProbe struct {
 	tlsCfg *tls.Config // nil for http://
 }
 
-// responsivenessOptions fills zero values with the defaults, so a Module
-// built in code behaves like a loaded one.
-func responsivenessOptions(o config.ResponsivenessProbe) config.ResponsivenessProbe {
-	d := config.DefaultResponsivenessProbe()
-	fill := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	fillF := func(v *float64, def float64) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	if o.Direction == "" {
-		o.Direction = d.Direction
-	}
-	if o.StageTimeout == 0 {
-		o.StageTimeout = d.StageTimeout
-	}
-	if o.IntervalDuration == 0 {
-		o.IntervalDuration = d.IntervalDuration
-	}
-	fill(&o.MovingAverageDistance, d.MovingAverageDistance)
-	fill(&o.InitialConnections, d.InitialConnections)
-	fill(&o.MaxConnections, d.MaxConnections)
-	fill(&o.MaxProbesPerSecond, d.MaxProbesPerSecond)
-	fillF(&o.TrimmedMeanPercent, d.TrimmedMeanPercent)
-	fillF(&o.StdDevTolerancePercent, d.StdDevTolerancePercent)
-	fillF(&o.ProbeCapacityPercent, d.ProbeCapacityPercent)
-	return o
-}
-
 // ProbeResponsiveness runs the responsiveness test against the
 // configuration document req.Target names.
 func ProbeResponsiveness(ctx context.Context, req Request) Result {
-	o := responsivenessOptions(req.Module.Responsiveness)
+	o := req.Module.Responsiveness
 	p := &responsivenessProbe{req: req, o: o, logger: req.Logger, res: &ResponsivenessResult{}}
 	p.params = rpm.Params{
 		MAD: o.MovingAverageDistance, ID: o.IntervalDuration, TMP: o.TrimmedMeanPercent / 100, SDT: o.StdDevTolerancePercent / 100,
 		INP: o.InitialConnections, INC: o.ConnectionsIncrement, MNP: o.MaxConnections, MPS: o.MaxProbesPerSecond, PTC: o.ProbeCapacityPercent / 100,
 	}
 	if err := p.run(ctx); err != nil {
-		p.res.FailStep(p.logger, "responsiveness probe failed", err)
+		if p.res.Error == "" { // resolve fails the result itself
+			p.res.FailStep(p.logger, "responsiveness probe failed", err)
+		}
 		return p.res
 	}
 	p.res.Success = true
@@ -227,9 +196,9 @@ func (p *responsivenessProbe) run(ctx context.Context) error {
 		return err
 	}
 	p.res.URL = u.Redacted()
-	ip, err := ResolveTarget(runCtx, &p.res.Common, u.Hostname(), o.IPProtocol, o.IPProtocolFallback, p.req.Policy, p.logger)
-	if err != nil {
-		return fmt.Errorf("error resolving address: %w", err)
+	ip, ok := p.req.resolve(runCtx, &p.res.Common, u.Hostname(), o.IPOptions)
+	if !ok {
+		return errors.New(p.res.Error)
 	}
 
 	// A stage needs a few intervals to be worth starting.
