@@ -655,7 +655,9 @@ func (f *facts) context(fault string) []string {
 	}
 	out = append(out, f.dnsContext(fault))
 	if n := len(f.r.Checks.HTTP); n > 0 {
-		line := fmt.Sprintf("web: %d of %d sites answer", len(f.httpOK), n)
+		// "healthy", not "answer": a site that returned an error status did
+		// answer (web traffic got through), and says so.
+		line := fmt.Sprintf("web: %d of %d sites healthy", len(f.httpOK), n)
 		diverted := 0
 		for _, h := range f.r.Checks.HTTP {
 			if _, ok := divertedTo(h); h != nil && ok {
@@ -664,6 +666,15 @@ func (f *facts) context(fault string) []string {
 		}
 		if diverted > 0 {
 			line += fmt.Sprintf(" (%d after a redirect to another host)", diverted)
+		}
+		var answered []string
+		for _, h := range f.httpFail {
+			if h.StatusCode > 0 {
+				answered = append(answered, fmt.Sprintf("%s answered %d", h.Target, h.StatusCode))
+			}
+		}
+		if len(answered) > 0 {
+			line += ": " + strings.Join(answered, ", ")
 		}
 		if len(f.httpFail) > 0 && fault != FaultRemote {
 			line += "; failing: " + httpFailures(f.httpFail)

@@ -190,6 +190,12 @@ func TestRules(t *testing.T) {
 			dt.Failed(&b.Common, "Invalid HTTP response status code 500")
 			r.Checks.HTTP = []*prober.HTTPResult{a, b}
 		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "→ remote (the site)"},
+		{"a site that answers 404 answered: the web line says so", func(r *diagnose.ISPResult) {
+			a := dt.HTTP(dt.Site1, false)
+			a.StatusCode = 404
+			dt.Failed(&a.Common, "Invalid HTTP response status code 404")
+			r.Checks.HTTP = []*prober.HTTPResult{a}
+		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "web: 0 of 1 sites healthy: https://a.example/ answered 404"},
 		{"one reply per target: jitter not measured, still healthy", func(r *diagnose.ISPResult) {
 			for i, p := range r.Checks.Targets {
 				r.Checks.Targets[i] = dt.Ping(p.Target, 1, 1, 0.010, 0)
