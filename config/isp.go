@@ -314,6 +314,48 @@ func ValidISPHost(h string) error {
 	return nil
 }
 
+// ParseISPProbeTarget reads the target of an isp probe: an IP address or
+// a host name with a dot is the primary internet target (host), an http://
+// or https:// URL is the first web site (site) and its host the primary
+// target, and a single word (letters, digits, '-', '_': "internet") is
+// only a label (both ""). Anything else is an error, so a mistyped target
+// is not silently taken as a label.
+func ParseISPProbeTarget(target string) (host, site string, err error) {
+	target = strings.TrimSpace(target)
+	if target == "" || isISPLabel(target) {
+		return "", "", nil
+	}
+	if scheme, _, ok := strings.Cut(target, "://"); ok {
+		if err := ValidISPURL(target); err != nil {
+			return "", "", err
+		}
+		switch strings.ToLower(scheme) {
+		case "http", "https":
+		default:
+			return "", "", fmt.Errorf("%q is not an http:// or https:// URL", target)
+		}
+		u, _ := url.Parse(target)
+		return u.Hostname(), target, nil
+	}
+	if ip := net.ParseIP(strings.Trim(target, "[]")); ip != nil {
+		return ip.String(), "", nil
+	}
+	if err := ValidISPHost(target); err != nil || !strings.Contains(target, ".") {
+		return "", "", fmt.Errorf("%q is neither an IP address, a host name, an http(s) URL nor a single-word label (letters, digits, '-', '_')", target)
+	}
+	return strings.TrimSuffix(target, "."), "", nil
+}
+
+// isISPLabel says whether s is one word of letters, digits, '-' and '_'.
+func isISPLabel(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // ValidISPDNSServer checks a resolver: ip, ip:port or [ipv6]:port.
 func ValidISPDNSServer(s string) error {
 	host := s

@@ -6,11 +6,9 @@ package isp
 
 import (
 	"context"
-	"net"
-	"net/url"
 	"slices"
-	"strings"
 
+	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/diagnose"
 	"github.com/isp-checker/isp-checker/prober"
 )
@@ -22,8 +20,9 @@ import (
 //     target (pinged first, and traced);
 //   - an http:// or https:// URL is checked as the first web site, and its
 //     host becomes the primary target;
-//   - anything else (a single word such as "internet") is only a label:
-//     the module's targets are used as they are.
+//   - a single word such as "internet" is only a label: the module's
+//     targets are used as they are;
+//   - anything else fails the probe (config.ParseISPProbeTarget).
 func Probe(ctx context.Context, req prober.Request) prober.Result {
 	o := req.Module.ISP
 	opt := diagnose.Options{Policy: req.Policy, Logger: req.Logger}
@@ -31,7 +30,15 @@ func Probe(ctx context.Context, req prober.Request) prober.Result {
 		// Nothing to do: do not even read the routing table.
 		return diagnose.Run(ctx, diagnose.Plan{Options: o}, opt)
 	}
-	host, site := splitProbeTarget(req.Target)
+	host, site, err := config.ParseISPProbeTarget(req.Target)
+	if err != nil {
+		// Nothing runs: the module's own checks under a mistyped target
+		// would pass for a diagnosis of it.
+		res := &diagnose.ISPResult{}
+		res.Prober, res.Target = "isp", req.Target
+		res.Fail(req.Logger, "invalid target", err)
+		return res
+	}
 	if host != "" {
 		o.Targets = prepend(o.Targets, host)
 	}
@@ -39,27 +46,6 @@ func Probe(ctx context.Context, req prober.Request) prober.Result {
 		o.HTTPURLs = prepend(o.HTTPURLs, site)
 	}
 	return diagnose.Run(ctx, diagnose.NewPlan(o, diagnose.Flagged{}), opt)
-}
-
-// splitProbeTarget reads the probe's target parameter: the primary
-// internet target it names, and the web site when it is a URL.
-func splitProbeTarget(target string) (host, site string) {
-	target = strings.TrimSpace(target)
-	lower := strings.ToLower(target)
-	if strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") {
-		u, err := url.Parse(target)
-		if err != nil || u.Hostname() == "" {
-			return "", ""
-		}
-		return u.Hostname(), target
-	}
-	if ip := net.ParseIP(strings.Trim(target, "[]")); ip != nil {
-		return ip.String(), ""
-	}
-	if strings.Contains(target, ".") && !strings.ContainsAny(target, "/:@ ") {
-		return strings.TrimSuffix(target, "."), ""
-	}
-	return "", ""
 }
 
 // prepend puts s first in list, removing a later copy.

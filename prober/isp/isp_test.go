@@ -3,6 +3,7 @@ package isp
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,9 +26,9 @@ func TestSplitProbeTarget(t *testing.T) {
 		"site-a":                      {"", ""},
 		"":                            {"", ""},
 	} {
-		host, site := splitProbeTarget(in)
-		if host != want[0] || site != want[1] {
-			t.Errorf("splitProbeTarget(%q) = %q, %q; want %q, %q", in, host, site, want[0], want[1])
+		host, site, err := config.ParseISPProbeTarget(in)
+		if err != nil || host != want[0] || site != want[1] {
+			t.Errorf("ParseISPProbeTarget(%q) = %q, %q, %v; want %q, %q", in, host, site, err, want[0], want[1])
 		}
 	}
 	if got := prepend([]string{"a", "b", "c"}, "b"); !reflect.DeepEqual(got, []string{"b", "a", "c"}) {
@@ -54,5 +55,34 @@ func TestProberCancelled(t *testing.T) {
 	}
 	if time.Since(start) > time.Second || r.Success || r.Error == "" || r.Verdict != diagnose.VerdictUnknown || r.Score != nil || r.Checks.Gateway != nil {
 		t.Errorf("cancelled probe: %+v", r)
+	}
+}
+
+// TestProbeTargetNotAWord: a target that is neither an address, a host
+// name, an http(s) URL nor a single word fails the probe at once, saying
+// why, rather than being taken as a label (`run --target` refuses it too).
+func TestProbeTargetNotAWord(t *testing.T) {
+	for _, target := range []string{"bad target!", "a/b", "https://", "ftp://x.example/", "under_score!"} {
+		m := config.DefaultModule()
+		m.Prober = "isp"
+		// Nothing may run: a plan with checks would reach the module's
+		// public targets.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		start := time.Now()
+		res := prober.Run(ctx, Probe, prober.Request{Target: target, Module: m, ModuleName: "isp"})
+		cancel()
+		// prober.Run refuses another scheme before the prober runs.
+		var checks diagnose.Checks
+		if r, ok := res.(*diagnose.ISPResult); ok {
+			checks = r.Checks
+		}
+		if b := res.Base(); b.Success || !strings.Contains(b.Error, "target") || checks.Gateway != nil || len(checks.Targets) != 0 || time.Since(start) > time.Second {
+			t.Errorf("probe of %q: success %v, error %q, checks %+v; want a failed probe naming the target, nothing run", target, b.Success, b.Error, checks)
+		}
+	}
+	for _, word := range []string{"internet", "site-a", "site_b", "home2"} {
+		if _, _, err := config.ParseISPProbeTarget(word); err != nil {
+			t.Errorf("%q is a label, got %v", word, err)
+		}
 	}
 }
