@@ -80,6 +80,10 @@ type ISPResult struct {
 	// Fault is none, lan, isp, dns, remote, or unknown (with the verdict
 	// unknown).
 	Fault string `json:"fault"`
+	// Interrupted: the diagnosis was cancelled (Ctrl-C, SIGTERM, a scrape
+	// that went away) before its checks finished. Its verdict is unknown:
+	// checks cut short judge nothing.
+	Interrupted bool `json:"interrupted"`
 	// Score is the connection's health from 0 to 1: the lowest dimension
 	// score, and 0 when the verdict is down; nil when the verdict is
 	// unknown (nothing to score). Grade is its letter ("" when nil).

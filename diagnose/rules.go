@@ -45,6 +45,9 @@ import (
 //     is lossy, slow or unreachable, while the rest is clean.
 //  14. Otherwise none, healthy.
 //
+// An interrupted diagnosis (ISPResult.Interrupted) is unknown whatever the
+// rules say: checks cut short at an arbitrary point judge nothing.
+//
 // A gateway that answers no ping while internet targets do is taken to
 // filter ping and is not held against the LAN. A check that could not run
 // (prober.Unmeasured) is never a pass and never a zero: it is left out,
@@ -176,6 +179,10 @@ func Diagnose(r *ISPResult) {
 	f := newFacts(r)
 	r.Dimensions, r.Statuses = f.dimensions(), f.statuses()
 	fault, verdict, primary := f.classify()
+	if r.Interrupted {
+		fault, verdict, primary = FaultUnknown, VerdictUnknown,
+			"interrupted: the diagnosis was stopped (Ctrl-C or SIGTERM) before its checks finished, so nothing is judged; what they measured so far follows"
+	}
 	r.Fault, r.Verdict = fault, verdict
 	r.Evidence = append([]string{primary}, f.context(fault)...)
 	r.Score, r.Grade = nil, ""

@@ -39,6 +39,8 @@ func TestRules(t *testing.T) {
 		evidence string
 	}{
 		{"healthy", nil, diagnose.FaultNone, diagnose.VerdictHealthy, "=every check passed: gateway 192.0.2.1 clean (0 % loss, 0.8 ms)"},
+		{"interrupted is never healthy", func(r *diagnose.ISPResult) { r.Interrupted = true },
+			diagnose.FaultUnknown, diagnose.VerdictUnknown, "^interrupted: the diagnosis was stopped"},
 
 		// The LAN: loss, latency or jitter at the gateway.
 		{"gateway loss at the threshold is fine", func(r *diagnose.ISPResult) {

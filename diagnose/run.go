@@ -3,6 +3,7 @@ package diagnose
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -192,6 +193,7 @@ func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 	}
 	if err := ctx.Err(); err != nil {
 		// Nothing was measured: unknown, not down.
+		res.Interrupted = cancelled(ctx)
 		res.Fail(opt.Logger, "diagnosis not started", err)
 		res.Reason = prober.ReasonNotRun
 		res.Verdict, res.Fault, res.Summary = VerdictUnknown, FaultUnknown, "unknown: "+res.Error
@@ -234,6 +236,9 @@ func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 		res.Checks.Responsiveness = r.responsiveness(plan.ResponsivenessURL)
 	}
 
+	// Cancelled rather than out of time: the checks were cut short at an
+	// arbitrary point, so whatever they found so far is not a verdict.
+	res.Interrupted = cancelled(ctx)
 	Diagnose(res)
 	res.DurationSeconds = time.Since(start).Seconds()
 	if res.Verdict == VerdictDown || res.Verdict == VerdictUnknown {
@@ -243,6 +248,11 @@ func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 		opt.Logger.Info("diagnosis finished", "verdict", res.Verdict, "fault", res.Fault, "score", *res.Score)
 	}
 	return res
+}
+
+// cancelled says whether ctx ended by cancellation, not by its deadline.
+func cancelled(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
 }
 
 // PlannedSteps is the number of progress steps Run reports for plan: one

@@ -35,6 +35,9 @@ type RunJSON struct {
 	Verdict  string `json:"verdict"`
 	Fault    string `json:"fault"`
 	ExitCode int    `json:"exit_code"`
+	// Interrupted: the run was stopped (Ctrl-C, SIGTERM) before its checks
+	// finished; the verdict is then unknown.
+	Interrupted bool `json:"interrupted"`
 	// Score is the health score (0–1) and Grade its letter; both absent
 	// when the verdict is unknown.
 	Score           *float64              `json:"score,omitempty"`
@@ -55,7 +58,7 @@ type RunJSON struct {
 func NewRunJSON(r *diagnose.ISPResult) RunJSON {
 	doc := RunJSON{
 		SchemaVersion: RunSchemaVersion, Tool: "isp-checker", Version: version.Version,
-		Verdict: r.Verdict, Fault: r.Fault, ExitCode: diagnose.ExitCode(r.Verdict),
+		Verdict: r.Verdict, Fault: r.Fault, ExitCode: diagnose.ExitCode(r.Verdict), Interrupted: r.Interrupted,
 		Score: r.Score, Grade: r.Grade, Summary: r.Summary, Evidence: r.Evidence,
 		StartedAt: r.StartedAt.UTC(), DurationSeconds: r.DurationSeconds,
 		Dimensions: r.Dimensions, Thresholds: r.Thresholds, Plan: r.Plan, Checks: r.Checks,
@@ -464,6 +467,8 @@ func pingDetail(r *prober.ICMPResult, want int) string {
 	fewer := ""
 	if want > 0 && r.PacketsPlanned > 0 && r.PacketsPlanned < want {
 		fewer = fmt.Sprintf(" (%d of %d planned: the rest did not fit in the time)", r.PacketsPlanned, want)
+	} else if r.PacketsSent < r.PacketsPlanned {
+		fewer = fmt.Sprintf(" (%d of %d planned sent: cut short)", r.PacketsSent, r.PacketsPlanned)
 	}
 	if r.PacketsReceived == 0 {
 		return "no reply to " + Plural(r.PacketsSent, "echo request", "echo requests") + fewer

@@ -100,9 +100,9 @@ func (c *runCmd) exec(e *env) error {
 	}
 
 	plan := diagnose.NewPlan(o, diagnose.Flagged{Gateway: *c.gateway != "", DNS: len(*c.dnsServers) > 0})
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout.val)
+	ctx, cancel := context.WithTimeout(sigCtx, c.timeout.val)
 	defer cancel()
 
 	prog := &runProgress{w: e.stderr, on: isTerminal(e.stderr)}
@@ -123,6 +123,16 @@ func (c *runCmd) exec(e *env) error {
 		if err := outFile.Close(); err != nil {
 			return e.usage(fmt.Errorf("writing %s: %w", *c.output, err))
 		}
+	}
+	if res.Interrupted {
+		// An interrupted run measured nothing worth keeping in the
+		// Pushgateway, where it would replace the last finished run's.
+		msg := "interrupted: the verdict is unknown"
+		if pusher != nil {
+			msg += "; nothing pushed to " + *c.push
+		}
+		fmt.Fprintln(e.stderr, msg)
+		pusher = nil
 	}
 	if pusher != nil {
 		pctx, cancel := context.WithTimeout(context.Background(), runPushTimeout)

@@ -1,11 +1,23 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/isp-checker/isp-checker/internal/schematest"
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 // unreachable are addresses of netlab's slot 0, which no lab uses: the
@@ -64,5 +76,59 @@ func TestRunUsageErrors(t *testing.T) {
 				t.Errorf("took %v: a usage error must stop before the checks", time.Since(start))
 			}
 		})
+	}
+}
+
+// TestRunInterrupted: Ctrl-C during run is never healthy. The checks under
+// way stop, and the report says the diagnosis was interrupted: verdict
+// unknown (exit 4), "interrupted" first, "interrupted": true in the JSON
+// (which still matches the schema), and nothing pushed.
+func TestRunInterrupted(t *testing.T) {
+	_, zone := testserver.Resolver(t, map[string][]netip.Addr{"www.example.test": {netip.MustParseAddr("127.0.0.1")}})
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	t.Cleanup(site.Close)
+	var pushed atomic.Int64
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { pushed.Add(1) }))
+	t.Cleanup(gw.Close)
+	out := filepath.Join(t.TempDir(), "out.json")
+	cmd := exec.Command(binary, "run", "--format", "json", "--output", out, "--gateway", "none", "--target", "127.0.0.1",
+		"--dns-server", zone.Addr(), "--dns-name", "www.example.test", "--http-url", site.URL+"/ok", "--push", gw.URL)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The pings (30 at 1 s by default) are still running after 1.5 s.
+	time.Sleep(1500 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 {
+		t.Errorf("exit %v, want 4 (unknown); stderr %s", err, stderr.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		runReport
+		Interrupted bool `json:"interrupted"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Verdict != "unknown" || rep.ExitCode != 4 || rep.Score != nil || !rep.Interrupted || !strings.HasPrefix(first(rep.Evidence), "interrupted") {
+		t.Errorf("interrupted run: verdict %s, exit_code %d, score %v, interrupted %v, evidence %q; want unknown, 4, none, true, \"interrupted…\" first",
+			rep.Verdict, rep.ExitCode, rep.Score, rep.Interrupted, rep.Evidence)
+	}
+	var doc any
+	_ = json.Unmarshal(data, &doc)
+	for _, e := range schematest.Validate(reportSchema(t), doc) {
+		t.Errorf("the report does not match docs/report.schema.json: %s", e)
+	}
+	if n := pushed.Load(); n != 0 {
+		t.Errorf("an interrupted run pushed %d times; want nothing pushed", n)
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr does not say interrupted: %q", stderr.String())
 	}
 }
