@@ -104,6 +104,9 @@ func TestHTTPHugeResponseHeaders(t *testing.T) {
 	})
 	res := httpTestRun(t, "http://"+addr+"/", httpTestModule(t, ""))
 	httpTestCheck(t, res, "response headers are larger than 1048576 bytes")
+	if strings.Contains(res.Error, "TLS") {
+		t.Errorf("plain HTTP, yet the error names TLS: %q", res.Error)
+	}
 	if budget.Used() != 0 {
 		t.Errorf("budget used %d after the probe", budget.Used())
 	}
@@ -111,6 +114,9 @@ func TestHTTPHugeResponseHeaders(t *testing.T) {
 	m := probeTestModule(t, "throughput", 0, redirectModuleYAML("throughput"))
 	tp := probeTestRun[*ThroughputResult](t, 10*time.Second, "http://"+addr+"/", m)
 	probeTestCheck(t, tp, "response headers are larger than 1048576 bytes")
+	if strings.Contains(tp.Error, "TLS") {
+		t.Errorf("plain HTTP, yet the error names TLS: %q", tp.Error)
+	}
 	if budget.Used() != 0 {
 		t.Errorf("budget used %d after the throughput probe", budget.Used())
 	}

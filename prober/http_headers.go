@@ -2,10 +2,13 @@ package prober
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 )
 
 // maxResponseHead bounds what one request of an http probe may read before
@@ -21,6 +24,7 @@ const maxResponseHead = 1 << 20
 type headGuard struct {
 	mu       sync.Mutex
 	active   bool
+	tls      bool // the round trip is https: the handshake counts too
 	read     int64
 	reserved int64
 	// perRequest gives the reservation back at the end of each round trip
@@ -28,8 +32,37 @@ type headGuard struct {
 	perRequest bool
 }
 
-// begin starts a round trip; end marks its response headers as read.
-func (g *headGuard) begin() { g.mu.Lock(); g.active, g.read = true, 0; g.mu.Unlock() }
+// begin starts the round trip of r and returns r traced, so that an
+// HTTP/2 round trip stops counting when its headers are in; end marks the
+// response headers as read.
+//
+// Over HTTP/1.1 the caller reads the body, after the round trip returns.
+// Over HTTP/2 the connection's read loop takes DATA frames (up to the
+// stream's flow-control window, 4 MiB) as soon as they come, before the
+// round trip returns: counting those as "headers" failed every fast h2
+// download. Its HEADERS frames are read and decoded whole before the
+// transport reports the first response byte, so that is where h2 stops.
+func (g *headGuard) begin(r *http.Request) *http.Request {
+	g.mu.Lock()
+	g.active, g.read, g.tls = true, 0, r.URL.Scheme == "https"
+	g.mu.Unlock()
+	var h2 atomic.Bool // set in the round trip, read in the read loop
+	trace := &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) {
+			if c, ok := i.Conn.(*tls.Conn); ok {
+				h2.Store(c.ConnectionState().NegotiatedProtocol == "h2")
+			}
+		},
+		GotFirstResponseByte: func() {
+			if h2.Load() {
+				g.mu.Lock()
+				g.active = false
+				g.mu.Unlock()
+			}
+		},
+	}
+	return r.WithContext(httptrace.WithClientTrace(r.Context(), trace))
+}
 
 func (g *headGuard) end() {
 	g.mu.Lock()
@@ -56,7 +89,10 @@ func (g *headGuard) count(n int) error {
 	}
 	g.read += int64(n)
 	if g.read > maxResponseHead {
-		return fmt.Errorf("the TLS handshake and response headers are larger than %d bytes", maxResponseHead)
+		if g.tls {
+			return fmt.Errorf("the TLS handshake and response headers are larger than %d bytes", maxResponseHead)
+		}
+		return fmt.Errorf("the response headers are larger than %d bytes", maxResponseHead)
 	}
 	if err := budget.Reserve(int64(n)); err != nil {
 		return fmt.Errorf("response headers: %w", err)
@@ -97,7 +133,7 @@ type guardedTransport struct {
 }
 
 func (t *guardedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	t.g.begin()
+	r = t.g.begin(r)
 	defer t.g.end()
 	return t.rt.RoundTrip(r)
 }

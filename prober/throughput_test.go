@@ -723,3 +723,47 @@ func TestThroughputHTTPClientConfig(t *testing.T) {
 			res.Success, res.Error, res.ConnectionsOpened)
 	}
 }
+
+// TestThroughputHTTP2: the response-head bound counts only the handshake and
+// the headers, over HTTP/2 (whose read loop takes body frames before the
+// round trip returns) as over HTTP/1.1 and plain HTTP: an unpaced 10 MB
+// download from isp-checker's own speed-test server succeeds on each.
+func TestThroughputHTTP2(t *testing.T) {
+	h := speedtest.New(speedtest.Options{})
+	mux := http.NewServeMux()
+	for p, r := range h.Routes() {
+		mux.Handle(p, r)
+	}
+	for _, tc := range []struct {
+		name       string
+		tls, h2    bool
+		wantProtoc string
+	}{
+		{"h2", true, true, "HTTP/2.0"},
+		{"https HTTP/1.1", true, false, "HTTP/1.1"},
+		{"plain HTTP/1.1", false, false, "HTTP/1.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var proto atomic.Value
+			s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				proto.Store(r.Proto)
+				mux.ServeHTTP(w, r)
+			}))
+			s.EnableHTTP2 = tc.h2
+			if tc.tls {
+				s.StartTLS()
+			} else {
+				s.Start()
+			}
+			t.Cleanup(s.Close)
+			o := fastTP()
+			o.Connections = 2
+			o.LatencyProtocol = config.LatencyProtocolNone
+			o.HTTPClientConfig.TLSConfig.InsecureSkipVerify = true
+			res := runTP(t, s.URL+speedtest.DownloadPath+"?bytes=10000000", o, 10*time.Second)
+			if !res.Success || res.BytesPerSecond <= 0 || proto.Load() != tc.wantProtoc {
+				t.Errorf("%s: success %v (%s), %.0f B/s, protocol %v; want success over %s", tc.name, res.Success, res.Error, res.BytesPerSecond, proto.Load(), tc.wantProtoc)
+			}
+		})
+	}
+}
