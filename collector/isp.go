@@ -35,7 +35,7 @@ func RenderISP(r *diagnose.ISPResult, e *Emitter) {
 		return
 	}
 	if r.Score != nil {
-		e.Gauge("probe_isp_health_score", "Connection health from 0 to 1: the lowest dimension score, 0 when the verdict is down; absent when unknown", *r.Score)
+		e.Gauge("probe_isp_health_score", "Connection health from 0 to 1: the lowest dimension score, 0 when the verdict is down, at most 0.5 when degraded; absent when unknown", *r.Score)
 	}
 	for _, s := range diagnose.Segments {
 		e.Bool("probe_isp_fault", "1 for the segment the diagnosis places the fault in (none, lan, isp, dns, remote, unknown), 0 for the others", r.Fault == s, "segment", s)

@@ -20,13 +20,13 @@ func TestISPMetrics(t *testing.T) {
 		{"lan", "lan", 1, 0, 1},
 		{"isp", "isp", 1, 0, 1},
 		{"dns", "dns", 2, 0, 0},
-		{"remote", "remote", 1, 0.95, 1},
+		{"remote", "remote", 1, 0.5, 1},
 		{"bufferbloat", "isp", 1, 0, 1},
 		{"unknown", "unknown", 4, -1, 0},
 		{"noroute", "lan", 2, 0, 0},
 		{"rewrite", "dns", 1, 0.493, 1},
 		{"portal", "lan", 2, 0, 0},
-		{"blackhole", "isp", 1, 0.95, 1},
+		{"blackhole", "isp", 1, 0.5, 1},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
 			m := renderSamples(t, dt.Scenario(tc.scenario), RenderISP)

@@ -85,7 +85,8 @@ type ISPResult struct {
 	// checks cut short judge nothing.
 	Interrupted bool `json:"interrupted"`
 	// Score is the connection's health from 0 to 1: the lowest dimension
-	// score, and 0 when the verdict is down; nil when the verdict is
+	// score, 0 when the verdict is down, at most DegradedMaxScore when it
+	// is degraded; nil when the verdict is
 	// unknown (nothing to score). Grade is its letter ("" when nil).
 	Score *float64 `json:"score,omitempty"`
 	Grade string   `json:"grade,omitempty"`

@@ -22,9 +22,13 @@ import (
 //  4. Unknown: no internet target could be pinged (no permission, no
 //     socket, no time): loss, latency and jitter, which every later rule
 //     needs, were not measured.
-//  5. LAN, degraded: loss, mean round-trip time or jitter at the gateway
-//     above its threshold — whatever happens beyond it; or this host has
-//     no route to some internet targets while the others answer.
+//  5. LAN, degraded: mean round-trip time or jitter at the gateway above
+//     its threshold — whatever happens beyond it —, or loss above its
+//     threshold at the gateway and on more than half the targets beyond
+//     it; or this host has no route to some internet targets while the
+//     others answer. Loss at the gateway alone is the router rate-limiting
+//     the ICMP it answers itself (as mtr reads a hop whose loss does not
+//     carry on to later hops): a note, not a fault.
 //  6. ISP, down: the gateway is clean but no internet target answers.
 //  7. ISP, degraded: loss, latency beyond the gateway (target RTT less the
 //     gateway's) or jitter above its threshold on more than half the
@@ -160,17 +164,41 @@ func (f *facts) targetProblems(s pingStat) problems {
 	}
 }
 
-// gatewayProblems says what is wrong at the gateway.
+// gatewayProblems says what is wrong at the gateway: its loss only when it
+// carries on beyond it (gatewayRateLimits otherwise).
 func (f *facts) gatewayProblems() problems {
 	if !f.gwKnown || !f.gw.answered() {
 		return problems{}
 	}
 	return problems{
-		loss:    f.gw.loss > f.t.LossRatio,
+		loss:    f.gw.loss > f.t.LossRatio && f.lossBeyond(),
 		latency: f.gw.rtt > f.t.GatewayLatencySeconds,
 		jitter:  f.gw.hasJitter && f.gw.jitter > f.t.JitterSeconds,
 	}
 }
+
+// lossBeyond says whether more than half the targets pinged are lossy:
+// loss in the LAN shows at the gateway and at everything beyond it.
+func (f *facts) lossBeyond() bool {
+	lossy := 0
+	for _, s := range f.measured {
+		if s.loss > f.t.LossRatio {
+			lossy++
+		}
+	}
+	return 2*lossy > len(f.measured)
+}
+
+// gatewayRateLimits says whether the gateway loses pings to itself while
+// the targets beyond it are not lossy: ICMP rate limiting on the router,
+// not loss in the LAN.
+func (f *facts) gatewayRateLimits() bool {
+	return f.gwKnown && f.gw.answered() && f.gw.loss > f.t.LossRatio && !f.lossBeyond()
+}
+
+// DegradedMaxScore is the highest health score of a degraded verdict: a
+// dimension's score at its threshold (grade C).
+const DegradedMaxScore = 0.5
 
 // Diagnose applies the rules to r.Checks with r.Thresholds and fills in
 // Fault, Verdict, Evidence, Dimensions, Statuses, Score, Grade and Summary.
@@ -193,8 +221,15 @@ func Diagnose(r *ISPResult) {
 				score = min(score, *d.Score)
 			}
 		}
-		if verdict == VerdictDown {
+		switch verdict {
+		case VerdictDown:
 			score = 0
+		case VerdictDegraded:
+			// The verdict and the score agree: a fault is beyond a threshold,
+			// where a dimension scores 0.5, also when no dimension measures
+			// it (a failing web site, a rewriting resolver, a black hole, the
+			// gateway's latency).
+			score = min(score, DegradedMaxScore)
 		}
 		r.Score, r.Grade = &score, Grade(score)
 	}
@@ -425,7 +460,7 @@ func (f *facts) healthyEvidence() string {
 		notes = append(notes, "the speed test failed ("+Why(&tp.Common)+")")
 	}
 	gwFailed := f.r.Checks.Gateway != nil && (!f.gwKnown || !f.gw.answered())
-	if len(notes) == 0 && !gwFailed {
+	if len(notes) == 0 && !gwFailed && !f.gatewayRateLimits() {
 		return "every check passed: " + f.gatewayClean()
 	}
 	line := "no fault found: " + f.gatewayClean()
@@ -463,6 +498,8 @@ func (f *facts) gatewayClean() string {
 		return fmt.Sprintf("the gateway %s is unreachable (no route)", f.gw.target)
 	case !f.gw.answered():
 		return fmt.Sprintf("the gateway %s does not answer ping (filtered)", f.gw.target)
+	case f.gatewayRateLimits():
+		return fmt.Sprintf("the gateway %s drops some pings to itself (%s loss): ICMP rate limiting, harmless when the targets beyond are clean", f.gw.target, Pct(f.gw.loss))
 	}
 	return fmt.Sprintf("gateway %s clean (%s loss, %s)", f.gw.target, Pct(f.gw.loss), Dur(f.gw.rtt))
 }

@@ -46,8 +46,17 @@ func TestRules(t *testing.T) {
 		{"gateway loss at the threshold is fine", func(r *diagnose.ISPResult) {
 			r.Checks.Gateway = dt.Ping(dt.Gateway, 20, 19, 0.001, 0.0001) // 1/20 = 5 %
 		}, diagnose.FaultNone, diagnose.VerdictHealthy, "every check passed"},
-		{"gateway loss above the threshold", func(r *diagnose.ISPResult) {
+		// Loss at the gateway alone, with clean targets beyond it, is the
+		// router rate-limiting ICMP to itself (as mtr reads a hop whose loss
+		// does not carry on): a note, not a LAN fault.
+		{"gateway loss alone is ICMP rate limiting, not the LAN", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway = dt.Ping(dt.Gateway, 20, 15, 0.001, 0.0001)
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "=no fault found: the gateway 192.0.2.1 drops some pings to itself (25 % loss): ICMP rate limiting, harmless when the targets beyond are clean"},
+		{"gateway loss that carries on beyond it", func(r *diagnose.ISPResult) {
 			r.Checks.Gateway = dt.Ping(dt.Gateway, 20, 18, 0.001, 0.0001)
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Lossy(p.Target, 0.1, p.RTTMeanSeconds)
+			}
 		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "=10 % loss already at the gateway 192.0.2.1 (threshold 5 %) → LAN"},
 		{"gateway latency at the threshold is fine", func(r *diagnose.ISPResult) {
 			r.Checks.Gateway = dt.Ping(dt.Gateway, 30, 30, 0.050, 0.001)
@@ -60,7 +69,13 @@ func TestRules(t *testing.T) {
 		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "=51 ms mean round-trip time already at the gateway 192.0.2.1 (threshold 50 ms) → LAN"},
 		{"gateway jitter and loss", func(r *diagnose.ISPResult) {
 			r.Checks.Gateway = dt.Ping(dt.Gateway, 30, 27, 0.004, 0.031)
+			for i, p := range r.Checks.Targets {
+				r.Checks.Targets[i] = dt.Lossy(p.Target, 0.1, p.RTTMeanSeconds)
+			}
 		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "=10 % loss and 31 ms jitter already at the gateway 192.0.2.1 (thresholds 5 %, 30 ms) → LAN"},
+		{"gateway jitter with loss at the gateway alone", func(r *diagnose.ISPResult) {
+			r.Checks.Gateway = dt.Ping(dt.Gateway, 30, 27, 0.004, 0.031)
+		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "=31 ms jitter already at the gateway 192.0.2.1 (threshold 30 ms) → LAN"},
 		{"gateway loss wins over loss beyond it", func(r *diagnose.ISPResult) {
 			r.Checks.Gateway = dt.Lossy(dt.Gateway, 0.3, 0.001)
 			for i, p := range r.Checks.Targets {
@@ -351,6 +366,8 @@ func TestRules(t *testing.T) {
 				t.Errorf("healthy with score %v: a dimension beyond its threshold, or one counted without being measured", *r.Score)
 			case r.Verdict == diagnose.VerdictDown && *r.Score != 0:
 				t.Errorf("score %v with verdict down", *r.Score)
+			case r.Verdict == diagnose.VerdictDegraded && *r.Score > 0.5:
+				t.Errorf("degraded with score %v (%s): a degraded verdict scores at most 0.5 (C), as a dimension at its threshold", *r.Score, r.Grade)
 			}
 			for _, d := range r.Dimensions.List() {
 				if !d.Measured && (d.Score != nil || d.Value != nil || d.Grade != "") {

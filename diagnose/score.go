@@ -18,7 +18,8 @@ import (
 // included), times the fraction of resolvers that answered without
 // rewriting NXDOMAIN. The health score is the lowest measured
 // dimension score (the weakest part of the connection decides how it
-// feels), and 0 when the verdict is down.
+// feels), 0 when the verdict is down and at most DegradedMaxScore when
+// it is degraded.
 
 // LinearScore is clamp(1 − v/(2t), 0, 1), rounded to 3 decimals.
 func LinearScore(v, t float64) float64 {

@@ -45,7 +45,11 @@ func (f *facts) statuses() Statuses {
 	c := &f.r.Checks
 	var s Statuses
 	if c.Gateway != nil {
-		s.Gateway = f.pingStatus(c.Gateway, f.gatewayProblems())
+		// Lossy shows even when the loss does not carry on beyond the
+		// gateway (rate limiting, not a fault), as a router's does.
+		p := f.gatewayProblems()
+		p.loss = f.gatewayRateLimits() || p.loss
+		s.Gateway = f.pingStatus(c.Gateway, p)
 	}
 	for i, p := range c.Targets {
 		st := ""

@@ -112,6 +112,10 @@ func TestRunMatrix(t *testing.T) {
 		{name: "healthy", fault: "none", verdict: "healthy", code: 0, why: "^every check passed: gateway " + q(l.Gateway) + " clean", exporter: true},
 		{name: "loss at the gateway", step: func() func() { return l.LANLoss(0.5) },
 			fault: "lan", verdict: "degraded", code: 1, why: "loss already at the gateway " + q(l.Gateway)},
+		// 50 % of 20 replies: above the 5 % threshold with probability
+		// 1 − 2·10⁻⁵; the targets beyond are clean.
+		{name: "gateway rate-limits ping to itself", step: func() func() { return l.GatewayRateLimitsPing(0.5) },
+			fault: "none", verdict: "healthy", code: 0, why: "^no fault found: the gateway " + q(l.Gateway) + " drops some pings to itself \\([0-9]+ % loss\\): ICMP rate limiting"},
 		{name: "loss beyond hop 2", step: func() func() { return l.ISPLoss(0.5) },
 			// hop 3 is where it starts; should the trace have missed isp2
 			// (all 5 probes lost: 3 %), the destination is next.
@@ -232,6 +236,10 @@ func testProgressTotal(t *testing.T, l *labtest.Lab) {
 // checkReport checks what a row's report must say beyond its first reason.
 func (row matrixRow) checkReport(t *testing.T, l *labtest.Lab, text string, rep runReport) {
 	t.Helper()
+	// Verdict and score agree: degraded scores at most 0.5 (C).
+	if rep.Verdict == "degraded" && (rep.Score == nil || *rep.Score > 0.5) {
+		t.Errorf("degraded with score %v; want at most 0.5", rep.Score)
+	}
 	switch row.name {
 	case "no ICMP permission":
 		// The fix is in the first line under "Why", and in full in the first

@@ -375,6 +375,15 @@ func (l *Lab) GatewayFiltersPing() func() {
 	return func() { l.must(r.Remove()) }
 }
 
+// GatewayRateLimitsPing makes the gateway drop ratio of the echo replies
+// it sends itself (its output chain), as a router that rate-limits ICMP to
+// its own address does; what it forwards is untouched.
+func (l *Lab) GatewayRateLimitsPing(ratio float64) func() {
+	thr := int64(ratio*netlab.LossModulus + 0.5)
+	r := l.Path.Gateway.NFT(netlab.ChainOutput, fmt.Sprintf("icmp type echo-reply numgen random mod %d < %d drop", netlab.LossModulus, thr))
+	return func() { l.must(r.Remove()) }
+}
+
 // StopDNS makes resolvers (all when none given) silent: udp and tcp port
 // 53 dropped.
 func (l *Lab) StopDNS(which ...int) func() {
