@@ -23,11 +23,15 @@ func (f *facts) noRouteOut() (string, bool) {
 	if len(f.answered) > 0 || len(f.httpOK) > 0 {
 		return "", false
 	}
-	routed, unrouted := 0, 0
+	routed, unrouted, filtered := 0, 0, 0
 	for _, s := range f.measured {
-		if s.noRoute {
+		switch {
+		case s.filtered:
+			filtered++
 			unrouted++
-		} else {
+		case s.noRoute:
+			unrouted++
+		default:
 			routed++
 		}
 	}
@@ -38,6 +42,8 @@ func (f *facts) noRouteOut() (string, bool) {
 		return "", false
 	}
 	switch {
+	case filtered > 0 && filtered == unrouted:
+		return "sending to every internet target was refused by this host (a local firewall rule?): nothing left this host toward them — check its firewall (nft list ruleset, iptables -S OUTPUT) → LAN (this host)", true
 	case f.gwKnown && f.gw.noRoute:
 		return fmt.Sprintf("nothing can leave this host: the gateway %s and every internet target are unreachable from it (network is unreachable): its network link is down, unplugged or not configured → LAN", f.gw.target), true
 	case f.gwKnown && f.gw.answered():
@@ -53,9 +59,13 @@ func (f *facts) noRouteOut() (string, bool) {
 // refuses them; for an IPv6 target, no IPv6 on this network).
 func (f *facts) someUnrouted() (string, bool) {
 	var names []string
+	filtered := 0
 	for _, s := range f.measured {
 		if s.noRoute {
 			names = append(names, s.target)
+		}
+		if s.filtered {
+			filtered++
 		}
 	}
 	if len(names) == 0 || len(f.answered) == 0 {
@@ -64,6 +74,10 @@ func (f *facts) someUnrouted() (string, bool) {
 	others := fmt.Sprintf("the other %d targets answer", len(f.answered))
 	if len(f.answered) == 1 {
 		others = "the other target answers"
+	}
+	if filtered == len(names) {
+		return fmt.Sprintf("sending to %s was refused by this host (a local firewall rule?) while %s: nothing left this host toward it — check its firewall (nft list ruleset, iptables -S OUTPUT) → LAN (this host)",
+			joinAnd(names), others), true
 	}
 	return fmt.Sprintf("this host has no route to %s while %s: its routing table has none, or an unreachable, prohibit or blackhole route (a VPN, a firewall or a static route; for an IPv6 target, no IPv6 on this network) → LAN",
 		joinAnd(names), others), true
@@ -84,7 +98,7 @@ func (f *facts) othersUnrouted() bool {
 	some := false
 	for _, r := range reasons {
 		switch {
-		case r == prober.ReasonNoRoute:
+		case r == prober.ReasonNoRoute, r == prober.ReasonFiltered:
 			some = true
 		case !prober.Unmeasured(r):
 			return false
@@ -149,6 +163,8 @@ func unmeasuredWhy(reason, why string) string {
 		return "not run: out of time"
 	case prober.ReasonNoRoute:
 		return "no route"
+	case prober.ReasonFiltered:
+		return "refused by this host (a local firewall rule?)"
 	}
 	if why != "" {
 		return why

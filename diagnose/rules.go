@@ -64,6 +64,9 @@ type pingStat struct {
 	// that is a measurement too, of a dead link).
 	measured bool
 	noRoute  bool
+	// filtered: the noRoute is this host's firewall refusing the packets
+	// (prober.ReasonFiltered) rather than its routing table.
+	filtered bool
 	// couldNotRun: the ping could not run (prober.Unmeasured).
 	couldNotRun bool
 	reason      string
@@ -84,7 +87,8 @@ func statOf(r *prober.ICMPResult) pingStat {
 	}
 	s := pingStat{target: r.Target, why: Why(&r.Common), reason: r.Reason, planned: r.PacketsPlanned, sent: r.PacketsSent, received: r.PacketsReceived,
 		loss: r.LossRatio, rtt: r.RTTMeanSeconds, jitter: r.JitterSeconds, hasJitter: r.PacketsReceived >= 2}
-	s.noRoute = r.Reason == prober.ReasonNoRoute && s.received == 0
+	s.filtered = r.Reason == prober.ReasonFiltered && s.received == 0
+	s.noRoute = (r.Reason == prober.ReasonNoRoute || s.filtered) && s.received == 0
 	s.measured = s.sent > 0 || s.noRoute
 	s.couldNotRun = !s.measured && prober.Unmeasured(r.Reason)
 	if s.measured && s.received == 0 {
@@ -477,6 +481,8 @@ func (f *facts) healthyEvidence() string {
 // "30 % loss, 12 ms".
 func pingBrief(s pingStat) string {
 	switch {
+	case s.filtered:
+		return "refused by this host"
 	case s.noRoute:
 		return "no route"
 	case !s.answered():
@@ -494,6 +500,8 @@ func (f *facts) gatewayClean() string {
 		return fmt.Sprintf("the gateway %s was not pinged (%s)", f.r.Checks.Gateway.Target, unmeasuredWhy(f.r.Checks.Gateway.Reason, Why(&f.r.Checks.Gateway.Common)))
 	case !f.gwKnown:
 		return "no gateway known"
+	case f.gw.filtered:
+		return fmt.Sprintf("the gateway %s was not reached: %s", f.gw.target, prober.SendRefusedWords)
 	case f.gw.noRoute:
 		return fmt.Sprintf("the gateway %s is unreachable (no route)", f.gw.target)
 	case !f.gw.answered():

@@ -328,6 +328,9 @@ func icmpPing(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmp
 		if err := localRoute(src, ip); err != nil {
 			return rec, fmt.Errorf("sending echo request: %w", err)
 		}
+		if sendRefused(r.SendErr) {
+			return rec, fmt.Errorf("%s: %w", SendRefusedWords, r.SendErr)
+		}
 		return rec, fmt.Errorf("sending echo request: %w", r.SendErr)
 	}
 	return rec, nil

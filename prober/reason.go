@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 )
@@ -16,8 +17,8 @@ import (
 // measurements.
 const (
 	// ReasonPermission: the kernel refused the probe (EPERM, EACCES): no
-	// capability or group to open the socket, or a local firewall rule
-	// refused the packet. Nothing was measured.
+	// capability or group to open the socket (a send refused by a socket
+	// that opened is ReasonFiltered). Nothing was measured.
 	ReasonPermission = "permission"
 	// ReasonNoSocket: no socket of the kind the probe needs could be opened
 	// (address family or protocol not supported, out of file descriptors).
@@ -33,6 +34,12 @@ const (
 	// ReasonNotRun: the probe was never started (the caller ran out of
 	// time). Nothing was measured.
 	ReasonNotRun = "not_run"
+	// ReasonFiltered: this host refused to send the packet although the
+	// socket opened — EPERM from connect or sendmsg, which is what a drop
+	// or reject rule of this host's own firewall (nftables, iptables output
+	// chain) gives the sender. A measurement, as no_route: nothing left
+	// this host toward the target.
+	ReasonFiltered = "filtered"
 )
 
 // ReasonOf classifies err by the system error it wraps ("" when it says
@@ -44,6 +51,8 @@ func ReasonOf(err error) string {
 	switch {
 	case err == nil:
 		return ""
+	case sendRefused(err):
+		return ReasonFiltered
 	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ENETDOWN):
 		return ReasonNoRoute
 	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
@@ -54,6 +63,24 @@ func ReasonOf(err error) string {
 	}
 	return ""
 }
+
+// sendRefused says whether err is EPERM from sending on a socket that
+// opened (connect, sendmsg, sendto, write): this host's firewall refused
+// the packet. EPERM from opening a socket is a missing permission.
+func sendRefused(err error) bool {
+	var se *os.SyscallError
+	if !errors.As(err, &se) || !errors.Is(se.Err, syscall.EPERM) {
+		return false
+	}
+	switch se.Syscall {
+	case "connect", "sendmsg", "sendto", "write":
+		return true
+	}
+	return false
+}
+
+// SendRefusedWords is how every prober words a send this host refused.
+const SendRefusedWords = "sending was refused by this host (a local firewall rule?)"
 
 // Unmeasured reports whether a failure with this reason measured nothing
 // (the probe could not run), as opposed to a failure that is itself a

@@ -48,6 +48,24 @@ func TestReasonLab(t *testing.T) {
 		})
 	}
 
+	// A local firewall rule that drops what this host sends: the socket
+	// opens (as root), sendmsg fails with EPERM. That is this host refusing
+	// the packet, not a missing permission to ping.
+	t.Run("local firewall drops", func(t *testing.T) {
+		r := p.Client.LocalFirewall("ip daddr "+targets[0]+" drop", "ip6 daddr "+targets[1]+" drop")
+		defer func() {
+			if err := r.Remove(); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		for _, target := range targets {
+			res := icmpWithin(t, target, ping)
+			if res.Reason != ReasonFiltered || res.PacketsSent != 0 || !strings.Contains(res.Error, "sending was refused by this host (a local firewall rule?)") {
+				t.Errorf("ping %s: reason %q, %d sent, error %q; want filtered, nothing sent, the refusal named", target, res.Reason, res.PacketsSent, res.Error)
+			}
+		}
+	})
+
 	for _, tc := range []struct{ name, v4, v6 string }{
 		{"host unreachable", "icmp type host-unreachable", "icmpv6 type addr-unreachable"},
 		{"net unreachable", "icmp type net-unreachable", "icmpv6 type no-route"},

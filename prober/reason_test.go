@@ -39,7 +39,11 @@ func TestReasonOf(t *testing.T) {
 		{fmt.Errorf("cannot probe target: %w", &routeError{dst: "192.0.2.1", errno: syscall.EACCES}), ReasonNoRoute},
 		{op(syscall.ENETUNREACH), ReasonNoRoute},
 		{op(syscall.ENETDOWN), ReasonNoRoute},
-		{op(syscall.EPERM), ReasonPermission},
+		// EPERM from a send on a socket that opened: this host's firewall
+		// refused the packet; from opening the socket: no permission.
+		{op(syscall.EPERM), ReasonFiltered},
+		{answered(syscall.EPERM), ReasonFiltered},
+		{fmt.Errorf("opening: %w", os.NewSyscallError("socket", syscall.EPERM)), ReasonPermission},
 		{fmt.Errorf("no ICMP socket is allowed (raw: %w; datagram: %w): fix", syscall.EPERM, syscall.EACCES), ReasonPermission},
 		{op(syscall.EAFNOSUPPORT), ReasonNoSocket},
 		{op(syscall.EMFILE), ReasonNoSocket},

@@ -132,6 +132,9 @@ func TestRunMatrix(t *testing.T) {
 			fault: "lan", verdict: "down", code: 2, why: "^the gateway " + q(l.Gateway) + " answers, but this host has no route to the internet .*an unreachable, prohibit or blackhole route", exporter: true},
 		{name: "one target behind an unreachable route", step: func() func() { return l.UnreachableTarget(1) },
 			fault: "lan", verdict: "degraded", code: 1, why: "^this host has no route to " + q(l.Targets[1]) + " while the other target answers"},
+		// Root with a raw socket that opens: the EPERM is the firewall's.
+		{name: "local firewall drops one target", step: func() func() { return l.LocalFirewallDrops(1) },
+			fault: "lan", verdict: "degraded", code: 1, why: "^sending to " + q(l.Targets[1]) + " was refused by this host \\(a local firewall rule\\?\\) while the other target answers"},
 		{name: "router answers host unreachable", step: l.ISPHostUnreachable,
 			fault: "isp", verdict: "down", code: 2, why: "none of the 2 internet targets answers"},
 		{name: "no ICMP permission", unprivileged: true,

@@ -375,6 +375,13 @@ func (l *Lab) GatewayFiltersPing() func() {
 	return func() { l.must(r.Remove()) }
 }
 
+// LocalFirewallDrops makes this host's own firewall (the client's output
+// hook) drop everything it sends to target i: its sendmsg fails with EPERM.
+func (l *Lab) LocalFirewallDrops(i int) func() {
+	r := l.Path.Client.LocalFirewall("ip daddr " + l.Targets[i] + " drop")
+	return func() { l.must(r.Remove()) }
+}
+
 // GatewayRateLimitsPing makes the gateway drop ratio of the echo replies
 // it sends itself (its output chain), as a router that rate-limits ICMP to
 // its own address does; what it forwards is untouched.

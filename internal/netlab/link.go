@@ -335,6 +335,19 @@ func (l *Lab) ensureHostTable() {
 `, l.hostTableName(), l.poolPrefix(0), l.poolPrefix(1), l.prefix, l.prefix6(), l.prefix), "nft", "-f", "-"))
 }
 
+// LocalFirewall adds rules to the client's output hook (in the lab's own
+// table of the client namespace), as a host firewall refusing what this
+// host sends: a packet it drops fails sendmsg with EPERM although the
+// socket opened. Remove the returned rule to lift them.
+func (n *Node) LocalFirewall(rules ...string) *Rule {
+	n.lab.t.Helper()
+	if !n.IsClient() {
+		n.lab.t.Fatalf("netlab: LocalFirewall is the client's (%s is a router or host: use NFT)", n.Name())
+	}
+	n.lab.ensureHostTable()
+	return n.nft(n.lab.hostTableName(), "guard", rules...)
+}
+
 // TBF is a token-bucket rate limit (tc-tbf(8)) on an interface's egress.
 type TBF struct {
 	// Rate in bits per second (required).
