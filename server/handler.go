@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,9 @@ func NewProbeHandler(o ProbeOptions) *ProbeHandler {
 func (h *ProbeHandler) reject(w http.ResponseWriter, reason string, code int, msg string) {
 	if h.o.Metrics != nil {
 		h.o.Metrics.rejected.WithLabelValues(reason).Inc()
+		if reason == "unknown_module" {
+			h.o.Metrics.moduleUnknown.Inc()
+		}
 	}
 	http.Error(w, msg, code)
 }
@@ -81,7 +85,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, "unknown_module", http.StatusBadRequest, fmt.Sprintf("Unknown module %q", clip(moduleName, 100)))
 		return
 	}
-	target := q.Get("target")
+	target := decodeEncodedColon(q.Get("target"))
 	if target == "" {
 		h.reject(w, "missing_target", http.StatusBadRequest, "Target parameter is missing")
 		return
@@ -120,7 +124,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Shown in logs, /logs and the landing page: never a URL's password.
 	shown := prober.RedactTarget(target)
 	logger := slog.New(plog).With("module", moduleName, "target", shown)
-	req.Target, req.Hostname, req.Logger = target, hostname, logger
+	req.Target, req.Hostname, req.Logger, req.Timeout = target, hostname, logger, timeout
 	var onDeny func()
 	if h.o.Metrics != nil {
 		onDeny = h.o.Metrics.denied.Inc
@@ -179,10 +183,35 @@ func newRequest(cfg *config.Config, module string) *prober.Request {
 	return &prober.Request{Module: m, ModuleName: module}
 }
 
+// runProbe is prober.Run with the request copied in a frame that is gone
+// once the probe returns, instead of in ServeHTTP's.
+//
 //go:noinline
-
 func runProbe(ctx context.Context, probe prober.Func, req *prober.Request) prober.Result {
 	return prober.Run(ctx, probe, *req)
+}
+
+// decodeEncodedColon undoes a second URL-encoding of the target when its
+// colon arrived encoded ("127.0.0.1%3A9100": Grafana Alloy encodes colons,
+// blackbox_exporter #1525). blackbox decodes every target twice, which
+// also rewrites "%2B" inside a URL's query into "+" and "+" into a space;
+// here only a target with no colon at all and an encoded one is decoded,
+// so a URL (it has a scheme's colon) or a host:port is never altered (the
+// colons inside an IPv6 literal's brackets do not count).
+func decodeEncodedColon(target string) string {
+	rest := target
+	if strings.HasPrefix(rest, "[") {
+		if i := strings.IndexByte(rest, ']'); i > 0 {
+			rest = rest[i+1:]
+		}
+	}
+	if strings.Contains(rest, ":") || !strings.Contains(strings.ToUpper(rest), "%3A") {
+		return target
+	}
+	if t, err := url.QueryUnescape(target); err == nil {
+		return t
+	}
+	return target
 }
 
 // maxTargetLength bounds the target parameter: no target needs more, and it
