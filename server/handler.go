@@ -136,7 +136,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	logger.Info("beginning probe", "prober", module.Prober, "timeout_seconds", timeout.Seconds())
 	probe, view := h.o.Probers.Find(module.Prober)
-	res := runProbe(ctx, probe, req)
+	res := prober.RunRequest(ctx, probe, req)
 	base := res.Base()
 	if base.Success {
 		logger.Info("probe succeeded", "duration_seconds", base.DurationSeconds)
@@ -166,13 +166,13 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	collector.ServeMetrics(w, r, em, h.o.Logger)
 }
 
-// The request, and in it the module (2.8 kB), lives on the heap, and the
-// copies of it that prober.Run takes are made in frames of their own:
-// ServeHTTP's frame stays on the stack for the whole probe, and with the
-// module in it (the map lookup alone left two copies there) the goroutine's
-// stack grew by a size class for each concurrent probe, and with it the
-// first stack of every new goroutine (the runtime sizes those by the
-// average). newRequest returns nil for a module cfg does not have.
+// The request, and in it the module (2.8 kB), lives on the heap, built in a
+// frame of its own and handed on by pointer (prober.RunRequest): ServeHTTP's
+// frame stays on the stack for the whole probe, and with the module in it
+// (the map lookup alone left two copies there) the goroutine's stack grew
+// by a size class for each concurrent probe, and with it the first stack
+// of every new goroutine (the runtime sizes those by the average).
+// newRequest returns nil for a module cfg does not have.
 //
 //go:noinline
 func newRequest(cfg *config.Config, module string) *prober.Request {
@@ -181,14 +181,6 @@ func newRequest(cfg *config.Config, module string) *prober.Request {
 		return nil
 	}
 	return &prober.Request{Module: m, ModuleName: module}
-}
-
-// runProbe is prober.Run with the request copied in a frame that is gone
-// once the probe returns, instead of in ServeHTTP's.
-//
-//go:noinline
-func runProbe(ctx context.Context, probe prober.Func, req *prober.Request) prober.Result {
-	return prober.Run(ctx, probe, *req)
 }
 
 // decodeEncodedColon undoes a second URL-encoding of the target when its
