@@ -17,7 +17,8 @@ import (
 // benchpprof, which serves net/http/pprof on a listener of its own) and the
 // floor: in every round, half way through the probes' wait, it saves the
 // heap and goroutine profiles and prints the Go runtime's memory figures
-// per concurrent probe (runtime.MemStats, read through /debug/pprof/heap),
+// per concurrent probe (runtime.MemStats, read through /debug/pprof/heap;
+// the live heap after the collection the heap profile asks for),
 // against the same figures before the warm-up (as the peak RSS column); over the first -pprof-seconds
 // of the rounds it takes a CPU profile.
 
@@ -25,6 +26,7 @@ import (
 type memStats struct {
 	goroutines                          int
 	stackInuse, heapInuse, heapSys, sys int64
+	heapAlloc                           int64
 	totalAlloc, mallocs, numGC          int64
 }
 
@@ -55,6 +57,8 @@ func (x *exporter) memStats() (memStats, error) {
 			m.numGC = n
 		case "HeapInuse":
 			m.heapInuse = n
+		case "HeapAlloc":
+			m.heapAlloc = n
 		case "HeapSys":
 			m.heapSys = n
 		case "Sys":
@@ -95,7 +99,7 @@ func (x *exporter) snapshotMidway() func() {
 	x.rounds++
 	tag := fmt.Sprintf("%s-%d", strings.ReplaceAll(x.o.label, "/", "_"), x.rounds)
 	var wg sync.WaitGroup
-	var m memStats
+	var m, live memStats
 	before, err := x.memStats()
 	if err != nil {
 		return func() { fmt.Printf("-- %s: %v\n", x.o.label, err) }
@@ -107,7 +111,10 @@ func (x *exporter) snapshotMidway() func() {
 		if m, err = x.memStats(); err != nil {
 			return
 		}
-		_ = x.save("/debug/pprof/heap", tag+".heap.pb.gz")
+		// gc=1: the profile, and the figures read after it, are of the
+		// live heap (this collection perturbs the round's peak RSS).
+		_ = x.save("/debug/pprof/heap?gc=1", tag+".heap.pb.gz")
+		live, _ = x.memStats()
 		_ = x.save("/debug/pprof/goroutine", tag+".goroutine.pb.gz")
 	}()
 	return func() {
@@ -119,9 +126,10 @@ func (x *exporter) snapshotMidway() func() {
 		n := float64(len(x.targets))
 		b := x.ms0
 		after, _ := x.memStats()
-		fmt.Printf("-- %s midway, per probe over the process before warm-up: %.2f goroutines, stack %.1f kB, heap in use %.1f kB, heap from the OS %.1f kB, Go runtime total %.1f kB\n",
+		fmt.Printf("-- %s midway, per probe over the process before warm-up: %.2f goroutines, stack %.1f kB, heap in use %.1f kB (live %.1f kB), heap from the OS %.1f kB, Go runtime total %.1f kB\n",
 			x.o.label, float64(m.goroutines-b.goroutines)/n, float64(m.stackInuse-b.stackInuse)/1024/n,
-			float64(m.heapInuse-b.heapInuse)/1024/n, float64(m.heapSys-b.heapSys)/1024/n, float64(m.sys-b.sys)/1024/n)
+			float64(m.heapInuse-b.heapInuse)/1024/n, float64(live.heapAlloc-b.heapAlloc)/1024/n,
+			float64(m.heapSys-b.heapSys)/1024/n, float64(m.sys-b.sys)/1024/n)
 		fmt.Printf("-- %s round: %.1f kB allocated and %.0f allocations per probe, %d GCs\n", x.o.label,
 			float64(after.totalAlloc-before.totalAlloc)/1024/n, float64(after.mallocs-before.mallocs)/n, after.numGC-before.numGC)
 	}
