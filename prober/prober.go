@@ -187,9 +187,11 @@ func RunRequest(ctx context.Context, probe Func, req *Request) (res Result) {
 		req.Logger = slog.New(slog.DiscardHandler)
 	}
 	timeout := req.Timeout.Seconds()
-	if dl, ok := ctx.Deadline(); ok && req.Timeout <= 0 {
+	dl, ok := ctx.Deadline()
+	if ok && req.Timeout <= 0 {
 		timeout = dl.Sub(start).Seconds()
-	} else {
+	}
+	if !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
