@@ -43,22 +43,25 @@ type Module struct {
 	Traceroute TracerouteProbe `yaml:"traceroute,omitempty"`
 	MTU        MTUProbe        `yaml:"mtu,omitempty"`
 	Throughput ThroughputProbe `yaml:"throughput,omitempty"`
-	ISP        ISPProbe        `yaml:"isp,omitempty"`
+	// Responsiveness is config/responsiveness.go's.
+	Responsiveness ResponsivenessProbe `yaml:"responsiveness,omitempty"`
+	ISP            ISPProbe            `yaml:"isp,omitempty"`
 }
 
 // DefaultModule holds the defaults every module starts from.
 func DefaultModule() Module {
 	return Module{
-		HTTP:       DefaultHTTPProbe(),
-		TCP:        DefaultTCPProbe(),
-		ICMP:       DefaultICMPProbe(),
-		DNS:        DefaultDNSProbe(),
-		GRPC:       DefaultGRPCProbe(),
-		Unix:       DefaultUnixProbe(),
-		Traceroute: DefaultTracerouteProbe(),
-		MTU:        DefaultMTUProbe(),
-		Throughput: DefaultThroughputProbe(),
-		ISP:        DefaultISPProbe(),
+		HTTP:           DefaultHTTPProbe(),
+		TCP:            DefaultTCPProbe(),
+		ICMP:           DefaultICMPProbe(),
+		DNS:            DefaultDNSProbe(),
+		GRPC:           DefaultGRPCProbe(),
+		Unix:           DefaultUnixProbe(),
+		Traceroute:     DefaultTracerouteProbe(),
+		MTU:            DefaultMTUProbe(),
+		Throughput:     DefaultThroughputProbe(),
+		Responsiveness: DefaultResponsivenessProbe(),
+		ISP:            DefaultISPProbe(),
 	}
 }
 
@@ -271,6 +274,7 @@ func (m *Module) setDirectory(dir string) {
 	m.GRPC.TLSConfig.SetDirectory(dir)
 	m.Unix.TLSConfig.SetDirectory(dir)
 	m.Throughput.HTTPClientConfig.SetDirectory(dir)
+	m.Responsiveness.TLSConfig.SetDirectory(dir)
 }
 
 // load does the checks that need files on disk or cross-field knowledge,
