@@ -28,7 +28,8 @@
 # way: what net/http alone costs), BURST_PROBES ("1000 2000"), FLEET_PROBES
 # (10000), PPROF (a directory: build the exporter with -tags benchpprof,
 # save its heap, goroutine and CPU profiles there and print its runtime
-# memory figures per probe). Prints the machine's load before and after
+# memory figures per probe; the snapshots cost the exporter CPU and a
+# collection mid-round, so leave PPROF out for the CPU and RSS columns). Prints the machine's load before and after
 # each run: the cores are shared with whatever else runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
