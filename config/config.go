@@ -23,7 +23,7 @@ import (
 
 // Probers lists the prober names a module may use. The prober package
 // registers an implementation for each; the config only knows their schema.
-var Probers = []string{"http", "tcp", "icmp", "dns", "grpc", "traceroute", "mtu", "throughput", "isp"}
+var Probers = []string{"http", "tcp", "icmp", "dns", "grpc", "traceroute", "mtu", "throughput", "isp", "websocket"}
 
 // Config is the whole configuration file.
 type Config struct {
@@ -45,6 +45,7 @@ type Module struct {
 	MTU        MTUProbe        `yaml:"mtu,omitempty"`
 	Throughput ThroughputProbe `yaml:"throughput,omitempty"`
 	ISP        ISPProbe        `yaml:"isp,omitempty"`
+	Websocket  WebsocketProbe  `yaml:"websocket,omitempty"`
 }
 
 // DefaultModule holds the defaults every module starts from.
@@ -59,6 +60,7 @@ func DefaultModule() Module {
 		MTU:        DefaultMTUProbe(),
 		Throughput: DefaultThroughputProbe(),
 		ISP:        DefaultISPProbe(),
+		Websocket:  DefaultWebsocketProbe(),
 	}
 }
 
@@ -257,6 +259,7 @@ func (m *Module) setDirectory(dir string) {
 	m.DNS.TLSConfig.SetDirectory(dir)
 	m.GRPC.TLSConfig.SetDirectory(dir)
 	m.Throughput.HTTPClientConfig.SetDirectory(dir)
+	m.Websocket.setDirectory(dir)
 }
 
 // load does the checks that need files on disk or cross-field knowledge,
@@ -306,7 +309,7 @@ var sectionNames = map[string]string{
 	"icmpProbe": "icmp", "dnsProbe": "dns", "grpcProbe": "grpc", "queryResponse": "query_response",
 	"headerMatch": "header matcher", "dnsRRValidator": "dns validator", "targetPolicy": "target_policy",
 	"tracerouteProbe": "traceroute", "mtuProbe": "mtu", "throughputProbe": "throughput", "ispProbe": "isp",
-	"label": "label",
+	"label": "label", "websocketProbe": "websocket",
 }
 
 // cleanYAMLError turns yaml.v3's "field x not found in type config.plain"
@@ -321,6 +324,8 @@ func cleanYAMLError(err error) string {
 		}
 		return fmt.Sprintf("line %s: unknown field %q in %s", m[1], m[2], section)
 	})
+	// prometheus/common's header type (websocket headers, http_headers).
+	msg = strings.ReplaceAll(msg, "into config.Header", "into a header: want a mapping of values, secrets and files lists")
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
 	msg = strings.ReplaceAll(msg, "\n  ", "; ")
@@ -422,6 +427,8 @@ func (m Module) MarshalYAML() (any, error) {
 		out["throughput"] = tp
 	case "isp":
 		out["isp"] = m.ISP
+	case "websocket":
+		out["websocket"] = m.Websocket
 	}
 	return out, nil
 }

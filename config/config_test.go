@@ -79,7 +79,7 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		{"bad-unknown-field.yml", `parsing config file testdata/bad-unknown-field.yml: line 5: unknown field "valid_status_code" in http`},
 		{"bad-unknown-top.yml", `parsing config file testdata/bad-unknown-top.yml: line 2: unknown field "modles" in top level`},
-		{"bad-unknown-prober.yml", `parsing config file testdata/bad-unknown-prober.yml: unknown prober "gopher" (known: http, tcp, icmp, dns, grpc, traceroute, mtu, throughput, isp)`},
+		{"bad-unknown-prober.yml", `parsing config file testdata/bad-unknown-prober.yml: unknown prober "gopher" (known: http, tcp, icmp, dns, grpc, traceroute, mtu, throughput, isp, websocket)`},
 		{"bad-missing-prober.yml", `parsing config file testdata/bad-missing-prober.yml: prober must be set`},
 		{"bad-regexp.yml", "parsing config file testdata/bad-regexp.yml: invalid regular expression \"(unclosed\": error parsing regexp: missing closing ): `(unclosed`"},
 		{"bad-dns-no-query.yml", `parsing config file testdata/bad-dns-no-query.yml: query_name must be set for a dns module`},
