@@ -409,7 +409,9 @@ func (x *dnsExchange) exchangeConn(ctx context.Context, base string, packed []by
 }
 
 // dnsNoAnswerError: the server did not answer in time. Its Cause leaves
-// out the server, which a reader of the check names already.
+// out the server, which a reader of the check names already, and the
+// socket error, which depends on whether the read deadline or the probe's
+// end closing the socket came first.
 type dnsNoAnswerError struct {
 	server string
 	err    error
@@ -420,7 +422,7 @@ func (e *dnsNoAnswerError) Error() string {
 }
 
 func (e *dnsNoAnswerError) Unwrap() error { return e.err }
-func (e *dnsNoAnswerError) cause() string { return "no complete answer: " + Cause(e.err) }
+func (e *dnsNoAnswerError) cause() string { return "no complete answer: i/o timeout" }
 
 func (x *dnsExchange) tlsConfig() (*tls.Config, error) {
 	cfg, err := pconfig.NewTLSConfig(&x.cfg.TLSConfig)
