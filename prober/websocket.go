@@ -169,12 +169,14 @@ func (p *websocketProbe) headers(ctx context.Context, u *url.URL) (http.Header, 
 	if err != nil {
 		return nil, err
 	}
-	r.Header.Set("User-Agent", userAgent())
 	resp, err := rt.RoundTrip(r)
 	if err != nil {
 		return nil, err
 	}
 	_ = resp.Body.Close()
+	if capture.header.Get("User-Agent") == "" {
+		capture.header.Set("User-Agent", userAgent())
+	}
 	return capture.header, nil
 }
 

@@ -170,6 +170,14 @@ http_config:
 	if h.Get("Authorization") != "Bearer tok" || h.Get("X-Extra") != "one" {
 		t.Errorf("Authorization %q X-Extra %q", h.Get("Authorization"), h.Get("X-Extra"))
 	}
+	t.Run("Host and User-Agent from headers", func(t *testing.T) {
+		m := probeTestModule(t, "websocket", 0, "headers: {Host: {values: [chat.example]}, User-Agent: {values: [mine]}}")
+		probeTestCheck(t, websocketTestRun(t, httpTestTimeout, base+"/hello", m), "")
+		h, _ := srv.last()
+		if h.Get("Host") != "chat.example" || fmt.Sprint(h.Values("User-Agent")) != "[mine]" {
+			t.Errorf("Host %q User-Agent %q", h.Get("Host"), h.Values("User-Agent"))
+		}
+	})
 	if got := websocketTestPhases(res); got != "connect,processing,resolve" {
 		t.Errorf("phases %s: transfer only with query_response", got)
 	}
