@@ -150,6 +150,15 @@ func TestHTTP3Redirects(t *testing.T) {
 			}
 		})
 	}
+	t.Run("name target", func(t *testing.T) {
+		// The handler answers "ok <Host>".
+		mHost := httpTestModule(t, http3TestModule+http3TestCA(t)+"fail_if_body_not_matches_regexp: ['^ok localhost:']\n")
+		res := httpTestRun(t, "https://localhost:"+strconv.Itoa(port)+"/host", mHost, httpTestPolicy(policy))
+		httpTestCheck(t, res, "")
+		if res.IPAddr != "127.0.0.1" || res.TLS == nil || res.TLS.ServerName != "localhost" || res.Redirects != 0 {
+			t.Errorf("ip %q TLS %+v: the name is the server name, the resolved address is dialled", res.IPAddr, res.TLS)
+		}
+	})
 	t.Run("redirect to an allowed name", func(t *testing.T) {
 		res := httpTestRun(t, base+"/to-localhost", m, httpTestPolicy(policy))
 		httpTestCheck(t, res, "")
