@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,9 @@ const (
 	Inactive Status = "inactive"
 	// Error: no usable answer: malformed URL, DNS failure, refused, timeout, TLS failure.
 	Error Status = "error"
+	// NotChecked: the run was interrupted before the check started or
+	// while it ran (a second Ctrl-C cut it short); Error says which.
+	NotChecked Status = "not_checked"
 )
 
 // Outcome is the result of checking one unique URL.
@@ -35,7 +39,7 @@ type Outcome struct {
 	Status              Status    `json:"status"`
 	HTTPStatus          int       `json:"http_status"`
 	ResponseTimeSeconds float64   `json:"response_time_seconds"`
-	CheckedAt           time.Time `json:"checked_at"`
+	CheckedAt           time.Time `json:"checked_at,omitzero"` // zero: never started
 	FinalURL            string    `json:"final_url,omitempty"`
 	CertExpiry          time.Time `json:"cert_expiry,omitzero"`
 	Error               string    `json:"error,omitempty"`
@@ -46,7 +50,7 @@ type Outcome struct {
 // Report is a finished (or interrupted) batch.
 type Report struct {
 	ExtraHeader []string
-	Outcomes    []Outcome // input order; URLs never checked (after an interrupt) are absent
+	Outcomes    []Outcome // input order, one per unique URL (NotChecked after an interrupt)
 	Duplicates  int       // rows dropped because an earlier row had the same normalised URL
 	Unique      int       // unique URLs in the input, malformed ones included
 	Interrupted bool
@@ -56,7 +60,7 @@ type Report struct {
 
 // Counts returns how many outcomes have each status.
 func (r *Report) Counts() map[Status]int {
-	c := map[Status]int{Active: 0, Inactive: 0, Error: 0}
+	c := map[Status]int{Active: 0, Inactive: 0, Error: 0, NotChecked: 0}
 	for _, o := range r.Outcomes {
 		c[o.Status]++
 	}
@@ -65,7 +69,7 @@ func (r *Report) Counts() map[Status]int {
 
 // AllActive reports whether every unique URL was checked and is active.
 func (r *Report) AllActive() bool {
-	return !r.Interrupted && len(r.Outcomes) == r.Unique && r.Counts()[Active] == len(r.Outcomes)
+	return !r.Interrupted && r.Counts()[Active] == r.Unique
 }
 
 // reserved are the output column names an input column may not reuse.
@@ -86,13 +90,14 @@ type Options struct {
 	// Progress, when set, is called after each check with done and total.
 	Progress func(done, total int)
 	// Abort, when done, cuts the checks still running short (a second
-	// Ctrl-C); they are left out of the report, like those never started.
+	// Ctrl-C); they are reported NotChecked, like those never started.
 	Abort context.Context
 }
 
 // Run checks every unique URL of in. When ctx is cancelled (Ctrl-C) no new
-// check starts; checks already running finish, and the report holds what
-// was gathered.
+// check starts; checks already running finish. The report is marked
+// Interrupted when ctx or Abort was done before the end, and lists every
+// unique URL: those not checked with the status NotChecked.
 func Run(ctx context.Context, in *Input, o Options) *Report {
 	start := time.Now()
 	rep := &Report{ExtraHeader: in.ExtraHeader, Started: start}
@@ -146,7 +151,6 @@ func Run(ctx context.Context, in *Input, o Options) *Report {
 	policy := prober.NewPolicy(o.Policy, nil)
 	var done atomic.Int64
 	done.Store(int64(len(slots) - len(jobs)))
-	checked := make([]bool, len(slots))
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range min(o.Concurrency, max(len(jobs), 1)) {
@@ -156,9 +160,13 @@ func Run(ctx context.Context, in *Input, o Options) *Report {
 			for i := range work {
 				checkOne(slots[i], o, policy)
 				if o.Abort.Err() != nil {
-					continue // cut short: not a result
+					// Cut short: what it ended in is no verdict on the URL.
+					out := slots[i]
+					*out = Outcome{URL: out.URL, InputURL: out.InputURL, Line: out.Line, Extra: out.Extra,
+						Status: NotChecked, CheckedAt: out.CheckedAt, ResponseTimeSeconds: out.ResponseTimeSeconds,
+						Error: fmt.Sprintf("interrupted: the check was cut short after %.1fs", out.ResponseTimeSeconds)}
+					continue
 				}
-				checked[i] = true
 				n := done.Add(1)
 				if o.Progress != nil {
 					o.Progress(int(n), len(slots))
@@ -177,18 +185,20 @@ dispatch:
 	}
 	close(work)
 	wg.Wait()
-	if o.Abort.Err() != nil {
+	// Every check may have started before the interrupt, so dispatch
+	// never saw it: the report is still cut short of what was asked.
+	if ctx.Err() != nil || o.Abort.Err() != nil {
 		rep.Interrupted = true
 	}
 
-	isJob := make([]bool, len(slots))
 	for _, i := range jobs {
-		isJob[i] = true
-	}
-	for i, out := range slots {
-		if !isJob[i] || checked[i] {
-			rep.Outcomes = append(rep.Outcomes, *out)
+		if out := slots[i]; out.Status == "" { // never started
+			out.Status, out.Error = NotChecked, "interrupted before the check started"
 		}
+	}
+	rep.Outcomes = make([]Outcome, len(slots))
+	for i, out := range slots {
+		rep.Outcomes[i] = *out
 	}
 	rep.Elapsed = time.Since(start)
 	return rep
@@ -198,7 +208,7 @@ dispatch:
 func checkOne(out *Outcome, o Options, policy *prober.Policy) {
 	ctx, cancel := context.WithTimeout(o.Abort, o.Timeout)
 	defer cancel()
-	res := prober.Run(ctx, prober.Request{
+	res := prober.Run(ctx, prober.ProbeHTTP, prober.Request{
 		Target:     out.URL,
 		Module:     o.Module,
 		ModuleName: o.ModuleName,

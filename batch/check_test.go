@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -169,10 +170,72 @@ func TestRunInterrupted(t *testing.T) {
 	if !rep.Interrupted {
 		t.Fatal("not marked interrupted")
 	}
-	if len(rep.Outcomes) == 0 || len(rep.Outcomes) >= 50 {
-		t.Errorf("got %d outcomes; want those finished before the interrupt", len(rep.Outcomes))
+	if c := rep.Counts(); len(rep.Outcomes) != 50 || c[NotChecked] == 0 || c[NotChecked] == 50 {
+		t.Errorf("got %d outcomes %v; want all 50, those not started before the interrupt not checked", len(rep.Outcomes), c)
 	}
 	if rep.AllActive() {
 		t.Error("an interrupted run is never all active")
+	}
+}
+
+// TestRunInterruptListsEveryURL: an interrupted report is marked so
+// whenever the interrupt came before the end, also when every check had
+// already started, and lists every unique URL: those never checked and
+// those whose check was cut short are there as not_checked, with why.
+func TestRunInterruptListsEveryURL(t *testing.T) {
+	s := site(t)
+	urls := func(n int) []Row {
+		rows := []Row{{Line: 1, Raw: s.URL + "/ok/a"}}
+		for i := range n {
+			rows = append(rows, Row{Line: i + 2, Raw: fmt.Sprintf("%s/slow?n=%d", s.URL, i)})
+		}
+		return rows
+	}
+	statuses := func(rep *Report) map[Status]int {
+		c := map[Status]int{}
+		for _, o := range rep.Outcomes {
+			c[o.Status]++
+			if o.Status == NotChecked && !strings.HasPrefix(o.Error, "interrupted") {
+				t.Errorf("%s not checked, error %q: want it to say interrupted", o.URL, o.Error)
+			}
+		}
+		return c
+	}
+
+	// The interrupt comes after every check started: those finish.
+	ctx, cancel := context.WithCancel(context.Background())
+	rep := Run(ctx, &Input{Rows: urls(2)}, Options{
+		Module: httpModule(t, ""), Concurrency: 3, Timeout: 500 * time.Millisecond,
+		Progress: func(int, int) { cancel() },
+	})
+	if c := statuses(rep); !rep.Interrupted || len(rep.Outcomes) != 3 || c[Active] != 1 || c[Error] != 2 {
+		t.Errorf("all started: interrupted %v, %d outcomes %v; want interrupted, 1 active and 2 timed out", rep.Interrupted, len(rep.Outcomes), c)
+	}
+
+	// The interrupt comes while checks wait to start: those are listed.
+	ctx, cancel = context.WithCancel(context.Background())
+	rep = Run(ctx, &Input{Rows: urls(6)}, Options{
+		Module: httpModule(t, ""), Concurrency: 1, Timeout: 500 * time.Millisecond,
+		Progress: func(int, int) { cancel() },
+	})
+	if c := statuses(rep); !rep.Interrupted || len(rep.Outcomes) != 7 || c[Active] != 1 || c[NotChecked] < 5 || rep.Unique != 7 {
+		t.Errorf("waiting: interrupted %v, %d outcomes %v; want interrupted, all 7 listed, at least 5 not checked", rep.Interrupted, len(rep.Outcomes), c)
+	}
+
+	// A second interrupt cuts the running checks short: listed too, not
+	// as the errors they ended in.
+	ctx, cancel = context.WithCancel(context.Background())
+	abort, abortNow := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, func() { cancel(); abortNow() })
+	rep = Run(ctx, &Input{Rows: urls(3)[1:]}, Options{
+		Module: httpModule(t, ""), Concurrency: 3, Timeout: 10 * time.Second, Abort: abort,
+	})
+	if c := statuses(rep); !rep.Interrupted || len(rep.Outcomes) != 3 || c[NotChecked] != 3 {
+		t.Errorf("cut short: interrupted %v, %d outcomes %v; want all 3 not checked", rep.Interrupted, len(rep.Outcomes), c)
+	}
+	for _, o := range rep.Outcomes {
+		if !strings.Contains(o.Error, "cut short") {
+			t.Errorf("%s: error %q, want it to say the check was cut short", o.URL, o.Error)
+		}
 	}
 }

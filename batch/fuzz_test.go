@@ -58,6 +58,7 @@ func FuzzReadInput(f *testing.F) {
 		"http://host.example/,label\nhttp://other.example/,label2,x\n",
 		"url,note\nhttps://a.example,\"two\nlines\"\n",
 		"\xef\xbb\xbfurl\r\nhttps://a.example\r\n",
+		"website\nhttps://a.example\nhttp://b.example/,x\n",
 	} {
 		f.Add([]byte(s))
 	}

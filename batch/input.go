@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -47,7 +48,9 @@ var bom = []byte("\xef\xbb\xbf")
 
 // ReadInput parses a CSV with a `url` column (other columns are carried
 // through) or a plain list with one URL per line. Blank lines and lines
-// starting with # are ignored in plain lists. A UTF-8 BOM is accepted.
+// starting with # are ignored in plain lists. A UTF-8 BOM is accepted. A
+// first line of one word with no URL in it ("website") is the header of a
+// one-column CSV (headerWord).
 //
 // Only a problem with the input as a whole (too large, not UTF-8, a header
 // it cannot use, too many URLs) is an error. A malformed row — bad quoting,
@@ -68,6 +71,10 @@ func ReadInput(r io.Reader, lim Limits) (*Input, error) {
 		return nil, errors.New("input is not valid UTF-8 text")
 	}
 	first, _, _ := bytes.Cut(data, []byte("\n"))
+	if headerWord(string(first)) {
+		c := &csvLayout{width: 1, what: "the header"}
+		return c.read(data, min(len(first)+1, len(data)), 1, lim)
+	}
 	if header, ok := csvHeader(string(first)); ok {
 		layout, err := headerLayout(header)
 		if err != nil {
@@ -106,6 +113,23 @@ func csvHeader(line string) ([]string, bool) {
 		}
 	}
 	return nil, false
+}
+
+// headerWord: a first line of words alone (letters, digits, spaces, _ and
+// -, starting with a letter: "website", "Domain", "web site") names the URL
+// column, as "url" does. No URL looks so: one needs a dot, "://", a port or
+// a slash (a one-label host on the first line is written http://name/).
+func headerWord(line string) bool {
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return false
+	}
+	for i, r := range line {
+		if !unicode.IsLetter(r) && (i == 0 || !unicode.IsDigit(r) && !strings.ContainsRune(" _-", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 // looksLikeHeader: a first line with separators but nothing that could be

@@ -4,11 +4,9 @@ import (
 	"github.com/isp-checker/isp-checker/prober"
 )
 
-func init() { registerRenderer(renderDNS) }
-
-// renderDNS writes the dns prober's metrics: blackbox_exporter's probe_dns_*
+// RenderDNS writes the dns prober's metrics: blackbox_exporter's probe_dns_*
 // with their meanings, then isp-checker's own.
-func renderDNS(r *prober.DNSResult, e *Emitter) {
+func RenderDNS(r *prober.DNSResult, e *Emitter) {
 	const durHelp = "Duration of DNS request by phase"
 	e.Gauge("probe_dns_duration_seconds", durHelp, r.Phases.ResolveSeconds, "phase", "resolve")
 	e.Gauge("probe_dns_duration_seconds", durHelp, r.Phases.ConnectSeconds, "phase", "connect")

@@ -19,7 +19,7 @@ func intp(v int) *int      { return &v }
 func gatherDNS(t *testing.T, r *prober.DNSResult) *prometheus.Registry {
 	t.Helper()
 	e := NewEmitter(nil)
-	Render(r, e)
+	Render(r, RendererOf(RenderDNS), e)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(e)
 	return reg

@@ -24,11 +24,11 @@ const gzipMinBytes = 8 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// serveMetrics writes a probe's metrics. The text format (what Prometheus
+// ServeMetrics writes a probe's metrics. The text format (what Prometheus
 // scrapes with its default settings, and what Prometheus 3 accepts second
 // after OpenMetrics) is written straight from the Emitter; any other format
 // a client asks for (protobuf) goes through promhttp.
-func serveMetrics(w http.ResponseWriter, r *http.Request, em *Emitter, logger *slog.Logger) {
+func ServeMetrics(w http.ResponseWriter, r *http.Request, em *Emitter, logger *slog.Logger) {
 	format, contentType := negotiate(r.Header)
 	if format.FormatType() != expfmt.TypeTextPlain {
 		promhttp.HandlerFor(em, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}).ServeHTTP(w, r)

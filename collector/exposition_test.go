@@ -102,7 +102,7 @@ func TestServeMetricsFormats(t *testing.T) {
 			r.Header.Set("Accept-Encoding", tc.enc)
 		}
 		w := httptest.NewRecorder()
-		serveMetrics(w, r, tc.em, slog.New(slog.DiscardHandler))
+		ServeMetrics(w, r, tc.em, slog.New(slog.DiscardHandler))
 		if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, tc.wantType) {
 			t.Errorf("%s: Content-Type %q, want %s", tc.name, ct, tc.wantType)
 		}

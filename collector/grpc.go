@@ -4,15 +4,13 @@ import (
 	"github.com/isp-checker/isp-checker/prober"
 )
 
-func init() { registerRenderer(renderGRPC) }
-
-// renderGRPC writes the grpc prober's metrics with blackbox_exporter's names
+// RenderGRPC writes the grpc prober's metrics with blackbox_exporter's names
 // and meanings. Unlike blackbox_exporter, probe_grpc_status_code and
 // probe_grpc_healthcheck_response are absent when no call was made (a bad
 // target, a failed or refused resolution), where blackbox shows a status
 // code of 0, which would read as OK; and the TLS metrics are present
 // whenever the server sent certificates, also when verification failed.
-func renderGRPC(r *prober.GRPCResult, e *Emitter) {
+func RenderGRPC(r *prober.GRPCResult, e *Emitter) {
 	const durationHelp = "Duration of gRPC request by phase"
 	if r.Resolved {
 		e.Gauge("probe_grpc_duration_seconds", durationHelp, r.DNSLookupSeconds, "phase", "resolve")

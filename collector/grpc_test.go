@@ -148,7 +148,7 @@ var grpcMetricNames = []string{
 func gatherGRPC(t *testing.T, r *prober.GRPCResult) *prometheus.Registry {
 	t.Helper()
 	e := NewEmitter(nil)
-	Render(r, e)
+	Render(r, RendererOf(RenderGRPC), e)
 	collectorTestLint(t, e)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(e)

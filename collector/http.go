@@ -7,11 +7,9 @@ import (
 	"github.com/isp-checker/isp-checker/prober"
 )
 
-func init() { registerRenderer(renderHTTP) }
-
-// renderHTTP writes the http prober's metrics with blackbox_exporter's names,
+// RenderHTTP writes the http prober's metrics with blackbox_exporter's names,
 // meanings and presence rules.
-func renderHTTP(r *prober.HTTPResult, e *Emitter) {
+func RenderHTTP(r *prober.HTTPResult, e *Emitter) {
 	for _, phase := range prober.HTTPPhases {
 		if v, ok := r.PhaseSeconds[phase]; ok {
 			e.Gauge("probe_http_duration_seconds", "Duration of http request by phase, summed over all redirects", v, "phase", phase)

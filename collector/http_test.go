@@ -74,18 +74,33 @@ func collectorTestCA(srv *httptest.Server) string {
 	return "tls_config:\n  ca: |\n    " + strings.ReplaceAll(strings.TrimSpace(string(p)), "\n", "\n    ") + "\n"
 }
 
+// collectorTestProbers are the probers these tests run end to end, with
+// their views (the probers table, package probers, imports this package).
+var collectorTestProbers = map[string]struct {
+	probe prober.Func
+	view  Renderer
+}{
+	"http": {prober.ProbeHTTP, RendererOf(RenderHTTP)},
+	"tcp":  {prober.ProbeTCP, RendererOf(RenderTCP)},
+	"grpc": {prober.ProbeGRPC, RendererOf(RenderGRPC)},
+}
+
 func collectorTestProbe(t testing.TB, target string, m config.Module, hostname string) (prober.Result, *Emitter) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res := prober.Run(ctx, prober.Request{
+	p, ok := collectorTestProbers[m.Prober]
+	if !ok {
+		t.Fatalf("no test prober %q", m.Prober)
+	}
+	res := prober.Run(ctx, p.probe, prober.Request{
 		Target:   target,
 		Module:   m,
 		Hostname: hostname,
 		Policy:   prober.NewPolicy(config.DefaultTargetPolicy(), nil),
 	})
 	em := NewEmitter(nil)
-	Render(res, em)
+	Render(res, p.view, em)
 	return res, em
 }
 

@@ -2,15 +2,15 @@ package collector
 
 import "github.com/isp-checker/isp-checker/prober"
 
-// The icmp prober's metrics. probe_icmp_duration_seconds and
+// RenderICMP writes the icmp prober's metrics. probe_icmp_duration_seconds and
 // probe_icmp_reply_hop_limit are blackbox_exporter's, with its meaning (the
 // three phases are always present; the hop limit only when the kernel
-// reported it); the rtt phase is the mean RTT. The rest are isp-checker's:
-// packet counts and loss always once the target was resolved, RTT
-// statistics only when a reply arrived, jitter only with two or more.
-func init() { registerRenderer(renderICMP) }
-
-func renderICMP(r *prober.ICMPResult, e *Emitter) {
+// reported it); the rtt phase is the mean RTT. The rest are isp-checker's,
+// for a module with packets > 1 only, so a one-echo module (blackbox's
+// shape) renders what blackbox does: packet counts and loss once the target
+// was resolved, RTT statistics when a reply arrived, jitter with two or
+// more.
+func RenderICMP(r *prober.ICMPResult, e *Emitter) {
 	const durHelp = "Duration of icmp request by phase"
 	resolve := 0.0
 	if r.IPAddr != "" {
@@ -22,7 +22,7 @@ func renderICMP(r *prober.ICMPResult, e *Emitter) {
 	if r.HopLimit != nil {
 		e.Gauge("probe_icmp_reply_hop_limit", "Replied packet hop limit (TTL for ipv4)", float64(*r.HopLimit))
 	}
-	if r.IPAddr == "" {
+	if r.IPAddr == "" || !r.MultiPacket {
 		return
 	}
 	e.Gauge("probe_icmp_packets_sent", "Number of echo requests (or TCP connects) sent", float64(r.PacketsSent))

@@ -9,7 +9,7 @@ import (
 	"github.com/isp-checker/isp-checker/prober"
 )
 
-// The isp prober's metrics (none exists in blackbox_exporter):
+// RenderISP writes the isp prober's metrics (none exists in blackbox_exporter):
 //
 //   - probe_isp_health_score: the health score, 0–1 (the weakest
 //     dimension; 0 when the verdict is down). Absent when the verdict is
@@ -30,9 +30,7 @@ import (
 //     pass nor a failure.
 //
 // probe_success is 0 when the verdict is down or unknown.
-func init() { registerRenderer(renderISP) }
-
-func renderISP(r *diagnose.ISPResult, e *Emitter) {
+func RenderISP(r *diagnose.ISPResult, e *Emitter) {
 	if r.Verdict == "" {
 		return
 	}
@@ -85,6 +83,6 @@ func renderISP(r *diagnose.ISPResult, e *Emitter) {
 // pushed group is one job's, not a probe's).
 func ISPGatherer(r *diagnose.ISPResult, logger *slog.Logger) prometheus.Gatherer {
 	e := NewEmitter(logger)
-	renderISP(r, e)
+	RenderISP(r, e)
 	return e
 }

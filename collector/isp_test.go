@@ -29,7 +29,7 @@ func TestISPMetrics(t *testing.T) {
 		{"blackhole", "isp", 1, 0.95, 1},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
-			m := renderSamples(t, dt.Scenario(tc.scenario))
+			m := renderSamples(t, dt.Scenario(tc.scenario), RenderISP)
 			for _, s := range diagnose.Segments {
 				want := 0.0
 				if s == tc.fault {
@@ -52,7 +52,7 @@ func TestISPMetrics(t *testing.T) {
 			}
 		})
 	}
-	m := renderSamples(t, dt.Scenario("remote"))
+	m := renderSamples(t, dt.Scenario("remote"), RenderISP)
 	for key, want := range map[string]float64{
 		"probe_isp_check_success{check=gateway,target=192.0.2.1}":       1,
 		"probe_isp_check_success{check=ping,target=203.0.113.10}":       1,
@@ -65,7 +65,7 @@ func TestISPMetrics(t *testing.T) {
 		}
 	}
 	// A check that could not run is neither a pass nor a failure: no series.
-	m = renderSamples(t, dt.Scenario("unknown"))
+	m = renderSamples(t, dt.Scenario("unknown"), RenderISP)
 	for key, want := range map[string]float64{
 		"probe_isp_check_success{check=dns,target=198.51.100.53}":       1,
 		"probe_isp_check_success{check=http,target=https://a.example/}": 1,
@@ -81,13 +81,13 @@ func TestISPMetrics(t *testing.T) {
 		}
 	}
 	// The mtu check passes unless a black hole was found.
-	if got := renderSamples(t, dt.Scenario("blackhole"))["probe_isp_check_success{check=mtu,target=203.0.113.10}"]; got != 0 {
+	if got := renderSamples(t, dt.Scenario("blackhole"), RenderISP)["probe_isp_check_success{check=mtu,target=203.0.113.10}"]; got != 0 {
 		t.Errorf("mtu check with a black hole = %v, want 0", got)
 	}
 	// A diagnosis that never ran has only the common metrics.
 	r := &diagnose.ISPResult{}
 	r.Error = "diagnosis not started: context canceled"
-	m = renderSamples(t, r)
+	m = renderSamples(t, r, RenderISP)
 	if _, ok := m["probe_isp_health_score"]; ok || m["probe_success"] != 0 {
 		t.Errorf("metrics of a diagnosis that did not run: %v", m)
 	}

@@ -1,5 +1,7 @@
-// Package collector turns prober Results into Prometheus metrics, serves
-// /probe, and keeps the exporter's own metrics and the recent probe history.
+// Package collector turns prober Results into Prometheus metrics: one
+// renderer per prober (collector/NAME.go), the metrics every probe shares
+// (Render), and the exposition of one probe's metrics (ServeMetrics). It
+// knows nothing of HTTP routes; package server does.
 package collector
 
 import (
@@ -261,31 +263,27 @@ func boolFloat(b bool) float64 {
 	return 0
 }
 
-// renderer adds a prober's own metrics for results of its type.
-type renderer func(prober.Result, *Emitter) bool
+// Renderer writes a prober's own metrics for its Result (the probers
+// table's Render column).
+type Renderer func(prober.Result, *Emitter)
 
-var renderers []renderer
-
-// registerRenderer installs the metrics view of one Result type. Each
-// prober's metrics file calls it from init.
-func registerRenderer[T prober.Result](f func(T, *Emitter)) {
-	renderers = append(renderers, func(r prober.Result, e *Emitter) bool {
-		t, ok := r.(T)
-		if ok {
+// RendererOf makes the Renderer of a prober whose Result type is T from its
+// typed view, RenderHTTP and the like; a Result of another type renders
+// nothing.
+func RendererOf[T prober.Result](f func(T, *Emitter)) Renderer {
+	return func(r prober.Result, e *Emitter) {
+		if t, ok := r.(T); ok {
 			f(t, e)
 		}
-		return ok
-	})
+	}
 }
 
-// Render writes every metric of a probe result: the common ones, as
-// blackbox_exporter names them, then the prober's own.
-func Render(res prober.Result, e *Emitter) {
+// Render writes every metric of a probe result: the prober's own (own may
+// be nil), then the common ones, as blackbox_exporter names them.
+func Render(res prober.Result, own Renderer, e *Emitter) {
 	c := res.Base()
-	for _, r := range renderers {
-		if r(res, e) {
-			break
-		}
+	if own != nil {
+		own(res, e)
 	}
 	if c.Resolved {
 		e.Gauge("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", c.DNSLookupSeconds)

@@ -2,13 +2,11 @@ package collector
 
 import "github.com/isp-checker/isp-checker/prober"
 
-// The mtu prober's metrics, once a path MTU was found: the path MTU, the
+// RenderMTU writes the mtu prober's metrics, once a path MTU was found: the path MTU, the
 // largest size probed (the outgoing interface's MTU, or max_size: the path
 // MTU equals it when nothing on the path is smaller), and whether sizes
 // above the path MTU vanished without an ICMP error (a black hole).
-func init() { registerRenderer(renderMTU) }
-
-func renderMTU(r *prober.MTUResult, e *Emitter) {
+func RenderMTU(r *prober.MTUResult, e *Emitter) {
 	if r.PathMTUBytes == 0 {
 		return
 	}

@@ -10,7 +10,7 @@ import (
 func TestMTUMetrics(t *testing.T) {
 	r := &prober.MTUResult{PathMTUBytes: 1400, MaxSizeBytes: 1500, Method: prober.MTUMethodSearch, BlackHole: true}
 	r.Success = true
-	got := renderSamples(t, r)
+	got := renderSamples(t, r, RenderMTU)
 	for k, v := range map[string]float64{
 		"probe_path_mtu_bytes":          1400,
 		"probe_path_mtu_max_size_bytes": 1500,
@@ -22,7 +22,7 @@ func TestMTUMetrics(t *testing.T) {
 		}
 	}
 	// No path MTU found: no mtu metrics, only probe_success 0.
-	got = renderSamples(t, &prober.MTUResult{})
+	got = renderSamples(t, &prober.MTUResult{}, RenderMTU)
 	for k := range got {
 		if strings.HasPrefix(k, "probe_path_mtu") {
 			t.Errorf("unexpected %s", k)

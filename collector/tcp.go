@@ -7,11 +7,9 @@ import (
 	"github.com/isp-checker/isp-checker/prober"
 )
 
-func init() { registerRenderer(renderTCP) }
-
-// renderTCP writes the tcp prober's metrics: blackbox_exporter's, plus
+// RenderTCP writes the tcp prober's metrics: blackbox_exporter's, plus
 // isp-checker's probe_tcp_connect_duration_seconds.
-func renderTCP(r *prober.TCPResult, e *Emitter) {
+func RenderTCP(r *prober.TCPResult, e *Emitter) {
 	e.Bool("probe_failed_due_to_regex", "Indicates if probe failed due to regex", r.FailedDueToRegex)
 	if r.Connected {
 		e.Gauge("probe_tcp_connect_duration_seconds", "Returns the time taken to establish the TCP connection in seconds", r.ConnectSeconds)

@@ -2,13 +2,11 @@ package collector
 
 import "github.com/isp-checker/isp-checker/prober"
 
-// The throughput prober's metrics (none exists in blackbox_exporter). The
+// RenderThroughput writes the throughput prober's metrics (none exists in blackbox_exporter). The
 // transfer's are present once the transfer ran; the latency ones only when
 // at least one sample of that phase was answered (a missing idle or loaded
 // latency is absent, not 0, so it cannot pass for a perfect link).
-func init() { registerRenderer(renderThroughput) }
-
-func renderThroughput(r *prober.ThroughputResult, e *Emitter) {
+func RenderThroughput(r *prober.ThroughputResult, e *Emitter) {
 	dir := r.Direction
 	e.Gauge("probe_throughput_wait_seconds", "Time the probe waited for another throughput probe of this exporter to finish", r.WaitSeconds)
 	if r.TransferSeconds > 0 {

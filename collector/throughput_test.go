@@ -13,7 +13,7 @@ import (
 func renderThroughputText(t *testing.T, r *prober.ThroughputResult, expected string, names ...string) {
 	t.Helper()
 	em := NewEmitter(nil)
-	Render(r, em)
+	Render(r, RendererOf(RenderThroughput), em)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(em)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), names...); err != nil {

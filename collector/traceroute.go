@@ -6,16 +6,14 @@ import (
 	"github.com/isp-checker/isp-checker/prober"
 )
 
-// The traceroute prober's metrics, once probes were sent: the hop count
+// RenderTraceroute writes the traceroute prober's metrics, once probes were sent: the hop count
 // (to the destination, or to the last hop that answered), whether the
 // destination answered, a hash of the path for changes(), and per hop
 // (labelled hop="<TTL>" and address="<IP>", or address="*" for a hop that
 // answered none of its probes) the loss ratio and, when it answered, the
 // mean round-trip time. With drop_address_label the per-hop metrics carry
 // only hop.
-func init() { registerRenderer(renderTraceroute) }
-
-func renderTraceroute(r *prober.TracerouteResult, e *Emitter) {
+func RenderTraceroute(r *prober.TracerouteResult, e *Emitter) {
 	if r.PacketsSent == 0 {
 		return
 	}

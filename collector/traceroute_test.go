@@ -23,7 +23,7 @@ func traceResult() *prober.TracerouteResult {
 }
 
 func TestTracerouteMetrics(t *testing.T) {
-	got := renderSamples(t, traceResult())
+	got := renderSamples(t, traceResult(), RenderTraceroute)
 	want := map[string]float64{
 		"probe_traceroute_hops":                                         3,
 		"probe_traceroute_destination_reached":                          1,
@@ -52,7 +52,7 @@ func TestTracerouteMetrics(t *testing.T) {
 func TestTracerouteMetricsDropAddress(t *testing.T) {
 	r := traceResult()
 	r.DropAddressLabel = true
-	got := renderSamples(t, r)
+	got := renderSamples(t, r, RenderTraceroute)
 	for _, k := range []string{"probe_traceroute_hop_loss_ratio{hop=1}", "probe_traceroute_hop_loss_ratio{hop=2}", "probe_traceroute_hop_rtt_seconds{hop=3}"} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("%s missing", k)
@@ -71,7 +71,7 @@ func TestTracerouteMetricsNotRun(t *testing.T) {
 	r := &prober.TracerouteResult{Protocol: "icmp"}
 	r.IPAddr, r.IPProtocol, r.Resolved = "203.0.113.34", 4, true
 	r.Error = "cannot trace target: raw socket not allowed"
-	for k := range renderSamples(t, r) {
+	for k := range renderSamples(t, r, RenderTraceroute) {
 		if strings.HasPrefix(k, "probe_traceroute_") {
 			t.Errorf("unexpected %s", k)
 		}

@@ -2,12 +2,10 @@ package collector
 
 import "github.com/isp-checker/isp-checker/prober"
 
-func init() { registerRenderer(renderWebsocket) }
-
-// renderWebsocket writes the websocket prober's metrics with
+// RenderWebsocket writes the websocket prober's metrics with
 // blackbox_exporter's names, meanings and presence rules, plus the TLS
 // metrics of a wss:// handshake (blackbox_exporter has none for websocket).
-func renderWebsocket(r *prober.WebsocketResult, e *Emitter) {
+func RenderWebsocket(r *prober.WebsocketResult, e *Emitter) {
 	for _, phase := range prober.WebsocketPhases {
 		if v, ok := r.PhaseSeconds[phase]; ok {
 			e.Gauge("probe_websocket_duration_seconds", "Duration of websocket request by phase", v, "phase", phase)

@@ -13,6 +13,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -20,10 +21,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
-
-// Probers lists the prober names a module may use. The prober package
-// registers an implementation for each; the config only knows their schema.
-var Probers = []string{"http", "tcp", "icmp", "dns", "grpc", "traceroute", "mtu", "throughput", "isp", "websocket"}
 
 // Config is the whole configuration file.
 type Config struct {
@@ -33,6 +30,7 @@ type Config struct {
 
 // Module is one named probe configuration, as in blackbox_exporter: the
 // prober's name and that prober's options under a key of the same name.
+// Each prober's options are a field here (see sections.go).
 type Module struct {
 	Prober     string          `yaml:"prober,omitempty"`
 	Timeout    time.Duration   `yaml:"timeout,omitempty"`
@@ -75,7 +73,7 @@ func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 		return errors.New("prober must be set")
 	}
 	if !knownProber(m.Prober) {
-		return fmt.Errorf("unknown prober %q (known: %s)", m.Prober, strings.Join(Probers, ", "))
+		return fmt.Errorf("unknown prober %q (known: %s)", m.Prober, strings.Join(ProberNames(), ", "))
 	}
 	if m.Timeout < 0 {
 		return errors.New("timeout cannot be negative")
@@ -91,15 +89,6 @@ type nodeOf struct{ *yaml.Node }
 func (n *nodeOf) UnmarshalYAML(node *yaml.Node) error {
 	n.Node = node
 	return nil
-}
-
-func knownProber(name string) bool {
-	for _, p := range Probers {
-		if p == name {
-			return true
-		}
-	}
-	return false
 }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
@@ -284,33 +273,16 @@ func (m *Module) load() error {
 	return nil
 }
 
-// validateSection runs the checks of the module's own prober section.
+// validateSection runs the checks of the module's own prober section, for
+// the sections that have a Validate method.
 func (m *Module) validateSection() error {
-	switch m.Prober {
-	case "dns":
-		return m.DNS.Validate()
-	case "traceroute":
-		return m.Traceroute.Validate()
-	case "mtu":
-		return m.MTU.Validate()
-	case "throughput":
-		return m.Throughput.Validate()
-	case "isp":
-		return m.ISP.Validate()
+	if v, ok := m.Options().(interface{ Validate() error }); ok {
+		return v.Validate()
 	}
 	return nil
 }
 
 var yamlFieldErr = regexp.MustCompile(`line (\d+): field (\S+) not found in type config\.(\w+)`)
-
-// sectionNames maps the decoder's type names to the YAML keys users write.
-var sectionNames = map[string]string{
-	"config": "top level", "module": "module", "httpProbe": "http", "tcpProbe": "tcp",
-	"icmpProbe": "icmp", "dnsProbe": "dns", "grpcProbe": "grpc", "queryResponse": "query_response",
-	"headerMatch": "header matcher", "dnsRRValidator": "dns validator", "targetPolicy": "target_policy",
-	"tracerouteProbe": "traceroute", "mtuProbe": "mtu", "throughputProbe": "throughput", "ispProbe": "isp",
-	"label": "label", "websocketProbe": "websocket",
-}
 
 // cleanYAMLError turns yaml.v3's "field x not found in type config.plain"
 // into a message that names the field and the section it was found in.
@@ -318,11 +290,7 @@ func cleanYAMLError(err error) string {
 	msg := err.Error()
 	msg = yamlFieldErr.ReplaceAllStringFunc(msg, func(s string) string {
 		m := yamlFieldErr.FindStringSubmatch(s)
-		section := sectionNames[m[3]]
-		if section == "" {
-			section = m[3]
-		}
-		return fmt.Sprintf("line %s: unknown field %q in %s", m[1], m[2], section)
+		return fmt.Sprintf("line %s: unknown field %q in %s", m[1], m[2], sectionName(m[3]))
 	})
 	// prometheus/common's header type (websocket headers, http_headers).
 	msg = strings.ReplaceAll(msg, "into config.Header", "into a header: want a mapping of values, secrets and files lists")
@@ -401,34 +369,12 @@ func (m Module) MarshalYAML() (any, error) {
 	if m.Timeout > 0 {
 		out["timeout"] = m.Timeout.String()
 	}
-	switch m.Prober {
-	case "http":
-		h := m.HTTP
-		h.Headers = hideSecretHeaders(h.Headers)
-		if h.Body != "" {
-			h.Body = "<secret>" // a request body can carry credentials
+	if opts := m.Options(); opts != nil {
+		if h, ok := opts.(secretHider); ok {
+			out[m.Prober] = h.hideSecrets()
+		} else {
+			out[m.Prober] = reflect.ValueOf(opts).Elem().Interface()
 		}
-		out["http"] = h
-	case "tcp":
-		out["tcp"] = m.TCP
-	case "icmp":
-		out["icmp"] = m.ICMP
-	case "dns":
-		out["dns"] = m.DNS
-	case "grpc":
-		out["grpc"] = m.GRPC
-	case "traceroute":
-		out["traceroute"] = m.Traceroute
-	case "mtu":
-		out["mtu"] = m.MTU
-	case "throughput":
-		tp := m.Throughput
-		tp.Headers = hideSecretHeaders(tp.Headers)
-		out["throughput"] = tp
-	case "isp":
-		out["isp"] = m.ISP
-	case "websocket":
-		out["websocket"] = m.Websocket
 	}
 	return out, nil
 }

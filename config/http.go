@@ -49,6 +49,16 @@ func DefaultHTTPProbe() HTTPProbe {
 	return HTTPProbe{IPProtocolFallback: true, HTTPClientConfig: pconfig.DefaultHTTPClientConfig}
 }
 
+// hideSecrets is the options as /config shows them.
+func (s *HTTPProbe) hideSecrets() any {
+	h := *s
+	h.Headers = hideSecretHeaders(h.Headers)
+	if h.Body != "" {
+		h.Body = "<secret>" // a request body can carry credentials
+	}
+	return h
+}
+
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (s *HTTPProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	*s = DefaultHTTPProbe()

@@ -168,8 +168,6 @@ func DefaultISPThresholds() ISPThresholds {
 	}
 }
 
-func init() { sectionNames["ispThresholds"] = "isp thresholds" }
-
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (s *ISPProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	*s = DefaultISPProbe()

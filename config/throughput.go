@@ -111,6 +111,13 @@ func DefaultThroughputProbe() ThroughputProbe {
 	}
 }
 
+// hideSecrets is the options as /config shows them.
+func (s *ThroughputProbe) hideSecrets() any {
+	tp := *s
+	tp.Headers = hideSecretHeaders(tp.Headers)
+	return tp
+}
+
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (s *ThroughputProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	*s = DefaultThroughputProbe()

@@ -41,9 +41,32 @@ func (f *facts) noRouteOut() (string, bool) {
 	case f.gwKnown && f.gw.noRoute:
 		return fmt.Sprintf("nothing can leave this host: the gateway %s and every internet target are unreachable from it (network is unreachable): its network link is down, unplugged or not configured → LAN", f.gw.target), true
 	case f.gwKnown && f.gw.answered():
-		return fmt.Sprintf("the gateway %s answers, but this host has no route to the internet (network is unreachable for every target): it has no default route — check DHCP or the network settings → LAN", f.gw.target), true
+		return fmt.Sprintf("the gateway %s answers, but this host has no route to the internet (none to any target): it has no default route, or one that refuses (an unreachable, prohibit or blackhole route, as a VPN's kill switch leaves) — check DHCP, the VPN or the network settings → LAN", f.gw.target), true
 	}
-	return "this host has no route to the internet (network is unreachable for every target): its link is down or it has no default route → LAN", true
+	return "this host has no route to the internet (none to any target): its link is down, or it has no default route or one that refuses → LAN", true
+}
+
+// someUnrouted is rule 5's other half: this host has no route to some
+// internet targets while others answer. Nothing left this host toward
+// them, so neither the ISP nor those destinations can be at fault: the
+// host's routing table is (a VPN, a firewall or a static route that
+// refuses them; for an IPv6 target, no IPv6 on this network).
+func (f *facts) someUnrouted() (string, bool) {
+	var names []string
+	for _, s := range f.measured {
+		if s.noRoute {
+			names = append(names, s.target)
+		}
+	}
+	if len(names) == 0 || len(f.answered) == 0 {
+		return "", false
+	}
+	others := fmt.Sprintf("the other %d targets answer", len(f.answered))
+	if len(f.answered) == 1 {
+		others = "the other target answers"
+	}
+	return fmt.Sprintf("this host has no route to %s while %s: its routing table has none, or an unreachable, prohibit or blackhole route (a VPN, a firewall or a static route; for an IPv6 target, no IPv6 on this network) → LAN",
+		joinAnd(names), others), true
 }
 
 // othersUnrouted: some resolver or web site found no route, and none of

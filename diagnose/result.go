@@ -245,3 +245,20 @@ func (c DNSCheck) RewritesNXDOMAIN() (bool, []string) {
 	}
 	return true, addrs
 }
+
+// IntegrityRcode is how the resolver answered the name that cannot exist:
+// its rcode ("NXDOMAIN", the honest answer; "REFUSED", "SERVFAIL", …),
+// "NOERROR with no records" for an empty answer, "" when no answer came.
+// Only NOERROR with records is a rewrite (RewritesNXDOMAIN): a resolver
+// that refuses the name or fails on it leads nobody anywhere, though it
+// does not show either whether it would rewrite a name in a real zone.
+func (c DNSCheck) IntegrityRcode() string {
+	r := c.Integrity
+	switch {
+	case r == nil || !r.QuerySucceeded:
+		return ""
+	case r.Rcode == "NOERROR" && r.AnswerRRs == 0:
+		return "NOERROR with no records"
+	}
+	return r.Rcode
+}

@@ -23,7 +23,8 @@ import (
 //     socket, no time): loss, latency and jitter, which every later rule
 //     needs, were not measured.
 //  5. LAN, degraded: loss, mean round-trip time or jitter at the gateway
-//     above its threshold — whatever happens beyond it.
+//     above its threshold — whatever happens beyond it; or this host has
+//     no route to some internet targets while the others answer.
 //  6. ISP, down: the gateway is clean but no internet target answers.
 //  7. ISP, degraded: loss, latency beyond the gateway (target RTT less the
 //     gateway's) or jitter above its threshold on more than half the
@@ -192,7 +193,7 @@ func Diagnose(r *ISPResult) {
 	}
 	switch fault {
 	case FaultNone:
-		r.Summary = fmt.Sprintf("healthy: no fault found (score %.2f)", *r.Score)
+		r.Summary = "healthy: no fault found (score " + ScoreText(*r.Score) + ")"
 	case FaultUnknown:
 		r.Summary = "unknown: " + primary
 	default:
@@ -251,6 +252,11 @@ func (f *facts) classify() (fault, verdict, evidence string) {
 		}
 		return FaultLAN, VerdictDegraded, fmt.Sprintf("%s already at the gateway %s (%s %s) → LAN",
 			joinAnd(what), gw.target, thr, strings.Join(limits, ", "))
+	}
+
+	// 5. This host has no route to some targets.
+	if e, ok := f.someUnrouted(); ok {
+		return FaultLAN, VerdictDegraded, e
 	}
 
 	// 6. The gateway is clean (or unknown) but nothing beyond it answers.
@@ -797,17 +803,22 @@ func (f *facts) dnsContext(fault string) string {
 		line += "; failing: " + dnsFailures(f.dnsFail)
 	}
 	checked, rewriting := 0, 0
+	var others []string // answers that are neither NXDOMAIN nor a rewrite
 	for _, d := range f.r.Checks.DNS {
-		if d.Integrity != nil && d.Integrity.QuerySucceeded {
+		if rc := d.IntegrityRcode(); rc != "" {
 			checked++
 			if ok, _ := d.RewritesNXDOMAIN(); ok {
 				rewriting++
+			} else if rc != "NXDOMAIN" {
+				others = append(others, rc+" from "+d.Server)
 			}
 		}
 	}
 	switch {
 	case rewriting > 0:
 		line += fmt.Sprintf("; %d of %d rewrite NXDOMAIN", rewriting, checked)
+	case len(others) > 0:
+		line += "; a name that cannot exist gets " + joinAnd(others) + ": not NXDOMAIN, but no rewrite either"
 	case checked > 0:
 		line += "; a name that cannot exist gets NXDOMAIN, as it should"
 	}

@@ -229,9 +229,12 @@ func TestRules(t *testing.T) {
 				dt.NoPermission(&p.Common)
 			}
 		}, diagnose.FaultLAN, diagnose.VerdictDown, "this host has no route to the internet"},
-		{"one target without a route is not the LAN", func(r *diagnose.ISPResult) {
+		{"one target without a route is this host's, not the destination's", func(r *diagnose.ISPResult) {
 			r.Checks.Targets[2] = dt.NoRoute(dt.Target3)
-		}, diagnose.FaultRemote, diagnose.VerdictDegraded, "=203.0.113.30 (no route): lossy, slow or unreachable while the other 2 targets are clean → remote (that destination or its network)"},
+		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "=this host has no route to 203.0.113.30 while the other 2 targets answer: its routing table has none, or an unreachable, prohibit or blackhole route (a VPN, a firewall or a static route; for an IPv6 target, no IPv6 on this network) → LAN"},
+		{"two of three targets without a route is not the ISP's loss", func(r *diagnose.ISPResult) {
+			r.Checks.Targets[1], r.Checks.Targets[2] = dt.NoRoute(dt.Target2), dt.NoRoute(dt.Target3)
+		}, diagnose.FaultLAN, diagnose.VerdictDegraded, "^this host has no route to 203.0.113.20 and 203.0.113.30 while the other target answers"},
 
 		// Nothing measured.
 		{"no ICMP permission: unknown, with the fix first", func(r *diagnose.ISPResult) {
@@ -249,6 +252,13 @@ func TestRules(t *testing.T) {
 		}, diagnose.FaultUnknown, diagnose.VerdictUnknown, "gateway 192.0.2.1 not pinged: no permission"},
 
 		// What answers in the internet's place.
+		{"a resolver that refuses or fails the name that cannot exist does not rewrite it", func(r *diagnose.ISPResult) {
+			r.Checks.DNS[0].Integrity.Rcode, r.Checks.DNS[1].Integrity.Rcode = "REFUSED", "SERVFAIL"
+		}, diagnose.FaultNone, diagnose.VerdictHealthy,
+			"DNS: 2 of 2 resolvers resolve example.com (median 15 ms); a name that cannot exist gets REFUSED from 198.51.100.53 and SERVFAIL from 198.51.100.54: not NXDOMAIN, but no rewrite either"},
+		{"an empty answer to the name that cannot exist is no rewrite", func(r *diagnose.ISPResult) {
+			r.Checks.DNS[1].Integrity.Rcode = "NOERROR"
+		}, diagnose.FaultNone, diagnose.VerdictHealthy, "a name that cannot exist gets NOERROR with no records from 198.51.100.54: not NXDOMAIN"},
 		{"a resolver that answers every name", func(r *diagnose.ISPResult) { *r = *dt.Scenario("rewrite") },
 			diagnose.FaultDNS, diagnose.VerdictDegraded,
 			"=198.51.100.54 answers a name that cannot exist (isp-checker-mfrggzdfmztwq2lk.invalid → 198.51.100.80): it rewrites NXDOMAIN (typo redirection, ads), so mistyped and removed names lead to its servers → DNS; use another resolver"},

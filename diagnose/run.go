@@ -312,12 +312,12 @@ func (r *runner) report(check, target string, ok bool) {
 }
 
 // probe runs one prober with a timeout (capped by the diagnosis's deadline).
-func (r *runner) probe(check, target string, m config.Module, timeout time.Duration) prober.Result {
+func (r *runner) probe(f prober.Func, check, target string, m config.Module, timeout time.Duration) prober.Result {
 	ctx, cancel := context.WithTimeout(r.ctx, timeout)
 	defer cancel()
 	// Not "target": the isp probe's logger names its own.
 	logger := r.opt.Logger.With("check", check, "check_target", target)
-	return prober.Run(ctx, prober.Request{Target: target, Module: m, ModuleName: "isp/" + check, Policy: r.opt.Policy, Logger: logger})
+	return prober.Run(ctx, f, prober.Request{Target: target, Module: m, ModuleName: "isp/" + check, Policy: r.opt.Policy, Logger: logger})
 }
 
 // pingTimeout is the time a ping may take: its packets, the reply wait, a
@@ -338,7 +338,7 @@ func (r *runner) pingQuiet(check, target string) *prober.ICMPResult {
 	m.Prober = "icmp"
 	m.ICMP.IPProtocol, m.ICMP.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
 	m.ICMP.Packets, m.ICMP.Interval, m.ICMP.ReplyTimeout = r.o.Packets, r.o.Interval, pingReplyWait
-	return asICMP(r.probe(check, target, m, r.pingTimeout()))
+	return asICMP(r.probe(prober.ProbeICMP, check, target, m, r.pingTimeout()))
 }
 
 // mtu searches the path MTU toward target, beside the pings.
@@ -346,7 +346,7 @@ func (r *runner) mtu(target string) *prober.MTUResult {
 	m := config.DefaultModule()
 	m.Prober = "mtu"
 	m.MTU.IPProtocol, m.MTU.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
-	res := asMTU(r.probe(CheckMTU, target, m, max(r.pingTimeout()-pingSlack, mtuMinBudget)))
+	res := asMTU(r.probe(prober.ProbeMTU, CheckMTU, target, m, max(r.pingTimeout()-pingSlack, mtuMinBudget)))
 	r.report(CheckMTU, target, res.Success && !res.BlackHole)
 	return res
 }
@@ -358,7 +358,7 @@ func (r *runner) trace(target string) *prober.TracerouteResult {
 	m.Traceroute.MaxHops = r.o.TraceMaxHops
 	m.Traceroute.PacketsPerHop = tracePacketsPerHop
 	m.Traceroute.HopTimeout = traceHopTimeout
-	res := asTrace(r.probe(CheckTrace, target, m, traceHopTimeout+3*probeMargin))
+	res := asTrace(r.probe(prober.ProbeTraceroute, CheckTrace, target, m, traceHopTimeout+3*probeMargin))
 	r.report(CheckTrace, target, res.Success)
 	return res
 }
@@ -414,11 +414,11 @@ func (r *runner) dns(server string) DNSCheck {
 	var wg sync.WaitGroup
 	if r.o.DNSIntegrity {
 		im := r.dnsModule(integrityName(), "A")
-		wg.Go(func() { c.Integrity = asDNS(r.probe(CheckDNS, server, im, r.o.DNSTimeout)) })
+		wg.Go(func() { c.Integrity = asDNS(r.probe(prober.ProbeDNS, CheckDNS, server, im, r.o.DNSTimeout)) })
 	}
 	for c.Attempts < r.o.DNSAttempts && r.ctx.Err() == nil {
 		c.Attempts++
-		c.Result = asDNS(r.probe(CheckDNS, server, m, r.o.DNSTimeout))
+		c.Result = asDNS(r.probe(prober.ProbeDNS, CheckDNS, server, m, r.o.DNSTimeout))
 		if !c.Result.Success {
 			c.WaitedSeconds += c.Result.DurationSeconds
 			continue
@@ -455,7 +455,7 @@ func (r *runner) http(url string) *prober.HTTPResult {
 	m := config.DefaultModule()
 	m.Prober = "http"
 	m.HTTP.IPProtocol, m.HTTP.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
-	res := asHTTP(r.probe(CheckHTTP, url, m, r.o.HTTPTimeout))
+	res := asHTTP(r.probe(prober.ProbeHTTP, CheckHTTP, url, m, r.o.HTTPTimeout))
 	r.report(CheckHTTP, url, res.Success)
 	return res
 }
@@ -475,7 +475,7 @@ func (r *runner) throughput(url string) *prober.ThroughputResult {
 	m.Throughput.Duration = r.o.SpeedDuration
 	m.Throughput.RampUp = min(m.Throughput.RampUp, r.o.SpeedDuration/2)
 	m.Throughput.IPProtocol, m.Throughput.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
-	res := asThroughput(r.probe(CheckThroughput, url, m, need))
+	res := asThroughput(r.probe(prober.ProbeThroughput, CheckThroughput, url, m, need))
 	r.report(CheckThroughput, url, res.Success)
 	return res
 }

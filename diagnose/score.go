@@ -28,6 +28,14 @@ func LinearScore(v, t float64) float64 {
 	return round3(math.Min(1, math.Max(0, 1-v/(2*t))))
 }
 
+// ScoreText is a score as text, to two decimals cut rather than rounded:
+// it never reads higher than the score (0.996 is "0.99", not a perfect
+// "1.00") and agrees with its Grade at the bands' edges (0.749, a C, is
+// "0.74"). The tolerance keeps 0.29, stored as 0.28999…, "0.29".
+func ScoreText(score float64) string {
+	return fmt.Sprintf("%.2f", math.Floor(score*100+1e-6)/100)
+}
+
 // Grade is the letter of a score: A ≥ 0.9, B ≥ 0.75, C ≥ 0.5 (at most the
 // threshold), D ≥ 0.25, F below.
 func Grade(score float64) string {

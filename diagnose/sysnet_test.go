@@ -1,15 +1,12 @@
 package diagnose
 
 import (
-	"context"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/isp-checker/isp-checker/config"
-	"github.com/isp-checker/isp-checker/prober"
 )
 
 // Auto-detection is tested on copies of /proc/net/route, /proc/net/ipv6_route
@@ -99,48 +96,5 @@ func TestNewPlanDetects(t *testing.T) {
 	o.Gateway = config.ISPGatewayNone
 	if p = NewPlan(o, Flagged{}); p.Gateway != "" || p.GatewaySource != SourceNone {
 		t.Errorf("gateway none: %+v", p)
-	}
-}
-
-func TestSplitProbeTarget(t *testing.T) {
-	for in, want := range map[string][2]string{
-		"203.0.113.7":                 {"203.0.113.7", ""},
-		"[2001:db8::7]":               {"2001:db8::7", ""},
-		"one.one.one.one":             {"one.one.one.one", ""},
-		"https://www.example.com/x?y": {"www.example.com", "https://www.example.com/x?y"},
-		"internet":                    {"", ""},
-		"site-a":                      {"", ""},
-		"":                            {"", ""},
-	} {
-		host, site := splitProbeTarget(in)
-		if host != want[0] || site != want[1] {
-			t.Errorf("splitProbeTarget(%q) = %q, %q; want %q, %q", in, host, site, want[0], want[1])
-		}
-	}
-	if got := prepend([]string{"a", "b", "c"}, "b"); !reflect.DeepEqual(got, []string{"b", "a", "c"}) {
-		t.Errorf("prepend = %q", got)
-	}
-}
-
-// TestProberCancelled: the isp prober is registered, and with a context
-// that is already done it returns at once, reading and sending nothing:
-// unknown, since nothing was measured.
-func TestProberCancelled(t *testing.T) {
-	if _, ok := prober.Lookup("isp"); !ok {
-		t.Fatal("the isp prober is not registered")
-	}
-	withSystemFiles(t, "missing", "missing", "missing")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	m := config.DefaultModule()
-	m.Prober = "isp"
-	start := time.Now()
-	res := prober.Run(ctx, prober.Request{Target: "203.0.113.7", Module: m, ModuleName: "isp"})
-	r, ok := res.(*ISPResult)
-	if !ok {
-		t.Fatalf("result is %T", res)
-	}
-	if time.Since(start) > time.Second || r.Success || r.Error == "" || r.Verdict != VerdictUnknown || r.Score != nil || r.Checks.Gateway != nil {
-		t.Errorf("cancelled probe: %+v", r)
 	}
 }

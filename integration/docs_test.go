@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/probers"
 )
 
 var docMetric = regexp.MustCompile("`((?:probe|isp_checker)_[a-z0-9_]+)")
@@ -48,10 +48,10 @@ func TestContractMatchesDocs(t *testing.T) {
 	all := contractNames()
 	for _, n := range sortedKeys(docs) {
 		if !all[n] {
-			t.Errorf("docs/metrics.md documents %s, which is not in integration/metrics_contract.go", n)
+			t.Errorf("docs/metrics.md documents %s, which is not in integration/metrics_contract_test.go", n)
 		}
 	}
-	registered := prober.Names()
+	registered := probers.All().Names()
 	for _, p := range slices.Sorted(maps.Keys(Emitted)) {
 		switch {
 		case p == "exporter":

@@ -17,6 +17,8 @@ import (
 	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/probers"
+	"github.com/isp-checker/isp-checker/server"
 	"github.com/isp-checker/isp-checker/speedtest"
 )
 
@@ -43,7 +45,7 @@ var (
 	}
 )
 
-// TestEmittedMatchesRender checks the contract in metrics_contract.go against
+// TestEmittedMatchesRender checks the contract in metrics_contract_test.go against
 // the code: for every prober registered in this build it renders a fully
 // populated Result (every number 2, every bool true, every pointer, slice and
 // map filled) through collector.Render and compares the metric names with
@@ -52,7 +54,7 @@ var (
 // view writes. Probers not registered yet keep their planned names
 // unchecked; they are listed in the log.
 func TestEmittedMatchesRender(t *testing.T) {
-	registered := prober.Names()
+	registered := probers.All().Names()
 	for _, name := range slices.Sorted(maps.Keys(Emitted)) {
 		if name != "common" && name != "exporter" && !slices.Contains(registered, name) {
 			t.Logf("prober %q is not registered in this build yet: its contract names are not checked against a render", name)
@@ -62,14 +64,14 @@ func TestEmittedMatchesRender(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			want, ok := Emitted[name]
 			if !ok {
-				t.Fatalf("prober %q is registered but has no entry in integration/metrics_contract.go", name)
+				t.Fatalf("prober %q is registered but has no entry in integration/metrics_contract_test.go", name)
 			}
 			typ := resultType(t, name)
-			got := renderNames(t, typ)
+			got := renderNames(t, name, typ)
 			expect := setOf(append(slices.Clone(Emitted["common"]), want...))
 			for _, n := range sortedKeys(got) {
 				if !expect[n] {
-					t.Errorf("%s renders %s, which is not in Emitted[%q] (integration/metrics_contract.go): add it there and to docs/metrics.md", typ, n, name)
+					t.Errorf("%s renders %s, which is not in Emitted[%q] (integration/metrics_contract_test.go): add it there and to docs/metrics.md", typ, n, name)
 				}
 			}
 			for _, n := range sortedKeys(expect) {
@@ -122,7 +124,7 @@ func resultType(t *testing.T, name string) reflect.Type {
 	cancel()
 	done := make(chan prober.Result, 1)
 	go func() {
-		done <- prober.Run(ctx, prober.Request{
+		done <- probers.All().Run(ctx, prober.Request{
 			Target: target, Module: mod, ModuleName: "contract",
 			Policy: prober.NewPolicy(cfg.TargetPolicy, nil),
 		})
@@ -140,9 +142,9 @@ func resultType(t *testing.T, name string) reflect.Type {
 	return typ
 }
 
-// renderNames renders a fully populated value of the Result type typ and
-// returns the metric names.
-func renderNames(t *testing.T, typ reflect.Type) map[string]bool {
+// renderNames renders a fully populated value of the Result type typ with
+// the metrics view of the prober name and returns the metric names.
+func renderNames(t *testing.T, name string, typ reflect.Type) map[string]bool {
 	t.Helper()
 	if typ.Kind() != reflect.Pointer || typ.Elem().Kind() != reflect.Struct {
 		t.Fatalf("Result type %s is not a pointer to a struct", typ)
@@ -160,7 +162,8 @@ func renderNames(t *testing.T, typ reflect.Type) map[string]bool {
 				t.Fatalf("rendering a fully populated %s panicked: %v", typ, p)
 			}
 		}()
-		collector.Render(res, em)
+		_, view := probers.All().Find(name)
+		collector.Render(res, view, em)
 	}()
 	return gatherNames(t, em)
 }
@@ -254,9 +257,10 @@ func exporterNames(t *testing.T) map[string]bool {
 	if err := holder.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	h := collector.NewProbeHandler(collector.ProbeOptions{
+	h := server.NewProbeHandler(server.ProbeOptions{
 		Config:  holder,
-		Metrics: collector.NewSelfMetrics(reg),
+		Probers: probers.All(),
+		Metrics: server.NewSelfMetrics(reg),
 	})
 	// As `serve --speedtest.enable` wires the speed-test endpoints.
 	speedtest.New(speedtest.Options{Registerer: reg})

@@ -50,7 +50,7 @@ func TestQueriesNameEmittedMetrics(t *testing.T) {
 		for _, name := range selectedNames(t, q, expr) {
 			used[name] = true
 			if !allowed[name] {
-				t.Errorf("%s: %s: %q selects %s, which isp-checker does not emit (see integration/metrics_contract.go)", q.file, q.where, q.expr, name)
+				t.Errorf("%s: %s: %q selects %s, which isp-checker does not emit (see integration/metrics_contract_test.go)", q.file, q.where, q.expr, name)
 			}
 		}
 	}

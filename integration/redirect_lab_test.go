@@ -19,6 +19,7 @@ import (
 	"github.com/isp-checker/isp-checker/internal/netlab"
 	"github.com/isp-checker/isp-checker/internal/testserver"
 	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/probers"
 )
 
 // The Done-when, in a lab:
@@ -89,7 +90,7 @@ func TestRedirectBypassLab(t *testing.T) {
 		m := labModule(t, p)
 		for _, target := range targets {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			r := prober.Run(ctx, prober.Request{Target: target, Module: m, Policy: policy, Logger: slog.New(slog.DiscardHandler)})
+			r := probers.All().Run(ctx, prober.Request{Target: target, Module: m, Policy: policy, Logger: slog.New(slog.DiscardHandler)})
 			cancel()
 			if b := r.Base(); b.Success || strings.Count(b.Error, "target_policy") != 1 {
 				t.Errorf("%s %s: error %q, want one target_policy refusal", p, target, b.Error)

@@ -27,8 +27,6 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 )
 
-func init() { Register("dns", probeDNS) }
-
 // DNS transports, as DNSResult.Transport names them.
 const (
 	DNSTransportUDP   = "udp"
@@ -110,7 +108,9 @@ type dnsTarget struct {
 	url       *url.URL // DoH only
 }
 
-func probeDNS(ctx context.Context, req Request) Result {
+// ProbeDNS is the dns prober: one query to the target server over UDP, TCP,
+// DoT or DoH, checked against the module's dns: options.
+func ProbeDNS(ctx context.Context, req Request) Result {
 	res := &DNSResult{}
 	cfg := &req.Module.DNS
 	logger := req.Logger

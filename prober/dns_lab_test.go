@@ -388,7 +388,7 @@ func TestDNSLabDnsmasqCancel(t *testing.T) {
 	m := dnsLabModules(t)["dns_udp_example"]
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res := Run(ctx, Request{Target: d.addr, Module: m, Logger: dnsTestLogger(t)})
+	res := Run(ctx, ProbeDNS, Request{Target: d.addr, Module: m, Logger: dnsTestLogger(t)})
 	if res.Base().Success {
 		t.Fatal("a cancelled probe succeeded")
 	}

@@ -23,8 +23,6 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 )
 
-func init() { Register("grpc", probeGRPC) }
-
 // GRPCServingStatuses are the serving statuses of the gRPC health checking
 // protocol, the serving_status values of probe_grpc_healthcheck_response.
 var GRPCServingStatuses = []string{"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"}
@@ -59,7 +57,9 @@ type grpcProbe struct {
 	res    *GRPCResult
 }
 
-func probeGRPC(ctx context.Context, req Request) Result {
+// ProbeGRPC is the grpc prober: the gRPC health checking protocol against
+// host:port.
+func ProbeGRPC(ctx context.Context, req Request) Result {
 	p := &grpcProbe{req: req, cfg: req.Module.GRPC, logger: req.Logger, res: &GRPCResult{}}
 	p.run(ctx)
 	return p.res

@@ -364,7 +364,7 @@ func TestGRPCCancelled(t *testing.T) {
 	addr := grpcTestServer(t, "127.0.0.1", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res, ok := Run(ctx, Request{Target: addr, Module: grpcTestModule(t, ""), Logger: tlsTestLogger(t)}).(*GRPCResult)
+	res, ok := Run(ctx, ProbeGRPC, Request{Target: addr, Module: grpcTestModule(t, ""), Logger: tlsTestLogger(t)}).(*GRPCResult)
 	if !ok {
 		t.Fatalf("grpc prober returned %T", res)
 	}

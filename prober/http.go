@@ -33,8 +33,6 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 )
 
-func init() { Register("http", probeHTTP) }
-
 // HTTPPhases are the phases of probe_http_duration_seconds, in order.
 var HTTPPhases = []string{"resolve", "connect", "tls", "processing", "transfer"}
 
@@ -92,7 +90,9 @@ type httpProbe struct {
 	head headGuard
 }
 
-func probeHTTP(ctx context.Context, req Request) Result {
+// ProbeHTTP is the http prober: one request (and its redirects) to a URL,
+// checked against the module's http: options.
+func ProbeHTTP(ctx context.Context, req Request) Result {
 	p := &httpProbe{req: req, cfg: req.Module.HTTP, logger: req.Logger, res: &HTTPResult{}}
 	if p.cfg.FailIfBodyJSONMatchesCEL != nil || p.cfg.FailIfBodyJSONNotMatchesCEL != nil {
 		p.res.FailedDueToCEL = new(bool)

@@ -15,8 +15,6 @@ import (
 	"github.com/isp-checker/isp-checker/internal/icmpecho"
 )
 
-func init() { Register("icmp", probeICMP) }
-
 // ICMPMaxRecordedRTTs caps ICMPResult.RTTsSeconds.
 const ICMPMaxRecordedRTTs = 1000
 
@@ -44,6 +42,10 @@ type ICMPResult struct {
 	EchoID int `json:"echo_id,omitempty"`
 	// Port is the TCP port (protocol tcp).
 	Port int `json:"port,omitempty"`
+	// MultiPacket: the module asks for more than one packet (packets > 1),
+	// so the statistics below are rendered as isp-checker's series; a
+	// one-echo module renders blackbox's alone.
+	MultiPacket bool `json:"-"`
 	// PacketsPlanned is the number of packets the probe meant to send: the
 	// module's packets, or fewer when not all fitted in the timeout.
 	PacketsPlanned  int     `json:"packets_planned"`
@@ -125,10 +127,12 @@ func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logge
 	return p
 }
 
-func probeICMP(ctx context.Context, req Request) Result {
+// ProbeICMP is the icmp prober: echo requests to the target, with loss,
+// round-trip times and jitter.
+func ProbeICMP(ctx context.Context, req Request) Result {
 	o := icmpOptions(req.Module.ICMP)
 	logger := req.Logger
-	res := &ICMPResult{Protocol: o.Protocol}
+	res := &ICMPResult{Protocol: o.Protocol, MultiPacket: o.Packets > 1}
 	ip, err := ResolveTarget(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback, req.Policy, logger)
 	if err != nil {
 		res.FailStep(logger, "cannot probe target", err)
@@ -329,6 +333,17 @@ func icmpPing(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmp
 		logger.Info("ICMP error about an echo request", "err", r.ICMPErr)
 	}
 	if r.Sent == 0 && r.SendErr != nil {
+		// A send refused by this host's routing table (an unreachable,
+		// prohibit or blackhole route) fails with a bare errno that says
+		// nothing of routes, EACCES as if permission were missing: look
+		// the route up to say which it is.
+		var src net.Addr
+		if req.Src.IsValid() {
+			src = &net.IPAddr{IP: req.Src.AsSlice()}
+		}
+		if err := localRoute(src, ip); err != nil {
+			return rec, fmt.Errorf("sending echo request: %w", err)
+		}
 		return rec, fmt.Errorf("sending echo request: %w", r.SendErr)
 	}
 	return rec, nil

@@ -39,7 +39,7 @@ func icmpRunConcurrent(tb testing.TB, targets []string, m config.Module, do func
 		go func() {
 			defer wg.Done()
 			probe := func() {
-				r := Run(ctx, Request{Target: target, Module: m, Logger: nil})
+				r := Run(ctx, ProbeICMP, Request{Target: target, Module: m, Logger: nil})
 				results[i], _ = r.(*ICMPResult)
 			}
 			if do != nil {

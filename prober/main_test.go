@@ -22,6 +22,17 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(resolverGuard{m})
 }
 
+// probeTestFunc is the prober of the given name, for tests that run several
+// probers through one helper (the real table is package probers, which
+// imports this package).
+func probeTestFunc(name string) Func {
+	return map[string]Func{
+		"http": ProbeHTTP, "tcp": ProbeTCP, "icmp": ProbeICMP, "dns": ProbeDNS, "grpc": ProbeGRPC,
+		"traceroute": ProbeTraceroute, "mtu": ProbeMTU, "throughput": ProbeThroughput,
+		"websocket": ProbeWebsocket,
+	}[name]
+}
+
 // probeTestRun runs module m against target under the default target policy
 // and returns its Result as a T.
 func probeTestRun[T Result](t testing.TB, timeout time.Duration, target string, m config.Module, opts ...httpTestOpt) T {
@@ -32,7 +43,7 @@ func probeTestRun[T Result](t testing.TB, timeout time.Duration, target string, 
 	for _, o := range opts {
 		o(&req)
 	}
-	r := Run(ctx, req)
+	r := Run(ctx, probeTestFunc(m.Prober), req)
 	res, ok := r.(T)
 	if !ok {
 		t.Fatalf("%s prober returned %T", m.Prober, r)

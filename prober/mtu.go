@@ -15,8 +15,6 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 )
 
-func init() { Register("mtu", probeMTU) }
-
 // MTU methods, as reported in MTUResult.Method.
 const (
 	// MTUMethodICMP: the path MTU is the next-hop MTU a router reported
@@ -101,7 +99,9 @@ func mtuOptions(o config.MTUProbe) config.MTUProbe {
 	return o
 }
 
-func probeMTU(ctx context.Context, req Request) Result {
+// ProbeMTU is the mtu prober: the path MTU to the target, and whether a
+// black hole eats larger packets.
+func ProbeMTU(ctx context.Context, req Request) Result {
 	o := mtuOptions(req.Module.MTU)
 	logger := req.Logger
 	res := &MTUResult{}

@@ -8,9 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/isp-checker/isp-checker/config"
@@ -104,47 +102,14 @@ func (c *Common) fail(logger *slog.Logger, msg string, err error, step bool) {
 }
 
 // Func runs one probe. It must return before ctx is done and never panic.
+// The probers table (package probers) names the Func of each prober.
 type Func func(ctx context.Context, req Request) Result
 
-var (
-	mu       sync.RWMutex
-	registry = map[string]Func{}
-)
-
-// Register makes a prober available under name. Probers call it from init.
-func Register(name string, f Func) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := registry[name]; dup {
-		panic("prober registered twice: " + name)
-	}
-	registry[name] = f
-}
-
-// Lookup returns the prober registered under name.
-func Lookup(name string) (Func, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	f, ok := registry[name]
-	return f, ok
-}
-
-// Names returns the registered prober names, sorted.
-func Names() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// Run runs the module's prober against the target until ctx ends and fills
-// in the fields every probe shares. A panicking prober fails its probe, not
-// the process.
-func Run(ctx context.Context, req Request) (res Result) {
+// Run runs probe, the module's prober, against the target until ctx ends
+// and fills in the fields every probe shares. A nil probe fails the probe:
+// the module names a prober this build does not have. A panicking prober
+// fails its probe, not the process.
+func Run(ctx context.Context, probe Func, req Request) (res Result) {
 	start := time.Now()
 	if req.Logger == nil {
 		req.Logger = slog.New(slog.DiscardHandler)
@@ -153,7 +118,6 @@ func Run(ctx context.Context, req Request) (res Result) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = dl.Sub(start).Seconds()
 	}
-	f, ok := Lookup(req.Module.Prober)
 	defer func() {
 		if p := recover(); p != nil {
 			req.Logger.Error("prober panicked", "panic", p)
@@ -170,7 +134,7 @@ func Run(ctx context.Context, req Request) (res Result) {
 			b.Error, b.Reason, b.Cause = "", "", ""
 		}
 	}()
-	if !ok {
+	if probe == nil {
 		c := &Common{}
 		c.Fail(req.Logger, fmt.Sprintf("prober %q is not available in this build of isp-checker", req.Module.Prober), nil)
 		return c
@@ -182,7 +146,7 @@ func Run(ctx context.Context, req Request) (res Result) {
 		c.Fail(req.Logger, fmt.Sprintf("Unsupported scheme %q in target: only http:// and https:// URLs, or a host (and port), can be probed", clipText(s, 20)), nil)
 		return c
 	}
-	return f(ctx, req)
+	return probe(ctx, req)
 }
 
 // schemeProbed reports whether a target with URL scheme s may reach prober:

@@ -23,9 +23,12 @@ const (
 	// (address family or protocol not supported, out of file descriptors).
 	// Nothing was measured.
 	ReasonNoSocket = "no_socket"
-	// ReasonNoRoute: this host has no route to the target, or the link it
-	// would leave by is down (ENETUNREACH, ENETDOWN). That is a
-	// measurement: nothing can leave this host that way.
+	// ReasonNoRoute: this host's routing table has no way to the target:
+	// no route or the link it would leave by is down (ENETUNREACH,
+	// ENETDOWN), or an unreachable, prohibit or blackhole route for it
+	// (EHOSTUNREACH, EACCES, EINVAL from this host's own route lookup; see
+	// routeReason). That is a measurement: nothing can leave this host
+	// that way.
 	ReasonNoRoute = "no_route"
 	// ReasonNotRun: the probe was never started (the caller ran out of
 	// time). Nothing was measured.
@@ -35,6 +38,9 @@ const (
 // ReasonOf classifies err by the system error it wraps ("" when it says
 // nothing about this host). Common.Fail applies it to every failure.
 func ReasonOf(err error) string {
+	if r, ok := routeReason(err); ok {
+		return r
+	}
 	switch {
 	case err == nil:
 		return ""

@@ -17,6 +17,12 @@ func TestReasonOf(t *testing.T) {
 	op := func(errno syscall.Errno) error {
 		return fmt.Errorf("sending echo request: %w", &net.OpError{Op: "write", Net: "ip4:icmp", Err: os.NewSyscallError("sendto", errno)})
 	}
+	// A TCP connect to loopback, which always has a route: the errno came
+	// from the path (a router's ICMP answer), not from this host.
+	answered := func(errno syscall.Errno) error {
+		return fmt.Errorf("dialing: %w", &net.OpError{Op: "dial", Net: "tcp4", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80},
+			Err: os.NewSyscallError("connect", errno)})
+	}
 	for _, tc := range []struct {
 		err  error
 		want string
@@ -24,7 +30,13 @@ func TestReasonOf(t *testing.T) {
 		{nil, ""},
 		{errors.New("i/o timeout"), ""},
 		{op(syscall.ECONNREFUSED), ""},
-		{op(syscall.EHOSTUNREACH), ""}, // may be a router's answer: not this host's
+		{op(syscall.EHOSTUNREACH), ""}, // no destination to look the route up: may be a router's answer
+		{answered(syscall.EHOSTUNREACH), ""},
+		{answered(syscall.EHOSTDOWN), ""},
+		{answered(syscall.ENETUNREACH), ""},
+		{answered(syscall.EACCES), ""}, // ICMPv6 administratively prohibited
+		{answered(syscall.EINVAL), ""},
+		{fmt.Errorf("cannot probe target: %w", &routeError{dst: "192.0.2.1", errno: syscall.EACCES}), ReasonNoRoute},
 		{op(syscall.ENETUNREACH), ReasonNoRoute},
 		{op(syscall.ENETDOWN), ReasonNoRoute},
 		{op(syscall.EPERM), ReasonPermission},
@@ -35,6 +47,24 @@ func TestReasonOf(t *testing.T) {
 		if got := ReasonOf(tc.err); got != tc.want {
 			t.Errorf("ReasonOf(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+func TestRouteErrorSaysWhichRoute(t *testing.T) {
+	for errno, want := range map[syscall.Errno]string{
+		syscall.ENETUNREACH:  "this host has no route to 192.0.2.1: network is unreachable",
+		syscall.EHOSTUNREACH: "this host has no route to 192.0.2.1: no route to host (an unreachable route)",
+		syscall.EACCES:       "this host has no route to 192.0.2.1: permission denied (a prohibit route)",
+		syscall.EINVAL:       "this host has no route to 192.0.2.1: invalid argument (a blackhole route)",
+	} {
+		err := error(&routeError{dst: "192.0.2.1", errno: errno})
+		if err.Error() != want || !errors.Is(err, errno) || !errors.Is(err, errLocalRoute) {
+			t.Errorf("%v: %q, want %q wrapping the errno", errno, err, want)
+		}
+	}
+	// Loopback always has a route; nothing is sent to look it up.
+	if err := localRoute(nil, &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
+		t.Errorf("localRoute(::1) = %v", err)
 	}
 }
 

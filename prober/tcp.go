@@ -15,8 +15,6 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 )
 
-func init() { Register("tcp", probeTCP) }
-
 // TCPResult is the outcome of a tcp probe.
 type TCPResult struct {
 	Common
@@ -45,7 +43,9 @@ type tcpProbe struct {
 	serverName string
 }
 
-func probeTCP(ctx context.Context, req Request) Result {
+// ProbeTCP is the tcp prober: a connection to host:port, optionally TLS, and
+// the module's query_response dialogue.
+func ProbeTCP(ctx context.Context, req Request) Result {
 	p := &tcpProbe{req: req, cfg: req.Module.TCP, logger: req.Logger, res: &TCPResult{}}
 	p.run(ctx)
 	return p.res

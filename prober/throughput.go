@@ -14,8 +14,6 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 )
 
-func init() { Register("throughput", probeThroughput) }
-
 // ThroughputMaxRecordedRTTs caps the latency samples kept in a result.
 const ThroughputMaxRecordedRTTs = 1000
 
@@ -138,7 +136,9 @@ type throughputProbe struct {
 	res    *ThroughputResult
 }
 
-func probeThroughput(ctx context.Context, req Request) Result {
+// ProbeThroughput is the throughput prober: download and upload rates
+// against a speed-test server, and the latency under load.
+func ProbeThroughput(ctx context.Context, req Request) Result {
 	p := &throughputProbe{req: req, o: throughputOptions(req.Module.Throughput), logger: req.Logger, res: &ThroughputResult{}}
 	p.res.Direction = p.o.Direction
 	p.res.Connections = p.o.Connections

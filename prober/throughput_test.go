@@ -145,7 +145,7 @@ func runTPWith(t *testing.T, req Request, timeout time.Duration) *ThroughputResu
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	res := Run(ctx, req).(*ThroughputResult)
+	res := Run(ctx, ProbeThroughput, req).(*ThroughputResult)
 	if took := time.Since(start); took > timeout {
 		t.Errorf("probe took %s, beyond its timeout %s", took, timeout)
 	}

@@ -16,8 +16,6 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 )
 
-func init() { Register("traceroute", probeTraceroute) }
-
 // TracerouteSilentAddress is the address of a hop that sent no answer to
 // any of its probes (as traceroute prints it).
 const TracerouteSilentAddress = "*"
@@ -144,7 +142,9 @@ func traceStopMargin(budget time.Duration) time.Duration {
 	return min(budget/5, 250*time.Millisecond)
 }
 
-func probeTraceroute(ctx context.Context, req Request) Result {
+// ProbeTraceroute is the traceroute prober: the hops to the target, found
+// with TTL-limited probes.
+func ProbeTraceroute(ctx context.Context, req Request) Result {
 	o := tracerouteOptions(req.Module.Traceroute)
 	logger := req.Logger
 	res := &TracerouteResult{

@@ -18,8 +18,6 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 )
 
-func init() { Register("websocket", probeWebsocket) }
-
 // WebsocketPhases are the phases of probe_websocket_duration_seconds, in order.
 var WebsocketPhases = []string{"resolve", "connect", "processing", "transfer"}
 
@@ -51,7 +49,8 @@ type websocketProbe struct {
 	head   headGuard
 }
 
-func probeWebsocket(ctx context.Context, req Request) Result {
+// ProbeWebsocket is the websocket prober.
+func ProbeWebsocket(ctx context.Context, req Request) Result {
 	p := &websocketProbe{req: req, cfg: req.Module.Websocket, logger: req.Logger, res: &WebsocketResult{}}
 	p.res.Success = p.run(ctx)
 	p.head.release()

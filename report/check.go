@@ -4,13 +4,13 @@
 package report
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -60,9 +60,13 @@ func record(o *batch.Outcome) []string {
 	if o.HTTPStatus > 0 {
 		status = strconv.Itoa(o.HTTPStatus)
 	}
+	checked := ""
+	if !o.CheckedAt.IsZero() {
+		checked = o.CheckedAt.Format(time.RFC3339)
+	}
 	return append(rec, string(o.Status), status,
 		strconv.FormatFloat(o.ResponseTimeSeconds, 'f', 6, 64),
-		o.CheckedAt.Format(time.RFC3339), o.FinalURL, expiry, o.Error, o.InputURL, strconv.Itoa(o.Line))
+		checked, o.FinalURL, expiry, o.Error, o.InputURL, strconv.Itoa(o.Line))
 }
 
 // csvSafe defuses cells a spreadsheet would run as a formula (CSV injection).
@@ -105,6 +109,7 @@ type CheckSummary struct {
 	Active         int     `json:"active"`
 	Inactive       int     `json:"inactive"`
 	Error          int     `json:"error"`
+	NotChecked     int     `json:"not_checked"` // after an interrupt; Checked does not count them
 	Duplicates     int     `json:"duplicates_dropped"`
 	Interrupted    bool    `json:"interrupted"`
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
@@ -120,8 +125,8 @@ type CheckJSONRow struct {
 func Summary(r *batch.Report) CheckSummary {
 	c := r.Counts()
 	return CheckSummary{
-		Unique: r.Unique, Checked: len(r.Outcomes), Active: c[batch.Active], Inactive: c[batch.Inactive],
-		Error: c[batch.Error], Duplicates: r.Duplicates, Interrupted: r.Interrupted, ElapsedSeconds: r.Elapsed.Seconds(),
+		Unique: r.Unique, Checked: len(r.Outcomes) - c[batch.NotChecked], Active: c[batch.Active], Inactive: c[batch.Inactive],
+		Error: c[batch.Error], NotChecked: c[batch.NotChecked], Duplicates: r.Duplicates, Interrupted: r.Interrupted, ElapsedSeconds: r.Elapsed.Seconds(),
 	}
 }
 
@@ -196,9 +201,11 @@ func writeCheckXLSX(w io.Writer, r *batch.Report) error {
 	return err
 }
 
+// writeCheckText writes the table people read. A long DETAIL wraps onto
+// continuation lines, as in the run report, since the end of an error
+// often names the fix.
 func writeCheckText(w io.Writer, r *batch.Report) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATUS\tCODE\tTIME\tURL\tDETAIL")
+	t := &table{header: []string{"STATUS", "CODE", "TIME", "URL", "DETAIL"}, wrap: map[int]int{4: detailWidth}}
 	for _, o := range r.Outcomes {
 		code := "-"
 		if o.HTTPStatus > 0 {
@@ -208,9 +215,18 @@ func writeCheckText(w io.Writer, r *batch.Report) error {
 		if detail == "" && o.FinalURL != "" && o.FinalURL != o.URL {
 			detail = "→ " + o.FinalURL
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3fs\t%s\t%s\n", o.Status, code, o.ResponseTimeSeconds, printable(o.URL), printable(oneLine(detail, 100)))
+		// Whitespace is collapsed before escaping, so a newline in an
+		// error is a place to wrap rather than a printed \n.
+		detail = printable(strings.Join(strings.Fields(detail), " "))
+		took := fmt.Sprintf("%.3fs", o.ResponseTimeSeconds)
+		if o.CheckedAt.IsZero() {
+			took = "-" // never started
+		}
+		t.add([]string{string(o.Status), code, took, printable(o.URL), detail}, nil)
 	}
-	return tw.Flush()
+	bw := bufio.NewWriter(w)
+	t.write(bw)
+	return bw.Flush()
 }
 
 // printable escapes what a terminal would act on instead of showing: C0 and

@@ -34,3 +34,42 @@ func TestCheckTextEscapesControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckTextShowsWholeError: the end of an error often names the fix,
+// so the text table wraps a long one onto continuation lines in its
+// DETAIL column instead of cutting it, and the columns stay aligned.
+func TestCheckTextShowsWholeError(t *testing.T) {
+	long := "Get \"https://a.example/\": tls: failed to verify certificate: x509: certificate signed by unknown authority — add the CA to the system trust store or pass --insecure-skip-verify"
+	rep := &batch.Report{Unique: 2, Outcomes: []batch.Outcome{
+		{URL: "https://a.example/", Status: batch.Error, CheckedAt: time.Now(), Error: long},
+		{URL: "https://b.example/", Status: batch.Active, HTTPStatus: 200, CheckedAt: time.Now()},
+	}}
+	var b bytes.Buffer
+	if err := WriteCheck(&b, "text", rep); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	col := strings.Index(lines[0], "DETAIL")
+	var detail []string
+	for _, l := range lines[1:] {
+		if strings.HasPrefix(l, "active") {
+			break
+		}
+		if len(l) <= col {
+			t.Fatalf("line %q ends before the DETAIL column (%d):\n%s", l, col, out)
+		}
+		if l != lines[1] && strings.TrimSpace(l[:col]) != "" {
+			t.Errorf("continuation line %q has text outside DETAIL:\n%s", l, out)
+		}
+		detail = append(detail, strings.TrimSpace(l[col:]))
+	}
+	if got := strings.Join(detail, " "); got != long {
+		t.Errorf("DETAIL reads\n%q\nwant the whole error\n%q\n%s", got, long, out)
+	}
+	for _, l := range lines {
+		if n := len([]rune(l)) - col; n > detailWidth {
+			t.Errorf("a DETAIL of %d runes is not wrapped at %d: %q", n, detailWidth, l)
+		}
+	}
+}

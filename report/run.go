@@ -185,7 +185,7 @@ func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 		if d.Value != nil {
 			value = dimValue(d.Unit, *d.Value)
 		}
-		dims.add([]string{d.Name, fmt.Sprintf("%.2f", *d.Score), d.Grade, value, dimValue(d.Unit, d.Threshold), d.Detail},
+		dims.add([]string{d.Name, diagnose.ScoreText(*d.Score), d.Grade, value, dimValue(d.Unit, d.Threshold), d.Detail},
 			map[int]string{2: p.grade(d.Grade)})
 	}
 	dims.write(w)
@@ -206,7 +206,7 @@ func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 	}
 	score := "not measured"
 	if r.Score != nil {
-		score = fmt.Sprintf("%.2f (%s)", *r.Score, p.grade(r.Grade))
+		score = diagnose.ScoreText(*r.Score) + " (" + p.grade(r.Grade) + ")"
 	}
 	fmt.Fprintf(w, "\nVerdict: %s — %s. Health score %s.\n", p.verdict(r.Verdict), faultWords[r.Fault], score)
 	return nil
@@ -306,8 +306,8 @@ func dnsDetail(name string, d diagnose.DNSCheck) string {
 	}
 	if ok, addrs := d.RewritesNXDOMAIN(); ok {
 		detail += fmt.Sprintf("; a name that cannot exist → %s: rewrites NXDOMAIN", strings.Join(addrs, ", "))
-	} else if in := d.Integrity; in != nil && in.QuerySucceeded {
-		detail += "; NXDOMAIN for a name that cannot exist"
+	} else if rc := d.IntegrityRcode(); rc != "" {
+		detail += "; " + rc + " for a name that cannot exist"
 	}
 	return detail
 }

@@ -193,11 +193,59 @@ func TestRunJSONSchema(t *testing.T) {
 	}
 }
 
+// TestRunTextIntegrityRcode: the DNS row says what the resolver answered
+// the name that cannot exist, not NXDOMAIN for every answer without an
+// address.
+func TestRunTextIntegrityRcode(t *testing.T) {
+	for rcode, want := range map[string]string{
+		"REFUSED":  "; REFUSED for a name that cannot exist",
+		"SERVFAIL": "; SERVFAIL for a name that cannot exist",
+		"NOERROR":  "; NOERROR with no records for a name that cannot exist",
+		"NXDOMAIN": "; NXDOMAIN for a name that cannot exist",
+	} {
+		r := dt.Scenario("healthy")
+		r.Checks.DNS[1].Integrity.Rcode = rcode
+		var b bytes.Buffer
+		if err := WriteRun(&b, "text", r, TextOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		flat := strings.Join(strings.Fields(b.String()), " ")
+		row := flat[strings.Index(flat, "dns "+dt.DNS2):]
+		if !strings.HasPrefix(row[:strings.Index(row, "http ")], "dns "+dt.DNS2+" ok") || !strings.Contains(row[:strings.Index(row, "http ")], want) {
+			t.Errorf("%s: the dns row of %s does not say %q:\n%s", rcode, dt.DNS2, want, b.String())
+		}
+	}
+}
+
 // TestPingDetailCounts: a count of one is worded in the singular.
 func TestPingDetailCounts(t *testing.T) {
 	for sent, want := range map[int]string{1: "no reply to 1 echo request", 3: "no reply to 3 echo requests"} {
 		if got := pingDetail(dt.Ping(dt.Target1, sent, 0, 0, 0), 0); got != want {
 			t.Errorf("pingDetail of %d unanswered = %q, want %q", sent, got, want)
+		}
+	}
+}
+
+// TestRunTextScoreNeverRoundsUp: the text shows a score to two decimals
+// without rounding it up, so it never reads higher than the JSON holds
+// (0.996 is 0.99, not a perfect 1.00) and agrees with its grade at the
+// bands' edges (0.749 is C: 0.74, not 0.75).
+func TestRunTextScoreNeverRoundsUp(t *testing.T) {
+	for _, tc := range []struct {
+		score float64
+		want  string
+	}{{0.996, "0.99 (A)"}, {0.992, "0.99 (A)"}, {0.749, "0.74 (C)"}, {0.29, "0.29 (D)"}, {1, "1.00 (A)"}} {
+		r := dt.Scenario("healthy")
+		s := tc.score
+		r.Dimensions.Loss.Score, r.Dimensions.Loss.Grade = &s, diagnose.Grade(s)
+		r.Score, r.Grade = &s, diagnose.Grade(s)
+		var b bytes.Buffer
+		if err := WriteRun(&b, "text", r, TextOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		score, _, _ := strings.Cut(tc.want, " ")
+		if out := b.String(); !strings.Contains(out, "Health score "+tc.want+".") || !regexp.MustCompile(`(?m)^loss +`+regexp.QuoteMeta(score)+` `).MatchString(out) {
+			t.Errorf("score %v: want %q in the verdict and the loss row:\n%s", tc.score, tc.want, out)
 		}
 	}
 }

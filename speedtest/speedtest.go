@@ -187,7 +187,7 @@ func New(o Options) *Handler {
 // MaxBytes is the per-request cap in force.
 func (h *Handler) MaxBytes() int64 { return h.maxBytes }
 
-// Routes returns the endpoints by path, for collector.ServerOptions.Extra.
+// Routes returns the endpoints by path, for server.Options.Extra.
 func (h *Handler) Routes() map[string]http.Handler {
 	return map[string]http.Handler{
 		DownloadPath:  http.HandlerFunc(h.Download),

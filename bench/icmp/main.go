@@ -77,6 +77,10 @@ func main() {
 	if slices.Contains(o.paths, "probe") && o.exporter == "" {
 		log.Fatal("-exporter is needed for the probe path") //nolint:gocritic // nothing to clean up yet
 	}
+	if slices.Contains(o.paths, "probe") && o.packets < 2 {
+		// A one-echo module renders blackbox's series alone: no packet counts to read.
+		log.Fatal("-packets must be at least 2 for the probe path")
+	}
 	targets := loopbackTargets(o.probes)
 	if *child {
 		serveInProcess(o, targets)

@@ -87,7 +87,7 @@ func (c *checkCmd) exec(e *env) error {
 	}
 
 	// The first Ctrl-C stops new checks; a second cuts the running ones short.
-	// Either way the report holds what finished.
+	// Either way the report lists every URL, those not checked as such.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	abort, abortNow := context.WithCancel(context.Background())
@@ -127,8 +127,11 @@ func (c *checkCmd) exec(e *env) error {
 	fmt.Fprintf(e.stderr, "checked %d of %s in %.1fs: %d active, %d inactive, %d error; %s dropped\n",
 		s.Checked, report.Plural(s.Unique, "unique URL", "unique URLs"), s.ElapsedSeconds, s.Active, s.Inactive, s.Error,
 		report.Plural(s.Duplicates, "duplicate", "duplicates"))
-	if rep.Interrupted {
-		fmt.Fprintln(e.stderr, "interrupted: the report holds the checks finished before the interrupt")
+	switch {
+	case rep.Interrupted && s.NotChecked > 0:
+		fmt.Fprintf(e.stderr, "interrupted: the report lists %s as not_checked\n", report.Plural(s.NotChecked, "URL", "URLs"))
+	case rep.Interrupted:
+		fmt.Fprintln(e.stderr, "interrupted: every check had started, and finished")
 	}
 	if werr != nil {
 		return fmt.Errorf("writing the report: %w", werr)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +26,7 @@ type checkDoc struct {
 	SchemaVersion int `json:"schema_version"`
 	Summary       struct {
 		Unique, Checked, Active, Inactive, Error int
+		NotChecked                               int  `json:"not_checked"`
 		Duplicates                               int  `json:"duplicates_dropped"`
 		Interrupted                              bool `json:"interrupted"`
 	} `json:"summary"`
@@ -254,11 +256,11 @@ func TestCheckInterrupted(t *testing.T) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("report not written: %v (%s)", err, stderr.String())
 	}
-	if !doc.Summary.Interrupted || doc.Summary.Active != 5 || len(doc.Results) >= 205 {
-		t.Errorf("interrupted report: %+v with %d rows", doc.Summary, len(doc.Results))
+	if sm := doc.Summary; !sm.Interrupted || sm.Active != 5 || len(doc.Results) != 205 || sm.NotChecked == 0 || sm.Checked+sm.NotChecked != 205 {
+		t.Errorf("interrupted report: %+v with %d rows; want all 205 listed, those never checked as not_checked", doc.Summary, len(doc.Results))
 	}
-	if !strings.Contains(stderr.String(), "interrupted") {
-		t.Errorf("stderr does not say interrupted: %s", stderr.String())
+	if !regexp.MustCompile(`interrupted: the report lists \d+ URLs as not_checked`).MatchString(stderr.String()) {
+		t.Errorf("stderr does not say interrupted and how many were not checked: %s", stderr.String())
 	}
 }
 
@@ -294,8 +296,46 @@ func TestCheckSecondInterrupt(t *testing.T) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("report not written: %v (%s)", err, stderr.String())
 	}
-	if !doc.Summary.Interrupted || len(doc.Results) != 0 {
-		t.Errorf("want an interrupted report with no finished checks: %+v, %d rows", doc.Summary, len(doc.Results))
+	if !doc.Summary.Interrupted || len(doc.Results) != 50 || doc.Summary.NotChecked != 50 || doc.Summary.Checked != 0 {
+		t.Errorf("want an interrupted report with no finished checks and all 50 listed: %+v, %d rows", doc.Summary, len(doc.Results))
+	}
+	for _, r := range doc.Results {
+		if r.Status != "not_checked" || !strings.HasPrefix(r.Error, "interrupted") {
+			t.Errorf("%s: status %q error %q; want not_checked, interrupted", r.URL, r.Status, r.Error)
+		}
+	}
+}
+
+// TestCheckInterruptAfterEveryStart: an interrupt that comes once every
+// check has started (a short list) still marks the report interrupted,
+// in the JSON and on stderr, and exits 1.
+func TestCheckInterruptAfterEveryStart(t *testing.T) {
+	s := checkSite(t)
+	list := fmt.Sprintf("%s/ok/a\n%s/slow/1\n%s/slow/2\n", s.URL, s.URL, s.URL)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "urls.txt")
+	_ = os.WriteFile(in, []byte(list), 0o600)
+	cmd := exec.Command(binary, "check", in, "--format=json", "--timeout=3s")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("exit: %v, want 1; %s", err, stderr.String())
+	}
+	var doc checkDoc
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		t.Fatalf("report: %v (%s)", err, stderr.String())
+	}
+	if !doc.Summary.Interrupted || len(doc.Results) != 3 || doc.Summary.Active != 1 {
+		t.Errorf("report: %+v with %d rows; want interrupted, 3 rows, 1 active", doc.Summary, len(doc.Results))
+	}
+	if !strings.Contains(stderr.String(), "interrupted: every check had started, and finished") || !strings.Contains(stderr.String(), "1 active") {
+		t.Errorf("stderr does not say interrupted:\n%s", stderr.String())
 	}
 }
 

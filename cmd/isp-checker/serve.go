@@ -18,10 +18,11 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/probers"
 	"github.com/isp-checker/isp-checker/report"
+	"github.com/isp-checker/isp-checker/server"
 	"github.com/isp-checker/isp-checker/speedtest"
 )
 
@@ -134,12 +135,13 @@ func (s *serveCmd) exec(e *env) error {
 		}
 	}
 
-	mux := collector.NewMux(collector.ServerOptions{
-		Probe: collector.ProbeOptions{
+	mux := server.NewMux(server.Options{
+		Probe: server.ProbeOptions{
 			Config:        holder,
+			Probers:       probers.All(),
 			Logger:        logger,
-			Metrics:       collector.NewSelfMetrics(reg),
-			History:       collector.NewHistory(int(s.historyLimit.val)),
+			Metrics:       server.NewSelfMetrics(reg),
+			History:       server.NewHistory(int(s.historyLimit.val)),
 			TimeoutOffset: time.Duration(s.timeoutOffset.val * float64(time.Second)),
 			MaxConcurrent: int(s.maxConcurrent.val),
 		},

@@ -341,6 +341,33 @@ func (l *Lab) LinkDown() func() {
 // beyond it (no default route).
 func (l *Lab) NoRoute() func() { return l.Path.RemoveClientRoutes() }
 
+// UnreachableRoute gives the client `unreachable` routes to everything
+// beyond the gateway, as a VPN's kill switch leaves the default route:
+// the gateway answers, every other send fails at once with "no route to
+// host".
+func (l *Lab) UnreachableRoute() func() { return l.Path.RefuseClientRoutes("unreachable") }
+
+// UnreachableTarget gives the client an `unreachable` route to target i
+// (and so to its web site); everything else is routed.
+func (l *Lab) UnreachableTarget(i int) func() {
+	prefix := l.Targets[i] + "/32"
+	l.Path.Client.MustRun("ip", "route", "add", "unreachable", prefix)
+	return func() { l.Path.Client.MustRun("ip", "route", "del", "unreachable", prefix) }
+}
+
+// ISPHostUnreachable makes isp1 answer every packet to the web hosts with
+// an ICMP host-unreachable (a router whose route to them is gone); the
+// resolvers, which hang off isp1, still answer.
+func (l *Lab) ISPHostUnreachable() func() {
+	var rules []string
+	for _, n := range l.web {
+		rules = append(rules, "ip daddr "+n.IPv4().String()+" reject with icmp type host-unreachable",
+			"ip6 daddr "+n.IPv6().String()+" reject with icmpv6 type addr-unreachable")
+	}
+	r := l.Path.ISP[0].NFT(netlab.ChainForward, rules...)
+	return func() { l.must(r.Remove()) }
+}
+
 // GatewayFiltersPing makes the gateway drop echo requests to itself; it
 // still forwards them.
 func (l *Lab) GatewayFiltersPing() func() {

@@ -267,6 +267,30 @@ func (l *Lab) RemoveClientRoutes() (restore func()) {
 	return func() { l.t.Helper(); l.clientRoutes() }
 }
 
+// RefuseClientRoutes replaces the client's routes to everything beyond the
+// link it is attached by with routes of type kind ("unreachable",
+// "prohibit" or "blackhole"), as a VPN's kill switch leaves the default
+// route: the gateway still answers, every other lab address is refused at
+// once by the client's own routing table (EHOSTUNREACH, EACCES, EINVAL).
+// The returned func restores the routes.
+func (l *Lab) RefuseClientRoutes(kind string) (restore func()) {
+	l.t.Helper()
+	ends := l.client.Ends()
+	if len(ends) == 0 {
+		l.t.Fatalf("netlab: the client is not attached")
+	}
+	var cmds []string
+	for _, lk := range l.Links() {
+		if lk != ends[0].Link {
+			cmds = append(cmds, "route replace "+kind+" "+lk.Prefix4.String(), "route replace "+kind+" "+lk.Prefix6.String())
+		}
+	}
+	if len(cmds) > 0 {
+		l.must(l.client.ipBatch(cmds...))
+	}
+	return func() { l.t.Helper(); l.clientRoutes() }
+}
+
 // delThrowRoutes removes the client's throw routes for the slot.
 func (l *Lab) delThrowRoutes() {
 	for _, p := range l.Prefixes() {

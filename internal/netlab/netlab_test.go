@@ -248,16 +248,22 @@ func TestDelay(t *testing.T) {
 			c.Close()
 		}
 	}()
-	start := time.Now()
-	c, err := net.DialTimeout("tcp", net.JoinHostPort(remote.IPv4().String(), "7"), 2*time.Second)
-	rtt := time.Since(start)
-	if err != nil {
-		t.Fatal(err)
+	// The fastest of a few connects: one sample on a loaded machine carries
+	// the scheduler's delay too (71.6 ms seen at load 5).
+	rtt := time.Hour
+	for range 5 {
+		start := time.Now()
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(remote.IPv4().String(), "7"), 2*time.Second)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		rtt = min(rtt, took)
 	}
-	c.Close()
-	t.Logf("TCP connect: %v", rtt)
+	t.Logf("TCP connect (fastest of 5): %v", rtt)
 	if ms := float64(rtt.Microseconds()) / 1000; ms < 50 || ms > 50+4*tol {
-		t.Errorf("TCP connect took %v, want 50–%.0f ms", rtt, 50+4*tol)
+		t.Errorf("TCP connect took %v at best, want 50–%.0f ms", rtt, 50+4*tol)
 	}
 
 	p.Uplinks[0].SetDelays(40*time.Millisecond, 0)
@@ -556,7 +562,8 @@ func TestLinkDown(t *testing.T) {
 }
 
 // A host whose own link is down, or that lost its routes, gets "network is
-// unreachable" at once, as a real host does (the lab's throw routes), and
+// unreachable" at once, as a real host does (the lab's throw routes), one
+// whose routes refuse gets their errno, and
 // nothing falls back to the host's default route: the client guard never
 // sees a packet. Restoring brings everything back.
 func TestClientUnreachable(t *testing.T) {
@@ -587,6 +594,14 @@ func TestClientUnreachable(t *testing.T) {
 	check("routes removed", remote, syscall.ENETUNREACH)
 	restore()
 	check("routes restored", remote, nil)
+
+	for kind, want := range map[string]error{"unreachable": syscall.EHOSTUNREACH, "prohibit": syscall.EACCES, "blackhole": syscall.EINVAL} {
+		restore := p.RefuseClientRoutes(kind)
+		check(kind+" routes", gw, nil)
+		check(kind+" routes", remote, want)
+		restore()
+		check(kind+" routes restored", remote, nil)
+	}
 
 	p.LAN.On(p.Client).Down()
 	check("link down", gw, syscall.ENETUNREACH)

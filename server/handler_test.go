@@ -1,4 +1,4 @@
-package collector
+package server
 
 import (
 	"context"
@@ -17,8 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/probers"
 )
 
 // blockProber holds every probe until release is closed, so the tests can
@@ -34,42 +36,71 @@ type blockResult struct {
 	Deadline float64
 }
 
-func init() {
-	config.Probers = append(config.Probers, "test_block", "test_panic")
-	prober.Register("test_block", func(ctx context.Context, req prober.Request) prober.Result {
-		blockMu.Lock()
-		release := blockRelease
-		blockMu.Unlock()
-		blockStarted <- struct{}{}
-		r := &blockResult{}
-		if dl, ok := ctx.Deadline(); ok {
-			r.Deadline = time.Until(dl).Seconds()
-		}
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-		req.Logger.Info("test probe done", "secret_word", "xyzzy")
-		r.Success = true
-		return r
-	})
-	prober.Register("test_panic", func(context.Context, prober.Request) prober.Result {
-		panic("boom")
-	})
-	registerRenderer(func(r *blockResult, e *Emitter) {
+// testProbers are every prober and three test ones that send nothing:
+// test_block (blockProbe), test_panic, which panics, and test_echo, which
+// logs its hostname and succeeds.
+func testProbers() probers.Table {
+	block := collector.RendererOf(func(r *blockResult, e *collector.Emitter) {
 		e.Gauge("probe_test_deadline_seconds", "Deadline the probe saw.", r.Deadline)
 	})
+	return append(probers.All(),
+		probers.Prober{Name: "test_block", Probe: blockProbe, Render: block},
+		probers.Prober{Name: "test_panic", Probe: func(context.Context, prober.Request) prober.Result { panic("boom") }},
+		probers.Prober{Name: "test_echo", Render: block, Probe: func(_ context.Context, req prober.Request) prober.Result {
+			req.Logger.Info("echo", "hostname", req.Hostname)
+			return &blockResult{Common: prober.Common{Success: true}}
+		}},
+	)
 }
 
+func blockProbe(ctx context.Context, req prober.Request) prober.Result {
+	blockMu.Lock()
+	release := blockRelease
+	blockMu.Unlock()
+	blockStarted <- struct{}{}
+	r := &blockResult{}
+	if dl, ok := ctx.Deadline(); ok {
+		r.Deadline = time.Until(dl).Seconds()
+	}
+	select {
+	case <-release:
+	case <-ctx.Done():
+	}
+	req.Logger.Info("test probe done", "secret_word", "xyzzy")
+	r.Success = true
+	return r
+}
+
+// testModules are the modules of the test probers. config.Load refuses
+// them (config knows the probers it has options for), so they are built in
+// code and added to a loaded config by withTestModules.
+var testModules = map[string]struct {
+	prober  string
+	timeout time.Duration
+}{
+	"block": {"test_block", 0}, "block_short": {"test_block", 2 * time.Second},
+	"panic": {"test_panic", 0}, "echo": {"test_echo", 0},
+}
+
+// withTestModules loads yamlText, whose modules use real probers, and adds
+// testModules.
+func withTestModules(t testing.TB, yamlText string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load([]byte(yamlText), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tm := range testModules {
+		m := config.DefaultModule()
+		m.Prober, m.Timeout = tm.prober, tm.timeout
+		cfg.Modules[name] = m
+	}
+	return cfg
+}
+
+// testConfig is the test server's config, with testModules.
 const testConfig = `
 modules:
-  block:
-    prober: test_block
-  block_short:
-    prober: test_block
-    timeout: 2s
-  panic:
-    prober: test_panic
   http_auth:
     prober: http
     http:
@@ -95,13 +126,11 @@ func newTestServer(t *testing.T, maxConcurrent int) *testServer {
 	}
 	reg := prometheus.NewRegistry()
 	holder := config.NewHolder(path, reg)
-	if err := holder.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	holder.Set(withTestModules(t, testConfig))
 	m := NewSelfMetrics(reg)
-	mux := NewMux(ServerOptions{
+	mux := NewMux(Options{
 		Probe: ProbeOptions{
-			Config: holder, Metrics: m, History: NewHistory(10),
+			Config: holder, Probers: testProbers(), Metrics: m, History: NewHistory(10),
 			TimeoutOffset: 500 * time.Millisecond, MaxConcurrent: maxConcurrent,
 		},
 		Gatherer: reg,
@@ -346,15 +375,16 @@ func TestConfigHidesSecretsAndReload(t *testing.T) {
 }
 
 func TestEmitterDropsInvalidLabel(t *testing.T) {
-	e := NewEmitter(nil)
+	e := collector.NewEmitter(nil)
 	e.Gauge("probe_x", "x", 1, "label", string([]byte{0xff, 0xfe}))
 	e.Gauge("probe_y", "y", 2)
 	if n := testutil.CollectAndCount(e); n != 1 {
 		t.Errorf("got %d metrics, want the invalid one dropped and 1 kept", n)
 	}
 	res := &blockResult{Common: prober.Common{Success: true, Resolved: true, IPProtocol: 4, IPAddr: "127.0.0.1"}}
-	e = NewEmitter(nil)
-	Render(res, e)
+	block, _ := testProbers().Lookup("test_block")
+	e = collector.NewEmitter(nil)
+	collector.Render(res, block.Render, e)
 	problems, err := testutil.CollectAndLint(e)
 	if err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", err, problems)
@@ -375,8 +405,8 @@ func TestEmitterDropsInvalidLabel(t *testing.T) {
 // The Emitter serves a probe's metrics itself; what it gathers must be
 // exactly what a Registry would, and a repeated series is dropped, not served.
 func TestEmitterGatherMatchesRegistry(t *testing.T) {
-	build := func() *Emitter {
-		e := NewEmitter(nil)
+	build := func() *collector.Emitter {
+		e := collector.NewEmitter(nil)
 		e.Gauge("probe_b", "b", 2, "phase", "tls")
 		e.Gauge("probe_b", "b", 1, "phase", "connect")
 		e.Counter("probe_a_total", "a", 3)

@@ -1,7 +1,6 @@
-package collector
+package server
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,18 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/isp-checker/isp-checker/config"
-	"github.com/isp-checker/isp-checker/prober"
 )
-
-// test_echo is a prober that sends nothing: it logs its target and succeeds,
-// so the fuzzer can drive /probe with any parameters and no traffic.
-func init() {
-	config.Probers = append(config.Probers, "test_echo")
-	prober.Register("test_echo", func(_ context.Context, req prober.Request) prober.Result {
-		req.Logger.Info("echo", "hostname", req.Hostname)
-		return &blockResult{Common: prober.Common{Success: true}}
-	})
-}
 
 // FuzzProbeRequest sends /probe arbitrary module, target, hostname, debug
 // and X-Prometheus-Scrape-Timeout-Seconds values. Every answer is a 200 with
@@ -37,12 +25,8 @@ func FuzzProbeRequest(f *testing.F) {
 	f.Add("echo", strings.Repeat("a", 5000), "h:80", "1e308", "true")
 	f.Add("echo", "x", "[::1]:80", "0.000001", "false")
 	holder := config.NewHolder("", prometheus.NewRegistry())
-	cfg, err := config.Load([]byte("modules:\n  echo: {prober: test_echo}\n"), "")
-	if err != nil {
-		f.Fatal(err)
-	}
-	holder.Set(cfg)
-	h := NewProbeHandler(ProbeOptions{Config: holder, History: NewHistory(10)})
+	holder.Set(withTestModules(f, "modules: {}\n"))
+	h := NewProbeHandler(ProbeOptions{Config: holder, Probers: testProbers(), History: NewHistory(10)})
 	f.Fuzz(func(t *testing.T, module, target, hostname, timeout, debug string) {
 		v := url.Values{"module": {module}, "target": {target}, "hostname": {hostname}, "debug": {debug}}
 		r := httptest.NewRequest(http.MethodGet, "/probe?"+v.Encode(), nil)

@@ -1,4 +1,8 @@
-package collector
+// Package server is the exporter's HTTP server: /probe, the landing page,
+// /config, /-/reload, /logs and the probe history, and the exporter's own
+// metrics (isp_checker_*). It runs probers from the probers table and
+// renders their Results with package collector.
+package server
 
 import (
 	"fmt"
@@ -17,8 +21,8 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 )
 
-// ServerOptions configure the exporter's HTTP routes.
-type ServerOptions struct {
+// Options configure the exporter's HTTP routes.
+type Options struct {
 	Probe    ProbeOptions
 	Gatherer prometheus.Gatherer
 	// Reload re-reads the config (POST /-/reload); it is also what SIGHUP calls.
@@ -28,7 +32,7 @@ type ServerOptions struct {
 }
 
 // NewMux returns every route of the exporter on a fresh ServeMux.
-func NewMux(o ServerOptions) *http.ServeMux {
+func NewMux(o Options) *http.ServeMux {
 	mux := http.NewServeMux()
 	logger := o.Probe.Logger
 	if logger == nil {

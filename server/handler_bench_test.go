@@ -1,4 +1,4 @@
-package collector
+package server
 
 import (
 	"net/http"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/probers"
 )
 
 // BenchmarkProbeHTTP is one /probe?module=http_2xx of a loopback site, from
@@ -21,7 +22,7 @@ func BenchmarkProbeHTTP(b *testing.B) {
 	}
 	holder := config.NewHolder("", nil)
 	holder.Set(c)
-	h := NewProbeHandler(ProbeOptions{Config: holder, History: NewHistory(100)})
+	h := NewProbeHandler(ProbeOptions{Config: holder, Probers: probers.All(), History: NewHistory(100)})
 	url := "/probe?module=http_2xx&target=" + site.URL
 	b.ReportAllocs()
 	for b.Loop() {

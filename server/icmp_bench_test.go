@@ -1,4 +1,4 @@
-package collector
+package server
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/internal/icmpecho"
+	"github.com/isp-checker/isp-checker/probers"
 )
 
 // BenchmarkProbeICMP is one /probe?module=icmp of 127.0.0.1 with a single
@@ -33,7 +34,7 @@ func BenchmarkProbeICMP(b *testing.B) {
 	}
 	holder := config.NewHolder("", nil)
 	holder.Set(c)
-	h := NewProbeHandler(ProbeOptions{Config: holder, History: NewHistory(100), Metrics: NewSelfMetrics(prometheus.NewRegistry())})
+	h := NewProbeHandler(ProbeOptions{Config: holder, Probers: probers.All(), History: NewHistory(100), Metrics: NewSelfMetrics(prometheus.NewRegistry())})
 	keeper, err := icmpecho.Start(icmpecho.Request{Dst: netip.MustParseAddr("127.0.0.1"), Mode: icmpecho.Privileged,
 		Packets: 2, Interval: time.Hour, Size: 28})
 	if err != nil {

@@ -1,4 +1,8 @@
-package diagnose
+// Package isp is the isp prober: the diagnosis of `isp-checker run`
+// (package diagnose) as an exporter module. It is a package of its own
+// because it runs the other probers through diagnose, which imports
+// package prober.
+package isp
 
 import (
 	"context"
@@ -7,12 +11,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/isp-checker/isp-checker/diagnose"
 	"github.com/isp-checker/isp-checker/prober"
 )
 
-// The isp prober: the diagnosis of `isp-checker run` as an exporter module.
-// Its checks come from the module's isp: options; the probe's target adds
-// to them:
+// Probe is the isp prober. Its checks come from the module's isp: options;
+// the probe's target adds to them:
 //
 //   - an IP address or a host name with a dot is the primary internet
 //     target (pinged first, and traced);
@@ -20,13 +24,12 @@ import (
 //     host becomes the primary target;
 //   - anything else (a single word such as "internet") is only a label:
 //     the module's targets are used as they are.
-func init() { prober.Register("isp", probeISP) }
-
-func probeISP(ctx context.Context, req prober.Request) prober.Result {
-	o := withDefaults(req.Module.ISP)
+func Probe(ctx context.Context, req prober.Request) prober.Result {
+	o := req.Module.ISP
+	opt := diagnose.Options{Policy: req.Policy, Logger: req.Logger}
 	if ctx.Err() != nil {
 		// Nothing to do: do not even read the routing table.
-		return Run(ctx, Plan{Options: o}, Options{Policy: req.Policy, Logger: req.Logger})
+		return diagnose.Run(ctx, diagnose.Plan{Options: o}, opt)
 	}
 	host, site := splitProbeTarget(req.Target)
 	if host != "" {
@@ -35,7 +38,7 @@ func probeISP(ctx context.Context, req prober.Request) prober.Result {
 	if site != "" {
 		o.HTTPURLs = prepend(o.HTTPURLs, site)
 	}
-	return Run(ctx, NewPlan(o, Flagged{}), Options{Policy: req.Policy, Logger: req.Logger})
+	return diagnose.Run(ctx, diagnose.NewPlan(o, diagnose.Flagged{}), opt)
 }
 
 // splitProbeTarget reads the probe's target parameter: the primary

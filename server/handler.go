@@ -1,4 +1,4 @@
-package collector
+package server
 
 import (
 	"bytes"
@@ -16,8 +16,10 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"gopkg.in/yaml.v3"
 
+	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/probers"
 )
 
 // DefaultScrapeTimeout is used when Prometheus sends no timeout header (as
@@ -26,7 +28,10 @@ const DefaultScrapeTimeout = 120 * time.Second
 
 // ProbeOptions configure the /probe handler.
 type ProbeOptions struct {
-	Config        *config.Holder
+	Config *config.Holder
+	// Probers are the probers a module may name (probers.All()); a module
+	// whose prober is not among them fails its probe.
+	Probers       probers.Table
 	Logger        *slog.Logger
 	Metrics       *SelfMetrics
 	History       *History
@@ -131,7 +136,8 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.o.Metrics.inFlight.Inc()
 	}
 	logger.Info("beginning probe", "prober", module.Prober, "timeout_seconds", timeout.Seconds())
-	res := prober.Run(ctx, req)
+	probe, view := h.o.Probers.Find(module.Prober)
+	res := prober.Run(ctx, probe, req)
 	base := res.Base()
 	if base.Success {
 		logger.Info("probe succeeded", "duration_seconds", base.DurationSeconds)
@@ -148,8 +154,8 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.o.Metrics.duration.WithLabelValues(moduleName).Observe(base.DurationSeconds)
 	}
 
-	em := NewEmitter(logger)
-	Render(res, em)
+	em := collector.NewEmitter(logger)
+	collector.Render(res, view, em)
 	p := &Probe{Module: moduleName, Target: shown, Start: base.StartedAt, Success: base.Success, logs: plog, metrics: em, module: module}
 	h.o.History.Add(p)
 
@@ -158,7 +164,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(p.Debug()))
 		return
 	}
-	serveMetrics(w, r, em, h.o.Logger)
+	collector.ServeMetrics(w, r, em, h.o.Logger)
 }
 
 // maxTargetLength bounds the target parameter: no target needs more, and it

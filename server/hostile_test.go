@@ -1,4 +1,4 @@
-package collector
+package server
 
 import (
 	"net"
@@ -16,8 +16,8 @@ import (
 	"github.com/isp-checker/isp-checker/config"
 )
 
-// hostileConfig has one module per prober the hostile requests reach; the
-// policy also denies *.internal. No request below resolves a name or sends
+// hostileConfig has one module per prober the hostile requests reach (and
+// testModules); the policy also denies *.internal. No request below resolves a name or sends
 // a packet anywhere but loopback: every probe that runs is refused first.
 const hostileConfig = `
 modules:
@@ -26,7 +26,6 @@ modules:
   icmp: {prober: icmp, timeout: 2s}
   dns: {prober: dns, timeout: 2s, dns: {query_name: example.com}}
   grpc: {prober: grpc, timeout: 2s}
-  block: {prober: test_block}
 target_policy:
   deny_hosts: ["*.internal"]
 `
@@ -39,11 +38,9 @@ func newHostileServer(t *testing.T, cfg string) string {
 	}
 	reg := prometheus.NewRegistry()
 	holder := config.NewHolder(path, reg)
-	if err := holder.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	s := httptest.NewServer(NewMux(ServerOptions{
-		Probe:    ProbeOptions{Config: holder, Metrics: NewSelfMetrics(reg), History: NewHistory(100), TimeoutOffset: 500 * time.Millisecond},
+	holder.Set(withTestModules(t, cfg))
+	s := httptest.NewServer(NewMux(Options{
+		Probe:    ProbeOptions{Config: holder, Probers: testProbers(), Metrics: NewSelfMetrics(reg), History: NewHistory(100), TimeoutOffset: 500 * time.Millisecond},
 		Gatherer: reg,
 		Reload:   holder.Reload,
 	}))

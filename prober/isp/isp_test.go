@@ -1,0 +1,58 @@
+package isp
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/diagnose"
+	"github.com/isp-checker/isp-checker/prober"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestSplitProbeTarget(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"203.0.113.7":                 {"203.0.113.7", ""},
+		"[2001:db8::7]":               {"2001:db8::7", ""},
+		"one.one.one.one":             {"one.one.one.one", ""},
+		"https://www.example.com/x?y": {"www.example.com", "https://www.example.com/x?y"},
+		"internet":                    {"", ""},
+		"site-a":                      {"", ""},
+		"":                            {"", ""},
+	} {
+		host, site := splitProbeTarget(in)
+		if host != want[0] || site != want[1] {
+			t.Errorf("splitProbeTarget(%q) = %q, %q; want %q, %q", in, host, site, want[0], want[1])
+		}
+	}
+	if got := prepend([]string{"a", "b", "c"}, "b"); !reflect.DeepEqual(got, []string{"b", "a", "c"}) {
+		t.Errorf("prepend = %q", got)
+	}
+}
+
+// TestProberCancelled: with a context that is already done the isp prober
+// returns at once, reading and sending nothing: unknown, since nothing was
+// measured.
+func TestProberCancelled(t *testing.T) {
+	old := [3]string{diagnose.RouteFile, diagnose.IPv6RouteFile, diagnose.ResolvConf}
+	diagnose.RouteFile, diagnose.IPv6RouteFile, diagnose.ResolvConf = "testdata/missing", "testdata/missing", "testdata/missing"
+	t.Cleanup(func() { diagnose.RouteFile, diagnose.IPv6RouteFile, diagnose.ResolvConf = old[0], old[1], old[2] })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := config.DefaultModule()
+	m.Prober = "isp"
+	start := time.Now()
+	res := prober.Run(ctx, Probe, prober.Request{Target: "203.0.113.7", Module: m, ModuleName: "isp"})
+	r, ok := res.(*diagnose.ISPResult)
+	if !ok {
+		t.Fatalf("result is %T", res)
+	}
+	if time.Since(start) > time.Second || r.Success || r.Error == "" || r.Verdict != diagnose.VerdictUnknown || r.Score != nil || r.Checks.Gateway != nil {
+		t.Errorf("cancelled probe: %+v", r)
+	}
+}
