@@ -190,7 +190,13 @@ func TestHTTP3Failures(t *testing.T) {
 	port := http3TestServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	target := "https://127.0.0.1:" + strconv.Itoa(port) + "/"
 	t.Run("untrusted certificate", func(t *testing.T) {
-		httpTestCheck(t, httpTestRun(t, target, m), "certificate")
+		res := httpTestRun(t, target, m)
+		httpTestCheck(t, res, "certificate signed by unknown authority")
+		// As over TCP: the expiry of a certificate that failed is known.
+		valid, _, _ := tlsTestCerts(t)
+		if res.TLS == nil || res.TLS.Verified || !res.TLS.EarliestCertExpiry.Equal(valid.X509.NotAfter) {
+			t.Errorf("TLS %+v: want the unverified certificate's expiry", res.TLS)
+		}
 	})
 	t.Run("proxy", func(t *testing.T) {
 		res := httpTestRun(t, target, httpTestModule(t, http3TestModule+"proxy_url: http://127.0.0.1:3128\n"))
