@@ -83,6 +83,7 @@ var collectorTestProbers = map[string]struct {
 	"http": {prober.ProbeHTTP, RendererOf(RenderHTTP)},
 	"tcp":  {prober.ProbeTCP, RendererOf(RenderTCP)},
 	"grpc": {prober.ProbeGRPC, RendererOf(RenderGRPC)},
+	"unix": {prober.ProbeUnix, RendererOf(RenderUnix)},
 }
 
 func collectorTestProbe(t testing.TB, target string, m config.Module, hostname string) (prober.Result, *Emitter) {

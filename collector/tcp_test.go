@@ -25,6 +25,7 @@ var blackboxTCPTLSMetrics = []string{
 	"probe_ip_protocol",
 	"probe_ip_addr_hash",
 	"probe_failed_due_to_regex",
+	"probe_failed_due_to_bytes",
 	"probe_ssl_earliest_cert_expiry",
 	"probe_ssl_last_chain_expiry_timestamp_seconds",
 	"probe_ssl_last_chain_info",

@@ -39,6 +39,7 @@ type Module struct {
 	ICMP       ICMPProbe       `yaml:"icmp,omitempty"`
 	DNS        DNSProbe        `yaml:"dns,omitempty"`
 	GRPC       GRPCProbe       `yaml:"grpc,omitempty"`
+	Unix       UnixProbe       `yaml:"unix,omitempty"`
 	Traceroute TracerouteProbe `yaml:"traceroute,omitempty"`
 	MTU        MTUProbe        `yaml:"mtu,omitempty"`
 	Throughput ThroughputProbe `yaml:"throughput,omitempty"`
@@ -54,6 +55,7 @@ func DefaultModule() Module {
 		ICMP:       DefaultICMPProbe(),
 		DNS:        DefaultDNSProbe(),
 		GRPC:       DefaultGRPCProbe(),
+		Unix:       DefaultUnixProbe(),
 		Traceroute: DefaultTracerouteProbe(),
 		MTU:        DefaultMTUProbe(),
 		Throughput: DefaultThroughputProbe(),
@@ -247,6 +249,7 @@ func (m *Module) setDirectory(dir string) {
 	m.TCP.TLSConfig.SetDirectory(dir)
 	m.DNS.TLSConfig.SetDirectory(dir)
 	m.GRPC.TLSConfig.SetDirectory(dir)
+	m.Unix.TLSConfig.SetDirectory(dir)
 	m.Throughput.HTTPClientConfig.SetDirectory(dir)
 	m.Websocket.setDirectory(dir)
 }

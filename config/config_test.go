@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestLoadGoodConfigs(t *testing.T) {
@@ -79,7 +78,7 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		{"bad-unknown-field.yml", `parsing config file testdata/bad-unknown-field.yml: line 5: unknown field "valid_status_code" in http`},
 		{"bad-unknown-top.yml", `parsing config file testdata/bad-unknown-top.yml: line 2: unknown field "modles" in top level`},
-		{"bad-unknown-prober.yml", `parsing config file testdata/bad-unknown-prober.yml: unknown prober "gopher" (known: http, tcp, icmp, dns, grpc, traceroute, mtu, throughput, isp, websocket)`},
+		{"bad-unknown-prober.yml", `parsing config file testdata/bad-unknown-prober.yml: unknown prober "gopher" (known: http, tcp, icmp, dns, grpc, unix, traceroute, mtu, throughput, isp, websocket)`},
 		{"bad-missing-prober.yml", `parsing config file testdata/bad-missing-prober.yml: prober must be set`},
 		{"bad-regexp.yml", "parsing config file testdata/bad-regexp.yml: invalid regular expression \"(unclosed\": error parsing regexp: missing closing ): `(unclosed`"},
 		{"bad-dns-no-query.yml", `parsing config file testdata/bad-dns-no-query.yml: query_name must be set for a dns module`},
@@ -157,6 +156,29 @@ func TestSecretsHidden(t *testing.T) {
 	}
 }
 
+// reloadGauges reads the four reload gauges from reg by name: isp-checker's
+// and blackbox_exporter's, so community alerts such as
+// BlackboxConfigurationReloadFailure work unchanged.
+func reloadGauges(t *testing.T, reg prometheus.Gatherer) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+	}
+	for _, prefix := range []string{"isp_checker", "blackbox_exporter"} {
+		for _, name := range []string{"_config_last_reload_successful", "_config_last_reload_success_timestamp_seconds"} {
+			if _, ok := got[prefix+name]; !ok {
+				t.Fatalf("%s%s is not registered", prefix, name)
+			}
+		}
+	}
+	return got
+}
+
 func TestHolderKeepsOldConfigOnBadReload(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "c.yml")
@@ -171,10 +193,16 @@ func TestHolderKeepsOldConfigOnBadReload(t *testing.T) {
 	if err := h.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if testutil.ToFloat64(h.reloadOK) != 1 || testutil.ToFloat64(h.reloadTime) == 0 {
-		t.Fatal("reload gauges not set on success")
+	g := reloadGauges(t, reg)
+	for _, prefix := range []string{"isp_checker", "blackbox_exporter"} {
+		if g[prefix+"_config_last_reload_successful"] != 1 || g[prefix+"_config_last_reload_success_timestamp_seconds"] == 0 {
+			t.Fatalf("%s reload gauges not set on success: %v", prefix, g)
+		}
 	}
-	stamp := testutil.ToFloat64(h.reloadTime)
+	stamp := g["isp_checker_config_last_reload_success_timestamp_seconds"]
+	if g["blackbox_exporter_config_last_reload_success_timestamp_seconds"] != stamp {
+		t.Errorf("the two timestamps differ: %v", g)
+	}
 	write("modules:\n  a:\n    prober: tcp\n    bogus: 1\n")
 	if err := h.Reload(); err == nil {
 		t.Fatal("bad config reloaded without error")
@@ -182,15 +210,19 @@ func TestHolderKeepsOldConfigOnBadReload(t *testing.T) {
 	if _, ok := h.Get().Modules["a"]; !ok {
 		t.Fatal("old config lost after a failed reload")
 	}
-	if testutil.ToFloat64(h.reloadOK) != 0 || testutil.ToFloat64(h.reloadTime) != stamp {
-		t.Error("failed reload must set successful=0 and keep the timestamp")
+	g = reloadGauges(t, reg)
+	for _, prefix := range []string{"isp_checker", "blackbox_exporter"} {
+		if g[prefix+"_config_last_reload_successful"] != 0 || g[prefix+"_config_last_reload_success_timestamp_seconds"] != stamp {
+			t.Errorf("failed reload must set %s_config_last_reload_successful to 0 and keep the timestamp: %v", prefix, g)
+		}
 	}
 	write("modules:\n  b:\n    prober: icmp\n")
 	if err := h.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := h.Get().Modules["b"]; !ok || testutil.ToFloat64(h.reloadOK) != 1 {
-		t.Error("good reload after a bad one did not take")
+	g = reloadGauges(t, reg)
+	if _, ok := h.Get().Modules["b"]; !ok || g["isp_checker_config_last_reload_successful"] != 1 || g["blackbox_exporter_config_last_reload_successful"] != 1 {
+		t.Errorf("good reload after a bad one did not take: %v", g)
 	}
 }
 

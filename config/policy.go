@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -22,6 +23,10 @@ type TargetPolicy struct {
 	AllowHosts []string `yaml:"allow_hosts,omitempty"`
 	// DenyHosts are host names (shell globs) refused before resolution.
 	DenyHosts []string `yaml:"deny_hosts,omitempty"`
+	// AllowUnixPaths are the Unix socket paths (shell globs, absolute;
+	// "@name" for Linux abstract sockets) the unix prober may connect to.
+	// None by default: see CheckUnixPath.
+	AllowUnixPaths []string `yaml:"allow_unix_paths,omitempty"`
 }
 
 // DefaultDenyNetworks are refused unless the config says otherwise: there is
@@ -53,7 +58,78 @@ func (p *TargetPolicy) compile() error {
 			return fmt.Errorf("bad host pattern %q: %w", h, err)
 		}
 	}
+	for _, pat := range p.AllowUnixPaths {
+		if !strings.HasPrefix(pat, "/") && !strings.HasPrefix(pat, "@") {
+			return fmt.Errorf("allow_unix_paths: pattern %q is neither an absolute path nor an abstract socket name (@name)", pat)
+		}
+		if hasDotDot(pat) {
+			return fmt.Errorf("allow_unix_paths: pattern %q has a .. element", pat)
+		}
+		if _, err := path.Match(pat, ""); err != nil {
+			return fmt.Errorf("allow_unix_paths: bad pattern %q: %w", pat, err)
+		}
+	}
 	return nil
+}
+
+// CheckUnixPath says why the Unix socket sock may not be probed, or
+// returns nil. The network policy cannot judge a path, and /probe is
+// usually unauthenticated with the socket chosen by whoever sends the
+// target, so nothing is allowed unless allow_unix_paths names it: otherwise
+// anyone who reaches the exporter could point a unix module at the Docker
+// or containerd socket or the system bus, learn which sockets exist, send
+// them the module's payload, and read their answers back through
+// probe_expect_info. The path must be absolute without .. elements and
+// match a pattern; so must the path its symbolic links lead to, so that a
+// link inside an allowed directory cannot reach a socket outside it. An
+// abstract socket (@name) must match a pattern starting with @.
+func (p *TargetPolicy) CheckUnixPath(sock string) error {
+	if sock == "" {
+		return errors.New("empty unix socket path")
+	}
+	if strings.HasPrefix(sock, "@") {
+		if !p.unixPathAllowed(sock) {
+			return fmt.Errorf("abstract unix socket %s is not in target_policy.allow_unix_paths", clipHost(sock))
+		}
+		return nil
+	}
+	if !filepath.IsAbs(sock) {
+		return fmt.Errorf("unix socket path %q is not absolute", clipHost(sock))
+	}
+	if hasDotDot(sock) || strings.ContainsRune(sock, 0) {
+		return fmt.Errorf("unix socket path %q has a .. element or a NUL byte", clipHost(sock))
+	}
+	clean := filepath.Clean(sock)
+	if !p.unixPathAllowed(clean) {
+		return fmt.Errorf("unix socket path %s is not in target_policy.allow_unix_paths", clipHost(clean))
+	}
+	// A path that does not exist (yet) has no links to follow; the dial
+	// then fails on its own.
+	if real, err := filepath.EvalSymlinks(clean); err == nil && real != clean && !p.unixPathAllowed(real) {
+		return fmt.Errorf("unix socket path %s leads to %s, which is not in target_policy.allow_unix_paths", clipHost(clean), clipHost(real))
+	}
+	return nil
+}
+
+func (p *TargetPolicy) unixPathAllowed(sock string) bool {
+	for _, pat := range p.AllowUnixPaths {
+		if strings.HasPrefix(pat, "@") != strings.HasPrefix(sock, "@") {
+			continue
+		}
+		if ok, _ := path.Match(pat, sock); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func hasDotDot(p string) bool {
+	for _, el := range strings.Split(p, "/") {
+		if el == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // Check is the one policy decision: it says why host may not be probed, or

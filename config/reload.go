@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,14 +19,34 @@ func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
 func Default() (*Config, error) { return Load(defaultYAML, "") }
 
 // Holder holds the live configuration and swaps it on reload. A reload that
-// fails keeps the old configuration; the two gauges say which happened.
+// fails keeps the old configuration; the gauges say which happened. Each
+// gauge exists under isp-checker's name and under blackbox_exporter's, so
+// alerts written for blackbox (BlackboxConfigurationReloadFailure) work
+// unchanged; the two always hold the same value.
 type Holder struct {
 	mu   sync.RWMutex
 	c    *Config
 	path string // "" means the embedded default
 
-	reloadOK   prometheus.Gauge
-	reloadTime prometheus.Gauge
+	reloadOK   gaugePair
+	reloadTime gaugePair
+}
+
+// gaugePair sets one value under two names.
+type gaugePair [2]prometheus.Gauge
+
+func newGaugePair(suffix, help string) gaugePair {
+	var p gaugePair
+	for i, prefix := range []string{"isp_checker", "blackbox_exporter"} {
+		p[i] = prometheus.NewGauge(prometheus.GaugeOpts{Name: prefix + suffix, Help: help})
+	}
+	return p
+}
+
+func (p gaugePair) Set(v float64) {
+	for _, g := range p {
+		g.Set(v)
+	}
 }
 
 // NewHolder returns a Holder for path ("" for the embedded default) and
@@ -34,17 +55,13 @@ func NewHolder(path string, reg prometheus.Registerer) *Holder {
 	h := &Holder{
 		path: path,
 		c:    &Config{Modules: map[string]Module{}, TargetPolicy: DefaultTargetPolicy()},
-		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "isp_checker_config_last_reload_successful",
-			Help: "Whether the last configuration reload attempt was successful (1) or not (0).",
-		}),
-		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "isp_checker_config_last_reload_success_timestamp_seconds",
-			Help: "Timestamp of the last successful configuration reload.",
-		}),
+		reloadOK: newGaugePair("_config_last_reload_successful",
+			"Whether the last configuration reload attempt was successful (1) or not (0)."),
+		reloadTime: newGaugePair("_config_last_reload_success_timestamp_seconds",
+			"Timestamp of the last successful configuration reload."),
 	}
 	if reg != nil {
-		reg.MustRegister(h.reloadOK, h.reloadTime)
+		reg.MustRegister(h.reloadOK[0], h.reloadOK[1], h.reloadTime[0], h.reloadTime[1])
 	}
 	return h
 }
@@ -74,7 +91,7 @@ func (h *Holder) Reload() error {
 	h.c = c
 	h.mu.Unlock()
 	h.reloadOK.Set(1)
-	h.reloadTime.SetToCurrentTime()
+	h.reloadTime.Set(float64(time.Now().UnixNano()) / 1e9)
 	return nil
 }
 

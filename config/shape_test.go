@@ -41,7 +41,7 @@ func TestLoadRefusesShapesThatCannotRun(t *testing.T) {
 // defaults, not Go's zero values (yaml leaves a struct alone for a null
 // node; this keeps it so).
 func TestNullSectionGetsDefaults(t *testing.T) {
-	for _, p := range []string{"http", "tcp", "icmp", "grpc", "traceroute", "mtu", "throughput", "isp"} {
+	for _, p := range []string{"http", "tcp", "icmp", "grpc", "unix", "traceroute", "mtu", "throughput", "isp"} {
 		absent, err := Load([]byte("modules:\n  a:\n    prober: "+p+"\n"), "")
 		if err != nil {
 			t.Fatalf("%s without a section: %v", p, err)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 
 	pconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
 )
 
 // TCPProbe is blackbox_exporter's tcp prober schema.
@@ -39,22 +41,44 @@ func (s *TCPProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	return nil
 }
 
-// QueryResponse is one step of a tcp dialogue: wait for Expect, then Send.
+// QueryResponse is one step of a tcp or unix dialogue: wait for Expect (a
+// line matching a regexp) or ExpectBytes (exactly these bytes), then Send.
 type QueryResponse struct {
-	Expect   Regexp  `yaml:"expect,omitempty"`
-	Labels   []Label `yaml:"labels,omitempty"`
-	Send     string  `yaml:"send,omitempty"`
-	StartTLS bool    `yaml:"starttls,omitempty"`
+	Expect Regexp `yaml:"expect,omitempty"`
+	// ExpectBytes must arrive exactly, byte for byte (a binary handshake
+	// such as PostgreSQL's SSLRequest answer); write it as !!binary base64
+	// for bytes that are not text.
+	ExpectBytes string  `yaml:"expect_bytes,omitempty"`
+	Labels      []Label `yaml:"labels,omitempty"`
+	Send        string  `yaml:"send,omitempty"`
+	StartTLS    bool    `yaml:"starttls,omitempty"`
+	// SendBinary is true when send was written as !!binary: it is sent as
+	// those bytes exactly, without the newline a text line gets.
+	// blackbox_exporter appends "\n" to binary sends too, which a strict
+	// server rejects (PostgreSQL closes the connection on anything after an
+	// SSLRequest).
+	SendBinary bool `yaml:"-"`
 }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (s *QueryResponse) UnmarshalYAML(unmarshal func(any) error) error {
+	var raw nodeOf
+	if err := unmarshal(&raw); err != nil {
+		return err
+	}
 	type queryResponse QueryResponse
 	if err := unmarshal((*queryResponse)(s)); err != nil {
 		return err
 	}
-	if len(s.Labels) > 0 && s.Expect.Regexp == nil {
-		return errors.New("query_response labels need an expect regexp")
+	if raw.Node != nil && raw.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(raw.Content); i += 2 {
+			if raw.Content[i].Value == "send" && raw.Content[i+1].Tag == "!!binary" {
+				s.SendBinary = true
+			}
+		}
+	}
+	if s.Expect.Regexp != nil && s.ExpectBytes != "" {
+		return errors.New("expect and expect_bytes are mutually exclusive")
 	}
 	seen := map[string]bool{}
 	for _, l := range s.Labels {
@@ -64,6 +88,24 @@ func (s *QueryResponse) UnmarshalYAML(unmarshal func(any) error) error {
 		seen[l.Name] = true
 	}
 	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler: a binary send is written back as
+// !!binary, so /config loads again with the same meaning.
+func (s QueryResponse) MarshalYAML() (any, error) {
+	type queryResponse QueryResponse
+	if !s.SendBinary {
+		return queryResponse(s), nil
+	}
+	send := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!binary", Value: base64.StdEncoding.EncodeToString([]byte(s.Send))}
+	out := struct {
+		Expect      Regexp     `yaml:"expect,omitempty"`
+		ExpectBytes string     `yaml:"expect_bytes,omitempty"`
+		Labels      []Label    `yaml:"labels,omitempty"`
+		Send        *yaml.Node `yaml:"send"`
+		StartTLS    bool       `yaml:"starttls,omitempty"`
+	}{s.Expect, s.ExpectBytes, s.Labels, send, s.StartTLS}
+	return out, nil
 }
 
 // Label names a value taken from an expect regexp's submatches (${1}); it

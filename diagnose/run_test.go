@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 // loopbackPlan is a plan whose every check stays on 127.0.0.0/8: the
@@ -26,30 +25,11 @@ func loopbackPlan(t *testing.T, packets int, interval time.Duration) Plan {
 	t.Helper()
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "hello") }))
 	t.Cleanup(site.Close)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		if q.Question[0].Name != "loop.test." {
-			m.Rcode = dns.RcodeNameError
-		} else if rr, err := dns.NewRR("loop.test. 60 IN A 127.0.0.1"); err == nil {
-			m.Answer = append(m.Answer, rr)
-		}
-		_ = w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.ActivateAndServe() })
-	<-started
-	t.Cleanup(func() { _ = srv.Shutdown(); wg.Wait() })
+	_, zone := testserver.Resolver(t, map[string][]netip.Addr{"loop.test": {netip.MustParseAddr("127.0.0.1")}})
 
 	o := config.DefaultISPProbe()
 	o.Gateway, o.Targets = "127.0.0.1", []string{"127.0.0.2", "127.0.0.3"}
-	o.DNSServers, o.DNSQueryName, o.HTTPURLs = []string{pc.LocalAddr().String()}, "loop.test", []string{site.URL + "/"}
+	o.DNSServers, o.DNSQueryName, o.HTTPURLs = []string{zone.Addr()}, "loop.test", []string{site.URL + "/"}
 	o.Packets, o.Interval = packets, interval
 	return NewPlan(o, Flagged{Gateway: true, DNS: true})
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/isp-checker/isp-checker/diagnose"
-	dt "github.com/isp-checker/isp-checker/diagnose/diagnosetest"
+	dt "github.com/isp-checker/isp-checker/internal/diagnosetest"
 	"github.com/isp-checker/isp-checker/prober"
 )
 

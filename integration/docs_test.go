@@ -12,17 +12,23 @@ import (
 	"github.com/isp-checker/isp-checker/probers"
 )
 
-var docMetric = regexp.MustCompile("`((?:probe|isp_checker)_[a-z0-9_]+)")
+var docMetric = regexp.MustCompile("`((?:probe|isp_checker|blackbox_exporter|blackbox_module)_[a-z0-9_]+)")
 
-// documented returns the metric names written in backticks in a Markdown file.
-func documented(t *testing.T, path string) map[string]bool {
+// repoFile returns a file of the repository, by its path from the top.
+func repoFile(t *testing.T, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(root(t), path))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return string(data)
+}
+
+// documented returns the metric names written in backticks in a Markdown file.
+func documented(t *testing.T, path string) map[string]bool {
+	t.Helper()
 	names := map[string]bool{}
-	for _, m := range docMetric.FindAllStringSubmatch(string(data), -1) {
+	for _, m := range docMetric.FindAllStringSubmatch(repoFile(t, path), -1) {
 		n := m[1]
 		for _, h := range Histograms {
 			for _, suffix := range []string{"_bucket", "_sum", "_count"} {

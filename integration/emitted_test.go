@@ -41,6 +41,7 @@ var (
 		"throughput": "http://127.0.0.1:9/",
 		"tcp":        "127.0.0.1:9",
 		"dns":        "127.0.0.1:9",
+		"unix":       "/run/isp-checker-contract.sock", // refused by the policy
 		"websocket":  "ws://127.0.0.1:9/",
 	}
 )
@@ -85,11 +86,11 @@ func TestEmittedMatchesRender(t *testing.T) {
 
 // TestExporterMetricsMatchContract gathers the exporter's own registry, wired
 // as `isp-checker serve` wires it, after one probe, and compares its
-// isp_checker_* names with Emitted["exporter"].
+// isp_checker_* and blackbox_* names with Emitted["exporter"].
 func TestExporterMetricsMatchContract(t *testing.T) {
 	got := map[string]bool{}
 	for n := range exporterNames(t) {
-		if strings.HasPrefix(n, "isp_checker_") {
+		if strings.HasPrefix(n, "isp_checker_") || strings.HasPrefix(n, "blackbox_") {
 			got[n] = true
 		}
 	}

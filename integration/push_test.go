@@ -3,18 +3,17 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 // TestRunPushToPushgateway: `isp-checker run --push` lands in a real
@@ -132,34 +131,10 @@ func exitCode(err error) int {
 	return 0
 }
 
-// startLoopbackDNS serves push.test (127.0.0.1) on a loopback UDP port,
+// startLoopbackDNS serves push.test (127.0.0.1) on a loopback port,
 // NXDOMAIN for anything else; it returns ip:port.
 func startLoopbackDNS(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		for _, qq := range q.Question {
-			if qq.Name != "push.test." {
-				m.Rcode = dns.RcodeNameError
-				continue
-			}
-			if qq.Qtype == dns.TypeA {
-				rr, _ := dns.NewRR(qq.Name + " 60 IN A 127.0.0.1")
-				m.Answer = append(m.Answer, rr)
-			}
-		}
-		_ = w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.ActivateAndServe() })
-	<-started
-	t.Cleanup(func() { _ = srv.Shutdown(); wg.Wait() })
-	return pc.LocalAddr().String()
+	_, zone := testserver.Resolver(t, map[string][]netip.Addr{"push.test": {netip.MustParseAddr("127.0.0.1")}})
+	return zone.Addr()
 }

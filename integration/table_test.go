@@ -85,8 +85,17 @@ func checkConfigSection(t *testing.T, name string, known []string) {
 	m := config.DefaultModule()
 	m.Prober = name
 	opts := reflect.ValueOf(m.Options()).Elem()
-	if opts.IsZero() {
+	if opts.IsZero() && !zeroDefaults[name] {
 		t.Errorf("config.DefaultModule leaves the %s options zero: set them to their defaults there", name)
+	}
+	if zeroDefaults[name] {
+		c, err := config.Load([]byte("modules:\n  m:\n    prober: "+name+"\n    "+name+": {}\n"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if loaded := c.Modules["m"]; !reflect.ValueOf(loaded.Options()).Elem().IsZero() {
+			t.Errorf("the %s options are listed as having no defaults, but an empty section loads as %+v", name, loaded.Options())
+		}
 	}
 	_, err := config.Load([]byte("modules:\n  m:\n    prober: "+name+"\n    "+name+":\n      no_such_option: 1\n"), "")
 	if want := `unknown field "no_such_option" in ` + name; err == nil || !strings.Contains(err.Error(), want) {
@@ -94,15 +103,16 @@ func checkConfigSection(t *testing.T, name string, known []string) {
 	}
 }
 
+// zeroDefaults are the probers whose options all default to Go's zero
+// values, so DefaultModule has nothing to set: unix (blackbox's defaults
+// too: plain, no dialogue).
+var zeroDefaults = map[string]bool{"unix": true}
+
 // docHeadings returns the names of a Markdown file's "## `name`" sections.
 func docHeadings(t *testing.T, path string) map[string]bool {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(root(t), path))
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]bool{}
-	for line := range strings.Lines(string(data)) {
+	for line := range strings.Lines(repoFile(t, path)) {
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "## `"); ok {
 			if name, _, ok := strings.Cut(rest, "`"); ok {
 				out[name] = true

@@ -38,8 +38,6 @@ const (
 const (
 	// dnsMaxMessage is the largest DNS message there is (16-bit length).
 	dnsMaxMessage = 65535
-	// dnsDefaultTimeout bounds a probe whose context has no deadline.
-	dnsDefaultTimeout = 10 * time.Second
 	// dnsMaxAnswerStrings caps how many answer records a result keeps.
 	dnsMaxAnswerStrings = 32
 	// dnsMaxRRString caps the length of one kept record or log value.
@@ -111,35 +109,40 @@ type dnsTarget struct {
 // ProbeDNS is the dns prober: one query to the target server over UDP, TCP,
 // DoT or DoH, checked against the module's dns: options.
 func ProbeDNS(ctx context.Context, req Request) Result {
-	res := &DNSResult{}
-	cfg := &req.Module.DNS
-	logger := req.Logger
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, dnsDefaultTimeout)
-		defer cancel()
-	}
+	p := &dnsProbe{req: req, cfg: &req.Module.DNS, logger: req.Logger, res: &DNSResult{}}
+	p.run(ctx)
+	return p.res
+}
 
+// dnsProbe is one run of the dns prober.
+type dnsProbe struct {
+	req    Request
+	cfg    *config.DNSProbe
+	logger *slog.Logger
+	res    *DNSResult
+}
+
+func (p *dnsProbe) run(ctx context.Context) {
+	req, cfg, logger, res := p.req, p.cfg, p.logger, p.res
 	query, err := buildDNSQuery(cfg, res, logger)
 	if err != nil {
 		res.Fail(logger, "invalid DNS query in module", err)
-		return res
+		return
 	}
 	tgt, err := parseDNSTarget(req.Target, cfg)
 	if err != nil {
 		res.Fail(logger, "invalid target", err)
-		return res
+		return
 	}
 	res.Transport = tgt.transport
 	if tgt.transport == DNSTransportHTTPS {
 		query.Id = 0 // RFC 8484 section 4.1: cache friendly.
 	}
 
-	ip, err := ResolveTarget(ctx, &res.Common, tgt.host, cfg.IPProtocol, cfg.IPProtocolFallback, req.Policy, logger)
+	ip, ok := req.resolve(ctx, &res.Common, tgt.host, cfg.IPProtocol, cfg.IPProtocolFallback)
 	res.Phases.ResolveSeconds = res.DNSLookupSeconds
-	if err != nil {
-		res.Fail(logger, "error resolving DNS server address", err)
-		return res
+	if !ok {
+		return
 	}
 	addr := net.JoinHostPort(ip.IP.String(), tgt.port)
 	res.Server = addr
@@ -157,7 +160,7 @@ func ProbeDNS(ctx context.Context, req Request) Result {
 	raw, err := ex.exchange(ctx, tgt.transport, query)
 	if err != nil {
 		res.FailStep(logger, "error while sending a DNS query", err)
-		return res
+		return
 	}
 	if tgt.transport == DNSTransportUDP && tcBit(raw) {
 		res.Truncated = true
@@ -167,14 +170,13 @@ func ProbeDNS(ctx context.Context, req Request) Result {
 			raw, err = ex.exchange(ctx, DNSTransportTCP, query)
 			if err != nil {
 				res.FailStep(logger, "error while retrying the truncated DNS query over TCP", err)
-				return res
+				return
 			}
 		} else {
 			logger.Info("UDP response truncated (TC bit); judging it as it is (retry_truncated_over_tcp is off)")
 		}
 	}
 	res.Success = judgeDNSResponse(raw, query, cfg, res, logger)
-	return res
 }
 
 // buildDNSQuery makes the query message from the module and records the

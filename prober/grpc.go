@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/isp-checker/isp-checker/config"
@@ -80,9 +81,8 @@ func (p *grpcProbe) run(ctx context.Context) {
 		}
 		creds = tlsCreds
 	}
-	ip, err := ResolveTarget(ctx, &p.res.Common, host, p.cfg.PreferredIPProtocol, p.cfg.IPProtocolFallback, p.req.Policy, p.logger)
-	if err != nil {
-		p.res.Fail(p.logger, resolveFailure(err), err)
+	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.PreferredIPProtocol, p.cfg.IPProtocolFallback)
+	if !ok {
 		return
 	}
 
@@ -127,7 +127,11 @@ func (p *grpcProbe) run(ctx context.Context) {
 	}()
 
 	p.res.Called = true
-	resp, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: p.cfg.Service})
+	callCtx := ctx
+	if len(p.cfg.Metadata) > 0 {
+		callCtx = metadata.NewOutgoingContext(ctx, metadata.MD(p.cfg.Metadata))
+	}
+	resp, err := grpc_health_v1.NewHealthClient(conn).Check(callCtx, &grpc_health_v1.HealthCheckRequest{Service: p.cfg.Service})
 	p.res.CheckSeconds = time.Since(start).Seconds()
 	if tlsCreds != nil {
 		p.res.TLS, p.res.SSL = tlsCreds.rec.get()
@@ -138,7 +142,7 @@ func (p *grpcProbe) run(ctx context.Context) {
 	if err != nil {
 		switch {
 		case errors.Is(dialer.lastErr(), ErrDenied):
-			p.res.Fail(p.logger, "Connection refused by target_policy", dialer.lastErr())
+			p.res.FailDenied(p.logger, dialer.lastErr())
 		case st.Code() == codes.DeadlineExceeded && ctx.Err() != nil:
 			p.res.Fail(p.logger, "gRPC health check timed out", err)
 		default:

@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,6 +274,34 @@ func TestGRPCAuthority(t *testing.T) {
 	}
 }
 
+// Metadata reaches the server as gRPC request headers, keys lower-cased
+// (blackbox_exporter sends "Authorization" as written and every call fails).
+func TestGRPCMetadata(t *testing.T) {
+	got := make(chan metadata.MD, 1)
+	record := grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		got <- md
+		return h(ctx, req)
+	})
+	addr := grpcTestServer(t, "127.0.0.1", nil, record)
+	res := grpcTestRun(t, httpTestTimeout, addr, grpcTestModule(t, httpTestDedent(`
+		metadata:
+		  Authorization: ["Bearer t0ken"]
+		  x-tenant: [a, b]
+		  trace-bin: [!!binary AAH/]
+		`)))
+	grpcTestCheck(t, res, "")
+	md := <-got
+	for key, want := range map[string][]string{"authorization": {"Bearer t0ken"}, "x-tenant": {"a", "b"}, "trace-bin": {"\x00\x01\xff"}} {
+		if !slices.Equal(md.Get(key), want) {
+			t.Errorf("server got %s = %q, want %q (all: %v)", key, md.Get(key), want, md)
+		}
+	}
+	if res.StatusCode != 0 {
+		t.Errorf("status code %d", res.StatusCode)
+	}
+}
+
 func TestGRPCIPProtocol(t *testing.T) {
 	t.Run("ip6", func(t *testing.T) {
 		if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
@@ -406,10 +437,24 @@ func TestGRPCConfigFixtures(t *testing.T) {
 	if p := c.Modules["grpc_plain"].GRPC; p.TLS || !p.IPProtocolFallback || p.Service != "" {
 		t.Errorf("defaults not applied: %+v", p)
 	}
+	md := c.Modules["grpc_metadata"].GRPC.Metadata
+	if fmt.Sprint(md) != fmt.Sprint(map[string][]string{"authorization": {"Bearer s3cret-grpc-token"}, "trace-bin": {"\x00\x01\xff"}, "x-tenant": {"a", "b"}}) {
+		t.Errorf("metadata (keys lower-cased) = %q", md)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "s3cret-grpc-token") || !strings.Contains(string(out), "authorization:\n") {
+		t.Errorf("/config must show metadata keys, not values:\n%s", out)
+	}
 	for file, want := range map[string]string{
-		"grpc-bad-ip-protocol.yml":   `preferred_ip_protocol "ip5" is not valid (ip4 or ip6)`,
-		"grpc-bad-unknown-field.yml": `line 5: unknown field "services" in grpc`,
-		"grpc-bad-tls-config.yml":    `at most one of ca, ca_file & ca_ref must be configured`,
+		"grpc-bad-ip-protocol.yml":     `preferred_ip_protocol "ip5" is not valid (ip4 or ip6)`,
+		"grpc-bad-unknown-field.yml":   `line 5: unknown field "services" in grpc`,
+		"grpc-bad-tls-config.yml":      `at most one of ca, ca_file & ca_ref must be configured`,
+		"grpc-bad-metadata-key.yml":    `grpc metadata key "x tenant" is not valid: want letters, digits, -, _ or ., not starting with grpc- (reserved)`,
+		"grpc-bad-metadata-scalar.yml": "line 7: cannot unmarshal !!str `Bearer ...` into []string",
+		"grpc-bad-metadata-value.yml":  `grpc metadata "x-note": value has a byte that is not printable ASCII (0xa); binary values need a key ending in -bin`,
 	} {
 		path := filepath.Join(dir, file)
 		_, err := config.LoadFile(path)

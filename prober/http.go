@@ -109,6 +109,11 @@ func (p *httpProbe) fail(msg string, err error) { p.failFirst(msg, err, p.res.Fa
 // failStep is fail for a msg that only names the step (Common.FailStep).
 func (p *httpProbe) failStep(msg string, err error) { p.failFirst(msg, err, p.res.FailStep) }
 
+// failDenied is fail for a target_policy denial (Common.FailDenied).
+func (p *httpProbe) failDenied(err error) {
+	p.failFirst(deniedMsg, err, func(l *slog.Logger, _ string, err error) { p.res.FailDenied(l, err) })
+}
+
 func (p *httpProbe) failFirst(msg string, err error, fail func(*slog.Logger, string, error)) {
 	if p.res.Error == "" {
 		fail(p.logger, msg, err)
@@ -154,14 +159,13 @@ func (p *httpProbe) run(ctx context.Context) {
 	origHost := u.Host
 	if skipResolve {
 		if err := p.allowProxiedHost(ctx, host, false); err != nil {
-			p.fail("Target refused by target_policy", err)
+			p.failDenied(err)
 			return
 		}
 	} else {
-		ip, err := ResolveTarget(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback, p.req.Policy, p.logger)
+		ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback)
 		p.res.PhaseSeconds["resolve"] = p.res.DNSLookupSeconds
-		if err != nil {
-			p.fail(resolveFailure(err), err)
+		if !ok {
 			return
 		}
 		// Connect to the address just resolved; the name goes in Host and SNI.
@@ -319,7 +323,7 @@ func (p *httpProbe) do(ctx context.Context, r *http.Request, tr *httpTransport) 
 		p.res.TLS = tr.failedHandshake()
 		switch {
 		case errors.Is(err, ErrDenied):
-			p.fail("HTTP request refused by target_policy", err)
+			p.failDenied(err)
 		case ctx.Err() != nil:
 			p.fail("HTTP request did not complete before the probe timeout", err)
 		default:

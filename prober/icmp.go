@@ -18,10 +18,6 @@ import (
 // ICMPMaxRecordedRTTs caps ICMPResult.RTTsSeconds.
 const ICMPMaxRecordedRTTs = 1000
 
-// icmpDefaultBudget is the time budget of a probe whose context has no
-// deadline (the /probe handler and the command line always set one).
-const icmpDefaultBudget = 10 * time.Second
-
 // icmpBlackboxPayload is the payload size blackbox_exporter sends when
 // payload_size is not set (len("Prometheus Blackbox Exporter")).
 const icmpBlackboxPayload = 28
@@ -109,10 +105,7 @@ type icmpPlan struct {
 }
 
 func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logger *slog.Logger) icmpPlan {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = now.Add(icmpDefaultBudget)
-	}
+	deadline, _ := ctx.Deadline() // Run sets one
 	budget := deadline.Sub(now)
 	p := icmpPlan{
 		packets:      o.PacketsThatFit(budget),
@@ -130,18 +123,33 @@ func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logge
 // ProbeICMP is the icmp prober: echo requests to the target, with loss,
 // round-trip times and jitter.
 func ProbeICMP(ctx context.Context, req Request) Result {
-	o := icmpOptions(req.Module.ICMP)
-	logger := req.Logger
-	res := &ICMPResult{Protocol: o.Protocol, MultiPacket: o.Packets > 1}
-	ip, err := ResolveTarget(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback, req.Policy, logger)
-	if err != nil {
-		res.FailStep(logger, "cannot probe target", err)
-		return res
+	p := &icmpProbe{req: req, cfg: icmpOptions(req.Module.ICMP), logger: req.Logger, res: &ICMPResult{}}
+	p.run(ctx)
+	return p.res
+}
+
+// icmpProbe is one run of the icmp prober.
+type icmpProbe struct {
+	req    Request
+	cfg    config.ICMPProbe
+	logger *slog.Logger
+	res    *ICMPResult
+}
+
+func (p *icmpProbe) run(ctx context.Context) {
+	req, o, logger, res := p.req, p.cfg, p.logger, p.res
+	res.Protocol, res.MultiPacket = o.Protocol, o.Packets > 1
+	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback)
+	if !ok {
+		return
 	}
 	plan := icmpPlanProbe(ctx, o, time.Now(), logger)
 	res.PacketsPlanned = plan.packets
 
-	var rec *icmpRecord
+	var (
+		rec *icmpRecord
+		err error
+	)
 	if o.Protocol == config.ICMPProtocolTCP {
 		res.Port = o.Port
 		rec, err = icmpTCPPing(ctx, req.Policy, logger, o, ip, plan, res)
@@ -153,7 +161,7 @@ func ProbeICMP(ctx context.Context, req Request) Result {
 	}
 	if err != nil {
 		res.FailStep(logger, "cannot probe target", err)
-		return res
+		return
 	}
 	logger.Info("probe finished", "protocol", o.Protocol, "socket", res.SocketMode, "echo_id", res.EchoID,
 		"packets", plan.packets, "interval", plan.interval, "sent", res.PacketsSent, "received", res.PacketsReceived,
@@ -162,10 +170,9 @@ func ProbeICMP(ctx context.Context, req Request) Result {
 	if err := icmpJudge(o, res, rec); err != nil {
 		res.Fail(logger, err.Error(), nil)
 		res.Reason = ReasonOf(err) // the first send error, e.g. no route
-		return res
+		return
 	}
 	res.Success = true
-	return res
 }
 
 // icmpJudge applies the module's thresholds. With none set the probe

@@ -403,11 +403,13 @@ func TestICMPTargetPolicy(t *testing.T) {
 	policy := NewPolicy(tp, func() { denied++ })
 	for _, opts := range []string{"", "protocol: tcp\nport: 9"} {
 		res, _ := runICMPProbe(t, "127.0.0.1", icmpModule(t, time.Second, opts), policy)
-		if res.Success || !strings.Contains(res.Error, ErrDenied.Error()) || res.PacketsSent != 0 {
+		if res.Success || !strings.Contains(res.Error, "refused by target_policy") || res.PacketsSent != 0 {
 			t.Errorf("%q: success %v sent %d error %q, want denied", opts, res.Success, res.PacketsSent, res.Error)
 		}
-		// The diagnosis says "target 127.0.0.1 not pinged: denied by …".
-		if !strings.HasPrefix(res.Cause, ErrDenied.Error()+": ") || res.Error != "cannot probe target: "+res.Cause {
+		// The diagnosis says "target 127.0.0.1 not pinged: denied by …";
+		// the error is worded as every prober words a denial.
+		why, ok := strings.CutPrefix(res.Cause, ErrDenied.Error()+": ")
+		if !ok || res.Error != "Target refused by target_policy: "+why {
 			t.Errorf("%q: cause %q of error %q, want the denial alone", opts, res.Cause, res.Error)
 		}
 	}

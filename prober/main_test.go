@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 // imports this package).
 func probeTestFunc(name string) Func {
 	return map[string]Func{
-		"http": ProbeHTTP, "tcp": ProbeTCP, "icmp": ProbeICMP, "dns": ProbeDNS, "grpc": ProbeGRPC,
+		"http": ProbeHTTP, "tcp": ProbeTCP, "icmp": ProbeICMP, "dns": ProbeDNS, "grpc": ProbeGRPC, "unix": ProbeUnix,
 		"traceroute": ProbeTraceroute, "mtu": ProbeMTU, "throughput": ProbeThroughput,
 		"websocket": ProbeWebsocket,
 	}[name]

@@ -30,10 +30,6 @@ const (
 	MTUMethodLocal = "local"
 )
 
-// mtuDefaultBudget is the time budget of a probe whose context has no
-// deadline.
-const mtuDefaultBudget = 10 * time.Second
-
 // mtuSizesPerRound is the number of sizes a search round probes at once
 // (each 1+retries times): few enough not to queue long on a slow uplink
 // (8·3 full-size packets are 36 kB, 0.3 s at 1 Mbit/s), enough to narrow a
@@ -102,22 +98,30 @@ func mtuOptions(o config.MTUProbe) config.MTUProbe {
 // ProbeMTU is the mtu prober: the path MTU to the target, and whether a
 // black hole eats larger packets.
 func ProbeMTU(ctx context.Context, req Request) Result {
-	o := mtuOptions(req.Module.MTU)
-	logger := req.Logger
-	res := &MTUResult{}
+	p := &mtuProbe{req: req, cfg: mtuOptions(req.Module.MTU), logger: req.Logger, res: &MTUResult{}}
+	p.run(ctx)
+	return p.res
+}
+
+// mtuProbe is one run of the mtu prober.
+type mtuProbe struct {
+	req    Request
+	cfg    config.MTUProbe
+	logger *slog.Logger
+	res    *MTUResult
+}
+
+func (p *mtuProbe) run(ctx context.Context) {
+	req, o, logger, res := p.req, p.cfg, p.logger, p.res
 	start := time.Now()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = start.Add(mtuDefaultBudget)
-	}
+	deadline, _ := ctx.Deadline() // Run sets one
 	stopAt := deadline.Add(-traceStopMargin(deadline.Sub(start)))
 
-	// ResolveTarget enforces the target policy on the address it returns,
-	// the only one the raw probes go to.
-	ip, err := ResolveTarget(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback, req.Policy, logger)
-	if err != nil {
-		res.FailStep(logger, "cannot probe target", err)
-		return res
+	// resolve enforces the target policy on the address it returns, the
+	// only one the raw probes go to.
+	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback)
+	if !ok {
+		return
 	}
 	dst, _ := netip.AddrFromSlice(ip.IP)
 	dst = dst.Unmap()
@@ -125,7 +129,7 @@ func ProbeMTU(ctx context.Context, req Request) Result {
 	id, err := icmpIDs.acquire()
 	if err != nil {
 		res.FailStep(logger, "cannot probe target", err)
-		return res
+		return
 	}
 	defer icmpIDs.release(id)
 	res.EchoID = int(id)
@@ -133,7 +137,7 @@ func ProbeMTU(ctx context.Context, req Request) Result {
 	socks, err := openMTUSockets(o.SourceIPAddress, dst, ip.Zone, id)
 	if err != nil {
 		res.FailStep(logger, "cannot probe target", err)
-		return res
+		return
 	}
 	defer socks.close()
 	res.Interface, res.InterfaceMTUBytes = socks.ifName, socks.ifMTU
@@ -151,10 +155,9 @@ func ProbeMTU(ctx context.Context, req Request) Result {
 		"black_hole", res.BlackHole, "rounds", res.Rounds, "probes_sent", res.ProbesSent, "took", time.Since(start))
 	if err != nil {
 		res.Fail(logger, "path MTU search failed", err)
-		return res
+		return
 	}
 	res.Success = true
-	return res
 }
 
 // mtuSockets are the sockets of one mtu probe; mtu_linux.go opens them.
@@ -175,8 +178,8 @@ type mtuSockets struct {
 // errMTUTooBigLocal is a send refused locally because of its size.
 var errMTUTooBigLocal = errors.New("message too long for the outgoing interface")
 
-// mtuProbe is one echo request of the search.
-type mtuProbe struct {
+// mtuPacket is one echo request of the search.
+type mtuPacket struct {
 	size    int
 	round   int
 	sent    time.Time
@@ -212,7 +215,7 @@ type mtuSearch struct {
 	retries int
 
 	mu       sync.Mutex
-	probes   map[uint16]*mtuProbe
+	probes   map[uint16]*mtuPacket
 	nextSeq  uint16
 	ok       int
 	bad      int
@@ -239,7 +242,7 @@ func newMTUSearch(o config.MTUProbe, dst netip.Addr, id uint16, socks *mtuSocket
 		hdr:     20 + 8,
 		socks:   socks,
 		retries: o.Retries,
-		probes:  map[uint16]*mtuProbe{},
+		probes:  map[uint16]*mtuPacket{},
 		nextSeq: uint16(rand.Uint32()),
 		notify:  make(chan struct{}, 1),
 	}
@@ -347,7 +350,7 @@ func (s *mtuSearch) sendOne(size, round int, logger *slog.Logger) {
 	s.mu.Lock()
 	seq := s.nextSeq
 	s.nextSeq++
-	p := &mtuProbe{size: size, round: round, sent: time.Now()}
+	p := &mtuPacket{size: size, round: round, sent: time.Now()}
 	s.probes[seq] = p
 	s.mu.Unlock()
 	b := buildEcho(s.ipv6, s.id, seq, s.token, size-s.hdr)

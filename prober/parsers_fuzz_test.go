@@ -33,12 +33,12 @@ var (
 // fuzzTrace is a trace of protocol proto to dst with ten probes outstanding.
 func fuzzTrace(proto string, dst, src netip.Addr) *trace {
 	o := tracerouteOptions(config.TracerouteProbe{Protocol: proto, MaxHops: 5, PacketsPerHop: 2, Port: 33434})
-	tr := &trace{o: o, dst: dst, ipv6: dst.Is6(), id: 77, token: 42, byKey: map[uint32]*traceProbe{}, done: make(chan struct{}),
+	tr := &trace{o: o, dst: dst, ipv6: dst.Is6(), id: 77, token: 42, byKey: map[uint32]*tracePacket{}, done: make(chan struct{}),
 		socks: &traceSockets{src: src, sport: 40000}}
 	for ttl := 1; ttl <= 5; ttl++ {
 		for k := range 2 {
 			key := uint32(1000 + 2*(ttl-1) + k)
-			p := &traceProbe{ttl: ttl, key: key, tried: true, sent: time.Now()}
+			p := &tracePacket{ttl: ttl, key: key, tried: true, sent: time.Now()}
 			tr.probes = append(tr.probes, p)
 			tr.byKey[key] = p
 		}
@@ -86,7 +86,7 @@ func FuzzICMPReply(f *testing.F) {
 		s := newMTUSearch(mtuOptions(config.MTUProbe{}), dst, 77, &mtuSockets{ifMTU: 1500})
 		s.token = 42
 		for i, size := range s.nextSizes() {
-			s.probes[uint16(1000+i)] = &mtuProbe{size: size, sent: time.Now()}
+			s.probes[uint16(1000+i)] = &mtuPacket{size: size, sent: time.Now()}
 		}
 		s.onICMP(m, from, time.Now())
 		if s.ok > s.max {
@@ -104,13 +104,15 @@ func FuzzTCPQueryResponse(f *testing.F) {
 	f.Add([]byte("220 mail ESMTP\r\n250-STARTTLS\r\n250 OK\r\n"))
 	f.Add([]byte("noise\n\x00\xff\n220 x\n250 y\n"))
 	f.Add(bytes.Repeat([]byte("a"), 70000))
+	f.Add([]byte("SSH-2.0-x\n220 a\n250 b\n\x00\x01S"))
 	m := probeTestModule(f, "tcp", 0, `query_response:
   - expect: "^SSH-([^-]+)-(.*)$"
     labels: [{name: proto, value: "${1}"}, {name: software, value: "${2}"}]
   - send: "hello ${1}"
   - expect: "^220 (.*)"
     send: "EHLO ${1}"
-  - expect: "^250 (.*)$"`)
+  - expect: "^250 (.*)$"
+  - expect_bytes: !!binary AAFT`)
 	f.Fuzz(func(t *testing.T, server []byte) {
 		client, srv := net.Pipe()
 		go func() {
@@ -120,10 +122,14 @@ func FuzzTCPQueryResponse(f *testing.F) {
 		}()
 		defer func() { _ = client.Close() }()
 		_ = client.SetDeadline(time.Now().Add(5 * time.Second))
-		p := &tcpProbe{cfg: m.TCP, logger: slog.New(slog.DiscardHandler), res: &TCPResult{}}
-		ok := p.queryResponse(context.Background(), &client)
-		if ok != (p.res.Error == "") {
-			t.Fatalf("queryResponse returned %v with error %q", ok, p.res.Error)
+		res := &TCPResult{}
+		d := &dialogue{steps: m.TCP.QueryResponse, tlsConfig: &m.TCP.TLSConfig, logger: slog.New(slog.DiscardHandler), common: &res.Common, out: &res.Dialogue}
+		ok := d.run(context.Background(), &client)
+		if ok != (res.Error == "") {
+			t.Fatalf("the dialogue returned %v with error %q", ok, res.Error)
+		}
+		if res.FailedDueToBytes && (res.FailedDueToRegex || ok) {
+			t.Fatalf("failed_due_to_bytes with failed_due_to_regex %v and success %v", res.FailedDueToRegex, ok)
 		}
 	})
 }

@@ -48,6 +48,18 @@ func (p *Policy) AllowHost(host string) error {
 	return nil
 }
 
+// AllowUnixPath checks a Unix socket path before it is connected to: see
+// config.TargetPolicy.CheckUnixPath.
+func (p *Policy) AllowUnixPath(sock string) error {
+	if p == nil {
+		return nil
+	}
+	if err := p.CheckUnixPath(sock); err != nil {
+		return p.deny(err)
+	}
+	return nil
+}
+
 // AllowIP checks an address before anything is sent to it.
 func (p *Policy) AllowIP(ip net.IP) error {
 	if p == nil {

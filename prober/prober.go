@@ -6,8 +6,10 @@ package prober
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -25,6 +27,11 @@ type Request struct {
 	// Policy guards what may be dialled; nil allows everything.
 	Policy *Policy
 	Logger *slog.Logger
+	// Timeout is the budget the caller gave the probe (the /probe handler's
+	// scrape timeout minus offset, capped by the module), reported as
+	// probe_timeout_seconds as blackbox_exporter reports it. 0 reports the
+	// time left until ctx's deadline instead.
+	Timeout time.Duration
 }
 
 // Result is what a prober returns. Every Result embeds Common.
@@ -70,6 +77,16 @@ func (c *Common) Fail(logger *slog.Logger, msg string, err error) {
 	c.fail(logger, msg, err, false)
 }
 
+// FailDenied fails the result for a target_policy denial (err wraps
+// ErrDenied), worded one way by every prober: Error is "Target refused by
+// target_policy: <why>", and Cause "denied by target_policy: <why>", for a
+// reader that names the check ("gateway … not pinged: denied by …").
+func (c *Common) FailDenied(logger *slog.Logger, err error) {
+	c.fail(logger, deniedMsg, err, true)
+}
+
+const deniedMsg = "Target refused by target_policy"
+
 // FailStep is Fail for a msg that only names the step which failed ("HTTP
 // request failed", "cannot probe target"): a reader that already names the
 // check ("https://example.com/ fails (…)") would only repeat it, so Cause
@@ -92,7 +109,9 @@ func (c *Common) fail(logger *slog.Logger, msg string, err error, step bool) {
 	// "refused by target_policy: denied by target_policy: …" says it twice.
 	if strings.Contains(msg, "target_policy") {
 		text = strings.Replace(text, ErrDenied.Error()+": ", "", 1)
-		cause = strings.Replace(cause, ErrDenied.Error()+": ", "", 1)
+		if !step {
+			cause = strings.Replace(cause, ErrDenied.Error()+": ", "", 1)
+		}
 	}
 	c.Error = fmt.Sprintf("%s: %s", msg, text)
 	if c.Cause = cause; !step {
@@ -103,7 +122,52 @@ func (c *Common) fail(logger *slog.Logger, msg string, err error, step bool) {
 
 // Func runs one probe. It must return before ctx is done and never panic.
 // The probers table (package probers) names the Func of each prober.
+//
+// Every prober has the shape of tcp.go's, the model:
+//
+//	type xProbe struct {
+//		req    Request
+//		cfg    config.XProbe // the module's options: defaulted and validated by config
+//		logger *slog.Logger
+//		res    *XResult
+//	}
+//
+//	func ProbeX(ctx context.Context, req Request) Result {
+//		p := &xProbe{req: req, cfg: req.Module.X, logger: req.Logger, res: &XResult{}}
+//		p.run(ctx)
+//		return p.res
+//	}
+//
+// run takes the steps in order and returns at the first that fails, after
+// failing p.res with Fail, FailStep or FailDenied (which also log it). Its
+// first network step is req.resolve, which words a denial and a failed
+// lookup the same for every prober; every later dial goes through
+// req.Policy, and a denial there is failed with FailDenied. ctx always has a
+// deadline (Run sets DefaultTimeout when the caller set none), so a prober
+// plans within ctx.Deadline() and has no budget of its own. The options
+// are config's: a prober neither defaults nor re-validates them.
 type Func func(ctx context.Context, req Request) Result
+
+// DefaultTimeout bounds a probe whose caller set no deadline: code and
+// tests. The exporter, run and check always set one.
+const DefaultTimeout = 10 * time.Second
+
+// resolve is a prober's first network step: the target host's address, as
+// ResolveTarget picks it under the target policy. When that fails, res is
+// failed (FailDenied for a denial, "Error resolving address" otherwise) and
+// ok is false.
+func (req Request) resolve(ctx context.Context, res *Common, host, preferred string, fallback bool) (ip *net.IPAddr, ok bool) {
+	ip, err := ResolveTarget(ctx, res, host, preferred, fallback, req.Policy, req.Logger)
+	switch {
+	case err == nil:
+		return ip, true
+	case errors.Is(err, ErrDenied):
+		res.FailDenied(req.Logger, err)
+	default:
+		res.Fail(req.Logger, "Error resolving address", err)
+	}
+	return nil, false
+}
 
 // Run runs probe, the module's prober, against the target until ctx ends
 // and fills in the fields every probe shares. A nil probe fails the probe:
@@ -114,9 +178,13 @@ func Run(ctx context.Context, probe Func, req Request) (res Result) {
 	if req.Logger == nil {
 		req.Logger = slog.New(slog.DiscardHandler)
 	}
-	timeout := 0.0
-	if dl, ok := ctx.Deadline(); ok {
+	timeout := req.Timeout.Seconds()
+	if dl, ok := ctx.Deadline(); ok && req.Timeout <= 0 {
 		timeout = dl.Sub(start).Seconds()
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
 	}
 	defer func() {
 		if p := recover(); p != nil {

@@ -146,15 +146,6 @@ func targetURL(target string) (*url.URL, error) {
 	return u, err
 }
 
-// resolveFailure is the reason a probe gives when ResolveTarget failed: the
-// target policy's refusal, or the lookup's own failure.
-func resolveFailure(err error) string {
-	if errors.Is(err, ErrDenied) {
-		return "Target refused by target_policy"
-	}
-	return "Error resolving address"
-}
-
 // RedactTarget hides the password of a target's user information
 // (scheme://user:password@host or user:password@host) wherever a target is
 // shown, as url.URL.Redacted does, without otherwise changing its text.

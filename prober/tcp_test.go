@@ -89,6 +89,14 @@ func TestTCPQueryResponse(t *testing.T) {
 			    send: 'SSH-2.0-other'
 			  - expect: '^OK'
 			`, `Regexp "^OK" did not match`, true, nil},
+		{"labels of a step not reached are empty", `
+			query_response:
+			  - expect: '^SSH-2\.0-([^ ]+)'
+			    labels: [{name: ssh_version, value: '${1}'}]
+			    send: 'SSH-2.0-other'
+			  - expect: '^OK build=(\d+)$'
+			    labels: [{name: build, value: '${1}'}]
+			`, `Regexp "^OK build=`, true, map[string]string{"ssh_version": "OpenSSH_9.6p1", "build": ""}},
 		{"no match before hang-up", "query_response: [{expect: '^220 '}]", `Regexp "^220 " did not match`, true, nil},
 	}
 	for _, tc := range tests {

@@ -36,8 +36,6 @@ const (
 	tpCloseReserve = 200 * time.Millisecond
 	// tpMinWindow is the shortest steady window the rate is measured over.
 	tpMinWindow = 500 * time.Millisecond
-	// tpDefaultBudget is added to the planned run when ctx has no deadline.
-	tpDefaultBudget = 5 * time.Second
 	// tpReadChunk is the read (download) and write (upload) size.
 	tpReadChunk = 64 << 10
 )
@@ -129,9 +127,10 @@ func throughputOptions(o config.ThroughputProbe) config.ThroughputProbe {
 	return o
 }
 
+// throughputProbe is one run of the throughput prober.
 type throughputProbe struct {
 	req    Request
-	o      config.ThroughputProbe
+	cfg    config.ThroughputProbe
 	logger *slog.Logger
 	res    *ThroughputResult
 }
@@ -139,12 +138,14 @@ type throughputProbe struct {
 // ProbeThroughput is the throughput prober: download and upload rates
 // against a speed-test server, and the latency under load.
 func ProbeThroughput(ctx context.Context, req Request) Result {
-	p := &throughputProbe{req: req, o: throughputOptions(req.Module.Throughput), logger: req.Logger, res: &ThroughputResult{}}
-	p.res.Direction = p.o.Direction
-	p.res.Connections = p.o.Connections
-	p.res.LatencyProtocol = p.o.LatencyProtocol
+	p := &throughputProbe{req: req, cfg: throughputOptions(req.Module.Throughput), logger: req.Logger, res: &ThroughputResult{}}
+	p.res.Direction = p.cfg.Direction
+	p.res.Connections = p.cfg.Connections
+	p.res.LatencyProtocol = p.cfg.LatencyProtocol
 	if err := p.run(ctx); err != nil {
-		p.res.FailStep(p.logger, "throughput probe failed", err)
+		if p.res.Error == "" { // resolve fails the result itself
+			p.res.FailStep(p.logger, "throughput probe failed", err)
+		}
 		return p.res
 	}
 	p.res.Success = true
@@ -157,8 +158,8 @@ func ProbeThroughput(ctx context.Context, req Request) Result {
 // the transfer for the last loaded samples and closing.
 func (p *throughputProbe) reserves() (idle, end time.Duration) {
 	end = tpCloseReserve
-	if p.o.LatencyProtocol != config.LatencyProtocolNone {
-		idle = time.Duration(p.o.IdleLatencySamples-1)*p.o.LatencyInterval + tpCloseReserve
+	if p.cfg.LatencyProtocol != config.LatencyProtocolNone {
+		idle = time.Duration(p.cfg.IdleLatencySamples-1)*p.cfg.LatencyInterval + tpCloseReserve
 		end = tpLatencyGrace
 	}
 	return idle, end
@@ -166,19 +167,15 @@ func (p *throughputProbe) reserves() (idle, end time.Duration) {
 
 // minTransfer is the shortest transfer worth running: the ramp-up and a
 // steady window after it.
-func (p *throughputProbe) minTransfer() time.Duration { return p.o.RampUp + tpMinWindow }
+func (p *throughputProbe) minTransfer() time.Duration { return p.cfg.RampUp + tpMinWindow }
 
 func (p *throughputProbe) run(ctx context.Context) error {
-	o := p.o
+	o := p.cfg
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("invalid module: %w", err)
 	}
 	start := time.Now()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		idle, end := p.reserves()
-		deadline = start.Add(idle + o.Duration + end + tpDefaultBudget)
-	}
+	deadline, _ := ctx.Deadline() // Run sets one
 	margin := min(deadline.Sub(start)/10, 300*time.Millisecond)
 	runCtx, cancel := context.WithDeadline(ctx, deadline.Add(-margin))
 	defer cancel()
@@ -195,9 +192,9 @@ func (p *throughputProbe) run(ctx context.Context) error {
 			port = "443"
 		}
 	}
-	ip, err := ResolveTarget(runCtx, &p.res.Common, host, o.IPProtocol, o.IPProtocolFallback, p.req.Policy, p.logger)
-	if err != nil {
-		return fmt.Errorf("error resolving address: %w", err)
+	ip, ok := p.req.resolve(runCtx, &p.res.Common, host, o.IPProtocol, o.IPProtocolFallback)
+	if !ok {
+		return errors.New(p.res.Error)
 	}
 
 	idleReserve, endReserve := p.reserves()
@@ -336,37 +333,37 @@ func (p *throughputProbe) run(ctx context.Context) error {
 }
 
 func (p *throughputProbe) noLatency(phase string, rec *latencyRecord) error {
-	msg := fmt.Sprintf("none of %d %s latency samples (%s) was answered", rec.sent, phase, p.o.LatencyProtocol)
+	msg := fmt.Sprintf("none of %d %s latency samples (%s) was answered", rec.sent, phase, p.cfg.LatencyProtocol)
 	if phase == "loaded" {
 		msg += fmt.Sprintf(" within %s after the transfer", tpLatencyGrace)
 	}
 	if rec.firstErr != nil {
 		return fmt.Errorf("%s: %w", msg, rec.firstErr)
 	}
-	if p.o.LatencyProtocol == config.LatencyProtocolICMP {
+	if p.cfg.LatencyProtocol == config.LatencyProtocolICMP {
 		msg += " (ping blocked? try latency_protocol: tcp)"
 	}
 	return errors.New(msg)
 }
 
 func (p *throughputProbe) newLatencySampler(ip *net.IPAddr, urlPort string) (latencySampler, error) {
-	switch p.o.LatencyProtocol {
+	switch p.cfg.LatencyProtocol {
 	case config.LatencyProtocolNone:
 		return nil, nil
 	case config.LatencyProtocolICMP:
 		o := config.DefaultICMPProbe()
-		o.SourceIPAddress = p.o.SourceIPAddress
+		o.SourceIPAddress = p.cfg.SourceIPAddress
 		return &icmpLatency{opts: o, ip: ip, logger: p.logger}, nil
 	}
 	port := urlPort
-	if p.o.LatencyPort != 0 {
-		port = strconv.Itoa(p.o.LatencyPort)
+	if p.cfg.LatencyPort != 0 {
+		port = strconv.Itoa(p.cfg.LatencyPort)
 	}
 	network := "tcp4"
 	if ip.IP.To4() == nil {
 		network = "tcp6"
 	}
-	d, err := p.req.Policy.Dialer(network, p.o.SourceIPAddress)
+	d, err := p.req.Policy.Dialer(network, p.cfg.SourceIPAddress)
 	if err != nil {
 		return nil, err
 	}
@@ -415,7 +412,7 @@ func (p *throughputProbe) fillTransfer(tr *transfer) {
 	last := tr.samples[len(tr.samples)-1]
 	r.Bytes = last.bytes
 	r.TransferSeconds = last.at.Seconds()
-	r.BytesPerSecond, r.RateWindowSeconds = steadyRate(tr.samples, p.o.RampUp)
+	r.BytesPerSecond, r.RateWindowSeconds = steadyRate(tr.samples, p.cfg.RampUp)
 }
 
 // progress is the bytes moved by a moment of the transfer.

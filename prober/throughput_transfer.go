@@ -43,7 +43,7 @@ type transfer struct {
 }
 
 func (p *throughputProbe) newTransfer(ctx context.Context, u *url.URL, hostHeader, serverName string) (*transfer, error) {
-	o := p.o
+	o := p.cfg
 	tr := &transfer{o: o, u: u, hostHeader: hostHeader, logger: p.logger, conns: &connTracker{}}
 	if o.MaxBytes > 0 {
 		tr.budget.limited = true

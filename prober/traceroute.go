@@ -20,10 +20,6 @@ import (
 // any of its probes (as traceroute prints it).
 const TracerouteSilentAddress = "*"
 
-// tracerouteDefaultBudget is the time budget of a probe whose context has
-// no deadline (the /probe handler and the command line always set one).
-const tracerouteDefaultBudget = 10 * time.Second
-
 // PathHashBits is the width of TracerouteResult.PathHash: it fits a
 // float64 mantissa, so the gauge holds it exactly.
 const PathHashBits = 53
@@ -145,29 +141,32 @@ func traceStopMargin(budget time.Duration) time.Duration {
 // ProbeTraceroute is the traceroute prober: the hops to the target, found
 // with TTL-limited probes.
 func ProbeTraceroute(ctx context.Context, req Request) Result {
-	o := tracerouteOptions(req.Module.Traceroute)
-	logger := req.Logger
-	res := &TracerouteResult{
-		Protocol:         o.Protocol,
-		Port:             o.Port,
-		FirstHop:         o.FirstHop,
-		MaxHops:          o.MaxHops,
-		PacketsPerHop:    o.PacketsPerHop,
-		DropAddressLabel: o.DropAddressLabel,
-	}
+	p := &tracerouteProbe{req: req, cfg: tracerouteOptions(req.Module.Traceroute), logger: req.Logger, res: &TracerouteResult{}}
+	p.run(ctx)
+	return p.res
+}
+
+// tracerouteProbe is one run of the traceroute prober.
+type tracerouteProbe struct {
+	req    Request
+	cfg    config.TracerouteProbe
+	logger *slog.Logger
+	res    *TracerouteResult
+}
+
+func (p *tracerouteProbe) run(ctx context.Context) {
+	req, o, logger, res := p.req, p.cfg, p.logger, p.res
+	res.Protocol, res.Port, res.FirstHop, res.MaxHops = o.Protocol, o.Port, o.FirstHop, o.MaxHops
+	res.PacketsPerHop, res.DropAddressLabel = o.PacketsPerHop, o.DropAddressLabel
 	start := time.Now()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = start.Add(tracerouteDefaultBudget)
-	}
+	deadline, _ := ctx.Deadline() // Run sets one
 	stopAt := deadline.Add(-traceStopMargin(deadline.Sub(start)))
 
-	// ResolveTarget enforces the target policy on the address it returns:
-	// raw packets bypass the policy dialer, and only go to that address.
-	ip, err := ResolveTarget(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback, req.Policy, logger)
-	if err != nil {
-		res.Fail(logger, "cannot trace target", err)
-		return res
+	// resolve enforces the target policy on the address it returns: raw
+	// packets bypass the policy dialer, and only go to that address.
+	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback)
+	if !ok {
+		return
 	}
 	dst, _ := netip.AddrFromSlice(ip.IP)
 	dst = dst.Unmap()
@@ -175,7 +174,7 @@ func ProbeTraceroute(ctx context.Context, req Request) Result {
 	t, err := newTrace(o, dst, ip.Zone)
 	if err != nil {
 		res.Fail(logger, "cannot trace target", err)
-		return res
+		return
 	}
 	defer t.close()
 	res.SourceAddress = t.socks.src.String()
@@ -208,11 +207,10 @@ func ProbeTraceroute(ctx context.Context, req Request) Result {
 		res.Fail(logger, fmt.Sprintf("destination not reached: the last answer came from hop %d (%s); TTLs %d-%d got none",
 			last.TTL, last.Address, last.TTL+1, o.MaxHops), t.sendErr)
 	}
-	return res
 }
 
-// traceProbe is one packet of a trace.
-type traceProbe struct {
+// tracePacket is one packet of a trace.
+type tracePacket struct {
 	ttl     int
 	key     uint32 // what identifies it in answers (see newTrace)
 	sent    time.Time
@@ -262,8 +260,8 @@ type trace struct {
 	socks  *traceSockets
 	id     uint16 // icmp echo identifier
 	token  uint32 // icmp payload marker
-	probes []*traceProbe
-	byKey  map[uint32]*traceProbe
+	probes []*tracePacket
+	byKey  map[uint32]*tracePacket
 
 	mu       sync.Mutex
 	done     chan struct{}
@@ -296,7 +294,7 @@ func newTrace(o config.TracerouteProbe, dst netip.Addr, zone string) (*trace, er
 		dst:   dst,
 		ipv6:  dst.Is6(),
 		token: rand.Uint32(),
-		byKey: map[uint32]*traceProbe{},
+		byKey: map[uint32]*tracePacket{},
 		done:  make(chan struct{}),
 	}
 	if o.Protocol == config.TracerouteProtocolICMP {
@@ -330,7 +328,7 @@ func newTrace(o config.TracerouteProbe, dst netip.Addr, zone string) (*trace, er
 			default:
 				key = base + i
 			}
-			p := &traceProbe{ttl: ttl, key: key}
+			p := &tracePacket{ttl: ttl, key: key}
 			t.probes = append(t.probes, p)
 			t.byKey[key] = p
 		}
@@ -347,7 +345,7 @@ func (t *trace) close() {
 }
 
 // packet builds probe p.
-func (t *trace) packet(p *traceProbe) []byte {
+func (t *trace) packet(p *tracePacket) []byte {
 	s := t.socks
 	switch t.o.Protocol {
 	case config.TracerouteProtocolUDP:
@@ -629,7 +627,7 @@ func (t *trace) fill(res *TracerouteResult) {
 		return
 	}
 	res.HopCount = end
-	byTTL := map[int][]*traceProbe{}
+	byTTL := map[int][]*tracePacket{}
 	for _, p := range t.probes {
 		if p.ttl <= end && p.tried && !p.failed {
 			byTTL[p.ttl] = append(byTTL[p.ttl], p)
@@ -649,7 +647,7 @@ func (t *trace) fill(res *TracerouteResult) {
 }
 
 // summarizeHop aggregates the probes of one TTL.
-func summarizeHop(ttl int, probes []*traceProbe) TracerouteHop {
+func summarizeHop(ttl int, probes []*tracePacket) TracerouteHop {
 	h := TracerouteHop{TTL: ttl, Address: TracerouteSilentAddress, Sent: len(probes)}
 	count := map[netip.Addr]int{}
 	var sum float64

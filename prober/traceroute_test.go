@@ -134,12 +134,12 @@ func TestTracerouteParseAndMatch(t *testing.T) {
 	other := netip.MustParseAddr("203.0.113.99")
 	newT := func(proto string) *trace {
 		o := tracerouteOptions(config.TracerouteProbe{Protocol: proto, MaxHops: 5, PacketsPerHop: 2})
-		tr := &trace{o: o, dst: dst4, id: 77, token: 42, byKey: map[uint32]*traceProbe{}, done: make(chan struct{}),
+		tr := &trace{o: o, dst: dst4, id: 77, token: 42, byKey: map[uint32]*tracePacket{}, done: make(chan struct{}),
 			socks: &traceSockets{src: src4, sport: 40000}}
 		for ttl := 1; ttl <= 5; ttl++ {
 			for k := range 2 {
 				key := uint32(1000 + 2*(ttl-1) + k)
-				p := &traceProbe{ttl: ttl, key: key, tried: true, sent: time.Now()}
+				p := &tracePacket{ttl: ttl, key: key, tried: true, sent: time.Now()}
 				tr.probes = append(tr.probes, p)
 				tr.byKey[key] = p
 			}
@@ -336,7 +336,7 @@ func TestTraceroutePathHash(t *testing.T) {
 // address, and all are listed.
 func TestTracerouteHopAddressChoice(t *testing.T) {
 	a, b := netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("192.0.2.10")
-	ps := []*traceProbe{
+	ps := []*tracePacket{
 		{ttl: 1, replied: true, from: a, rtt: time.Millisecond},
 		{ttl: 1, replied: true, from: b, rtt: 3 * time.Millisecond},
 		{ttl: 1},
@@ -351,7 +351,7 @@ func TestTracerouteHopAddressChoice(t *testing.T) {
 	if math.Abs(h.LossRatio-1.0/3) > 1e-12 {
 		t.Errorf("loss %v", h.LossRatio)
 	}
-	ps = append(ps, &traceProbe{ttl: 1, replied: true, from: b})
+	ps = append(ps, &tracePacket{ttl: 1, replied: true, from: b})
 	if h := summarizeHop(1, ps); h.Address != "192.0.2.10" {
 		t.Errorf("majority: %+v", h)
 	}
@@ -369,9 +369,9 @@ func TestTracerouteTargetPolicy(t *testing.T) {
 		mtuModule(t, time.Second, ""),
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
-		res := Run(ctx, ProbeTraceroute, Request{Target: "127.0.0.1", Module: m, Policy: policy, Logger: traceTestLogger(t)})
+		res := Run(ctx, probeTestFunc(m.Prober), Request{Target: "127.0.0.1", Module: m, Policy: policy, Logger: traceTestLogger(t)})
 		cancel()
-		if c := res.Base(); c.Success || !strings.Contains(c.Error, ErrDenied.Error()) {
+		if c := res.Base(); c.Success || !strings.Contains(c.Error, "refused by target_policy") {
 			t.Errorf("%s: success %v error %q, want denied", m.Prober, c.Success, c.Error)
 		}
 		if tr, ok := res.(*TracerouteResult); ok && tr.PacketsSent != 0 {

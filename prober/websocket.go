@@ -52,7 +52,7 @@ type websocketProbe struct {
 // ProbeWebsocket is the websocket prober.
 func ProbeWebsocket(ctx context.Context, req Request) Result {
 	p := &websocketProbe{req: req, cfg: req.Module.Websocket, logger: req.Logger, res: &WebsocketResult{}}
-	p.res.Success = p.run(ctx)
+	p.run(ctx)
 	p.head.release()
 	return p.res
 }
@@ -79,41 +79,40 @@ func websocketURL(target string) (*url.URL, error) {
 	return u, nil
 }
 
-func (p *websocketProbe) run(ctx context.Context) bool {
+func (p *websocketProbe) run(ctx context.Context) {
 	u, err := websocketURL(p.req.Target)
 	if err != nil {
 		p.res.Fail(p.logger, "Could not parse target URL", err)
-		return false
+		return
 	}
 	hc := p.cfg.HTTPClientConfig
 	if hc.ProxyConnectHeader != nil {
 		p.res.Fail(p.logger, "proxy_connect_header is not supported by the websocket prober", nil)
-		return false
+		return
 	}
 	if hc.OAuth2 != nil {
 		p.res.Fail(p.logger, "oauth2 is not supported by the websocket prober (use authorization or headers)", nil)
-		return false
+		return
 	}
 	headers, err := p.headers(ctx, u)
 	if err != nil {
 		p.res.Fail(p.logger, "Error building the upgrade request headers", err)
-		return false
+		return
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
 		port = map[string]string{"ws": "80", "wss": "443"}[u.Scheme]
 	}
-	ip, err := ResolveTarget(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback, p.req.Policy, p.logger)
-	if err != nil {
-		p.res.Fail(p.logger, resolveFailure(err), err)
-		return false
+	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback)
+	if !ok {
+		return
 	}
 	p.res.PhaseSeconds = map[string]float64{"resolve": p.res.DNSLookupSeconds}
 
 	tlsConfig, err := pconfig.NewTLSConfigWithContext(ctx, &hc.TLSConfig)
 	if err != nil {
 		p.res.Fail(p.logger, "Error creating TLS configuration", err)
-		return false
+		return
 	}
 	// The dial goes to the address just resolved; the name the user wrote
 	// stays in the Host header and the TLS server name.
@@ -128,10 +127,10 @@ func (p *websocketProbe) run(ctx context.Context) bool {
 
 	conn, ok := p.dial(ctx, &dialURL, headers, tlsConfig)
 	if !ok {
-		return false
+		return
 	}
 	defer func() { _ = conn.Close() }()
-	return p.queryResponse(ctx, conn)
+	p.res.Success = p.queryResponse(ctx, conn)
 }
 
 // headers builds the upgrade request's headers with prometheus/common's own
@@ -249,7 +248,7 @@ func (p *websocketProbe) dial(ctx context.Context, u *url.URL, headers http.Head
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrDenied):
-			p.res.Fail(p.logger, "Connection refused by target_policy", err)
+			p.res.FailDenied(p.logger, err)
 		case errors.Is(err, websocket.ErrBadHandshake) && resp != nil:
 			p.res.Fail(p.logger, fmt.Sprintf("Websocket upgrade refused: HTTP status %d", resp.StatusCode), err)
 		case ctx.Err() != nil:
@@ -266,7 +265,8 @@ func (p *websocketProbe) dial(ctx context.Context, u *url.URL, headers http.Head
 
 // queryResponse runs the query_response steps over messages: an expect
 // step reads one message, text or binary, and matches it whole; send goes
-// as one text message, without the newline tcp adds. labels, starttls and
+// as one text message (binary for a !!binary send: blackbox_exporter sends
+// text), without the newline tcp adds. labels, starttls and
 // expect_bytes do not apply to messages and are ignored, as blackbox_exporter
 // ignores them.
 func (p *websocketProbe) queryResponse(ctx context.Context, conn *websocket.Conn) bool {
@@ -297,8 +297,13 @@ func (p *websocketProbe) queryResponse(ctx context.Context, conn *websocket.Conn
 			}
 		}
 		if send != "" {
-			p.logger.Debug("Sending message", "message", send)
-			if err := conn.WriteMessage(websocket.TextMessage, []byte(send)); err != nil {
+			// A !!binary send is not text: a text message must be UTF-8.
+			kind := websocket.TextMessage
+			if qr.SendBinary {
+				kind = websocket.BinaryMessage
+			}
+			p.logger.Debug("Sending message", "message", send, "binary", qr.SendBinary)
+			if err := conn.WriteMessage(kind, []byte(send)); err != nil {
 				p.res.FailedDueToRegex = true
 				p.res.Fail(p.logger, "Error sending websocket message", err)
 				return false

@@ -56,9 +56,12 @@ func (s *websocketTestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 	switch r.URL.Path {
 	case "/hello":
 		_ = c.WriteMessage(websocket.TextMessage, []byte("Hello, isp"))
-		_, msg, err := c.ReadMessage()
+		kind, msg, err := c.ReadMessage()
 		if err != nil {
 			return
+		}
+		if kind == websocket.BinaryMessage {
+			msg = append([]byte("binary:"), msg...)
 		}
 		s.mu.Lock()
 		s.got = append(s.got, string(msg))
@@ -153,6 +156,16 @@ headers:
 	}
 	if h.Get("Host") != strings.TrimPrefix(base, "ws://") || !strings.HasPrefix(h.Get("User-Agent"), "isp-checker") {
 		t.Errorf("Host %q User-Agent %q", h.Get("Host"), h.Get("User-Agent"))
+	}
+}
+
+func TestWebsocketBinarySend(t *testing.T) {
+	srv, base := websocketTestStart(t, nil)
+	// 0xff is not UTF-8: as a text message it would break the protocol.
+	m := probeTestModule(t, "websocket", 0, "query_response:\n  - expect: '^Hello'\n    send: !!binary /wAB\n  - expect: '^ok$'\n")
+	probeTestCheck(t, websocketTestRun(t, httpTestTimeout, base+"/hello", m), "")
+	if _, got := srv.last(); fmt.Sprint(got) != "[binary:\xff\x00\x01]" {
+		t.Errorf("server got %q, want one binary message of the three bytes", got)
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/isp-checker/isp-checker/diagnose"
-	dt "github.com/isp-checker/isp-checker/diagnose/diagnosetest"
-	"github.com/isp-checker/isp-checker/report/schematest"
+	dt "github.com/isp-checker/isp-checker/internal/diagnosetest"
+	"github.com/isp-checker/isp-checker/internal/schematest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

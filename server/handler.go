@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,9 @@ func NewProbeHandler(o ProbeOptions) *ProbeHandler {
 func (h *ProbeHandler) reject(w http.ResponseWriter, reason string, code int, msg string) {
 	if h.o.Metrics != nil {
 		h.o.Metrics.rejected.WithLabelValues(reason).Inc()
+		if reason == "unknown_module" {
+			h.o.Metrics.moduleUnknown.Inc()
+		}
 	}
 	http.Error(w, msg, code)
 }
@@ -81,7 +85,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, "unknown_module", http.StatusBadRequest, fmt.Sprintf("Unknown module %q", clip(moduleName, 100)))
 		return
 	}
-	target := q.Get("target")
+	target := decodeEncodedColon(q.Get("target"))
 	if target == "" {
 		h.reject(w, "missing_target", http.StatusBadRequest, "Target parameter is missing")
 		return
@@ -125,6 +129,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ModuleName: moduleName,
 		Hostname:   hostname,
 		Logger:     logger,
+		Timeout:    timeout,
 	}
 	var onDeny func()
 	if h.o.Metrics != nil {
@@ -165,6 +170,29 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	collector.ServeMetrics(w, r, em, h.o.Logger)
+}
+
+// decodeEncodedColon undoes a second URL-encoding of the target when its
+// colon arrived encoded ("127.0.0.1%3A9100": Grafana Alloy encodes colons,
+// blackbox_exporter #1525). blackbox decodes every target twice, which
+// also rewrites "%2B" inside a URL's query into "+" and "+" into a space;
+// here only a target with no colon at all and an encoded one is decoded,
+// so a URL (it has a scheme's colon) or a host:port is never altered (the
+// colons inside an IPv6 literal's brackets do not count).
+func decodeEncodedColon(target string) string {
+	rest := target
+	if strings.HasPrefix(rest, "[") {
+		if i := strings.IndexByte(rest, ']'); i > 0 {
+			rest = rest[i+1:]
+		}
+	}
+	if strings.Contains(rest, ":") || !strings.Contains(strings.ToUpper(rest), "%3A") {
+		return target
+	}
+	if t, err := url.QueryUnescape(target); err == nil {
+		return t
+	}
+	return target
 }
 
 // maxTargetLength bounds the target parameter: no target needs more, and it

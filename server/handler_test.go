@@ -78,7 +78,7 @@ var testModules = map[string]struct {
 	prober  string
 	timeout time.Duration
 }{
-	"block": {"test_block", 0}, "block_short": {"test_block", 2 * time.Second},
+	"block": {"test_block", 0}, "block_short": {"test_block", 2 * time.Second}, "block_5s": {"test_block", 5 * time.Second},
 	"panic": {"test_panic", 0}, "echo": {"test_echo", 0},
 }
 
@@ -202,6 +202,47 @@ func TestProbeBadRequests(t *testing.T) {
 	}
 }
 
+// blackbox_module_unknown_total counts what rejected{reason="unknown_module"}
+// counts, and nothing else.
+func TestModuleUnknownCounter(t *testing.T) {
+	s := newTestServer(t, 0)
+	releaseBlocked(t)
+	get(t, s.URL+"/probe?target=x&module=nope", nil)
+	get(t, s.URL+"/probe?target=x&module=nope2", nil)
+	get(t, s.URL+"/probe?module=block", nil)
+	get(t, s.URL+"/probe?target=x&module=block", nil)
+	if got := testutil.ToFloat64(s.metrics.moduleUnknown); got != 2 {
+		t.Errorf("blackbox_module_unknown_total = %v, want 2", got)
+	}
+	_, metrics := get(t, s.URL+"/metrics", nil)
+	if !strings.Contains(metrics, "blackbox_module_unknown_total 2\n") {
+		t.Errorf("/metrics lacks blackbox_module_unknown_total 2:\n%s", metrics)
+	}
+}
+
+func TestDecodeEncodedColon(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1%3A9100":                 "127.0.0.1:9100",
+		"http%3A%2F%2Fexample.com%2Fa%2Bb": "http://example.com/a+b",
+		"[::1]%3a22":                       "[::1]:22",
+		"http://example.com/?q=a%2Bb%3A":   "http://example.com/?q=a%2Bb%3A", // has a colon: left alone
+		"127.0.0.1:9100":                   "127.0.0.1:9100",
+		"example.com":                      "example.com",
+		"bad%3A%zz":                        "bad%3A%zz", // does not decode: kept
+	} {
+		if got := decodeEncodedColon(in); got != want {
+			t.Errorf("decodeEncodedColon(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// Through /probe: the target parameter arrives encoded twice.
+	s := newTestServer(t, 0)
+	releaseBlocked(t)
+	_, body := get(t, s.URL+"/probe?module=block&debug=true&target=127.0.0.1%253A9100", nil)
+	if !strings.Contains(body, "target=127.0.0.1:9100") {
+		t.Errorf("the probe did not get the decoded target:\n%s", body)
+	}
+}
+
 func TestProbeTimeout(t *testing.T) {
 	m := func(d time.Duration) config.Module { return config.Module{Timeout: d} }
 	tests := []struct {
@@ -240,6 +281,28 @@ func TestProbeDeadlineReachesProber(t *testing.T) {
 	_, body = get(t, s.URL+"/probe?module=block_short&target=x", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"30"}})
 	if !strings.Contains(body, "probe_test_deadline_seconds 1.9") && !strings.Contains(body, "probe_test_deadline_seconds 2\n") {
 		t.Errorf("module timeout does not cap the deadline:\n%s", body)
+	}
+}
+
+// probe_timeout_seconds is the budget the handler computed, as blackbox
+// reports it (5 for a 5 s module, 2.5 under a 3 s scrape timeout with the
+// 0.5 s offset), not the time left when the prober started.
+func TestProbeTimeoutSecondsIsTheBudget(t *testing.T) {
+	s := newTestServer(t, 0)
+	releaseBlocked(t)
+	for _, tc := range []struct{ header, want string }{
+		{"", "probe_timeout_seconds 5\n"},
+		{"3", "probe_timeout_seconds 2.5\n"},
+		{"30", "probe_timeout_seconds 5\n"},
+	} {
+		h := http.Header{}
+		if tc.header != "" {
+			h.Set("X-Prometheus-Scrape-Timeout-Seconds", tc.header)
+		}
+		_, body := get(t, s.URL+"/probe?module=block_5s&target=x", h)
+		if !strings.Contains(body, tc.want) {
+			t.Errorf("scrape timeout %q: want %q in\n%s", tc.header, tc.want, body)
+		}
 	}
 }
 
@@ -356,7 +419,7 @@ func TestConfigHidesSecretsAndReload(t *testing.T) {
 		t.Error("old config lost")
 	}
 	_, metrics := get(t, s.URL+"/metrics", nil)
-	for _, want := range []string{"isp_checker_config_last_reload_successful 0", "isp_checker_build_info", "isp_checker_probes_in_flight 0", "isp_checker_probes_rejected_total"} {
+	for _, want := range []string{"isp_checker_config_last_reload_successful 0", "blackbox_exporter_config_last_reload_successful 0", "isp_checker_build_info", "isp_checker_probes_in_flight 0", "isp_checker_probes_rejected_total"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -13,6 +13,9 @@ type SelfMetrics struct {
 	inFlight prometheus.Gauge
 	rejected *prometheus.CounterVec
 	denied   prometheus.Counter
+	// moduleUnknown is rejected{reason="unknown_module"} under
+	// blackbox_exporter's name, for dashboards and alerts written for it.
+	moduleUnknown prometheus.Counter
 }
 
 // NewSelfMetrics creates the exporter's metrics and registers them, with the
@@ -40,11 +43,15 @@ func NewSelfMetrics(reg prometheus.Registerer) *SelfMetrics {
 			Name: "isp_checker_target_policy_denied_total",
 			Help: "Connections or packets refused by the target policy (SSRF guard).",
 		}),
+		moduleUnknown: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blackbox_module_unknown_total",
+			Help: "Count of unknown modules requested by probes (blackbox_exporter's name for isp_checker_probes_rejected_total{reason=\"unknown_module\"}).",
+		}),
 	}
 	for _, reason := range []string{"concurrency", "unknown_module", "missing_target", "bad_request"} {
 		m.rejected.WithLabelValues(reason)
 	}
-	reg.MustRegister(m.probes, m.duration, m.inFlight, m.rejected, m.denied,
+	reg.MustRegister(m.probes, m.duration, m.inFlight, m.rejected, m.denied, m.moduleUnknown,
 		versioncollector.NewCollector("isp_checker"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -16,8 +16,8 @@ import (
 
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/diagnose"
-	"github.com/isp-checker/isp-checker/diagnose/labtest"
-	"github.com/isp-checker/isp-checker/report/schematest"
+	"github.com/isp-checker/isp-checker/internal/labtest"
+	"github.com/isp-checker/isp-checker/internal/schematest"
 )
 
 // The scenario matrix: every common fault, built in the lab from

@@ -18,7 +18,12 @@ import (
 type Zone struct {
 	records map[string][]netip.Addr
 	queries atomic.Int64
+	addr    string
 }
+
+// Addr is the server's address, ip:port (UDP and TCP), for code that is
+// given a DNS server rather than a resolver.
+func (z *Zone) Addr() string { return z.addr }
 
 // Queries is how many queries the server has answered.
 func (z *Zone) Queries() int64 { return z.queries.Load() }
@@ -72,6 +77,7 @@ func Resolver(t testing.TB, records map[string][]netip.Addr) (*net.Resolver, *Zo
 		t.Fatal(err)
 	}
 	addr := pc.LocalAddr().String()
+	z.addr = addr
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}, {Listener: ln, Handler: dns.HandlerFunc(z.serve)}} {
 		started := make(chan struct{})
 		srv.NotifyStartedFunc = func() { close(started) }
