@@ -64,6 +64,28 @@ func DefaultModule() Module {
 	}
 }
 
+// NewModule returns a module of the named prober with every default, as
+// loading "prober: name" gives it. Code that builds a module starts here,
+// changes what it needs and, when it took values from outside the config,
+// calls Check: probers trust their options and check nothing themselves.
+func NewModule(prober string) Module {
+	m := DefaultModule()
+	m.Prober = prober
+	return m
+}
+
+// Check runs the checks loading runs on a parsed module: its prober's
+// section's Validate, and the checks across options and files.
+func (m *Module) Check() error {
+	if !knownProber(m.Prober) {
+		return fmt.Errorf("unknown prober %q (known: %s)", m.Prober, strings.Join(ProberNames(), ", "))
+	}
+	if m.Timeout < 0 {
+		return errors.New("timeout cannot be negative")
+	}
+	return m.load()
+}
+
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (m *Module) UnmarshalYAML(unmarshal func(any) error) error {
 	*m = DefaultModule()
@@ -349,15 +371,6 @@ func (re Regexp) MarshalYAML() (any, error) {
 
 // String returns the source text.
 func (re Regexp) String() string { return re.original }
-
-// ipProtocol checks a preferred_ip_protocol value.
-func validIPProtocol(p string) error {
-	switch p {
-	case "", "ip4", "ip6", "ipv4", "ipv6", "tcp4", "tcp6", "udp4", "udp6":
-		return nil
-	}
-	return fmt.Errorf("preferred_ip_protocol %q is not valid (ip4 or ip6)", p)
-}
 
 // Marshal renders the config as YAML with secrets hidden (prometheus/common's
 // Secret type marshals as "<secret>").

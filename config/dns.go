@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -18,11 +17,9 @@ const DefaultDNSSECUDPSize = 1232
 // DNSProbe is blackbox_exporter's dns prober schema, plus DNS over HTTPS,
 // retrying truncated answers over TCP and DNSSEC (DO bit, AD flag).
 type DNSProbe struct {
-	IPProtocol         string            `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool              `yaml:"ip_protocol_fallback"`
+	IPOptions          `yaml:",inline"`
 	DNSOverTLS         bool              `yaml:"dns_over_tls,omitempty"`
 	TLSConfig          pconfig.TLSConfig `yaml:"tls_config,omitempty"`
-	SourceIPAddress    string            `yaml:"source_ip_address,omitempty"`
 	TransportProtocol  string            `yaml:"transport_protocol,omitempty"` // udp (default) or tcp; tcp for DoT.
 	QueryClass         string            `yaml:"query_class,omitempty"`        // Defaults to IN.
 	QueryName          string            `yaml:"query_name,omitempty"`
@@ -59,7 +56,7 @@ type DNSProbe struct {
 
 // DefaultDNSProbe returns the dns defaults (blackbox's, and POST for DoH).
 func DefaultDNSProbe() DNSProbe {
-	return DNSProbe{IPProtocolFallback: true, Recursion: true, DoHMethod: "POST"}
+	return DNSProbe{IPOptions: DefaultIPOptions(), Recursion: true, DoHMethod: "POST"}
 }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
@@ -102,9 +99,6 @@ func (s *DNSProbe) Validate() error {
 			return fmt.Errorf("valid_rcodes: %q is not a DNS response code", rc)
 		}
 	}
-	if s.SourceIPAddress != "" && net.ParseIP(s.SourceIPAddress) == nil {
-		return fmt.Errorf("source_ip_address %q is not an IP address", s.SourceIPAddress)
-	}
 	if s.DNSOverTLS && s.DNSOverHTTPS {
 		return errors.New("dns_over_tls and dns_over_https cannot both be set")
 	}
@@ -128,7 +122,7 @@ func (s *DNSProbe) Validate() error {
 	if s.EDNS0UDPSize != 0 && s.EDNS0UDPSize < 512 {
 		return fmt.Errorf("edns0_udp_size %d is too small: 512 is the minimum (RFC 6891)", s.EDNS0UDPSize)
 	}
-	return validIPProtocol(s.IPProtocol)
+	return s.check()
 }
 
 func isASCII(s string) bool {

@@ -15,10 +15,9 @@ type GRPCProbe struct {
 	// asks about the server as a whole.
 	Service string `yaml:"service,omitempty"`
 	// TLS connects with TLS; TLSConfig is used only then.
-	TLS                 bool              `yaml:"tls,omitempty"`
-	TLSConfig           pconfig.TLSConfig `yaml:"tls_config,omitempty"`
-	IPProtocolFallback  bool              `yaml:"ip_protocol_fallback"`
-	PreferredIPProtocol string            `yaml:"preferred_ip_protocol,omitempty"`
+	TLS       bool              `yaml:"tls,omitempty"`
+	TLSConfig pconfig.TLSConfig `yaml:"tls_config,omitempty"`
+	IPOptions `yaml:",inline"`
 	// Metadata is sent with the health check (gRPC request headers, such
 	// as authorization). Keys are lower-cased at load: gRPC sends only
 	// lower-case names, and blackbox_exporter, which keeps them as
@@ -28,7 +27,7 @@ type GRPCProbe struct {
 }
 
 // DefaultGRPCProbe returns the grpc defaults (blackbox's).
-func DefaultGRPCProbe() GRPCProbe { return GRPCProbe{IPProtocolFallback: true} }
+func DefaultGRPCProbe() GRPCProbe { return GRPCProbe{IPOptions: DefaultIPOptions()} }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (s *GRPCProbe) UnmarshalYAML(unmarshal func(any) error) error {
@@ -40,7 +39,10 @@ func (s *GRPCProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := s.normaliseMetadata(); err != nil {
 		return err
 	}
-	return validIPProtocol(s.PreferredIPProtocol)
+	if err := s.noSource("grpc"); err != nil {
+		return err
+	}
+	return s.check()
 }
 
 // normaliseMetadata lower-cases the metadata keys (merging the values of

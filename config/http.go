@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/textproto"
 	"slices"
 	"strings"
@@ -16,10 +15,9 @@ import (
 
 // HTTPProbe is blackbox_exporter's http prober schema, plus source_ip_address.
 type HTTPProbe struct {
-	ValidStatusCodes             []int                    `yaml:"valid_status_codes,omitempty"` // Defaults to 2xx.
-	ValidHTTPVersions            []string                 `yaml:"valid_http_versions,omitempty"`
-	IPProtocol                   string                   `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback           bool                     `yaml:"ip_protocol_fallback"`
+	ValidStatusCodes             []int    `yaml:"valid_status_codes,omitempty"` // Defaults to 2xx.
+	ValidHTTPVersions            []string `yaml:"valid_http_versions,omitempty"`
+	IPOptions                    `yaml:",inline"`
 	SkipResolvePhaseWithProxy    bool                     `yaml:"skip_resolve_phase_with_proxy,omitempty"`
 	NoFollowRedirects            *bool                    `yaml:"no_follow_redirects,omitempty"` // Deprecated: follow_redirects.
 	FailIfSSL                    bool                     `yaml:"fail_if_ssl,omitempty"`
@@ -37,8 +35,6 @@ type HTTPProbe struct {
 	HTTPClientConfig             pconfig.HTTPClientConfig `yaml:"http_client_config,inline"`
 	Compression                  string                   `yaml:"compression,omitempty"`
 	BodySizeLimit                units.Base2Bytes         `yaml:"body_size_limit,omitempty"`
-	// SourceIPAddress binds outgoing connections (multi-WAN hosts). Not in blackbox.
-	SourceIPAddress string `yaml:"source_ip_address,omitempty"`
 	// EnableHTTP3 makes every request over QUIC (HTTP/3, https only), as
 	// blackbox_exporter main's enable_http3 does; see checkHTTP3.
 	EnableHTTP3 bool `yaml:"enable_http3,omitempty"`
@@ -46,7 +42,7 @@ type HTTPProbe struct {
 
 // DefaultHTTPProbe returns the http defaults (blackbox's).
 func DefaultHTTPProbe() HTTPProbe {
-	return HTTPProbe{IPProtocolFallback: true, HTTPClientConfig: pconfig.DefaultHTTPClientConfig}
+	return HTTPProbe{IPOptions: DefaultIPOptions(), HTTPClientConfig: pconfig.DefaultHTTPClientConfig}
 }
 
 // hideSecrets is the options as /config shows them.
@@ -80,11 +76,8 @@ func (s *HTTPProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	if s.Body != "" && s.BodyFile != "" {
 		return errors.New("setting body and body_file both are not allowed")
 	}
-	if err := validIPProtocol(s.IPProtocol); err != nil {
+	if err := s.check(); err != nil {
 		return err
-	}
-	if s.SourceIPAddress != "" && net.ParseIP(s.SourceIPAddress) == nil {
-		return fmt.Errorf("source_ip_address %q is not an IP address", s.SourceIPAddress)
 	}
 	for _, code := range s.ValidStatusCodes {
 		if code < 100 || code > 999 {

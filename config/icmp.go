@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"time"
 )
 
@@ -11,12 +10,10 @@ import (
 // multi-packet options. A blackbox module (none of the new options) sends one
 // echo request and succeeds when its reply arrives, as blackbox does.
 type ICMPProbe struct {
-	IPProtocol         string `yaml:"preferred_ip_protocol,omitempty"` // Defaults to "ip6".
-	IPProtocolFallback bool   `yaml:"ip_protocol_fallback"`
-	SourceIPAddress    string `yaml:"source_ip_address,omitempty"`
-	PayloadSize        int    `yaml:"payload_size,omitempty"`
-	DontFragment       bool   `yaml:"dont_fragment,omitempty"`
-	TTL                int    `yaml:"ttl,omitempty"`
+	IPOptions    `yaml:",inline"`
+	PayloadSize  int  `yaml:"payload_size,omitempty"`
+	DontFragment bool `yaml:"dont_fragment,omitempty"`
+	TTL          int  `yaml:"ttl,omitempty"`
 
 	// isp-checker's own options (none of them exists in blackbox_exporter).
 
@@ -69,12 +66,12 @@ const (
 // DefaultICMPProbe returns the icmp defaults (blackbox's, and one packet).
 func DefaultICMPProbe() ICMPProbe {
 	return ICMPProbe{
-		IPProtocolFallback: true,
-		TTL:                DefaultICMPTTL,
-		Packets:            1,
-		Interval:           DefaultICMPInterval,
-		Socket:             ICMPSocketAuto,
-		Protocol:           ICMPProtocolICMP,
+		IPOptions: DefaultIPOptions(),
+		TTL:       DefaultICMPTTL,
+		Packets:   1,
+		Interval:  DefaultICMPInterval,
+		Socket:    ICMPSocketAuto,
+		Protocol:  ICMPProtocolICMP,
 	}
 }
 
@@ -91,13 +88,13 @@ func (s *ICMPProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	if s.TTL > 255 {
 		return errors.New(`"ttl" cannot exceed 255`)
 	}
+	if s.TTL == 0 {
+		s.TTL = DefaultICMPTTL // 0 is "not set", as in blackbox_exporter
+	}
 	if s.PayloadSize < 0 || s.PayloadSize > 65500 {
 		return fmt.Errorf("payload_size %d is out of range 0-65500", s.PayloadSize)
 	}
-	if s.SourceIPAddress != "" && net.ParseIP(s.SourceIPAddress) == nil {
-		return fmt.Errorf("source_ip_address %q is not an IP address", s.SourceIPAddress)
-	}
-	if err := validIPProtocol(s.IPProtocol); err != nil {
+	if err := s.check(); err != nil {
 		return err
 	}
 	return s.validate()

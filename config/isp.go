@@ -17,10 +17,9 @@ import (
 // test) and the thresholds that turn the measurements into a verdict. The
 // same options drive `isp-checker run`, whose flags override the lists.
 type ISPProbe struct {
-	// IPProtocol is the address family preferred for targets given by
-	// name (default ip4), with IPProtocolFallback to the other (default on).
-	IPProtocol         string `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool   `yaml:"ip_protocol_fallback"`
+	// IPOptions: ip4 first for targets given by name, with fallback; no
+	// source_ip_address.
+	IPOptions `yaml:",inline"`
 
 	// Gateway is the LAN gateway's address. Empty (the default) takes the
 	// default route's gateway from the routing table (/proc/net/route, then
@@ -135,24 +134,23 @@ var DefaultISPTargets = []string{"1.1.1.1", "8.8.8.8", "9.9.9.9"}
 // DefaultISPProbe returns the isp defaults.
 func DefaultISPProbe() ISPProbe {
 	return ISPProbe{
-		IPProtocol:         "ip4",
-		IPProtocolFallback: true,
-		Targets:            append([]string(nil), DefaultISPTargets...),
-		DNSQueryName:       DefaultISPDNSQueryName,
-		DNSQueryType:       DefaultISPDNSQueryType,
-		DNSAttempts:        DefaultISPDNSAttempts,
-		DNSTimeout:         DefaultISPDNSTimeout,
-		HTTPURLs:           []string{ispDefaultPublicHTTPSSite},
-		HTTPTimeout:        DefaultISPHTTPTimeout,
-		SpeedDuration:      DefaultISPSpeedDuration,
-		Packets:            DefaultISPPackets,
-		Interval:           DefaultISPInterval,
-		Trace:              true,
-		TraceMaxHops:       DefaultISPTraceMaxHops,
-		HopPings:           true,
-		MTU:                true,
-		DNSIntegrity:       true,
-		Thresholds:         DefaultISPThresholds(),
+		IPOptions:     IPOptions{IPProtocol: "ip4", IPProtocolFallback: true},
+		Targets:       append([]string(nil), DefaultISPTargets...),
+		DNSQueryName:  DefaultISPDNSQueryName,
+		DNSQueryType:  DefaultISPDNSQueryType,
+		DNSAttempts:   DefaultISPDNSAttempts,
+		DNSTimeout:    DefaultISPDNSTimeout,
+		HTTPURLs:      []string{ispDefaultPublicHTTPSSite},
+		HTTPTimeout:   DefaultISPHTTPTimeout,
+		SpeedDuration: DefaultISPSpeedDuration,
+		Packets:       DefaultISPPackets,
+		Interval:      DefaultISPInterval,
+		Trace:         true,
+		TraceMaxHops:  DefaultISPTraceMaxHops,
+		HopPings:      true,
+		MTU:           true,
+		DNSIntegrity:  true,
+		Thresholds:    DefaultISPThresholds(),
 	}
 }
 
@@ -189,7 +187,10 @@ func (t *ISPThresholds) UnmarshalYAML(unmarshal func(any) error) error {
 // Validate checks the options; UnmarshalYAML calls it, and so does `run`
 // after applying its flags.
 func (s *ISPProbe) Validate() error {
-	if err := validIPProtocol(s.IPProtocol); err != nil {
+	if err := s.noSource("isp"); err != nil {
+		return err
+	}
+	if err := s.check(); err != nil {
 		return err
 	}
 	if s.Gateway != "" && s.Gateway != ISPGatewayNone {

@@ -15,8 +15,8 @@ func TestISPGood(t *testing.T) {
 	}
 	o := c.Modules["isp"].ISP
 	want := ISPProbe{
-		IPProtocol: "ip4", IPProtocolFallback: true,
-		Gateway: "192.0.2.1", Targets: []string{"203.0.113.10", "one.one.one.one"},
+		IPOptions: IPOptions{IPProtocol: "ip4", IPProtocolFallback: true},
+		Gateway:   "192.0.2.1", Targets: []string{"203.0.113.10", "one.one.one.one"},
 		DNSServers: []string{"192.0.2.53", "[2001:db8::53]:5353"}, DNSQueryName: "example.org", DNSQueryType: "AAAA",
 		DNSAttempts: 2, DNSTimeout: time.Second,
 		HTTPURLs: []string{"https://www.example.org/", "http://203.0.113.80:8080/health"}, HTTPTimeout: 5 * time.Second,

@@ -2,16 +2,13 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"time"
 )
 
 // MTUProbe holds the mtu prober's options: path-MTU discovery to the
 // target with ICMP echo requests that must not be fragmented.
 type MTUProbe struct {
-	IPProtocol         string `yaml:"preferred_ip_protocol,omitempty"` // Defaults to "ip6".
-	IPProtocolFallback bool   `yaml:"ip_protocol_fallback"`            // Defaults to true; never omitted, so /config round-trips false.
-	SourceIPAddress    string `yaml:"source_ip_address,omitempty"`
+	IPOptions `yaml:",inline"`
 
 	// MinSize is the smallest packet size (IP header included) searched;
 	// a target that does not answer it fails the probe. 0 (the default)
@@ -47,9 +44,9 @@ const (
 // DefaultMTUProbe returns the mtu defaults.
 func DefaultMTUProbe() MTUProbe {
 	return MTUProbe{
-		IPProtocolFallback: true,
-		Retries:            DefaultMTURetries,
-		ReplyTimeout:       DefaultMTUReplyTimeout,
+		IPOptions:    DefaultIPOptions(),
+		Retries:      DefaultMTURetries,
+		ReplyTimeout: DefaultMTUReplyTimeout,
 	}
 }
 
@@ -80,8 +77,5 @@ func (s *MTUProbe) Validate() error {
 	if s.ReplyTimeout < MTUMinReplyTimeout {
 		return fmt.Errorf("reply_timeout %s is below the minimum of %s", s.ReplyTimeout, MTUMinReplyTimeout)
 	}
-	if s.SourceIPAddress != "" && net.ParseIP(s.SourceIPAddress) == nil {
-		return fmt.Errorf("source_ip_address %q is not an IP address", s.SourceIPAddress)
-	}
-	return validIPProtocol(s.IPProtocol)
+	return s.check()
 }

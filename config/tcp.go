@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	pconfig "github.com/prometheus/common/config"
@@ -14,16 +13,14 @@ import (
 
 // TCPProbe is blackbox_exporter's tcp prober schema.
 type TCPProbe struct {
-	IPProtocol         string            `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool              `yaml:"ip_protocol_fallback"`
-	SourceIPAddress    string            `yaml:"source_ip_address,omitempty"`
-	QueryResponse      []QueryResponse   `yaml:"query_response,omitempty"`
-	TLS                bool              `yaml:"tls,omitempty"`
-	TLSConfig          pconfig.TLSConfig `yaml:"tls_config,omitempty"`
+	IPOptions     `yaml:",inline"`
+	QueryResponse []QueryResponse   `yaml:"query_response,omitempty"`
+	TLS           bool              `yaml:"tls,omitempty"`
+	TLSConfig     pconfig.TLSConfig `yaml:"tls_config,omitempty"`
 }
 
 // DefaultTCPProbe returns the tcp defaults (blackbox's).
-func DefaultTCPProbe() TCPProbe { return TCPProbe{IPProtocolFallback: true} }
+func DefaultTCPProbe() TCPProbe { return TCPProbe{IPOptions: DefaultIPOptions()} }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (s *TCPProbe) UnmarshalYAML(unmarshal func(any) error) error {
@@ -32,13 +29,7 @@ func (s *TCPProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*tcpProbe)(s)); err != nil {
 		return err
 	}
-	if err := validIPProtocol(s.IPProtocol); err != nil {
-		return err
-	}
-	if s.SourceIPAddress != "" && net.ParseIP(s.SourceIPAddress) == nil {
-		return fmt.Errorf("source_ip_address %q is not an IP address", s.SourceIPAddress)
-	}
-	return nil
+	return s.check()
 }
 
 // QueryResponse is one step of a tcp or unix dialogue: wait for Expect (a

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/textproto"
 	"time"
 
@@ -43,10 +42,9 @@ type ThroughputProbe struct {
 	// Headers are added to every transfer request.
 	Headers map[string]string `yaml:"headers,omitempty"`
 
-	IPProtocol         string `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool   `yaml:"ip_protocol_fallback"`
-	// SourceIPAddress binds the transfer and the TCP latency probes.
-	SourceIPAddress string `yaml:"source_ip_address,omitempty"`
+	// IPOptions: source_ip_address binds the transfer and the TCP latency
+	// probes.
+	IPOptions `yaml:",inline"`
 	// CongestionControl sets the TCP congestion control of the transfer
 	// connections (Linux, e.g. cubic, bbr, reno; it must be available in
 	// net.ipv4.tcp_available_congestion_control, and one not in
@@ -103,7 +101,7 @@ func DefaultThroughputProbe() ThroughputProbe {
 		Connections:        DefaultThroughputConnections,
 		UploadRequestBytes: DefaultThroughputUploadRequest,
 		RampUp:             DefaultThroughputRampUp,
-		IPProtocolFallback: true,
+		IPOptions:          DefaultIPOptions(),
 		LatencyProtocol:    LatencyProtocolTCP,
 		LatencyInterval:    DefaultLatencyInterval,
 		IdleLatencySamples: DefaultIdleLatencySamples,
@@ -125,14 +123,17 @@ func (s *ThroughputProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*throughputProbe)(s)); err != nil {
 		return err
 	}
+	if s.RampUp == 0 {
+		// 0 asks for the default, which a short duration halves.
+		s.RampUp = min(DefaultThroughputRampUp, s.Duration/2)
+	}
 	if err := s.HTTPClientConfig.Validate(); err != nil {
 		return err
 	}
 	return s.Validate()
 }
 
-// Validate checks the options; UnmarshalYAML calls it, and the prober calls
-// it for modules built in code.
+// Validate checks the options; UnmarshalYAML and Module.Check call it.
 func (s *ThroughputProbe) Validate() error {
 	switch s.Direction {
 	case ThroughputDownload, ThroughputUpload:
@@ -155,11 +156,8 @@ func (s *ThroughputProbe) Validate() error {
 	if s.RampUp < 0 || s.RampUp >= s.Duration {
 		return fmt.Errorf("ramp_up %s must be at least 0 and shorter than duration %s", s.RampUp, s.Duration)
 	}
-	if err := validIPProtocol(s.IPProtocol); err != nil {
+	if err := s.check(); err != nil {
 		return err
-	}
-	if s.SourceIPAddress != "" && net.ParseIP(s.SourceIPAddress) == nil {
-		return fmt.Errorf("source_ip_address %q is not an IP address", s.SourceIPAddress)
 	}
 	if !validCongestionControl(s.CongestionControl) {
 		return fmt.Errorf("congestion_control %q is not a congestion control name (like cubic or bbr)", s.CongestionControl)

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"time"
 )
 
@@ -12,9 +11,7 @@ import (
 // (Paris-traceroute style: every probe of one trace belongs to the same
 // flow), then waits at most HopTimeout for the answers.
 type TracerouteProbe struct {
-	IPProtocol         string `yaml:"preferred_ip_protocol,omitempty"` // Defaults to "ip6".
-	IPProtocolFallback bool   `yaml:"ip_protocol_fallback"`            // Defaults to true; never omitted, so /config round-trips false.
-	SourceIPAddress    string `yaml:"source_ip_address,omitempty"`
+	IPOptions `yaml:",inline"`
 
 	// Protocol is the probe packet: icmp (echo requests, the default),
 	// udp (datagrams to Port, answered by port-unreachable) or tcp (SYNs
@@ -59,12 +56,12 @@ const (
 // DefaultTracerouteProbe returns the traceroute defaults.
 func DefaultTracerouteProbe() TracerouteProbe {
 	return TracerouteProbe{
-		IPProtocolFallback: true,
-		Protocol:           TracerouteProtocolICMP,
-		FirstHop:           1,
-		MaxHops:            DefaultTracerouteMaxHops,
-		PacketsPerHop:      DefaultTraceroutePackets,
-		HopTimeout:         DefaultTracerouteTimeout,
+		IPOptions:     DefaultIPOptions(),
+		Protocol:      TracerouteProtocolICMP,
+		FirstHop:      1,
+		MaxHops:       DefaultTracerouteMaxHops,
+		PacketsPerHop: DefaultTraceroutePackets,
+		HopTimeout:    DefaultTracerouteTimeout,
 	}
 }
 
@@ -117,8 +114,5 @@ func (s *TracerouteProbe) Validate() error {
 	if s.HopTimeout < TracerouteMinHopTimeout {
 		return fmt.Errorf("hop_timeout %s is below the minimum of %s", s.HopTimeout, TracerouteMinHopTimeout)
 	}
-	if s.SourceIPAddress != "" && net.ParseIP(s.SourceIPAddress) == nil {
-		return fmt.Errorf("source_ip_address %q is not an IP address", s.SourceIPAddress)
-	}
-	return validIPProtocol(s.IPProtocol)
+	return s.check()
 }

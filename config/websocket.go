@@ -19,14 +19,13 @@ type WebsocketProbe struct {
 	HTTPClientConfig pconfig.HTTPClientConfig `yaml:"http_config,omitempty"`
 	// Headers are added to the upgrade request: each name maps to values,
 	// secrets and files (read at probe time), as http_headers does.
-	Headers            pconfig.Headers `yaml:"headers,omitempty"`
-	QueryResponse      []QueryResponse `yaml:"query_response,omitempty"`
-	IPProtocol         string          `yaml:"preferred_ip_protocol,omitempty"`
-	IPProtocolFallback bool            `yaml:"ip_protocol_fallback"`
+	Headers       pconfig.Headers `yaml:"headers,omitempty"`
+	QueryResponse []QueryResponse `yaml:"query_response,omitempty"`
+	IPOptions     `yaml:",inline"`
 }
 
 // DefaultWebsocketProbe returns the websocket defaults (blackbox's).
-func DefaultWebsocketProbe() WebsocketProbe { return WebsocketProbe{IPProtocolFallback: true} }
+func DefaultWebsocketProbe() WebsocketProbe { return WebsocketProbe{IPOptions: DefaultIPOptions()} }
 
 // handshakeHeaders are written by the websocket handshake itself; a
 // configured value would be refused by every probe, so it is refused here.
@@ -42,7 +41,7 @@ func (s *WebsocketProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := s.HTTPClientConfig.Validate(); err != nil {
 		return fmt.Errorf("http_config: %w", err)
 	}
-	if err := validIPProtocol(s.IPProtocol); err != nil {
+	if err := s.check(); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(s.Headers.Headers))

@@ -89,9 +89,9 @@ type Flagged struct{ Gateway, DNS bool }
 
 // NewPlan turns module options into a plan: the gateway from the options
 // or the routing table, the resolvers from the options or
-// /etc/resolv.conf. It reads those files; it sends nothing.
+// /etc/resolv.conf. It reads those files; it sends nothing. o is config's:
+// loaded, or config.DefaultISPProbe() with changes checked by Validate.
 func NewPlan(o config.ISPProbe, flagged Flagged) Plan {
-	o = withDefaults(o)
 	p := Plan{
 		Targets:  dedupe(o.Targets),
 		DNSName:  o.DNSQueryName,
@@ -142,62 +142,12 @@ func source(flag bool) string {
 	return SourceConfig
 }
 
-// withDefaults fills zero options with the defaults, so options built in
-// code (not loaded from YAML) work.
-func withDefaults(o config.ISPProbe) config.ISPProbe {
-	d := config.DefaultISPProbe()
-	if o.IPProtocol == "" {
-		o.IPProtocol = d.IPProtocol
-	}
-	if o.DNSQueryName == "" {
-		o.DNSQueryName = d.DNSQueryName
-	}
-	if o.DNSQueryType == "" {
-		o.DNSQueryType = d.DNSQueryType
-	}
-	if o.DNSAttempts <= 0 {
-		o.DNSAttempts = d.DNSAttempts
-	}
-	if o.DNSTimeout <= 0 {
-		o.DNSTimeout = d.DNSTimeout
-	}
-	if o.HTTPTimeout <= 0 {
-		o.HTTPTimeout = d.HTTPTimeout
-	}
-	if o.SpeedDuration <= 0 {
-		o.SpeedDuration = d.SpeedDuration
-	}
-	if o.Packets <= 0 {
-		o.Packets = d.Packets
-	}
-	if o.Interval <= 0 {
-		o.Interval = d.Interval
-	}
-	if o.TraceMaxHops <= 0 {
-		o.TraceMaxHops = d.TraceMaxHops
-	}
-	t, dt := &o.Thresholds, d.Thresholds
-	if t.LossRatio <= 0 {
-		t.LossRatio = dt.LossRatio
-	}
-	for _, p := range []struct{ v, d *time.Duration }{
-		{&t.GatewayLatency, &dt.GatewayLatency}, {&t.Latency, &dt.Latency}, {&t.Jitter, &dt.Jitter},
-		{&t.DNSLatency, &dt.DNSLatency}, {&t.Bufferbloat, &dt.Bufferbloat},
-	} {
-		if *p.v <= 0 {
-			*p.v = *p.d
-		}
-	}
-	return o
-}
-
 // Run runs the plan's checks — in parallel, except the speed test, which
 // loads the link and so runs alone afterwards — and diagnoses their
 // Results. It returns before ctx is done.
 func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 	start := time.Now()
-	o := withDefaults(plan.Options)
-	plan.Options = o
+	o := plan.Options
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -270,7 +220,7 @@ func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 // PlannedSteps is the number of progress steps Run reports for plan: one
 // per check, the pings of the trace's routers counting as one.
 func PlannedSteps(plan Plan) int {
-	o := withDefaults(plan.Options)
+	o := plan.Options
 	n := len(plan.Targets) + len(plan.DNSServers) + len(plan.HTTPURLs)
 	if plan.Gateway != "" {
 		n++
@@ -334,8 +284,7 @@ func (r *runner) ping(check, target string) *prober.ICMPResult {
 
 // pingQuiet pings without reporting a progress step.
 func (r *runner) pingQuiet(check, target string) *prober.ICMPResult {
-	m := config.DefaultModule()
-	m.Prober = "icmp"
+	m := config.NewModule("icmp")
 	m.ICMP.IPProtocol, m.ICMP.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
 	m.ICMP.Packets, m.ICMP.Interval, m.ICMP.ReplyTimeout = r.o.Packets, r.o.Interval, pingReplyWait
 	return asICMP(r.probe(prober.ProbeICMP, check, target, m, r.pingTimeout()))
@@ -343,8 +292,7 @@ func (r *runner) pingQuiet(check, target string) *prober.ICMPResult {
 
 // mtu searches the path MTU toward target, beside the pings.
 func (r *runner) mtu(target string) *prober.MTUResult {
-	m := config.DefaultModule()
-	m.Prober = "mtu"
+	m := config.NewModule("mtu")
 	m.MTU.IPProtocol, m.MTU.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
 	res := asMTU(r.probe(prober.ProbeMTU, CheckMTU, target, m, max(r.pingTimeout()-pingSlack, mtuMinBudget)))
 	r.report(CheckMTU, target, res.Success && !res.BlackHole)
@@ -352,8 +300,7 @@ func (r *runner) mtu(target string) *prober.MTUResult {
 }
 
 func (r *runner) trace(target string) *prober.TracerouteResult {
-	m := config.DefaultModule()
-	m.Prober = "traceroute"
+	m := config.NewModule("traceroute")
 	m.Traceroute.IPProtocol, m.Traceroute.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
 	m.Traceroute.MaxHops = r.o.TraceMaxHops
 	m.Traceroute.PacketsPerHop = tracePacketsPerHop
@@ -437,8 +384,7 @@ func (r *runner) dns(server string) DNSCheck {
 }
 
 func (r *runner) dnsModule(name, qtype string) config.Module {
-	m := config.DefaultModule()
-	m.Prober = "dns"
+	m := config.NewModule("dns")
 	m.DNS.QueryName, m.DNS.QueryType = name, qtype
 	m.DNS.TransportProtocol = "udp"
 	m.DNS.IPProtocol, m.DNS.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
@@ -452,8 +398,7 @@ func integrityName() string {
 }
 
 func (r *runner) http(url string) *prober.HTTPResult {
-	m := config.DefaultModule()
-	m.Prober = "http"
+	m := config.NewModule("http")
 	m.HTTP.IPProtocol, m.HTTP.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
 	res := asHTTP(r.probe(prober.ProbeHTTP, CheckHTTP, url, m, r.o.HTTPTimeout))
 	r.report(CheckHTTP, url, res.Success)
@@ -470,8 +415,7 @@ func (r *runner) throughput(url string) *prober.ThroughputResult {
 		r.report(CheckThroughput, url, false)
 		return res
 	}
-	m := config.DefaultModule()
-	m.Prober = "throughput"
+	m := config.NewModule("throughput")
 	m.Throughput.Duration = r.o.SpeedDuration
 	m.Throughput.RampUp = min(m.Throughput.RampUp, r.o.SpeedDuration/2)
 	m.Throughput.IPProtocol, m.Throughput.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback

@@ -139,7 +139,7 @@ func (p *dnsProbe) run(ctx context.Context) {
 		query.Id = 0 // RFC 8484 section 4.1: cache friendly.
 	}
 
-	ip, ok := req.resolve(ctx, &res.Common, tgt.host, cfg.IPProtocol, cfg.IPProtocolFallback)
+	ip, ok := req.resolve(ctx, &res.Common, tgt.host, cfg.IPOptions)
 	res.Phases.ResolveSeconds = res.DNSLookupSeconds
 	if !ok {
 		return

@@ -81,7 +81,7 @@ func (p *grpcProbe) run(ctx context.Context) {
 		}
 		creds = tlsCreds
 	}
-	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.PreferredIPProtocol, p.cfg.IPProtocolFallback)
+	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPOptions)
 	if !ok {
 		return
 	}

@@ -431,7 +431,7 @@ func TestGRPCConfigFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := c.Modules["grpc_tls"].GRPC
-	if g.Service != "service1" || !g.TLS || g.TLSConfig.ServerName != "grpc.example.com" || g.PreferredIPProtocol != "ip4" || g.IPProtocolFallback {
+	if g.Service != "service1" || !g.TLS || g.TLSConfig.ServerName != "grpc.example.com" || g.IPProtocol != "ip4" || g.IPProtocolFallback {
 		t.Errorf("options not applied: %+v", g)
 	}
 	if p := c.Modules["grpc_plain"].GRPC; p.TLS || !p.IPProtocolFallback || p.Service != "" {

@@ -163,7 +163,7 @@ func (p *httpProbe) run(ctx context.Context) {
 			return
 		}
 	} else {
-		ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback)
+		ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPOptions)
 		p.res.PhaseSeconds["resolve"] = p.res.DNSLookupSeconds
 		if !ok {
 			return

@@ -69,29 +69,6 @@ type ICMPResult struct {
 	RTTsSeconds []float64 `json:"rtts_seconds,omitempty"`
 }
 
-// icmpOptions returns the module's options with defaults for zero values,
-// so a Module built in code (not from YAML) behaves like a loaded one.
-func icmpOptions(o config.ICMPProbe) config.ICMPProbe {
-	d := config.DefaultICMPProbe()
-	if o.Packets <= 0 {
-		o.Packets = d.Packets
-	}
-	if o.Interval <= 0 {
-		o.Interval = d.Interval
-	}
-	o.Interval = max(o.Interval, config.ICMPMinInterval)
-	if o.Socket == "" {
-		o.Socket = d.Socket
-	}
-	if o.Protocol == "" {
-		o.Protocol = d.Protocol
-	}
-	if o.TTL <= 0 {
-		o.TTL = d.TTL
-	}
-	return o
-}
-
 // icmpPlan is the schedule of one probe.
 type icmpPlan struct {
 	packets  int
@@ -123,7 +100,7 @@ func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logge
 // ProbeICMP is the icmp prober: echo requests to the target, with loss,
 // round-trip times and jitter.
 func ProbeICMP(ctx context.Context, req Request) Result {
-	p := &icmpProbe{req: req, cfg: icmpOptions(req.Module.ICMP), logger: req.Logger, res: &ICMPResult{}}
+	p := &icmpProbe{req: req, cfg: req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
 	p.run(ctx)
 	return p.res
 }
@@ -139,7 +116,7 @@ type icmpProbe struct {
 func (p *icmpProbe) run(ctx context.Context) {
 	req, o, logger, res := p.req, p.cfg, p.logger, p.res
 	res.Protocol, res.MultiPacket = o.Protocol, o.Packets > 1
-	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback)
+	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPOptions)
 	if !ok {
 		return
 	}

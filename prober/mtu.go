@@ -86,19 +86,10 @@ type MTUResult struct {
 	SizesTooBig []int `json:"sizes_too_big,omitempty"`
 }
 
-func mtuOptions(o config.MTUProbe) config.MTUProbe {
-	d := config.DefaultMTUProbe()
-	if o.ReplyTimeout <= 0 {
-		o.ReplyTimeout = d.ReplyTimeout
-	}
-	o.Retries = max(o.Retries, 0)
-	return o
-}
-
 // ProbeMTU is the mtu prober: the path MTU to the target, and whether a
 // black hole eats larger packets.
 func ProbeMTU(ctx context.Context, req Request) Result {
-	p := &mtuProbe{req: req, cfg: mtuOptions(req.Module.MTU), logger: req.Logger, res: &MTUResult{}}
+	p := &mtuProbe{req: req, cfg: req.Module.MTU, logger: req.Logger, res: &MTUResult{}}
 	p.run(ctx)
 	return p.res
 }
@@ -119,7 +110,7 @@ func (p *mtuProbe) run(ctx context.Context) {
 
 	// resolve enforces the target policy on the address it returns, the
 	// only one the raw probes go to.
-	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback)
+	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPOptions)
 	if !ok {
 		return
 	}

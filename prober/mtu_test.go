@@ -118,7 +118,6 @@ func runFakeMTU(t *testing.T, f *fakePath, o config.MTUProbe, timeout time.Durat
 	if o.ReplyTimeout == 0 {
 		o.ReplyTimeout = time.Second
 	}
-	o = mtuOptions(o)
 	socks := f.sockets()
 	s := newMTUSearch(o, fakeDst, 4242, socks)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

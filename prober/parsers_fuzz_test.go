@@ -32,7 +32,8 @@ var (
 
 // fuzzTrace is a trace of protocol proto to dst with ten probes outstanding.
 func fuzzTrace(proto string, dst, src netip.Addr) *trace {
-	o := tracerouteOptions(config.TracerouteProbe{Protocol: proto, MaxHops: 5, PacketsPerHop: 2, Port: 33434})
+	o := traceTestOptions(proto, 5, 2)
+	o.Port = 33434
 	tr := &trace{o: o, dst: dst, ipv6: dst.Is6(), id: 77, token: 42, byKey: map[uint32]*tracePacket{}, done: make(chan struct{}),
 		socks: &traceSockets{src: src, sport: 40000}}
 	for ttl := 1; ttl <= 5; ttl++ {
@@ -83,7 +84,7 @@ func FuzzICMPReply(f *testing.F) {
 		if seg, ok := parseTCP(msg); ok {
 			tr.onTCP(seg, from, time.Now())
 		}
-		s := newMTUSearch(mtuOptions(config.MTUProbe{}), dst, 77, &mtuSockets{ifMTU: 1500})
+		s := newMTUSearch(config.MTUProbe{ReplyTimeout: config.DefaultMTUReplyTimeout}, dst, 77, &mtuSockets{ifMTU: 1500})
 		s.token = 42
 		for i, size := range s.nextSizes() {
 			s.probes[uint16(1000+i)] = &mtuPacket{size: size, sent: time.Now()}

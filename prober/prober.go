@@ -156,8 +156,8 @@ const DefaultTimeout = 10 * time.Second
 // ResolveTarget picks it under the target policy. When that fails, res is
 // failed (FailDenied for a denial, "Error resolving address" otherwise) and
 // ok is false.
-func (req Request) resolve(ctx context.Context, res *Common, host, preferred string, fallback bool) (ip *net.IPAddr, ok bool) {
-	ip, err := ResolveTarget(ctx, res, host, preferred, fallback, req.Policy, req.Logger)
+func (req Request) resolve(ctx context.Context, res *Common, host string, o config.IPOptions) (ip *net.IPAddr, ok bool) {
+	ip, err := ResolveTarget(ctx, res, host, o.IPProtocol, o.IPProtocolFallback, req.Policy, req.Logger)
 	switch {
 	case err == nil:
 		return ip, true

@@ -56,7 +56,7 @@ func (p *tcpProbe) run(ctx context.Context) {
 		steps: p.cfg.QueryResponse, tlsConfig: &p.cfg.TLSConfig, serverName: serverName,
 		logger: p.logger, common: &p.res.Common, out: &p.res.Dialogue,
 	}
-	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback)
+	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPOptions)
 	if !ok {
 		return
 	}

@@ -96,37 +96,6 @@ type ThroughputResult struct {
 	LatencyLoadedRTTsSeconds []float64 `json:"latency_loaded_rtts_seconds,omitempty"`
 }
 
-// throughputOptions returns the module's options with defaults for zero
-// values, so a Module built in code (not from YAML) behaves like a loaded one.
-func throughputOptions(o config.ThroughputProbe) config.ThroughputProbe {
-	d := config.DefaultThroughputProbe()
-	if o.Direction == "" {
-		o.Direction = d.Direction
-	}
-	if o.Duration == 0 {
-		o.Duration = d.Duration
-	}
-	if o.Connections == 0 {
-		o.Connections = d.Connections
-	}
-	if o.UploadRequestBytes == 0 {
-		o.UploadRequestBytes = d.UploadRequestBytes
-	}
-	if o.RampUp == 0 {
-		o.RampUp = min(d.RampUp, o.Duration/2)
-	}
-	if o.LatencyProtocol == "" {
-		o.LatencyProtocol = d.LatencyProtocol
-	}
-	if o.LatencyInterval == 0 {
-		o.LatencyInterval = d.LatencyInterval
-	}
-	if o.IdleLatencySamples == 0 {
-		o.IdleLatencySamples = d.IdleLatencySamples
-	}
-	return o
-}
-
 // throughputProbe is one run of the throughput prober.
 type throughputProbe struct {
 	req    Request
@@ -138,7 +107,7 @@ type throughputProbe struct {
 // ProbeThroughput is the throughput prober: download and upload rates
 // against a speed-test server, and the latency under load.
 func ProbeThroughput(ctx context.Context, req Request) Result {
-	p := &throughputProbe{req: req, cfg: throughputOptions(req.Module.Throughput), logger: req.Logger, res: &ThroughputResult{}}
+	p := &throughputProbe{req: req, cfg: req.Module.Throughput, logger: req.Logger, res: &ThroughputResult{}}
 	p.res.Direction = p.cfg.Direction
 	p.res.Connections = p.cfg.Connections
 	p.res.LatencyProtocol = p.cfg.LatencyProtocol
@@ -171,9 +140,6 @@ func (p *throughputProbe) minTransfer() time.Duration { return p.cfg.RampUp + tp
 
 func (p *throughputProbe) run(ctx context.Context) error {
 	o := p.cfg
-	if err := o.Validate(); err != nil {
-		return fmt.Errorf("invalid module: %w", err)
-	}
 	start := time.Now()
 	deadline, _ := ctx.Deadline() // Run sets one
 	margin := min(deadline.Sub(start)/10, 300*time.Millisecond)
@@ -192,7 +158,7 @@ func (p *throughputProbe) run(ctx context.Context) error {
 			port = "443"
 		}
 	}
-	ip, ok := p.req.resolve(runCtx, &p.res.Common, host, o.IPProtocol, o.IPProtocolFallback)
+	ip, ok := p.req.resolve(runCtx, &p.res.Common, host, o.IPOptions)
 	if !ok {
 		return errors.New(p.res.Error)
 	}

@@ -69,16 +69,15 @@ func TestThroughputConfigBad(t *testing.T) {
 	}
 }
 
-// Modules built in code get the defaults for the options they leave zero.
+// Modules built in code start from config's defaults, which validate; a
+// ramp_up of 0 asks for the default, halved for a short duration.
 func TestThroughputOptionsDefaults(t *testing.T) {
-	o := throughputOptions(config.ThroughputProbe{})
-	o.HTTPClientConfig = config.DefaultThroughputProbe().HTTPClientConfig
-	o.IPProtocolFallback = true
-	if err := o.Validate(); err != nil {
-		t.Fatalf("zero options with defaults do not validate: %v", err)
+	m := config.NewModule("throughput")
+	if err := m.Check(); err != nil {
+		t.Fatalf("the defaults do not validate: %v", err)
 	}
-	short := throughputOptions(config.ThroughputProbe{Duration: time.Second})
-	if short.RampUp != 500*time.Millisecond {
-		t.Errorf("ramp_up for a 1s duration: %s, want half", short.RampUp)
+	short := probeTestModule(t, "throughput", 0, "duration: 1s\nramp_up: 0s")
+	if short.Throughput.RampUp != 500*time.Millisecond {
+		t.Errorf("ramp_up for a 1s duration: %s, want half", short.Throughput.RampUp)
 	}
 }

@@ -100,37 +100,6 @@ type TracerouteHop struct {
 	Unreachable string `json:"unreachable,omitempty"`
 }
 
-// tracerouteOptions returns the module's options with defaults for zero
-// values, so a Module built in code behaves like a loaded one.
-func tracerouteOptions(o config.TracerouteProbe) config.TracerouteProbe {
-	d := config.DefaultTracerouteProbe()
-	if o.Protocol == "" {
-		o.Protocol = d.Protocol
-	}
-	if o.FirstHop <= 0 {
-		o.FirstHop = d.FirstHop
-	}
-	if o.MaxHops <= 0 {
-		o.MaxHops = d.MaxHops
-	}
-	o.FirstHop = min(o.FirstHop, o.MaxHops)
-	if o.PacketsPerHop <= 0 {
-		o.PacketsPerHop = d.PacketsPerHop
-	}
-	if o.HopTimeout <= 0 {
-		o.HopTimeout = d.HopTimeout
-	}
-	if o.Port == 0 {
-		switch o.Protocol {
-		case config.TracerouteProtocolUDP:
-			o.Port = config.DefaultTracerouteUDPPort
-		case config.TracerouteProtocolTCP:
-			o.Port = config.DefaultTracerouteTCPPort
-		}
-	}
-	return o
-}
-
 // traceStopMargin is the part of a probe's budget kept free at its end, so
 // the probe has stopped and reported before its deadline: a fifth of the
 // budget, at most 250ms.
@@ -141,7 +110,7 @@ func traceStopMargin(budget time.Duration) time.Duration {
 // ProbeTraceroute is the traceroute prober: the hops to the target, found
 // with TTL-limited probes.
 func ProbeTraceroute(ctx context.Context, req Request) Result {
-	p := &tracerouteProbe{req: req, cfg: tracerouteOptions(req.Module.Traceroute), logger: req.Logger, res: &TracerouteResult{}}
+	p := &tracerouteProbe{req: req, cfg: req.Module.Traceroute, logger: req.Logger, res: &TracerouteResult{}}
 	p.run(ctx)
 	return p.res
 }
@@ -164,7 +133,7 @@ func (p *tracerouteProbe) run(ctx context.Context) {
 
 	// resolve enforces the target policy on the address it returns: raw
 	// packets bypass the policy dialer, and only go to that address.
-	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPProtocol, o.IPProtocolFallback)
+	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPOptions)
 	if !ok {
 		return
 	}

@@ -40,14 +40,14 @@ func TestTracerouteConfigFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := c.Modules["traceroute_icmp"].Traceroute
-	want := config.TracerouteProbe{IPProtocolFallback: true, Protocol: "icmp", FirstHop: 1, MaxHops: 30, PacketsPerHop: 3, HopTimeout: 3 * time.Second}
+	want := config.TracerouteProbe{IPOptions: config.IPOptions{IPProtocolFallback: true}, Protocol: "icmp", FirstHop: 1, MaxHops: 30, PacketsPerHop: 3, HopTimeout: 3 * time.Second}
 	if d != want {
 		t.Errorf("defaults %+v, want %+v", d, want)
 	}
 	if u := c.Modules["traceroute_udp"].Traceroute; u.Protocol != "udp" || u.Port != 33434 {
 		t.Errorf("udp defaults: %+v", u)
 	}
-	want = config.TracerouteProbe{IPProtocol: "ip4", SourceIPAddress: "192.0.2.10", Protocol: "tcp", Port: 443, FirstHop: 2,
+	want = config.TracerouteProbe{IPOptions: config.IPOptions{IPProtocol: "ip4", SourceIPAddress: "192.0.2.10"}, Protocol: "tcp", Port: 443, FirstHop: 2,
 		MaxHops: 20, PacketsPerHop: 1, HopTimeout: 2 * time.Second, DropAddressLabel: true}
 	if got := c.Modules["traceroute_tcp_https"].Traceroute; got != want {
 		t.Errorf("options %+v, want %+v", got, want)
@@ -89,11 +89,11 @@ func TestMTUConfigFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config.MTUProbe{IPProtocolFallback: true, Retries: 2, ReplyTimeout: time.Second}
+	want := config.MTUProbe{IPOptions: config.IPOptions{IPProtocolFallback: true}, Retries: 2, ReplyTimeout: time.Second}
 	if got := c.Modules["mtu"].MTU; got != want {
 		t.Errorf("defaults %+v, want %+v", got, want)
 	}
-	want = config.MTUProbe{IPProtocol: "ip4", SourceIPAddress: "192.0.2.10", MinSize: 1280, MaxSize: 9000, Retries: 1, ReplyTimeout: 500 * time.Millisecond}
+	want = config.MTUProbe{IPOptions: config.IPOptions{IPProtocol: "ip4", SourceIPAddress: "192.0.2.10"}, MinSize: 1280, MaxSize: 9000, Retries: 1, ReplyTimeout: 500 * time.Millisecond}
 	if got := c.Modules["mtu_ipv4_jumbo"].MTU; got != want {
 		t.Errorf("options %+v, want %+v", got, want)
 	}

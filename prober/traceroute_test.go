@@ -126,6 +126,23 @@ func ipv6Header(proto byte, src, dst netip.Addr, payload []byte) []byte {
 	return append(h, payload...)
 }
 
+// traceTestOptions are the options of a traceroute module of protocol
+// proto, built as config builds them (its defaults and port).
+func traceTestOptions(proto string, maxHops, perHop int) config.TracerouteProbe {
+	o := config.NewModule("traceroute").Traceroute
+	o.Protocol, o.MaxHops, o.PacketsPerHop = proto, maxHops, perHop
+	switch proto {
+	case config.TracerouteProtocolUDP:
+		o.Port = config.DefaultTracerouteUDPPort
+	case config.TracerouteProtocolTCP:
+		o.Port = config.DefaultTracerouteTCPPort
+	}
+	if err := o.Validate(); err != nil {
+		panic(err)
+	}
+	return o
+}
+
 // TestTraceParseAndMatch feeds hand-built ICMP errors to a trace and checks
 // what it matches, what it ignores, and the hops it reports.
 func TestTracerouteParseAndMatch(t *testing.T) {
@@ -133,7 +150,7 @@ func TestTracerouteParseAndMatch(t *testing.T) {
 	r1, r2 := netip.MustParseAddr("198.51.100.33"), netip.MustParseAddr("198.51.100.38")
 	other := netip.MustParseAddr("203.0.113.99")
 	newT := func(proto string) *trace {
-		o := tracerouteOptions(config.TracerouteProbe{Protocol: proto, MaxHops: 5, PacketsPerHop: 2})
+		o := traceTestOptions(proto, 5, 2)
 		tr := &trace{o: o, dst: dst4, id: 77, token: 42, byKey: map[uint32]*tracePacket{}, done: make(chan struct{}),
 			socks: &traceSockets{src: src4, sport: 40000}}
 		for ttl := 1; ttl <= 5; ttl++ {

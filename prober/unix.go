@@ -24,7 +24,7 @@ func ProbeUnix(ctx context.Context, req Request) Result {
 	res := &UnixResult{}
 	cfg, logger, sock := req.Module.Unix, req.Logger, req.Target
 	if err := req.Policy.AllowUnixPath(sock); err != nil {
-		res.Fail(logger, "Connection refused by target_policy", err)
+		res.FailDenied(logger, err)
 		return res
 	}
 	logger.Info("Dialing unix socket", "path", sock, "tls", cfg.TLS)

@@ -214,7 +214,7 @@ func TestUnixPolicy(t *testing.T) {
 			if tc.err == "" {
 				return
 			}
-			if res.Connected || denied != 1 || !strings.Contains(res.Error, "Connection refused by target_policy") {
+			if res.Connected || denied != 1 || !strings.Contains(res.Error, "Target refused by target_policy") {
 				t.Errorf("connected %v, refusals counted %d, error %q", res.Connected, denied, res.Error)
 			}
 		})

@@ -103,7 +103,7 @@ func (p *websocketProbe) run(ctx context.Context) {
 	if port == "" {
 		port = map[string]string{"ws": "80", "wss": "443"}[u.Scheme]
 	}
-	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPProtocol, p.cfg.IPProtocolFallback)
+	ip, ok := p.req.resolve(ctx, &p.res.Common, host, p.cfg.IPOptions)
 	if !ok {
 		return
 	}
@@ -203,7 +203,7 @@ func (c *headerCapture) RoundTrip(r *http.Request) (*http.Response, error) {
 // policy, TLS for wss://, then the HTTP/1.1 upgrade request.
 func (p *websocketProbe) dial(ctx context.Context, u *url.URL, headers http.Header, tlsConfig *tls.Config) (*websocket.Conn, bool) {
 	hc := p.cfg.HTTPClientConfig
-	base, err := p.req.Policy.Dialer("tcp", "")
+	base, err := p.req.Policy.Dialer("tcp", p.cfg.SourceIPAddress)
 	if err != nil {
 		p.res.Fail(p.logger, "Error creating dialer", err)
 		return nil, false

@@ -42,6 +42,7 @@ func (s *websocketTestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 	s.mu.Lock()
 	s.header = r.Header.Clone()
 	s.header.Set("Host", r.Host)
+	s.header.Set("X-Test-Remote-Addr", r.RemoteAddr)
 	s.mu.Unlock()
 	if r.URL.Path == "/deny" {
 		http.Error(w, "no", http.StatusForbidden)
@@ -156,6 +157,15 @@ headers:
 	}
 	if h.Get("Host") != strings.TrimPrefix(base, "ws://") || !strings.HasPrefix(h.Get("User-Agent"), "isp-checker") {
 		t.Errorf("Host %q User-Agent %q", h.Get("Host"), h.Get("User-Agent"))
+	}
+}
+
+func TestWebsocketSourceIPAddress(t *testing.T) {
+	srv, base := websocketTestStart(t, nil)
+	m := probeTestModule(t, "websocket", 0, "source_ip_address: 127.0.0.2")
+	probeTestCheck(t, websocketTestRun(t, httpTestTimeout, base+"/hello", m), "")
+	if h, _ := srv.last(); !strings.HasPrefix(h.Get("X-Test-Remote-Addr"), "127.0.0.2:") {
+		t.Errorf("server saw the upgrade from %s, want 127.0.0.2", h.Get("X-Test-Remote-Addr"))
 	}
 }
 

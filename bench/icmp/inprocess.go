@@ -30,7 +30,8 @@ type inProcess struct {
 }
 
 func newInProcess(o options, targets []string) *inProcess {
-	m := config.Module{Prober: "icmp", Timeout: o.timeout, ICMP: config.DefaultICMPProbe()}
+	m := config.NewModule("icmp")
+	m.Timeout = o.timeout
 	m.ICMP.IPProtocol = "ip4"
 	m.ICMP.Packets, m.ICMP.Interval, m.ICMP.Socket, m.ICMP.ReplyTimeout = o.packets, o.interval, o.socket, o.replyTimeout
 	p := &inProcess{o: o, targets: targets, m: m}
