@@ -2,11 +2,7 @@ package collector
 
 import (
 	"crypto/tls"
-	"io"
-	"log"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -73,10 +69,7 @@ func grpcTestServer(t *testing.T, opts ...grpc.ServerOption) string {
 
 func TestGRPCMetrics(t *testing.T) {
 	// Borrow httptest's loopback certificate for the gRPC server.
-	certSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	certSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	certSrv.StartTLS()
-	defer certSrv.Close()
+	certSrv := collectorTestCert(t)
 	addr := grpcTestServer(t, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: certSrv.TLS.Certificates})))
 
 	m := collectorTestModule(t, "grpc", "service: service1\ntls: true\npreferred_ip_protocol: ip4\n"+collectorTestCA(certSrv))

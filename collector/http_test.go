@@ -68,6 +68,18 @@ func collectorTestModule(t testing.TB, prober, body string) config.Module {
 	return c.Modules["m"]
 }
 
+// collectorTestCert is a TLS server whose certificate (httptest's, for
+// 127.0.0.1, ::1 and example.com) tests borrow for listeners of their own;
+// collectorTestCA trusts it.
+func collectorTestCert(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // collectorTestCA is the tls_config that trusts srv's certificate.
 func collectorTestCA(srv *httptest.Server) string {
 	p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})

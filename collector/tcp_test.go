@@ -4,11 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -42,11 +38,7 @@ var ispCheckerTCPTLSExtensions = []string{
 }
 
 func TestTCPMetrics(t *testing.T) {
-	// Borrow httptest's loopback certificate for a raw TLS listener.
-	certSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	certSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	certSrv.StartTLS()
-	defer certSrv.Close()
+	certSrv := collectorTestCert(t)
 
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: certSrv.TLS.Certificates})
 	if err != nil {

@@ -5,11 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,10 +34,7 @@ var blackboxUnixTLSMetrics = []string{
 }
 
 func TestUnixMetrics(t *testing.T) {
-	certSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	certSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	certSrv.StartTLS()
-	defer certSrv.Close()
+	certSrv := collectorTestCert(t)
 
 	dir, err := os.MkdirTemp("", "ux")
 	if err != nil {

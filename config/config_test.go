@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,6 +72,26 @@ func TestBlackboxOptionsLand(t *testing.T) {
 	}
 }
 
+// knownProbers is the list an unknown-prober error gives: every section of
+// Module, in its order, so adding a prober needs no edit here.
+var knownProbers = strings.Join(ProberNames(), ", ")
+
+// The known list is Module's sections, the ones blackbox_exporter knows
+// first in its order.
+func TestProberNames(t *testing.T) {
+	got := ProberNames()
+	blackbox := []string{"http", "tcp", "icmp", "dns", "grpc", "unix"}
+	if len(got) < len(blackbox) || !slices.Equal(got[:len(blackbox)], blackbox) {
+		t.Errorf("ProberNames() = %v, want it to start %v", got, blackbox)
+	}
+	for _, name := range got {
+		m := NewModule(name)
+		if m.Options() == nil {
+			t.Errorf("%s: NewModule gives no options section", name)
+		}
+	}
+}
+
 func TestBadConfigs(t *testing.T) {
 	tests := []struct {
 		file string
@@ -78,7 +99,7 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		{"bad-unknown-field.yml", `parsing config file testdata/bad-unknown-field.yml: line 5: unknown field "valid_status_code" in http`},
 		{"bad-unknown-top.yml", `parsing config file testdata/bad-unknown-top.yml: line 2: unknown field "modles" in top level`},
-		{"bad-unknown-prober.yml", `parsing config file testdata/bad-unknown-prober.yml: unknown prober "gopher" (known: http, tcp, icmp, dns, grpc, unix, traceroute, mtu, throughput, isp, websocket)`},
+		{"bad-unknown-prober.yml", `parsing config file testdata/bad-unknown-prober.yml: unknown prober "gopher" (known: ` + knownProbers + `)`},
 		{"bad-missing-prober.yml", `parsing config file testdata/bad-missing-prober.yml: prober must be set`},
 		{"bad-regexp.yml", "parsing config file testdata/bad-regexp.yml: invalid regular expression \"(unclosed\": error parsing regexp: missing closing ): `(unclosed`"},
 		{"bad-dns-no-query.yml", `parsing config file testdata/bad-dns-no-query.yml: query_name must be set for a dns module`},

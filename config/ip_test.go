@@ -22,14 +22,17 @@ func TestIPOptionsInEverySection(t *testing.T) {
 			load := func(opts string) (*Config, error) {
 				return Load([]byte("modules:\n  m:\n    prober: "+p+"\n    "+p+":\n      "+extra[p]+opts+"\n"), "")
 			}
+			// A section that resolves no address (a socket path) is the
+			// exception, listed in noAddress; one with a required option
+			// gets it from extra.
 			c, err := load("ip_protocol_fallback: false\n      preferred_ip_protocol: ip4")
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("%v\n(embed config.IPOptions in the %s options, CONTRIBUTING's step 1; a prober that resolves no address goes in noAddress, one with a required option in extra)", err, p)
 			}
 			m := c.Modules["m"]
 			f := reflect.ValueOf(m.Options()).Elem().FieldByName("IPOptions")
 			if !f.IsValid() {
-				t.Fatalf("the %s options do not embed IPOptions", p)
+				t.Fatalf("the %s options do not embed config.IPOptions (CONTRIBUTING's step 1; a prober that resolves no address goes in noAddress)", p)
 			}
 			ipo := f.Interface().(IPOptions)
 			if ipo.IPProtocolFallback || ipo.IPProtocol != "ip4" {

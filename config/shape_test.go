@@ -41,12 +41,17 @@ func TestLoadRefusesShapesThatCannotRun(t *testing.T) {
 // defaults, not Go's zero values (yaml leaves a struct alone for a null
 // node; this keeps it so).
 func TestNullSectionGetsDefaults(t *testing.T) {
-	for _, p := range []string{"http", "tcp", "icmp", "grpc", "unix", "traceroute", "mtu", "throughput", "isp"} {
-		absent, err := Load([]byte("modules:\n  a:\n    prober: "+p+"\n"), "")
-		if err != nil {
-			t.Fatalf("%s without a section: %v", p, err)
-		}
+	for _, p := range ProberNames() {
+		absent, aerr := Load([]byte("modules:\n  a:\n    prober: "+p+"\n"), "")
 		null, err := Load([]byte("modules:\n  a:\n    prober: "+p+"\n    "+p+":\n"), "")
+		if aerr != nil {
+			// A prober with a required option (dns: query_name) refuses both
+			// the same way.
+			if err == nil || err.Error() != aerr.Error() {
+				t.Errorf("%s: without a section: %v; with a null section: %v", p, aerr, err)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatalf("%s with a null section: %v", p, err)
 		}

@@ -34,8 +34,10 @@ type ThroughputProbe struct {
 	UploadRequestBytes units.Base2Bytes `yaml:"upload_request_bytes,omitempty"`
 	// RampUp is the start of the transfer left out of the rate (TCP slow
 	// start, the queue filling) and before which no loaded-latency sample
-	// is taken. Default 1s; it must be shorter than duration.
-	RampUp time.Duration `yaml:"ramp_up,omitempty"`
+	// is taken. Default 1s; it must be shorter than duration. 0 is no
+	// ramp-up: the rate over the whole transfer (not omitempty, so /config
+	// keeps a 0 that would load as the default).
+	RampUp time.Duration `yaml:"ramp_up"`
 	// Method overrides the HTTP method (default GET for download, POST for
 	// upload).
 	Method string `yaml:"method,omitempty"`
@@ -122,10 +124,6 @@ func (s *ThroughputProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	type throughputProbe ThroughputProbe
 	if err := unmarshal((*throughputProbe)(s)); err != nil {
 		return err
-	}
-	if s.RampUp == 0 {
-		// 0 asks for the default, which a short duration halves.
-		s.RampUp = min(DefaultThroughputRampUp, s.Duration/2)
 	}
 	if err := s.HTTPClientConfig.Validate(); err != nil {
 		return err

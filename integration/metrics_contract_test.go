@@ -4,7 +4,8 @@
 // dashboards/, examples/ and charts/, and the check that every PromQL
 // expression in them names a metric the exporter emits.
 //
-// The only non-test code is the metric contract below.
+// The package has tests only: the metric contract below is test data, so
+// nothing the binary imports can depend on it.
 package integration
 
 // Emitted is the metric contract: the names each prober's metrics view writes
@@ -22,7 +23,7 @@ package integration
 //   - TestContractMatchesDocs compares it with docs/metrics.md.
 //
 // Probers still being written keep their planned names here; the render check
-// covers each one as soon as it registers itself.
+// covers each one as soon as it has a row in the probers table.
 var Emitted = map[string][]string{
 	"common": {
 		"probe_success",

@@ -213,24 +213,9 @@ func (p *httpProbe) newHTTP3Transports(ctx context.Context, hc pconfig.HTTPClien
 // to another host is a cross-host redirect, which loses the sensitive
 // headers http_headers may have added, as net/http drops them.
 func (p *httpProbe) http3RoundTripper(ctx context.Context, hc pconfig.HTTPClientConfig, base http.RoundTripper, first, origHost func() string) (http.RoundTripper, error) {
-	rt := base
-	if a := hc.Authorization; a != nil {
-		cred, err := secretReader(a.Credentials, a.CredentialsFile, a.CredentialsRef)
-		if err != nil {
-			return nil, fmt.Errorf("authorization: %w", err)
-		}
-		rt = pconfig.NewAuthorizationCredentialsRoundTripper(a.Type, cred, rt)
-	}
-	if b := hc.BasicAuth; b != nil {
-		user, err := secretReader(pconfig.Secret(b.Username), b.UsernameFile, b.UsernameRef)
-		if err != nil {
-			return nil, fmt.Errorf("basic_auth username: %w", err)
-		}
-		pass, err := secretReader(b.Password, b.PasswordFile, b.PasswordRef)
-		if err != nil {
-			return nil, fmt.Errorf("basic_auth password: %w", err)
-		}
-		rt = pconfig.NewBasicAuthRoundTripper(user, pass, rt)
+	rt, err := withAuth(hc, base)
+	if err != nil {
+		return nil, err
 	}
 	if o := hc.OAuth2; o != nil {
 		secret, err := secretReader(o.ClientSecret, o.ClientSecretFile, o.ClientSecretRef)

@@ -85,6 +85,28 @@ func (d *dialogue) handshake(ctx context.Context, conn net.Conn) (*tls.Conn, err
 	return tc, nil
 }
 
+// converse runs the dialogue on conn, just connected: within ctx's
+// deadline, over TLS from the start when useTLS is set. It closes conn, or
+// the TLS connection that replaced it.
+func (d *dialogue) converse(ctx context.Context, conn net.Conn, useTLS bool) bool {
+	defer func() { _ = conn.Close() }()
+	// Nothing below may block past the probe's deadline.
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			d.common.Fail(d.logger, "Error setting deadline", err)
+			return false
+		}
+	}
+	if useTLS {
+		tc, err := d.handshake(ctx, conn)
+		if err != nil {
+			return false
+		}
+		conn = tc
+	}
+	return d.run(ctx, &conn)
+}
+
 // run runs the steps. conn is replaced by the TLS connection after a
 // starttls step; what the server sent before the upgrade and had not been
 // read yet is dropped with the old reader, so nothing sent in clear can be

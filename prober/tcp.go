@@ -64,23 +64,7 @@ func (p *tcpProbe) run(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	defer func() { _ = conn.Close() }()
-
-	// Nothing below may block past the probe's deadline.
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			p.res.Fail(p.logger, "Error setting deadline", err)
-			return
-		}
-	}
-	if p.cfg.TLS {
-		tc, err := p.dlg.handshake(ctx, conn)
-		if err != nil {
-			return
-		}
-		conn = tc
-	}
-	if p.dlg.run(ctx, &conn) {
+	if p.dlg.converse(ctx, conn, p.cfg.TLS) {
 		p.res.Success = true
 	}
 }

@@ -112,7 +112,11 @@ func ProbeThroughput(ctx context.Context, req Request) Result {
 	p.res.Connections = p.cfg.Connections
 	p.res.LatencyProtocol = p.cfg.LatencyProtocol
 	if err := p.run(ctx); err != nil {
-		if p.res.Error == "" { // resolve fails the result itself
+		switch {
+		case p.res.Error != "": // resolve fails the result itself
+		case errors.Is(err, ErrDenied): // a redirect, or a latency sample's address
+			p.res.FailDenied(p.logger, err)
+		default:
 			p.res.FailStep(p.logger, "throughput probe failed", err)
 		}
 		return p.res

@@ -70,14 +70,18 @@ func TestThroughputConfigBad(t *testing.T) {
 }
 
 // Modules built in code start from config's defaults, which validate; a
-// ramp_up of 0 asks for the default, halved for a short duration.
+// ramp_up of 0 is no ramp-up (the rate over the whole transfer), as
+// written, not the default.
 func TestThroughputOptionsDefaults(t *testing.T) {
 	m := config.NewModule("throughput")
 	if err := m.Check(); err != nil {
 		t.Fatalf("the defaults do not validate: %v", err)
 	}
-	short := probeTestModule(t, "throughput", 0, "duration: 1s\nramp_up: 0s")
-	if short.Throughput.RampUp != 500*time.Millisecond {
-		t.Errorf("ramp_up for a 1s duration: %s, want half", short.Throughput.RampUp)
+	if m.Throughput.RampUp != config.DefaultThroughputRampUp {
+		t.Errorf("default ramp_up %s, want %s", m.Throughput.RampUp, config.DefaultThroughputRampUp)
+	}
+	none := probeTestModule(t, "throughput", 0, "duration: 1s\nramp_up: 0s")
+	if none.Throughput.RampUp != 0 {
+		t.Errorf("ramp_up: 0s with a 1s duration loads as %s, want 0", none.Throughput.RampUp)
 	}
 }

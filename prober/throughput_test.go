@@ -342,6 +342,29 @@ func TestThroughputBadTargets(t *testing.T) {
 	}
 }
 
+// A module loaded with ramp_up: 0s measures the rate over the whole
+// transfer: the window starts at the first progress sample (every
+// tpSampleEvery), not after a ramp-up.
+func TestThroughputNoRampUp(t *testing.T) {
+	const perConn = 2e6 // bytes/s
+	s := startTPServer(t, pacedDownload(perConn))
+	m := probeTestModule(t, "throughput", 0, "duration: 1500ms\nramp_up: 0s\nconnections: 2\nlatency_protocol: none")
+	res := runTPWith(t, Request{Target: s.URL + "/file", Module: m, Logger: tpLogger(t)}, 10*time.Second)
+	if !res.Success {
+		t.Fatalf("probe failed: %s", res.Error)
+	}
+	if res.RampUpSeconds != 0 {
+		t.Errorf("ramp_up_seconds %g, want 0", res.RampUpSeconds)
+	}
+	// Two samples' time of slack for a busy machine's timers.
+	if gap := res.TransferSeconds - res.RateWindowSeconds; gap < 0 || gap > 2*tpSampleEvery.Seconds() {
+		t.Errorf("rate window %.3fs of a %.3fs transfer, want all but the first sample", res.RateWindowSeconds, res.TransferSeconds)
+	}
+	if want := perConn * 2; res.BytesPerSecond < 0.75*want || res.BytesPerSecond > 1.25*want {
+		t.Errorf("rate %.3g B/s, want %.3g ± 25%%", res.BytesPerSecond, want)
+	}
+}
+
 // Every connection goes through the target policy, redirects included.
 func TestThroughputPolicy(t *testing.T) {
 	s := startTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -353,14 +376,19 @@ func TestThroughputPolicy(t *testing.T) {
 	var denied atomic.Int64
 	req := Request{Target: s.URL, Module: tpModule(fastTP()), Logger: tpLogger(t), Policy: NewPolicy(pol, func() { denied.Add(1) })}
 	res := runTPWith(t, req, 5*time.Second)
-	if res.Success || !strings.Contains(res.Error, "by target_policy: ") || denied.Load() == 0 {
-		t.Errorf("redirect to a denied address: success %v, error %q, %d denials", res.Success, res.Error, denied.Load())
+	// Worded as every other denial (Common.FailDenied), though it came
+	// during the transfer.
+	if want := "Target refused by target_policy: "; res.Success || !strings.HasPrefix(res.Error, want) || denied.Load() == 0 {
+		t.Errorf("redirect to a denied address: success %v, error %q (want it to start %q), %d denials", res.Success, res.Error, want, denied.Load())
+	}
+	if want := "address 127.0.0.2 is in denied network 127.0.0.2/32"; !strings.HasSuffix(res.Cause, want) {
+		t.Errorf("redirect to a denied address: cause %q, want it to end %q", res.Cause, want)
 	}
 
 	pol.DenyNetworks = append(pol.DenyNetworks, config.Network{Prefix: netip.MustParsePrefix("127.0.0.1/32")})
 	req.Policy = NewPolicy(pol, nil)
 	res = runTPWith(t, req, 5*time.Second)
-	if res.Success || !strings.Contains(res.Error, "by target_policy: ") || res.TransferSeconds != 0 {
+	if res.Success || !strings.HasPrefix(res.Error, "Target refused by target_policy: ") || res.TransferSeconds != 0 {
 		t.Errorf("denied target: success %v, error %q", res.Success, res.Error)
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"syscall"
+
+	"github.com/isp-checker/isp-checker/config"
 )
 
 // UnixResult is the outcome of a unix probe: a connection to a Unix domain
@@ -17,50 +20,59 @@ type UnixResult struct {
 	Dialogue
 }
 
-// ProbeUnix connects to the socket the target names. The target policy
-// cannot judge a path by its networks: allow_unix_paths does (see
-// config.TargetPolicy.CheckUnixPath).
+type unixProbe struct {
+	req    Request
+	cfg    config.UnixProbe
+	logger *slog.Logger
+	res    *UnixResult
+}
+
+// ProbeUnix is the unix prober: a connection to the socket the target names
+// (a path), optionally TLS, and the module's query_response dialogue.
 func ProbeUnix(ctx context.Context, req Request) Result {
-	res := &UnixResult{}
-	cfg, logger, sock := req.Module.Unix, req.Logger, req.Target
-	if err := req.Policy.AllowUnixPath(sock); err != nil {
-		res.FailDenied(logger, err)
-		return res
+	p := &unixProbe{req: req, cfg: req.Module.Unix, logger: req.Logger, res: &UnixResult{}}
+	p.run(ctx)
+	return p.res
+}
+
+func (p *unixProbe) run(ctx context.Context) {
+	// A path has no address to resolve, and the target policy cannot judge
+	// it by its networks: allow_unix_paths does (see
+	// config.TargetPolicy.CheckUnixPath), in resolve's place.
+	sock := p.req.Target
+	if err := p.req.Policy.AllowUnixPath(sock); err != nil {
+		p.res.FailDenied(p.logger, err)
+		return
 	}
-	logger.Info("Dialing unix socket", "path", sock, "tls", cfg.TLS)
+	conn, err := p.dial(ctx, sock)
+	if err != nil {
+		return
+	}
+	// The config requires tls_config.server_name or insecure_skip_verify
+	// with TLS: there is no host name to fall back on.
+	dlg := &dialogue{
+		steps: p.cfg.QueryResponse, tlsConfig: &p.cfg.TLSConfig,
+		logger: p.logger, common: &p.res.Common, out: &p.res.Dialogue,
+	}
+	if dlg.converse(ctx, conn, p.cfg.TLS) {
+		p.res.Success = true
+	}
+}
+
+func (p *unixProbe) dial(ctx context.Context, sock string) (net.Conn, error) {
+	p.logger.Info("Dialing unix socket", "path", sock, "tls", p.cfg.TLS)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {
 		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
 			// Connecting needs write permission on the socket file.
-			res.Fail(logger, fmt.Sprintf("Permission denied connecting to unix socket %s", sock), err)
+			p.res.Fail(p.logger, fmt.Sprintf("Permission denied connecting to unix socket %s", sock), err)
 		} else {
-			res.Fail(logger, "Dialing unix socket failed", err)
+			p.res.Fail(p.logger, "Dialing unix socket failed", err)
 		}
-		return res
+		return nil, err
 	}
-	defer func() { _ = conn.Close() }()
-	res.Connected = true
-	logger.Info("Successfully dialed")
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			res.Fail(logger, "Error setting deadline", err)
-			return res
-		}
-	}
-	// The config requires tls_config.server_name or insecure_skip_verify
-	// with TLS: there is no host name to fall back on.
-	dlg := &dialogue{
-		steps: cfg.QueryResponse, tlsConfig: &cfg.TLSConfig,
-		logger: logger, common: &res.Common, out: &res.Dialogue,
-	}
-	if cfg.TLS {
-		tc, err := dlg.handshake(ctx, conn)
-		if err != nil {
-			return res
-		}
-		conn = tc
-	}
-	res.Success = dlg.run(ctx, &conn)
-	return res
+	p.res.Connected = true
+	p.logger.Info("Successfully dialed")
+	return conn, nil
 }

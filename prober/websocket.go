@@ -145,23 +145,9 @@ func (p *websocketProbe) headers(ctx context.Context, u *url.URL) (http.Header, 
 	if hc.HTTPHeaders != nil {
 		rt = pconfig.NewHeadersRoundTripper(hc.HTTPHeaders, rt)
 	}
-	if a := hc.Authorization; a != nil {
-		cred, err := secretReader(a.Credentials, a.CredentialsFile, a.CredentialsRef)
-		if err != nil {
-			return nil, fmt.Errorf("authorization: %w", err)
-		}
-		rt = pconfig.NewAuthorizationCredentialsRoundTripper(a.Type, cred, rt)
-	}
-	if b := hc.BasicAuth; b != nil {
-		user, err := secretReader(pconfig.Secret(b.Username), b.UsernameFile, b.UsernameRef)
-		if err != nil {
-			return nil, fmt.Errorf("basic_auth username: %w", err)
-		}
-		pass, err := secretReader(b.Password, b.PasswordFile, b.PasswordRef)
-		if err != nil {
-			return nil, fmt.Errorf("basic_auth password: %w", err)
-		}
-		rt = pconfig.NewBasicAuthRoundTripper(user, pass, rt)
+	rt, err := withAuth(hc, rt)
+	if err != nil {
+		return nil, err
 	}
 	r, err := http.NewRequestWithContext(ctx, http.MethodGet, (&url.URL{Scheme: "http", Host: u.Host, Path: "/"}).String(), nil)
 	if err != nil {
@@ -176,18 +162,6 @@ func (p *websocketProbe) headers(ctx context.Context, u *url.URL) (http.Header, 
 		capture.header.Set("User-Agent", userAgent())
 	}
 	return capture.header, nil
-}
-
-// secretReader reads an inline secret or a file; the secret managers of
-// *_ref are not wired into isp-checker.
-func secretReader(inline pconfig.Secret, file, ref string) (pconfig.SecretReader, error) {
-	switch {
-	case ref != "":
-		return nil, errors.New("secret references (*_ref) are not supported")
-	case file != "":
-		return pconfig.NewFileSecret(file), nil
-	}
-	return pconfig.NewInlineSecret(string(inline)), nil
 }
 
 // headerCapture ends a round-tripper chain: it keeps the headers the

@@ -4,9 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-
-	"github.com/isp-checker/isp-checker/config"
-	"github.com/isp-checker/isp-checker/probers"
 )
 
 // BenchmarkProbeHTTP is one /probe?module=http_2xx of a loopback site, from
@@ -16,13 +13,8 @@ func BenchmarkProbeHTTP(b *testing.B) {
 		_, _ = w.Write([]byte("<html>ok</html>"))
 	}))
 	defer site.Close()
-	c, err := config.Load([]byte("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n"), "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	holder := config.NewHolder("", nil)
-	holder.Set(c)
-	h := NewProbeHandler(ProbeOptions{Config: holder, Probers: probers.All(), History: NewHistory(100)})
+	h := loadedProbeHandler(b, "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n",
+		ProbeOptions{History: NewHistory(100)})
 	url := "/probe?module=http_2xx&target=" + site.URL
 	b.ReportAllocs()
 	for b.Loop() {

@@ -98,6 +98,20 @@ func withTestModules(t testing.TB, yamlText string) *config.Config {
 	return cfg
 }
 
+// loadedProbeHandler is the /probe handler of o for the modules yamlText
+// declares, run by the real probers table, as serve builds it.
+func loadedProbeHandler(tb testing.TB, yamlText string, o ProbeOptions) http.Handler {
+	tb.Helper()
+	cfg, err := config.Load([]byte(yamlText), "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	holder := config.NewHolder("", nil)
+	holder.Set(cfg)
+	o.Config, o.Probers = holder, probers.All()
+	return NewProbeHandler(o)
+}
+
 // testConfig is the test server's config, with testModules.
 const testConfig = `
 modules:

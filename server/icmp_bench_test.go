@@ -12,9 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/internal/icmpecho"
-	"github.com/isp-checker/isp-checker/probers"
 )
 
 // BenchmarkProbeICMP is one /probe?module=icmp of 127.0.0.1 with a single
@@ -28,13 +26,8 @@ func BenchmarkProbeICMP(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root for a raw ICMP socket")
 	}
-	c, err := config.Load([]byte("modules:\n  icmp:\n    prober: icmp\n    timeout: 5s\n    icmp:\n      preferred_ip_protocol: ip4\n      socket: privileged\n"), "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	holder := config.NewHolder("", nil)
-	holder.Set(c)
-	h := NewProbeHandler(ProbeOptions{Config: holder, Probers: probers.All(), History: NewHistory(100), Metrics: NewSelfMetrics(prometheus.NewRegistry())})
+	h := loadedProbeHandler(b, "modules:\n  icmp:\n    prober: icmp\n    timeout: 5s\n    icmp:\n      preferred_ip_protocol: ip4\n      socket: privileged\n",
+		ProbeOptions{History: NewHistory(100), Metrics: NewSelfMetrics(prometheus.NewRegistry())})
 	keeper, err := icmpecho.Start(icmpecho.Request{Dst: netip.MustParseAddr("127.0.0.1"), Mode: icmpecho.Privileged,
 		Packets: 2, Interval: time.Hour, Size: 28})
 	if err != nil {

@@ -10,14 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/internal/samples"
-	"github.com/isp-checker/isp-checker/probers"
 )
 
 // End to end: /probe with a blackbox icmp module against 127.0.0.1 sends
@@ -30,7 +27,7 @@ func TestICMPProbeHandlerLoopback(t *testing.T) {
 		}
 		t.Skip("needs root for raw ICMP sockets")
 	}
-	cfg, err := config.Load([]byte(`
+	s := httptest.NewServer(loadedProbeHandler(t, `
 modules:
   icmp:
     prober: icmp
@@ -44,13 +41,7 @@ modules:
       packets: 10
       interval: 10ms
       fail_if_loss_ratio_above: 0
-`), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := config.NewHolder("", prometheus.NewRegistry())
-	holder.Set(cfg)
-	s := httptest.NewServer(NewProbeHandler(ProbeOptions{Config: holder, Probers: probers.All()}))
+`, ProbeOptions{}))
 	defer s.Close()
 	scrape := func(query string) map[string]float64 {
 		t.Helper()

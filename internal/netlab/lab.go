@@ -251,20 +251,7 @@ func (l *Lab) clientRoutes() {
 // (ENETUNREACH). The returned func restores the routes.
 func (l *Lab) RemoveClientRoutes() (restore func()) {
 	l.t.Helper()
-	ends := l.client.Ends()
-	if len(ends) == 0 {
-		l.t.Fatalf("netlab: the client is not attached")
-	}
-	var cmds []string
-	for _, lk := range l.Links() {
-		if lk != ends[0].Link {
-			cmds = append(cmds, "route del "+lk.Prefix4.String(), "route del "+lk.Prefix6.String())
-		}
-	}
-	if len(cmds) > 0 {
-		l.must(l.client.ipBatch(cmds...))
-	}
-	return func() { l.t.Helper(); l.clientRoutes() }
+	return l.routesBeyondClientLink("del")
 }
 
 // RefuseClientRoutes replaces the client's routes to everything beyond the
@@ -275,6 +262,14 @@ func (l *Lab) RemoveClientRoutes() (restore func()) {
 // The returned func restores the routes.
 func (l *Lab) RefuseClientRoutes(kind string) (restore func()) {
 	l.t.Helper()
+	return l.routesBeyondClientLink("replace " + kind)
+}
+
+// routesBeyondClientLink runs "ip route <op> <prefix>" in the client for
+// every lab prefix beyond the link it is attached by; the returned func
+// restores the client's routes.
+func (l *Lab) routesBeyondClientLink(op string) (restore func()) {
+	l.t.Helper()
 	ends := l.client.Ends()
 	if len(ends) == 0 {
 		l.t.Fatalf("netlab: the client is not attached")
@@ -282,7 +277,7 @@ func (l *Lab) RefuseClientRoutes(kind string) (restore func()) {
 	var cmds []string
 	for _, lk := range l.Links() {
 		if lk != ends[0].Link {
-			cmds = append(cmds, "route replace "+kind+" "+lk.Prefix4.String(), "route replace "+kind+" "+lk.Prefix6.String())
+			cmds = append(cmds, "route "+op+" "+lk.Prefix4.String(), "route "+op+" "+lk.Prefix6.String())
 		}
 	}
 	if len(cmds) > 0 {
