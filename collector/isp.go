@@ -75,6 +75,9 @@ func RenderISP(r *diagnose.ISPResult, e *Emitter) {
 	if tp := r.Checks.Throughput; tp != nil {
 		check(diagnose.CheckThroughput, &tp.Common, tp.Success)
 	}
+	if rr := r.Checks.Responsiveness; rr != nil {
+		check(diagnose.CheckRPM, &rr.Common, rr.Success)
+	}
 }
 
 // ISPGatherer gathers a diagnosis's probe_isp_* metrics, as the isp module

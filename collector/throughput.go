@@ -29,7 +29,7 @@ func RenderThroughput(r *prober.ThroughputResult, e *Emitter) {
 	}
 	if r.LatencyLoadedSamples > 0 {
 		e.Gauge("probe_latency_loaded_seconds", "Median round-trip time to the target's host during the transfer, in seconds", r.LatencyLoadedSeconds, "direction", dir)
-		e.Gauge("probe_responsiveness_rpm",
+		e.Gauge("probe_throughput_rpm",
 			"Round trips per minute under load: 60 over the 95% trimmed mean of the loaded round-trip times", r.ResponsivenessRPM, "direction", dir)
 	}
 }

@@ -66,9 +66,9 @@ probe_latency_samples{phase="loaded"} 30
 # TYPE probe_latency_lost_samples gauge
 probe_latency_lost_samples{phase="idle"} 0
 probe_latency_lost_samples{phase="loaded"} 1
-# HELP probe_responsiveness_rpm Round trips per minute under load: 60 over the 95% trimmed mean of the loaded round-trip times
-# TYPE probe_responsiveness_rpm gauge
-probe_responsiveness_rpm{direction="download"} 331
+# HELP probe_throughput_rpm Round trips per minute under load: 60 over the 95% trimmed mean of the loaded round-trip times
+# TYPE probe_throughput_rpm gauge
+probe_throughput_rpm{direction="download"} 331
 # HELP probe_success Displays whether or not the probe was a success
 # TYPE probe_success gauge
 probe_success 1
@@ -77,7 +77,7 @@ probe_success 1
 probe_ip_protocol 4
 `, "probe_throughput_bytes", "probe_throughput_bytes_per_second", "probe_throughput_connections",
 		"probe_throughput_transfer_seconds", "probe_throughput_wait_seconds", "probe_latency_idle_seconds",
-		"probe_latency_loaded_seconds", "probe_latency_samples", "probe_latency_lost_samples", "probe_responsiveness_rpm",
+		"probe_latency_loaded_seconds", "probe_latency_samples", "probe_latency_lost_samples", "probe_throughput_rpm",
 		"probe_success", "probe_ip_protocol")
 }
 
@@ -94,7 +94,7 @@ probe_success 0
 # TYPE probe_throughput_wait_seconds gauge
 probe_throughput_wait_seconds 0
 `, "probe_success", "probe_throughput_wait_seconds", "probe_throughput_bytes", "probe_throughput_bytes_per_second",
-		"probe_latency_idle_seconds", "probe_latency_loaded_seconds", "probe_responsiveness_rpm", "probe_latency_samples")
+		"probe_latency_idle_seconds", "probe_latency_loaded_seconds", "probe_throughput_rpm", "probe_latency_samples")
 
 	// Idle latency measured, the transfer failed at once: idle only.
 	r.LatencyIdleSamples, r.LatencyIdleSeconds = 5, 0.01
@@ -106,5 +106,5 @@ probe_latency_idle_seconds 0.01
 # HELP probe_throughput_bytes Payload bytes transferred
 # TYPE probe_throughput_bytes gauge
 probe_throughput_bytes{direction="upload"} 0
-`, "probe_latency_idle_seconds", "probe_latency_loaded_seconds", "probe_responsiveness_rpm", "probe_throughput_bytes")
+`, "probe_latency_idle_seconds", "probe_latency_loaded_seconds", "probe_throughput_rpm", "probe_throughput_bytes")
 }

@@ -43,24 +43,27 @@ type Module struct {
 	Traceroute TracerouteProbe `yaml:"traceroute,omitempty"`
 	MTU        MTUProbe        `yaml:"mtu,omitempty"`
 	Throughput ThroughputProbe `yaml:"throughput,omitempty"`
-	ISP        ISPProbe        `yaml:"isp,omitempty"`
-	Websocket  WebsocketProbe  `yaml:"websocket,omitempty"`
+	// Responsiveness is config/responsiveness.go's.
+	Responsiveness ResponsivenessProbe `yaml:"responsiveness,omitempty"`
+	ISP            ISPProbe            `yaml:"isp,omitempty"`
+	Websocket      WebsocketProbe      `yaml:"websocket,omitempty"`
 }
 
 // DefaultModule holds the defaults every module starts from.
 func DefaultModule() Module {
 	return Module{
-		HTTP:       DefaultHTTPProbe(),
-		TCP:        DefaultTCPProbe(),
-		ICMP:       DefaultICMPProbe(),
-		DNS:        DefaultDNSProbe(),
-		GRPC:       DefaultGRPCProbe(),
-		Unix:       DefaultUnixProbe(),
-		Traceroute: DefaultTracerouteProbe(),
-		MTU:        DefaultMTUProbe(),
-		Throughput: DefaultThroughputProbe(),
-		ISP:        DefaultISPProbe(),
-		Websocket:  DefaultWebsocketProbe(),
+		HTTP:           DefaultHTTPProbe(),
+		TCP:            DefaultTCPProbe(),
+		ICMP:           DefaultICMPProbe(),
+		DNS:            DefaultDNSProbe(),
+		GRPC:           DefaultGRPCProbe(),
+		Unix:           DefaultUnixProbe(),
+		Traceroute:     DefaultTracerouteProbe(),
+		MTU:            DefaultMTUProbe(),
+		Throughput:     DefaultThroughputProbe(),
+		Responsiveness: DefaultResponsivenessProbe(),
+		ISP:            DefaultISPProbe(),
+		Websocket:      DefaultWebsocketProbe(),
 	}
 }
 
@@ -273,6 +276,7 @@ func (m *Module) setDirectory(dir string) {
 	m.GRPC.TLSConfig.SetDirectory(dir)
 	m.Unix.TLSConfig.SetDirectory(dir)
 	m.Throughput.HTTPClientConfig.SetDirectory(dir)
+	m.Responsiveness.TLSConfig.SetDirectory(dir)
 	m.Websocket.setDirectory(dir)
 }
 

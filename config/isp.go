@@ -53,6 +53,11 @@ type ISPProbe struct {
 	Speed         bool          `yaml:"speed,omitempty"`
 	SpeedURL      string        `yaml:"speed_url,omitempty"`
 	SpeedDuration time.Duration `yaml:"speed_duration,omitempty"`
+	// ResponsivenessURL is the responsiveness test's configuration
+	// document (a /.well-known/nq URL), measured with speed: true after the
+	// throughput. Empty: derived from an https speed_url on another
+	// isp-checker (its /speedtest/download), else not measured.
+	ResponsivenessURL string `yaml:"responsiveness_url,omitempty"`
 
 	// Packets echo requests (default 30) are sent to the gateway and to
 	// every target, Interval apart (default 200ms).
@@ -239,6 +244,11 @@ func (s *ISPProbe) Validate() error {
 	if s.SpeedURL != "" {
 		if err := ValidISPURL(s.SpeedURL); err != nil {
 			return fmt.Errorf("speed_url: %w", err)
+		}
+	}
+	if s.ResponsivenessURL != "" {
+		if err := ValidISPURL(s.ResponsivenessURL); err != nil {
+			return fmt.Errorf("responsiveness_url: %w", err)
 		}
 	}
 	if s.Speed && s.SpeedURL == "" {

@@ -181,6 +181,9 @@ type Plan struct {
 	HTTPURLs   []string `json:"http_urls"`
 	// SpeedURL is set when the speed test runs.
 	SpeedURL string `json:"speed_url,omitempty"`
+	// ResponsivenessURL is set when the responsiveness test runs (with the
+	// speed test).
+	ResponsivenessURL string `json:"responsiveness_url,omitempty"`
 	// Options are the module's measurement options (packets, interval, …);
 	// not part of the JSON report beyond what the checks show.
 	Options config.ISPProbe `json:"-"`
@@ -205,6 +208,9 @@ type Checks struct {
 	MTU *prober.MTUResult `json:"mtu,omitempty"`
 	// Throughput is the speed test (absent unless it ran).
 	Throughput *prober.ThroughputResult `json:"throughput,omitempty"`
+	// Responsiveness is the responsiveness test (RPM), after the speed
+	// test (absent unless it ran).
+	Responsiveness *prober.ResponsivenessResult `json:"responsiveness,omitempty"`
 }
 
 // HopCheck is a ping to one router of the trace.

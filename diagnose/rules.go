@@ -681,6 +681,9 @@ func (f *facts) context(fault string) []string {
 			out = append(out, "speed test failed: "+Why(&tp.Common))
 		}
 	}
+	if rr := f.r.Checks.Responsiveness; rr != nil {
+		out = append(out, rpmLine(rr))
+	}
 	return out
 }
 
@@ -911,6 +914,46 @@ func jitters(s []pingStat) []float64 {
 		}
 	}
 	return out
+}
+
+// rpmEvidence is the responsiveness test's figure for the bufferbloat
+// evidence ("; responsiveness 110 RPM (Low, grade F)"), or why it has
+// none; "" when it did not run.
+func rpmEvidence(r *prober.ResponsivenessResult) string {
+	switch {
+	case r == nil:
+		return ""
+	case r.RPM > 0:
+		s := fmt.Sprintf("; responsiveness %.0f RPM (%s, grade %s", r.RPM, r.Level, r.BloatGrade)
+		if !r.Stable {
+			s += ", not stable"
+		}
+		return s + ")"
+	case r.Error != "":
+		return "; responsiveness: " + Why(&r.Common)
+	}
+	return ""
+}
+
+// rpmLine is the responsiveness test for the facts and the text report:
+// the figure per direction and overall, the letter, or why there is none.
+func rpmLine(r *prober.ResponsivenessResult) string {
+	if r.RPM <= 0 {
+		return "responsiveness test failed: " + Why(&r.Common)
+	}
+	line := fmt.Sprintf("responsiveness: %.0f RPM (%s; bufferbloat grade %s)", r.RPM, r.Level, r.BloatGrade)
+	var dirs []string
+	for _, st := range r.Stages {
+		d := fmt.Sprintf("%s %.0f", st.Direction, st.RPM)
+		if !st.Stable {
+			d += " (not stable)"
+		}
+		dirs = append(dirs, d)
+	}
+	if len(dirs) > 0 {
+		line += ": " + strings.Join(dirs, ", ")
+	}
+	return line
 }
 
 // bufferbloat is the rise of latency under load, when both phases had an

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
+	"github.com/isp-checker/isp-checker/speedtest"
 )
 
 // Timing of the checks.
@@ -40,6 +42,12 @@ const (
 	// speedReserve is the time a speed test needs beyond its duration:
 	// idle latency samples, the last loaded samples, closing.
 	speedReserve = 4 * time.Second
+	// The responsiveness test of a run: drafts 02–08's (and goresponsiveness's)
+	// 1 s interval, so that each direction can stabilise in a dozen seconds;
+	// rpmStage bounds each, rpmMinBudget is the least worth starting.
+	rpmInterval  = time.Second
+	rpmStage     = 12 * time.Second
+	rpmMinBudget = 10 * time.Second
 	// mtuMinBudget is the least time the path-MTU search gets (it runs
 	// beside the pings, and gets as long as they take when that is more):
 	// a black hole costs a few rounds of silence.
@@ -61,6 +69,7 @@ const (
 	CheckDNS        = "dns"
 	CheckHTTP       = "http"
 	CheckThroughput = "speed"
+	CheckRPM        = "responsiveness"
 	CheckMTU        = "mtu"
 )
 
@@ -120,8 +129,24 @@ func NewPlan(o config.ISPProbe, flagged Flagged) Plan {
 	}
 	if o.Speed {
 		p.SpeedURL = o.SpeedURL
+		p.ResponsivenessURL = o.ResponsivenessURL
+		if p.ResponsivenessURL == "" {
+			p.ResponsivenessURL = responsivenessURL(o.SpeedURL)
+		}
 	}
 	return p
+}
+
+// responsivenessURL is the configuration document of the isp-checker whose
+// https speed-test download is speedURL; "" for any other URL (plain
+// http cannot carry the test's HTTP/2, and another server's layout is
+// unknown).
+func responsivenessURL(speedURL string) string {
+	u, err := url.Parse(speedURL)
+	if err != nil || u.Scheme != "https" || u.Path != speedtest.DownloadPath {
+		return ""
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: speedtest.WellKnownPath}).String()
 }
 
 // dedupe copies list without repeats (a check is run, and reported, once).
@@ -205,6 +230,9 @@ func Run(ctx context.Context, plan Plan, opt Options) *ISPResult {
 	if plan.SpeedURL != "" {
 		res.Checks.Throughput = r.throughput(plan.SpeedURL)
 	}
+	if plan.ResponsivenessURL != "" {
+		res.Checks.Responsiveness = r.responsiveness(plan.ResponsivenessURL)
+	}
 
 	Diagnose(res)
 	res.DurationSeconds = time.Since(start).Seconds()
@@ -235,6 +263,9 @@ func PlannedSteps(plan Plan) int {
 		n++
 	}
 	if plan.SpeedURL != "" {
+		n++
+	}
+	if plan.ResponsivenessURL != "" {
 		n++
 	}
 	return n
@@ -422,6 +453,36 @@ func (r *runner) throughput(url string) *prober.ThroughputResult {
 	res := asThroughput(r.probe(prober.ProbeThroughput, CheckThroughput, url, m, need))
 	r.report(CheckThroughput, url, res.Success)
 	return res
+}
+
+// responsiveness runs the responsiveness test, both directions one after
+// the other, in what the diagnosis has left (at most rpmStage each).
+func (r *runner) responsiveness(url string) *prober.ResponsivenessResult {
+	dl, _ := r.ctx.Deadline()
+	left := time.Until(dl)
+	if left < rpmMinBudget {
+		res := &prober.ResponsivenessResult{}
+		res.Prober, res.Target = "responsiveness", url
+		res.Error = fmt.Sprintf("not run: the responsiveness test needs %s and only %s is left of the timeout", rpmMinBudget, left.Round(time.Second))
+		res.Reason = prober.ReasonNotRun
+		r.report(CheckRPM, url, false)
+		return res
+	}
+	m := config.DefaultModule()
+	m.Prober = "responsiveness"
+	o := &m.Responsiveness
+	o.IntervalDuration, o.StageTimeout = rpmInterval, rpmStage
+	o.IPProtocol, o.IPProtocolFallback = r.o.IPProtocol, r.o.IPProtocolFallback
+	res := asResponsiveness(r.probe(prober.ProbeResponsiveness, CheckRPM, url, m, min(left, 2*rpmStage+5*time.Second)))
+	r.report(CheckRPM, url, res.Success)
+	return res
+}
+
+func asResponsiveness(r prober.Result) *prober.ResponsivenessResult {
+	if t, ok := r.(*prober.ResponsivenessResult); ok {
+		return t
+	}
+	return &prober.ResponsivenessResult{Common: *r.Base()}
 }
 
 // as* recover the typed Result; a prober that panicked returns a bare

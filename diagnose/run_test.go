@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/internal/testserver"
+	"github.com/isp-checker/isp-checker/speedtest"
 )
 
 // loopbackPlan is a plan whose every check stays on 127.0.0.0/8: the
@@ -125,5 +127,75 @@ func TestRunLogsEachKeyOnce(t *testing.T) {
 	Run(ctx, loopbackPlan(t, 2, 50*time.Millisecond), Options{Logger: logger})
 	if lines < 10 || len(dups) > 0 {
 		t.Errorf("%d log lines; repeated keys: %q", lines, dups)
+	}
+}
+
+// TestRunSpeedResponsiveness: with --speed and a responsiveness URL, the
+// run measures the responsiveness after the throughput and reports it
+// next to it.
+func TestRunSpeedResponsiveness(t *testing.T) {
+	h := speedtest.New(speedtest.Options{})
+	mux := http.NewServeMux()
+	for path, r := range h.Routes() {
+		mux.Handle(path, r)
+	}
+	far := httptest.NewUnstartedServer(mux)
+	far.EnableHTTP2 = true
+	far.Config.ConnContext = h.ConnContext
+	far.TLS = &tls.Config{Certificates: []tls.Certificate{loopbackCert}}
+	far.StartTLS()
+	defer far.Close()
+
+	// The throughput goes to plain HTTP: over HTTP/2 the throughput
+	// prober's header guard can count body bytes the transport reads
+	// ahead before the round trip returns (a bug outside this test).
+	plain := httptest.NewServer(mux)
+	defer plain.Close()
+
+	plan := loopbackPlan(t, 3, 50*time.Millisecond)
+	plan.Options.Speed, plan.Options.SpeedDuration = true, time.Second
+	plan.Options.SpeedURL = plain.URL + speedtest.DownloadPath + "?bytes=10000000"
+	plan.Options.ResponsivenessURL = far.URL + speedtest.WellKnownPath
+	plan = NewPlan(plan.Options, Flagged{Gateway: true, DNS: true})
+	if plan.ResponsivenessURL != far.URL+speedtest.WellKnownPath {
+		t.Fatalf("responsiveness URL %q", plan.ResponsivenessURL)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	res := Run(ctx, plan, Options{})
+	rr := res.Checks.Responsiveness
+	if rr == nil {
+		t.Fatal("no responsiveness check")
+	}
+	t.Logf("responsiveness: %.0f RPM (%s, %s), error %q; evidence:\n%s", rr.RPM, rr.Level, rr.BloatGrade, rr.Error, strings.Join(res.Evidence, "\n"))
+	if len(rr.Stages) != 2 || rr.IdleProbes == 0 {
+		t.Fatalf("stages %+v, %d idle probes: the test did not run (%s)", rr.Stages, rr.IdleProbes, rr.Error)
+	}
+	line := rpmLine(rr)
+	if !slices.Contains(res.Evidence, line) {
+		t.Errorf("evidence lacks %q", line)
+	}
+	if !res.Checks.Throughput.Success {
+		t.Fatalf("speed test failed: %s", res.Checks.Throughput.Error)
+	}
+	if rr.Success {
+		want := fmt.Sprintf("; responsiveness %.0f RPM (%s, grade %s", rr.RPM, rr.Level, rr.BloatGrade)
+		if !strings.Contains(res.Dimensions.Bufferbloat.Detail, want) {
+			t.Errorf("bufferbloat detail %q lacks %q", res.Dimensions.Bufferbloat.Detail, want)
+		}
+	} else if !strings.Contains(rr.Error, "not stable") {
+		t.Errorf("responsiveness failed for another reason than stability on a busy loopback: %s", rr.Error)
+	}
+}
+
+func TestResponsivenessURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://far.example:9115/speedtest/download?bytes=1000": "https://far.example:9115/.well-known/nq",
+		"http://far.example:9115/speedtest/download":             "",
+		"https://speed.example/download":                         "",
+	} {
+		if got := responsivenessURL(in); got != want {
+			t.Errorf("%s: %q, want %q", in, got, want)
+		}
 	}
 }

@@ -162,7 +162,7 @@ func (f *facts) dimensions() Dimensions {
 		d.Bufferbloat.Detail = "no speed test (run with --speed)"
 	} else {
 		if bloat, ok := bufferbloat(tp); ok {
-			d.Bufferbloat.set(bloat, fmt.Sprintf("latency under load %s, idle %s", Dur(tp.LatencyLoadedSeconds), Dur(tp.LatencyIdleSeconds)))
+			d.Bufferbloat.set(bloat, fmt.Sprintf("latency under load %s, idle %s", Dur(tp.LatencyLoadedSeconds), Dur(tp.LatencyIdleSeconds))+rpmEvidence(f.r.Checks.Responsiveness))
 		} else {
 			d.Bufferbloat.Detail = "the speed test measured no idle and loaded latency"
 			if tp.Error != "" {

@@ -36,6 +36,8 @@ type Statuses struct {
 	DNS        []string
 	HTTP       []string
 	Throughput string
+	// Responsiveness is the RPM test's.
+	Responsiveness string
 }
 
 // statuses judges every check.
@@ -92,6 +94,9 @@ func (f *facts) statuses() Statuses {
 	}
 	if tp := c.Throughput; tp != nil {
 		s.Throughput = outcome(&tp.Common)
+	}
+	if rr := c.Responsiveness; rr != nil {
+		s.Responsiveness = outcome(&rr.Common)
 	}
 	return s
 }

@@ -37,12 +37,13 @@ var (
 	// A target per prober for the cancelled probe that reveals the Result
 	// type; all on loopback (nothing is sent: the probe's context is done).
 	typeProbeTargets = map[string]string{
-		"http":       "http://127.0.0.1:9/",
-		"throughput": "http://127.0.0.1:9/",
-		"tcp":        "127.0.0.1:9",
-		"dns":        "127.0.0.1:9",
-		"unix":       "/run/isp-checker-contract.sock", // refused by the policy
-		"websocket":  "ws://127.0.0.1:9/",
+		"http":           "http://127.0.0.1:9/",
+		"throughput":     "http://127.0.0.1:9/",
+		"responsiveness": "https://127.0.0.1:9/.well-known/nq",
+		"tcp":            "127.0.0.1:9",
+		"dns":            "127.0.0.1:9",
+		"unix":           "/run/isp-checker-contract.sock", // refused by the policy
+		"websocket":      "ws://127.0.0.1:9/",
 	}
 )
 

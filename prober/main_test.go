@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 func probeTestFunc(name string) Func {
 	return map[string]Func{
 		"http": ProbeHTTP, "tcp": ProbeTCP, "icmp": ProbeICMP, "dns": ProbeDNS, "grpc": ProbeGRPC, "unix": ProbeUnix,
-		"traceroute": ProbeTraceroute, "mtu": ProbeMTU, "throughput": ProbeThroughput,
+		"traceroute": ProbeTraceroute, "mtu": ProbeMTU, "throughput": ProbeThroughput, "responsiveness": ProbeResponsiveness,
 		"websocket": ProbeWebsocket,
 	}[name]
 }

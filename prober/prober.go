@@ -178,13 +178,18 @@ func Run(ctx context.Context, probe Func, req Request) (res Result) {
 	if req.Logger == nil {
 		req.Logger = slog.New(slog.DiscardHandler)
 	}
-	timeout := req.Timeout.Seconds()
-	if dl, ok := ctx.Deadline(); ok && req.Timeout <= 0 {
-		timeout = dl.Sub(start).Seconds()
-	} else {
+	// The deadline is the caller's; req.Timeout only says what to report as
+	// the probe's timeout (the budget the /probe handler computed).
+	dl, ok := ctx.Deadline()
+	if !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
+		dl, _ = ctx.Deadline()
+	}
+	timeout := req.Timeout.Seconds()
+	if req.Timeout <= 0 {
+		timeout = dl.Sub(start).Seconds()
 	}
 	defer func() {
 		if p := recover(); p != nil {

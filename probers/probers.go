@@ -48,6 +48,7 @@ func All() Table {
 		row("traceroute", prober.ProbeTraceroute, collector.RenderTraceroute),
 		row("mtu", prober.ProbeMTU, collector.RenderMTU),
 		row("throughput", prober.ProbeThroughput, collector.RenderThroughput),
+		row("responsiveness", prober.ProbeResponsiveness, collector.RenderResponsiveness),
 		row("isp", isp.Probe, collector.RenderISP),
 	}
 }

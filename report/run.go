@@ -266,6 +266,19 @@ func checkRows(r *diagnose.ISPResult, row func(check, target, status, detail str
 		}
 		row("speed", tp.Target, shownStatus(st.Throughput), detail)
 	}
+	if rr := r.Checks.Responsiveness; rr != nil {
+		detail := diagnose.Why(&rr.Common)
+		if rr.RPM > 0 {
+			detail = fmt.Sprintf("%.0f RPM %s, bufferbloat grade %s", rr.RPM, rr.Level, rr.BloatGrade)
+			for _, s := range rr.Stages {
+				detail += fmt.Sprintf("; %s %.0f", s.Direction, s.RPM)
+				if !s.Stable {
+					detail += " (not stable)"
+				}
+			}
+		}
+		row("rpm", rr.Target, shownStatus(st.Responsiveness), detail)
+	}
 }
 
 // at is list[i], or "" past its end (a result that was not diagnosed).

@@ -319,7 +319,7 @@ func TestHelpListsOnlyTheCommandsFlags(t *testing.T) {
 	want := map[string][]string{
 		"":      nil,
 		"check": {"module", "concurrency", "timeout", "format", "output"},
-		"run": {"config.check", "target", "dns-server", "dns-name", "http-url", "gateway", "speed", "speed-url",
+		"run": {"config.check", "target", "dns-server", "dns-name", "http-url", "gateway", "speed", "speed-rpm-url", "speed-url",
 			"format", "output", "module", "timeout", "push", "push-instance", "verdict-exit-code"},
 		"serve": {"config.check", "timeout-offset", "history.limit", "probes.max-concurrent", "throughput.max-concurrent",
 			"speedtest.enable", "speedtest.max-bytes", "speedtest.rpm.max-duration", "speedtest.public-url", "web.systemd-socket", "web.listen-address", "web.config.file",

@@ -45,6 +45,7 @@ type runCmd struct {
 	// The check lists and values that replace the module's.
 	targets, dnsServers, httpURLs *[]string
 	dnsName, gateway, speedURL    *string
+	rpmURL                        *string
 	// What becomes of the report.
 	format         *enumFlag
 	output         *string
@@ -62,8 +63,9 @@ func addRunCmd(app *kingpin.Application, g *globalFlags) *command {
 	c.dnsName = cmd.Flag("dns-name", "Name to resolve. Default: the module's (example.com).").String()
 	c.httpURLs = cmd.Flag("http-url", "Web site to fetch (repeatable). Default: the module's (https://www.example.com/).").Strings()
 	c.gateway = cmd.Flag("gateway", `The LAN gateway's address, or "none" to skip it. Default: the default route's gateway (/proc/net/route).`).String()
-	c.speed = cmd.Flag("speed", "Also measure throughput and bufferbloat (after the other checks) against --speed-url.").Bool()
+	c.speed = cmd.Flag("speed", "Also measure throughput and bufferbloat (after the other checks) against --speed-url, and responsiveness (RPM) against --speed-rpm-url.").Bool()
 	c.speedURL = cmd.Flag("speed-url", "URL to download for --speed (e.g. another isp-checker's /speedtest/download?bytes=100000000).").String()
+	c.rpmURL = cmd.Flag("speed-rpm-url", "Responsiveness test (RPM) configuration for --speed, e.g. https://far-end:9115/.well-known/nq. Default: derived from an https --speed-url on another isp-checker.").String()
 	c.format = enum(cmd, "format", "Output format on standard output: "+strings.Join(report.RunFormats, " or ")+".", report.RunFormats...)
 	c.output = cmd.Flag("output", "Also write the JSON report to this file.").Short('o').String()
 	c.module = cmd.Flag("module", "isp module of the configuration whose thresholds and check lists to use.").Default("isp").String()
@@ -196,6 +198,12 @@ func (c *runCmd) override(o *config.ISPProbe) error {
 			return fmt.Errorf("--speed-url: %w", err)
 		}
 		o.SpeedURL = *c.speedURL
+	}
+	if *c.rpmURL != "" {
+		if err := config.ValidISPURL(*c.rpmURL); err != nil {
+			return fmt.Errorf("--speed-rpm-url: %w", err)
+		}
+		o.ResponsivenessURL = *c.rpmURL
 	}
 	if *c.speed {
 		if o.SpeedURL == "" {
