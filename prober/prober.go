@@ -222,10 +222,22 @@ func RunRequest(ctx context.Context, probe Func, req *Request) (res Result) {
 	}
 	// file://, gopher://, unix: … would otherwise be taken for a host name
 	// and looked up; nothing is sent for them.
-	if s := targetScheme(req.Target); s != "" && s != "http" && s != "https" {
+	if s := targetScheme(req.Target); s != "" && !schemeProbed(req.Module.Prober, s) {
 		c := &Common{}
 		c.Fail(req.Logger, fmt.Sprintf("Unsupported scheme %q in target: only http:// and https:// URLs, or a host (and port), can be probed", clipText(s, 20)), nil)
 		return c
 	}
 	return probe(ctx, *req)
+}
+
+// schemeProbed reports whether a target with URL scheme s may reach prober:
+// http(s) for all, ws(s) for the websocket prober.
+func schemeProbed(prober, s string) bool {
+	switch s {
+	case "http", "https":
+		return true
+	case "ws", "wss":
+		return prober == "websocket"
+	}
+	return false
 }
