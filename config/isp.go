@@ -348,12 +348,10 @@ func ParseISPProbeTarget(target string) (host, site string, err error) {
 
 // isISPLabel says whether s is one word of letters, digits, '-' and '_'.
 func isISPLabel(s string) bool {
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return s != ""
+	return s != "" && strings.IndexFunc(s, func(c rune) bool {
+		word := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+		return !word
+	}) < 0
 }
 
 // ValidISPDNSServer checks a resolver: ip, ip:port or [ipv6]:port.

@@ -43,9 +43,7 @@ type headGuard struct {
 // download. Its HEADERS frames are read and decoded whole before the
 // transport reports the first response byte, so that is where h2 stops.
 func (g *headGuard) begin(r *http.Request) *http.Request {
-	g.mu.Lock()
-	g.active, g.read, g.tls = true, 0, r.URL.Scheme == "https"
-	g.mu.Unlock()
+	g.start(r.URL.Scheme == "https")
 	var h2 atomic.Bool // set in the round trip, read in the read loop
 	trace := &httptrace.ClientTrace{
 		GotConn: func(i httptrace.GotConnInfo) {
@@ -62,6 +60,14 @@ func (g *headGuard) begin(r *http.Request) *http.Request {
 		},
 	}
 	return r.WithContext(httptrace.WithClientTrace(r.Context(), trace))
+}
+
+// start starts a round trip that is not an http.Request's (a websocket
+// upgrade, never HTTP/2); overTLS says whether a handshake counts too.
+func (g *headGuard) start(overTLS bool) {
+	g.mu.Lock()
+	g.active, g.read, g.tls = true, 0, overTLS
+	g.mu.Unlock()
 }
 
 func (g *headGuard) end() {

@@ -206,7 +206,7 @@ func (p *websocketProbe) dial(ctx context.Context, u *url.URL, headers http.Head
 	}
 	p.logger.Info("Dialing websocket", "url", u.Redacted(), "host", headers.Get("Host"))
 	start := time.Now()
-	p.head.begin()
+	p.head.start(u.Scheme == "wss")
 	conn, resp, err := d.DialContext(httptrace.WithClientTrace(ctx, trace), u.String(), headers)
 	p.head.end()
 	if connected {
