@@ -832,6 +832,8 @@ func (f *facts) fewerPings() string {
 		return ""
 	case planned < want:
 		return fmt.Sprintf("only %d of the %d echo requests per target fitted in the time the diagnosis had (--timeout): loss and jitter rest on fewer samples", planned, want)
+	case sent < planned && f.r.Interrupted:
+		return fmt.Sprintf("only %d of the %d echo requests of a ping went out before the interrupt", sent, planned)
 	case sent < planned:
 		return fmt.Sprintf("only %d of the %d echo requests of a ping went out before its deadline (a busy machine?): loss and jitter rest on fewer samples", sent, planned)
 	}

@@ -41,6 +41,12 @@ func TestRules(t *testing.T) {
 		{"healthy", nil, diagnose.FaultNone, diagnose.VerdictHealthy, "=every check passed: gateway 192.0.2.1 clean (0 % loss, 0.8 ms)"},
 		{"interrupted is never healthy", func(r *diagnose.ISPResult) { r.Interrupted = true },
 			diagnose.FaultUnknown, diagnose.VerdictUnknown, "^interrupted: the diagnosis was stopped"},
+		{"interrupted pings are cut short by the interrupt, not a busy machine", func(r *diagnose.ISPResult) {
+			r.Interrupted = true
+			for _, p := range r.Checks.Targets {
+				p.PacketsPlanned, p.PacketsSent, p.PacketsReceived = 30, 3, 3
+			}
+		}, diagnose.FaultUnknown, diagnose.VerdictUnknown, "only 3 of the 30 echo requests of a ping went out before the interrupt"},
 
 		// The LAN: loss, latency or jitter at the gateway.
 		{"gateway loss at the threshold is fine", func(r *diagnose.ISPResult) {
