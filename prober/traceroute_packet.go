@@ -3,7 +3,8 @@ package prober
 import (
 	"encoding/binary"
 	"net/netip"
-	"strconv"
+
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // This file builds the traceroute and mtu probe packets and parses what
@@ -12,18 +13,18 @@ import (
 
 // ICMP types and codes used here.
 const (
-	icmp4EchoReply    = 0
-	icmp4DstUnreach   = 3
-	icmp4Echo         = 8
-	icmp4TimeExceeded = 11
-	icmp6DstUnreach   = 1
-	icmp6PacketTooBig = 2
-	icmp6TimeExceeded = 3
-	icmp6Echo         = 128
-	icmp6EchoReply    = 129
+	icmp4EchoReply    = icmpwire.ICMP4EchoReply
+	icmp4DstUnreach   = icmpwire.ICMP4DstUnreach
+	icmp4Echo         = icmpwire.ICMP4Echo
+	icmp4TimeExceeded = icmpwire.ICMP4TimeExceeded
+	icmp6DstUnreach   = icmpwire.ICMP6DstUnreach
+	icmp6PacketTooBig = icmpwire.ICMP6PacketTooBig
+	icmp6TimeExceeded = icmpwire.ICMP6TimeExceeded
+	icmp6Echo         = icmpwire.ICMP6Echo
+	icmp6EchoReply    = icmpwire.ICMP6EchoReply
 
 	icmp4CodePortUnreach = 3
-	icmp4CodeFragNeeded  = 4
+	icmp4CodeFragNeeded  = icmpwire.ICMP4CodeFragNeeded
 	icmp6CodePortUnreach = 4
 
 	protoICMP   = 1
@@ -193,14 +194,14 @@ func parseTCP(b []byte) (tcpSegment, bool) {
 }
 
 // icmpKind classifies a received ICMP message.
-type icmpKind int
+type icmpKind = icmpwire.Kind
 
 const (
-	icmpOther icmpKind = iota
-	icmpEchoReply
-	icmpTimeExceeded
-	icmpUnreachable
-	icmpTooBig // IPv4 fragmentation-needed or ICMPv6 packet-too-big
+	icmpOther        = icmpwire.KindOther
+	icmpEchoReply    = icmpwire.KindEchoReply
+	icmpTimeExceeded = icmpwire.KindTimeExceeded
+	icmpUnreachable  = icmpwire.KindUnreachable
+	icmpTooBig       = icmpwire.KindTooBig // IPv4 fragmentation-needed or ICMPv6 packet-too-big
 )
 
 // icmpPacket is a parsed ICMP or ICMPv6 message. For errors, the quoted
@@ -226,33 +227,18 @@ type icmpPacket struct {
 
 // parseICMP parses an ICMP (ipv6 false) or ICMPv6 message as read from a
 // raw socket (without the IP header). ok is false for messages too short to
-// be useful.
+// be useful, and for kinds a trace does not use (parameter problem).
 func parseICMP(ipv6 bool, b []byte) (p icmpPacket, ok bool) {
-	if len(b) < 8 {
+	h, ok := icmpwire.ParseHeader(ipv6, b)
+	if !ok || h.Kind == icmpwire.KindParamProblem {
 		return p, false
 	}
-	p.typ, p.code = int(b[0]), int(b[1])
-	switch {
-	case !ipv6 && p.typ == icmp4EchoReply, ipv6 && p.typ == icmp6EchoReply:
-		p.kind = icmpEchoReply
-		p.id = binary.BigEndian.Uint16(b[4:])
-		p.seq = binary.BigEndian.Uint16(b[6:])
-		p.data = b[8:]
+	p.kind, p.typ, p.code, p.mtu = h.Kind, int(h.Type), int(h.Code), h.MTU
+	if h.Kind == icmpEchoReply {
+		p.id, p.seq, p.data = h.ID, h.Seq, b[icmpwire.HeaderLen:]
 		return p, true
-	case !ipv6 && p.typ == icmp4TimeExceeded, ipv6 && p.typ == icmp6TimeExceeded:
-		p.kind = icmpTimeExceeded
-	case !ipv6 && p.typ == icmp4DstUnreach && p.code == icmp4CodeFragNeeded:
-		p.kind = icmpTooBig
-		p.mtu = int(binary.BigEndian.Uint16(b[6:])) // RFC 1191
-	case !ipv6 && p.typ == icmp4DstUnreach, ipv6 && p.typ == icmp6DstUnreach:
-		p.kind = icmpUnreachable
-	case ipv6 && p.typ == icmp6PacketTooBig:
-		p.kind = icmpTooBig
-		p.mtu = int(binary.BigEndian.Uint32(b[4:]))
-	default:
-		return p, false
 	}
-	return p, p.parseQuote(ipv6, b[8:])
+	return p, p.parseQuote(ipv6, b[icmpwire.HeaderLen:])
 }
 
 // parseQuote reads the original datagram quoted in an ICMP error.
@@ -286,32 +272,5 @@ func (p *icmpPacket) parseQuote(ipv6 bool, q []byte) bool {
 // unreachableName names an ICMP destination-unreachable code, as traceroute
 // marks them (!N, !H, !P, !X …).
 func unreachableName(ipv6 bool, code int) string {
-	if ipv6 {
-		switch code {
-		case 0:
-			return "no_route"
-		case 1, 5, 6:
-			return "admin_prohibited"
-		case 3:
-			return "address"
-		case 4:
-			return "port"
-		}
-		return "code_" + strconv.Itoa(code)
-	}
-	switch code {
-	case 0, 6, 11:
-		return "network"
-	case 1, 7, 12:
-		return "host"
-	case 2:
-		return "protocol"
-	case 3:
-		return "port"
-	case 4:
-		return "fragmentation_needed"
-	case 9, 10, 13:
-		return "admin_prohibited"
-	}
-	return "code_" + strconv.Itoa(code)
+	return icmpwire.UnreachableLabel(ipv6, uint8(code))
 }
