@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"golang.org/x/net/bpf"
+	"github.com/isp-checker/isp-checker/internal/bpftest"
 )
 
 // A trace's or path-MTU search's ICMP socket passes every error and only
@@ -43,16 +43,6 @@ func TestEchoIDFilter(t *testing.T) {
 		{"v6 packet too big", true, 77, icmpMsg(true, icmp6PacketTooBig, 0), true},
 		{"v6 tcp trace, a reply", true, 0, icmpMsg(true, icmp6EchoReply, 5), false},
 	} {
-		vm, err := bpf.NewVM(echoIDFilter(tc.v6, tc.filter))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := vm.Run(tc.pkt)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if (n > 0) != tc.pass {
-			t.Errorf("%s: filter returned %d, want pass %v", tc.name, n, tc.pass)
-		}
+		bpftest.Expect(t, tc.name, echoIDFilter(tc.v6, tc.filter), tc.pkt, tc.pass)
 	}
 }

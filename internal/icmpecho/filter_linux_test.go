@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/bpf"
+	"github.com/isp-checker/isp-checker/internal/bpftest"
 )
 
 // The receiving raw socket's filter passes this process's echo replies and
@@ -44,17 +44,7 @@ func TestReplyFilter(t *testing.T) {
 		{"v6 packet too big", true, errMsg(icmp6PacketTooBig), true},
 		{"v6 type 135", true, errMsg(135), false},
 	} {
-		vm, err := bpf.NewVM(replyFilter(tc.v6, mine))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := vm.Run(tc.pkt)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if (n > 0) != tc.pass {
-			t.Errorf("%s: filter returned %d, want pass %v", tc.name, n, tc.pass)
-		}
+		bpftest.Expect(t, tc.name, replyFilter(tc.v6, mine), tc.pkt, tc.pass)
 	}
 }
 
