@@ -11,20 +11,9 @@ import (
 // comes back. It is pure byte work (no sockets), so it is unit-tested
 // without privileges.
 
-// ICMP types and codes used here.
+// ICMP codes and IP protocol numbers used here (icmpwire has the ICMP types).
 const (
-	icmp4EchoReply    = icmpwire.ICMP4EchoReply
-	icmp4DstUnreach   = icmpwire.ICMP4DstUnreach
-	icmp4Echo         = icmpwire.ICMP4Echo
-	icmp4TimeExceeded = icmpwire.ICMP4TimeExceeded
-	icmp6DstUnreach   = icmpwire.ICMP6DstUnreach
-	icmp6PacketTooBig = icmpwire.ICMP6PacketTooBig
-	icmp6TimeExceeded = icmpwire.ICMP6TimeExceeded
-	icmp6Echo         = icmpwire.ICMP6Echo
-	icmp6EchoReply    = icmpwire.ICMP6EchoReply
-
 	icmp4CodePortUnreach = 3
-	icmp4CodeFragNeeded  = icmpwire.ICMP4CodeFragNeeded
 	icmp6CodePortUnreach = 4
 
 	protoICMP   = 1
@@ -91,9 +80,9 @@ func pseudoHeaderSum(src, dst netip.Addr, proto uint8, n int) uint32 {
 func buildEcho(ipv6 bool, id, seq uint16, token uint32, size int) []byte {
 	size = max(size, 6)
 	b := make([]byte, 8+size)
-	b[0] = icmp4Echo
+	b[0] = icmpwire.ICMP4Echo
 	if ipv6 {
-		b[0] = icmp6Echo
+		b[0] = icmpwire.ICMP6Echo
 	}
 	binary.BigEndian.PutUint16(b[4:], id)
 	binary.BigEndian.PutUint16(b[6:], seq)

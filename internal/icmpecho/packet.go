@@ -7,22 +7,8 @@ import (
 	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
-// ICMP types the engine sends or reads.
+// IP protocol numbers of the quoted datagram (icmpwire has the ICMP types).
 const (
-	icmp4EchoReply    = icmpwire.ICMP4EchoReply
-	icmp4DstUnreach   = icmpwire.ICMP4DstUnreach
-	icmp4Echo         = icmpwire.ICMP4Echo
-	icmp4TimeExceeded = icmpwire.ICMP4TimeExceeded
-	icmp4ParamProblem = icmpwire.ICMP4ParamProblem
-	icmp6DstUnreach   = icmpwire.ICMP6DstUnreach
-	icmp6PacketTooBig = icmpwire.ICMP6PacketTooBig
-	icmp6TimeExceeded = icmpwire.ICMP6TimeExceeded
-	icmp6ParamProblem = icmpwire.ICMP6ParamProblem
-	icmp6Echo         = icmpwire.ICMP6Echo
-	icmp6EchoReply    = icmpwire.ICMP6EchoReply
-
-	icmp4CodeFragNeeded = icmpwire.ICMP4CodeFragNeeded
-
 	protoICMP   = 1
 	protoICMPv6 = 58
 )
@@ -43,9 +29,9 @@ var filler = []byte("isp-checker echo ")
 func buildEcho(v6 bool, id uint16, magic, token uint32, size int) []byte {
 	size = max(size, MarkLen)
 	b := make([]byte, 8+size)
-	b[0] = icmp4Echo
+	b[0] = icmpwire.ICMP4Echo
 	if v6 {
-		b[0] = icmp6Echo
+		b[0] = icmpwire.ICMP6Echo
 	}
 	binary.BigEndian.PutUint16(b[4:], id)
 	binary.BigEndian.PutUint32(b[8:], magic)
@@ -137,7 +123,7 @@ func (m *message) parseQuote(v6 bool, q []byte) bool {
 		if len(q) < 40+8 || q[0]>>4 != 6 {
 			return false
 		}
-		proto, echo, hdr = q[6], icmp6Echo, 40
+		proto, echo, hdr = q[6], icmpwire.ICMP6Echo, 40
 		m.qDst, _ = netip.AddrFromSlice(q[24:40])
 	} else {
 		if len(q) < 20 || q[0]>>4 != 4 {
@@ -147,7 +133,7 @@ func (m *message) parseQuote(v6 bool, q []byte) bool {
 		if hdr < 20 || len(q) < hdr+8 {
 			return false
 		}
-		proto, echo = q[9], icmp4Echo
+		proto, echo = q[9], icmpwire.ICMP4Echo
 		m.qDst, _ = netip.AddrFromSlice(q[16:20])
 	}
 	want := uint8(protoICMP)

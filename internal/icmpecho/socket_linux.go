@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // wantReceiveBuffer is the receive buffer the engine asks for. With
@@ -226,9 +228,9 @@ const icmpFilterOpt = 1
 // copy of every reply), and anything the type filter cannot name (types
 // above 31).
 func setRawFilters(fd int, v6, receiver bool) error {
-	accept := []uint8{icmp4EchoReply, icmp4DstUnreach, icmp4TimeExceeded, icmp4ParamProblem}
+	accept := []uint8{icmpwire.ICMP4EchoReply, icmpwire.ICMP4DstUnreach, icmpwire.ICMP4TimeExceeded, icmpwire.ICMP4ParamProblem}
 	if v6 {
-		accept = []uint8{icmp6EchoReply, icmp6DstUnreach, icmp6PacketTooBig, icmp6TimeExceeded, icmp6ParamProblem}
+		accept = []uint8{icmpwire.ICMP6EchoReply, icmpwire.ICMP6DstUnreach, icmpwire.ICMP6PacketTooBig, icmpwire.ICMP6TimeExceeded, icmpwire.ICMP6ParamProblem}
 	}
 	if !receiver {
 		accept = nil
@@ -267,11 +269,11 @@ func setRawFilters(fd int, v6, receiver bool) error {
 // ICMPv6 header.
 func replyFilter(v6 bool, magic uint32) []bpf.Instruction {
 	const accept, drop = 0x40000, 0
-	reply := uint32(icmp4EchoReply)
+	reply := uint32(icmpwire.ICMP4EchoReply)
 	prog := []bpf.Instruction{bpf.LoadMemShift{Off: 0}}
 	load := func(off uint32, size int) bpf.Instruction { return bpf.LoadIndirect{Off: off, Size: size} }
 	if v6 {
-		reply, prog = icmp6EchoReply, nil
+		reply, prog = icmpwire.ICMP6EchoReply, nil
 		load = func(off uint32, size int) bpf.Instruction { return bpf.LoadAbsolute{Off: off, Size: size} }
 	}
 	return append(prog,
