@@ -757,7 +757,7 @@ func (t *httpTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := t.checkProxied(r); err != nil {
 		return nil, err
 	}
-	t.probe.head.begin()
+	t.probe.head.start(rt.tls)
 	defer t.probe.head.end()
 	if same {
 		return t.first.RoundTrip(r)

@@ -23,13 +23,24 @@ type headGuard struct {
 	active   bool
 	read     int64
 	reserved int64
+	// tls says whether the current round trip reads a TLS handshake first,
+	// so the error names only what was read.
+	tls bool
 	// perRequest gives the reservation back at the end of each round trip
 	// (the throughput prober makes thousands, discarding each response).
 	perRequest bool
 }
 
 // begin starts a round trip; end marks its response headers as read.
-func (g *headGuard) begin() { g.mu.Lock(); g.active, g.read = true, 0; g.mu.Unlock() }
+func (g *headGuard) begin() { g.start(true) }
+
+// start begins a round trip that reads a TLS handshake before the headers
+// or not.
+func (g *headGuard) start(tls bool) {
+	g.mu.Lock()
+	g.active, g.read, g.tls = true, 0, tls
+	g.mu.Unlock()
+}
 
 func (g *headGuard) end() {
 	g.mu.Lock()
@@ -56,6 +67,9 @@ func (g *headGuard) count(n int) error {
 	}
 	g.read += int64(n)
 	if g.read > maxResponseHead {
+		if !g.tls {
+			return fmt.Errorf("the response headers are larger than %d bytes", maxResponseHead)
+		}
 		return fmt.Errorf("the TLS handshake and response headers are larger than %d bytes", maxResponseHead)
 	}
 	if err := budget.Reserve(int64(n)); err != nil {
