@@ -1,7 +1,11 @@
 package config
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -114,5 +118,87 @@ func TestBlackboxEveryOptionLoads(t *testing.T) {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("/config shows %q", secret)
 		}
+	}
+}
+
+// blackboxOwnKeys are isp-checker's options in blackbox_exporter's probers'
+// sections: blackbox refuses a file that has any of them.
+var blackboxOwnKeys = []string{"doh_method", "dns_over_https", "retry_truncated_over_tcp", "dnssec",
+	"fail_if_not_authenticated", "edns0_udp_size", "packets", "interval", "reply_timeout", "socket",
+	"protocol", "port", "fail_if_loss_ratio_above", "fail_if_rtt_mean_above", "fail_if_jitter_above",
+	"target_policy"}
+
+// /config of a config blackbox_exporter loads is a config blackbox loads:
+// isp-checker's own options are left out while they hold their defaults,
+// and options whose default is true keep an explicit false. Checked by
+// Debian's blackbox_exporter (0.23) where it is installed.
+func TestMarshalLoadsInBlackbox(t *testing.T) {
+	for _, f := range []string{"blackbox-0.23.yml", "blackbox-debian.yml"} {
+		t.Run(f, func(t *testing.T) {
+			c, err := LoadFile(filepath.Join("testdata", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := c.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range blackboxOwnKeys {
+				if regexp.MustCompile(`(?m)^\s*` + k + `:`).Match(out) {
+					t.Errorf("/config writes isp-checker's %s at its default:\n%s", k, out)
+				}
+			}
+			again, err := Load(out, "")
+			if err != nil {
+				t.Fatalf("/config output does not load: %v", err)
+			}
+			if !reflect.DeepEqual(again.Modules, c.Modules) || !reflect.DeepEqual(again.TargetPolicy, c.TargetPolicy) {
+				t.Errorf("/config output loads as another config:\n%s", out)
+			}
+			blackboxCheck(t, filepath.Join("testdata", f), nil)
+			blackboxCheck(t, f, out)
+		})
+	}
+}
+
+// blackboxCheck runs prometheus-blackbox-exporter --config.check on file
+// (or on data, when it is not nil).
+func blackboxCheck(t *testing.T, file string, data []byte) {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus-blackbox-exporter")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and no prometheus-blackbox-exporter (scripts/deps.sh installs it)")
+		}
+		t.Skip("no prometheus-blackbox-exporter (apt-get install prometheus-blackbox-exporter)")
+	}
+	if data != nil {
+		file = filepath.Join(t.TempDir(), file)
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(bin, "--config.check", "--config.file="+file).CombinedOutput(); err != nil {
+		t.Errorf("blackbox_exporter refuses %s: %v\n%s\n%s", file, err, out, data)
+	}
+}
+
+// An own option left out at its default must be one YAML leaves out: a
+// field tagged isp:"own" without omitempty would be written as its zero.
+func TestOwnOptionsOmitEmpty(t *testing.T) {
+	n := 0
+	for _, typ := range []reflect.Type{reflect.TypeFor[DNSProbe](), reflect.TypeFor[ICMPProbe]()} {
+		for f := range typ.Fields() {
+			if f.Tag.Get("isp") != "own" {
+				continue
+			}
+			n++
+			if !strings.HasSuffix(f.Tag.Get("yaml"), ",omitempty") {
+				t.Errorf("%s.%s is tagged isp:\"own\" without omitempty", typ.Name(), f.Name)
+			}
+		}
+	}
+	if n != len(blackboxOwnKeys)-1 { // all but target_policy
+		t.Errorf("%d fields tagged isp:\"own\", want %d", n, len(blackboxOwnKeys)-1)
 	}
 }

@@ -373,8 +373,17 @@ func (re Regexp) String() string { return re.original }
 
 // Marshal renders the config as YAML with secrets hidden (prometheus/common's
 // Secret type marshals as "<secret>").
+//
+// A config blackbox_exporter loads marshals to one it loads too: options
+// blackbox does not have (tagged isp:"own") are left out while they hold
+// their defaults, and so is a default target_policy. Loading the output
+// applies the same defaults again.
 func (c *Config) Marshal() ([]byte, error) {
-	return yaml.Marshal(c)
+	out := *c
+	if reflect.DeepEqual(out.TargetPolicy, DefaultTargetPolicy()) {
+		out.TargetPolicy = TargetPolicy{}
+	}
+	return yaml.Marshal(&out)
 }
 
 // MarshalYAML shows only the options of the module's own prober, so /config
@@ -385,13 +394,35 @@ func (m Module) MarshalYAML() (any, error) {
 		out["timeout"] = m.Timeout.String()
 	}
 	if opts := m.Options(); opts != nil {
+		var shown any
 		if h, ok := opts.(secretHider); ok {
-			out[m.Prober] = h.hideSecrets()
+			shown = h.hideSecrets()
 		} else {
-			out[m.Prober] = reflect.ValueOf(opts).Elem().Interface()
+			shown = reflect.ValueOf(opts).Elem().Interface()
 		}
+		def := NewModule(m.Prober)
+		out[m.Prober] = omitOwnDefaults(shown, def.Options())
 	}
 	return out, nil
+}
+
+// omitOwnDefaults returns a copy of the options opts with every field
+// tagged isp:"own" (isp-checker's own, unknown to blackbox_exporter) that
+// equals its default in def (a pointer to the default options) set to its
+// zero value, which its omitempty leaves out of the YAML.
+func omitOwnDefaults(opts, def any) any {
+	v := reflect.New(reflect.TypeOf(opts)).Elem()
+	v.Set(reflect.ValueOf(opts))
+	d := reflect.ValueOf(def).Elem()
+	if v.Kind() != reflect.Struct || d.Type() != v.Type() {
+		return opts
+	}
+	for i := range v.NumField() {
+		if v.Type().Field(i).Tag.Get("isp") == "own" && reflect.DeepEqual(v.Field(i).Interface(), d.Field(i).Interface()) {
+			v.Field(i).SetZero()
+		}
+	}
+	return v.Interface()
 }
 
 // plainHeaders are the request headers whose values are shown: standard
