@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -137,6 +138,17 @@ func TestEmbeddedDefaultLoads(t *testing.T) {
 	for _, m := range []string{"http_2xx", "tcp_connect", "icmp"} {
 		if _, ok := c.Modules[m]; !ok {
 			t.Errorf("default config lacks module %s", m)
+		}
+	}
+	// Every module that resolves a target prefers IPv4, so the default
+	// config probes the same family whichever module a target is given.
+	for name, m := range c.Modules {
+		ip := reflect.ValueOf(m.Options()).Elem().FieldByName("IPOptions")
+		if !ip.IsValid() {
+			continue
+		}
+		if got := ip.Interface().(IPOptions).IPProtocol; got != "ip4" {
+			t.Errorf("default module %s has preferred_ip_protocol %q, want ip4 as every other", name, got)
 		}
 	}
 }
