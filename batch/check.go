@@ -37,9 +37,9 @@ type Outcome struct {
 	InputURL            string    `json:"input_url"`
 	Line                int       `json:"line"`
 	Status              Status    `json:"status"`
-	HTTPStatus          int       `json:"http_status"`
+	HTTPStatus          int       `json:"http_status,omitempty"` // 0: no response (or never checked)
 	ResponseTimeSeconds float64   `json:"response_time_seconds"`
-	CheckedAt           time.Time `json:"checked_at,omitzero"` // zero: never started
+	CheckedAt           time.Time `json:"checked_at,omitzero"` // zero: never started (or a malformed row)
 	FinalURL            string    `json:"final_url,omitempty"`
 	CertExpiry          time.Time `json:"cert_expiry,omitzero"`
 	Error               string    `json:"error,omitempty"`
@@ -139,8 +139,7 @@ func Run(ctx context.Context, in *Input, o Options) *Report {
 		if err != nil {
 			out.URL = row.Raw
 			out.Status = Error
-			out.Error = err.Error()
-			out.CheckedAt = time.Now().UTC()
+			out.Error = err.Error() // never checked: no CheckedAt
 		} else {
 			jobs = append(jobs, len(slots))
 		}
