@@ -240,3 +240,23 @@ func TestRunInterruptListsEveryURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTimeoutOption: Options.Timeout, when set (check --timeout), is
+// each check's timeout, longer than the module's too; unset, the module's
+// timeout applies.
+func TestRunTimeoutOption(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(1500 * time.Millisecond)
+	}))
+	defer s.Close()
+	m := httpModule(t, "    timeout: 1s\n")
+	for _, tc := range []struct {
+		timeout time.Duration
+		want    Status
+	}{{0, Error}, {5 * time.Second, Active}} {
+		rep := Run(context.Background(), &Input{Rows: []Row{{Line: 1, Raw: s.URL}}}, Options{Module: m, Concurrency: 1, Timeout: tc.timeout})
+		if o := rep.Outcomes[0]; o.Status != tc.want {
+			t.Errorf("Timeout %v with a 1s module against a 1.5s server: %s (%s), want %s", tc.timeout, o.Status, o.Error, tc.want)
+		}
+	}
+}
