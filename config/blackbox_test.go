@@ -13,8 +13,7 @@ import (
 // blackboxFixtureKinds pairs each config fixture blackbox_exporter main
 // keeps in its config/testdata (e39d7d4), and each load rule it enforces
 // without a fixture, with isp-checker's own fixture for the same rule and
-// the error it must give. The HTTP/3 and websocket kinds are with those
-// probers' fixtures (http3-*.yml, websocket-*.yml).
+// the error it must give.
 var blackboxFixtureKinds = []struct {
 	blackbox, ours, err string
 }{
@@ -35,7 +34,11 @@ var blackboxFixtureKinds = []struct {
 	{"invalid-icmp-ttl.yml", "icmp-bad-ttl-negative.yml", `"ttl" cannot be negative`},
 	{"invalid-icmp-ttl-overflow.yml", "bad-icmp-ttl.yml", `"ttl" cannot exceed 255`},
 	{"invalid-tcp-query-response-regexp.yml", "tcp-bad-query-response-regexp.yml", "invalid regular expression \"^SSH-(2\\\\.0\": error parsing regexp: missing closing ): `^SSH-(2\\.0`"},
-	{"invalid-unix-query-response-regexp.yml", "unix-bad-query-response-regexp.yml", `module "unix_ping": unix: invalid regular expression "^PONG ("`},
+	{"invalid-unix-query-response-regexp.yml", "unix-bad-query-response-regexp.yml", `invalid regular expression "^PONG ("`},
+	{"invalid-websocket-query-response-regexp.yml", "websocket-bad-regexp.yml", `invalid regular expression "hello(["`},
+	{"invalid-http-http3-http2.yml", "http3-bad-mixed-versions.yml", `module "m": http: HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed when enable_http3 is true`},
+	{"invalid-http-http3-http2-enabled.yml", "http3-bad-http2-enabled.yml", `module "m": http: when enable_http3 is true, enable_http2 must be set to false`},
+	{"invalid-no-versions-http3-enabled.yml", "http3-bad-http2-default.yml", `module "m": http: when enable_http3 is true, enable_http2 must be set to false`},
 	// Rules blackbox enforces without a fixture of its own.
 	{"(expect and expect_bytes)", "tcp-bad-expect-and-expect-bytes.yml", `module "redis": tcp: expect and expect_bytes are mutually exclusive`},
 	{"(reserved http_headers)", "http-bad-http-headers-reserved.yml", `setting header "Authorization" is not allowed`},
@@ -47,6 +50,11 @@ var blackboxFixtureKinds = []struct {
 	{"(proxy_connect_header without a proxy)", "http-bad-proxy-connect-header-alone.yml", `if proxy_connect_header is configured, proxy_url or proxy_from_environment must also be configured`},
 	{"(unknown field in unix)", "unix-bad-unknown-field.yml", `module "unix_ping": line 6: unknown field "preferred_ip_protocol" in unix`},
 	{"(grpc metadata value not a list)", "grpc-bad-metadata-scalar.yml", "line 7: cannot unmarshal !!str `Bearer ...` into []string"},
+	{"(HTTP/3.0 without enable_http3)", "http3-bad-version-without-enable.yml", `module "m": http: HTTP/3 cannot be used as a valid HTTP version when enable_http3 is false`},
+	{"(websocket header as a string)", "websocket-bad-header-string.yml", "cannot unmarshal !!str `my_header` into a header"},
+	{"(websocket header as a list)", "websocket-bad-header-list.yml", "cannot unmarshal !!seq into a header"},
+	{"(websocket http_config auth)", "websocket-bad-auth.yml", `at most one of basic_auth, oauth2 & authorization must be configured`},
+	{"(unknown field in websocket)", "websocket-bad-unknown-field.yml", `line 6: unknown field "tls_config" in websocket`},
 	{"(empty file)", "bad-empty.yml", `config is empty: it needs a modules: section`},
 	{"(empty prober)", "bad-empty-prober.yml", `prober must be set`},
 }
@@ -66,16 +74,15 @@ func TestBlackboxFixtureKinds(t *testing.T) {
 }
 
 // blackbox-every-option.yml uses every option of blackbox main's
-// CONFIGURATION.md (but enable_http3 and the websocket prober, which have
-// their own fixtures); blackbox main loads it, and so must isp-checker,
-// with each option landing where the prober reads it.
+// CONFIGURATION.md; blackbox main loads it, and so must isp-checker, with
+// each option landing where the prober reads it.
 func TestBlackboxEveryOptionLoads(t *testing.T) {
 	c, err := LoadFile(filepath.Join("testdata", "blackbox-every-option.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Modules) != 17 {
-		t.Errorf("%d modules loaded, want 17", len(c.Modules))
+	if len(c.Modules) != 20 {
+		t.Errorf("%d modules loaded, want 20", len(c.Modules))
 	}
 	h := c.Modules["web_everything"].HTTP
 	hc := h.HTTPClientConfig
@@ -110,11 +117,19 @@ func TestBlackboxEveryOptionLoads(t *testing.T) {
 	if i := c.Modules["icmp_everything"].ICMP; !i.DontFragment || i.PayloadSize != 1200 || i.TTL != 32 {
 		t.Errorf("icmp options: %+v", i)
 	}
+	if h3 := c.Modules["web_http3"].HTTP; !h3.EnableHTTP3 || h3.HTTPClientConfig.EnableHTTP2 {
+		t.Errorf("enable_http3: %+v", h3)
+	}
+	ws := c.Modules["websocket_everything"].Websocket
+	if len(ws.QueryResponse) != 2 || ws.HTTPClientConfig.BasicAuth == nil || ws.HTTPClientConfig.TLSConfig.ServerName != "chat.example.org" ||
+		ws.Headers.Headers["X-Probe"].Files[0] != filepath.Join("testdata", "every-option-secret.txt") || ws.IPProtocolFallback {
+		t.Errorf("websocket options: %+v", ws)
+	}
 	out, err := c.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"s3cret-header", "s3cret-basic", "s3cret-credentials", "s3cret-bearer", "s3cret-oauth", "s3cret-grpc"} {
+	for _, secret := range []string{"s3cret-header", "s3cret-basic", "s3cret-credentials", "s3cret-bearer", "s3cret-oauth", "s3cret-grpc", "s3cret-ws-basic", "s3cret-ws-header", "s3cret-ws-bearer"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("/config shows %q", secret)
 		}

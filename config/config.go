@@ -47,6 +47,7 @@ type Module struct {
 	// Responsiveness is config/responsiveness.go's.
 	Responsiveness ResponsivenessProbe `yaml:"responsiveness,omitempty"`
 	ISP            ISPProbe            `yaml:"isp,omitempty"`
+	Websocket      WebsocketProbe      `yaml:"websocket,omitempty"`
 }
 
 // DefaultModule holds the defaults every module starts from.
@@ -63,6 +64,7 @@ func DefaultModule() Module {
 		Throughput:     DefaultThroughputProbe(),
 		Responsiveness: DefaultResponsivenessProbe(),
 		ISP:            DefaultISPProbe(),
+		Websocket:      DefaultWebsocketProbe(),
 	}
 }
 
@@ -366,6 +368,7 @@ func (m *Module) setDirectory(dir string) {
 	m.Unix.TLSConfig.SetDirectory(dir)
 	m.Throughput.HTTPClientConfig.SetDirectory(dir)
 	m.Responsiveness.TLSConfig.SetDirectory(dir)
+	m.Websocket.setDirectory(dir)
 }
 
 // load does the checks that need files on disk or cross-field knowledge,
@@ -409,6 +412,8 @@ func cleanYAMLError(err error) string {
 		m := yamlFieldErr.FindStringSubmatch(s)
 		return fmt.Sprintf("line %s: unknown field %q in %s", m[1], m[2], sectionName(m[3]))
 	})
+	// prometheus/common's header type (websocket headers, http_headers).
+	msg = strings.ReplaceAll(msg, "into config.Header", "into a header: want a mapping of values, secrets and files lists")
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
 	msg = strings.ReplaceAll(msg, "\n  ", "; ")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/textproto"
+	"slices"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -34,6 +35,9 @@ type HTTPProbe struct {
 	HTTPClientConfig             pconfig.HTTPClientConfig `yaml:"http_client_config,inline"`
 	Compression                  string                   `yaml:"compression,omitempty"`
 	BodySizeLimit                units.Base2Bytes         `yaml:"body_size_limit,omitempty"`
+	// EnableHTTP3 makes every request over QUIC (HTTP/3, https only), as
+	// blackbox_exporter main's enable_http3 does; see checkHTTP3.
+	EnableHTTP3 bool `yaml:"enable_http3,omitempty"`
 }
 
 // DefaultHTTPProbe returns the http defaults (blackbox's).
@@ -82,10 +86,13 @@ func (s *HTTPProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	}
 	for _, v := range s.ValidHTTPVersions {
 		switch v {
-		case "HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/2", "HTTP/3.0":
+		case "HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/2", "HTTP/3.0", "HTTP/3":
 		default:
-			return fmt.Errorf("valid_http_versions: %q is not one of HTTP/1.0, HTTP/1.1, HTTP/2.0", v)
+			return fmt.Errorf("valid_http_versions: %q is not one of HTTP/1.0, HTTP/1.1, HTTP/2.0, HTTP/3.0", v)
 		}
+	}
+	if err := s.checkHTTP3(); err != nil {
+		return err
 	}
 	for key, value := range s.Headers {
 		if textproto.CanonicalMIMEHeaderKey(key) == "Accept-Encoding" && !compressionAccepted(s.Compression, value) {
@@ -96,6 +103,29 @@ func (s *HTTPProbe) UnmarshalYAML(unmarshal func(any) error) error {
 	case "", "gzip", "br", "deflate", "identity":
 	default:
 		return fmt.Errorf("compression %q is not one of gzip, br, deflate, identity", s.Compression)
+	}
+	return nil
+}
+
+// checkHTTP3 applies blackbox_exporter's rules for enable_http3, in its
+// order and with its messages: HTTP/3.0 is a valid version only over HTTP/3,
+// which then admits no HTTP/2 or HTTP/1.1 response and wants enable_http2
+// off, the way a reader of the module sees it. ("HTTP/2" and "HTTP/3" are
+// the same versions as "HTTP/2.0" and "HTTP/3.0" here.)
+func (s *HTTPProbe) checkHTTP3() error {
+	if !s.EnableHTTP3 {
+		if slices.Contains(s.ValidHTTPVersions, "HTTP/3.0") || slices.Contains(s.ValidHTTPVersions, "HTTP/3") {
+			return errors.New("HTTP/3 cannot be used as a valid HTTP version when enable_http3 is false")
+		}
+		return nil
+	}
+	for _, v := range s.ValidHTTPVersions {
+		if v == "HTTP/2.0" || v == "HTTP/2" || v == "HTTP/1.1" {
+			return errors.New("HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed when enable_http3 is true")
+		}
+	}
+	if s.HTTPClientConfig.EnableHTTP2 {
+		return errors.New("when enable_http3 is true, enable_http2 must be set to false")
 	}
 	return nil
 }

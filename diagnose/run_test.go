@@ -183,7 +183,10 @@ func TestRunSpeedResponsiveness(t *testing.T) {
 		if !strings.Contains(res.Dimensions.Bufferbloat.Detail, want) {
 			t.Errorf("bufferbloat detail %q lacks %q", res.Dimensions.Bufferbloat.Detail, want)
 		}
-	} else if !strings.Contains(rr.Error, "not stable") {
+	} else if !strings.Contains(rr.Error, "not stable") && !strings.Contains(rr.Error, "no responsiveness figure") {
+		// On a loaded machine the loopback load may saturate only as the
+		// stage ends, leaving no probe in its last intervals: that is
+		// "no figure", which the lab tests tell apart from a real one.
 		t.Errorf("responsiveness failed for another reason than stability on a busy loopback: %s", rr.Error)
 	}
 }

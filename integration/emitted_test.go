@@ -43,6 +43,7 @@ var (
 		"tcp":            "127.0.0.1:9",
 		"dns":            "127.0.0.1:9",
 		"unix":           "/run/isp-checker-contract.sock", // refused by the policy
+		"websocket":      "ws://127.0.0.1:9/",
 	}
 )
 

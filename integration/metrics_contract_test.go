@@ -86,6 +86,18 @@ var Emitted = map[string][]string{
 		"probe_tls_version_info",
 		"probe_tls_cipher_info",
 	},
+	"websocket": {
+		"probe_websocket_duration_seconds",
+		"probe_websocket_status_code",
+		"probe_websocket_connection_upgraded",
+		"probe_websocket_failed_due_to_regex",
+		"probe_ssl_earliest_cert_expiry",
+		"probe_ssl_last_chain_expiry_timestamp_seconds",
+		"probe_ssl_last_chain_info",
+		"probe_ssl_verified",
+		"probe_tls_version_info",
+		"probe_tls_cipher_info",
+	},
 	"icmp": {
 		"probe_icmp_duration_seconds",
 		"probe_icmp_reply_hop_limit",

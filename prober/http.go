@@ -134,6 +134,17 @@ func (p *httpProbe) run(ctx context.Context) {
 		p.fail("Could not parse target URL", err)
 		return
 	}
+	if p.cfg.EnableHTTP3 {
+		if hc := p.cfg.HTTPClientConfig; hc.ProxyURL.URL != nil || hc.ProxyFromEnvironment {
+			p.fail("Error generating HTTP client", errHTTP3Proxy)
+			return
+		}
+		if u.Scheme == "http" {
+			// As blackbox_exporter (which misses bare targets): HTTP/3 is https only.
+			p.logger.Warn("enable_http3: probing over https, HTTP/3 has no plain-text form", "target", u.Redacted())
+			u.Scheme = "https"
+		}
+	}
 	p.res.URL = u.Redacted()
 	headers, err := withHostname(p.cfg.Headers, p.req.Hostname)
 	if err != nil {
@@ -200,6 +211,9 @@ func (p *httpProbe) run(ctx context.Context) {
 // that sends the configured server name, for the first host, and one that
 // lets Go derive it from the URL, for redirects to other hosts.
 func (p *httpProbe) newTransport(ctx context.Context, hc pconfig.HTTPClientConfig, serverName string, skipResolve bool) (*httpTransport, error) {
+	if p.cfg.EnableHTTP3 {
+		return p.newHTTP3Transports(ctx, hc, serverName)
+	}
 	dialer, err := p.req.Policy.Dialer("tcp", p.cfg.SourceIPAddress)
 	if err != nil {
 		return nil, err
@@ -532,8 +546,11 @@ func userAgent() string {
 
 func validVersion(valid []string, proto string) bool {
 	for _, v := range valid {
-		if v == "HTTP/2" {
+		switch v {
+		case "HTTP/2":
 			v = "HTTP/2.0"
+		case "HTTP/3":
+			v = "HTTP/3.0"
 		}
 		if v == proto {
 			return true

@@ -100,21 +100,25 @@ func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logge
 // ProbeICMP is the icmp prober: echo requests to the target, with loss,
 // round-trip times and jitter.
 func ProbeICMP(ctx context.Context, req Request) Result {
-	p := &icmpProbe{req: req, cfg: req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
-	p.run(ctx)
+	p := &icmpProbe{cfg: req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
+	p.run(ctx, &req)
 	return p.res
 }
 
 // icmpProbe is one run of the icmp prober.
+//
+// Unlike the other probers' it holds no Request: a copy (2.9 kB, most of
+// it the module) would sit on the stack of every waiting probe and push it
+// into the next size class, and a pointer to ProbeICMP's argument in it
+// would move that argument to the heap; run takes the pointer instead.
 type icmpProbe struct {
-	req    Request
 	cfg    config.ICMPProbe
 	logger *slog.Logger
 	res    *ICMPResult
 }
 
-func (p *icmpProbe) run(ctx context.Context) {
-	req, o, logger, res := p.req, p.cfg, p.logger, p.res
+func (p *icmpProbe) run(ctx context.Context, req *Request) {
+	o, logger, res := p.cfg, p.logger, p.res
 	res.Protocol, res.MultiPacket = o.Protocol, o.Packets > 1
 	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPOptions)
 	if !ok {

@@ -29,6 +29,7 @@ func probeTestFunc(name string) Func {
 	return map[string]Func{
 		"http": ProbeHTTP, "tcp": ProbeTCP, "icmp": ProbeICMP, "dns": ProbeDNS, "grpc": ProbeGRPC, "unix": ProbeUnix,
 		"traceroute": ProbeTraceroute, "mtu": ProbeMTU, "throughput": ProbeThroughput, "responsiveness": ProbeResponsiveness,
+		"websocket": ProbeWebsocket,
 	}[name]
 }
 

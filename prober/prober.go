@@ -156,7 +156,7 @@ const DefaultTimeout = 10 * time.Second
 // ResolveTarget picks it under the target policy. When that fails, res is
 // failed (FailDenied for a denial, "Error resolving address" otherwise) and
 // ok is false.
-func (req Request) resolve(ctx context.Context, res *Common, host string, o config.IPOptions) (ip *net.IPAddr, ok bool) {
+func (req *Request) resolve(ctx context.Context, res *Common, host string, o config.IPOptions) (ip *net.IPAddr, ok bool) {
 	ip, err := ResolveTarget(ctx, res, host, o.IPProtocol, o.IPProtocolFallback, req.Policy, req.Logger)
 	switch {
 	case err == nil:
@@ -173,7 +173,15 @@ func (req Request) resolve(ctx context.Context, res *Common, host string, o conf
 // and fills in the fields every probe shares. A nil probe fails the probe:
 // the module names a prober this build does not have. A panicking prober
 // fails its probe, not the process.
-func Run(ctx context.Context, probe Func, req Request) (res Result) {
+func Run(ctx context.Context, probe Func, req Request) Result {
+	return RunRequest(ctx, probe, &req)
+}
+
+// RunRequest is Run with the request by pointer, for a caller that holds
+// it on the heap (the /probe handler): the request is 2.9 kB, most of it
+// the module, and every copy of it on the stack of a waiting probe makes
+// its goroutine's stack larger. It sets req.Logger when nil.
+func RunRequest(ctx context.Context, probe Func, req *Request) (res Result) {
 	start := time.Now()
 	if req.Logger == nil {
 		req.Logger = slog.New(slog.DiscardHandler)
@@ -215,10 +223,22 @@ func Run(ctx context.Context, probe Func, req Request) (res Result) {
 	// file://, gopher://, unix: … would otherwise be taken for a host name
 	// and looked up; nothing is sent for them. A unix module's target is a
 	// path, never a URL: ProbeUnix refuses every scheme in its own words.
-	if s := targetScheme(req.Target); s != "" && s != "http" && s != "https" && req.Module.Prober != "unix" {
+	if s := targetScheme(req.Target); s != "" && !schemeProbed(req.Module.Prober, s) && req.Module.Prober != "unix" {
 		c := &Common{}
 		c.Fail(req.Logger, fmt.Sprintf("Unsupported scheme %q in target: only http:// and https:// URLs, or a host (and port), can be probed", clipText(s, 20)), nil)
 		return c
 	}
-	return probe(ctx, req)
+	return probe(ctx, *req)
+}
+
+// schemeProbed reports whether a target with URL scheme s may reach prober:
+// http(s) for all, ws(s) for the websocket prober.
+func schemeProbed(prober, s string) bool {
+	switch s {
+	case "http", "https":
+		return true
+	case "ws", "wss":
+		return prober == "websocket"
+	}
+	return false
 }

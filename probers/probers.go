@@ -44,6 +44,7 @@ func All() Table {
 		row("dns", prober.ProbeDNS, collector.RenderDNS),
 		row("grpc", prober.ProbeGRPC, collector.RenderGRPC),
 		row("unix", prober.ProbeUnix, collector.RenderUnix),
+		row("websocket", prober.ProbeWebsocket, collector.RenderWebsocket),
 		row("traceroute", prober.ProbeTraceroute, collector.RenderTraceroute),
 		row("mtu", prober.ProbeMTU, collector.RenderMTU),
 		row("throughput", prober.ProbeThroughput, collector.RenderThroughput),

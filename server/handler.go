@@ -80,8 +80,8 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if moduleName == "" {
 		moduleName = "http_2xx"
 	}
-	module, ok := cfg.Modules[moduleName]
-	if !ok {
+	req := newRequest(cfg, moduleName)
+	if req == nil {
 		h.reject(w, "unknown_module", http.StatusBadRequest, fmt.Sprintf("Unknown module %q", clip(moduleName, 100)))
 		return
 	}
@@ -99,6 +99,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, "bad_request", http.StatusBadRequest, msg)
 		return
 	}
+	module := &req.Module
 	timeout, err := probeTimeout(r, module, h.o.TimeoutOffset)
 	if err != nil {
 		h.reject(w, "bad_request", http.StatusBadRequest, err.Error())
@@ -123,14 +124,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Shown in logs, /logs and the landing page: never a URL's password.
 	shown := prober.RedactTarget(target)
 	logger := slog.New(plog).With("module", moduleName, "target", shown)
-	req := prober.Request{
-		Target:     target,
-		Module:     module,
-		ModuleName: moduleName,
-		Hostname:   hostname,
-		Logger:     logger,
-		Timeout:    timeout,
-	}
+	req.Target, req.Hostname, req.Logger, req.Timeout = target, hostname, logger, timeout
 	var onDeny func()
 	if h.o.Metrics != nil {
 		onDeny = h.o.Metrics.denied.Inc
@@ -142,7 +136,7 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	logger.Info("beginning probe", "prober", module.Prober, "timeout_seconds", timeout.Seconds())
 	probe, view := h.o.Probers.Find(module.Prober)
-	res := prober.Run(ctx, probe, req)
+	res := prober.RunRequest(ctx, probe, req)
 	base := res.Base()
 	if base.Success {
 		logger.Info("probe succeeded", "duration_seconds", base.DurationSeconds)
@@ -170,6 +164,23 @@ func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	collector.ServeMetrics(w, r, em, h.o.Logger)
+}
+
+// The request, and in it the module (2.8 kB), lives on the heap, built in a
+// frame of its own and handed on by pointer (prober.RunRequest): ServeHTTP's
+// frame stays on the stack for the whole probe, and with the module in it
+// (the map lookup alone left two copies there) the goroutine's stack grew
+// by a size class for each concurrent probe, and with it the first stack
+// of every new goroutine (the runtime sizes those by the average).
+// newRequest returns nil for a module cfg does not have.
+//
+//go:noinline
+func newRequest(cfg *config.Config, module string) *prober.Request {
+	m, ok := cfg.Modules[module]
+	if !ok {
+		return nil
+	}
+	return &prober.Request{Module: m, ModuleName: module}
 }
 
 // decodeEncodedColon undoes a second URL-encoding of the target when its
@@ -220,7 +231,7 @@ func clip(s string, n int) string {
 
 // probeTimeout is Prometheus's scrape timeout minus the offset, capped by the
 // module's own timeout.
-func probeTimeout(r *http.Request, module config.Module, offset time.Duration) (time.Duration, error) {
+func probeTimeout(r *http.Request, module *config.Module, offset time.Duration) (time.Duration, error) {
 	scrape := DefaultScrapeTimeout
 	if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
 		secs, err := strconv.ParseFloat(v, 64)

@@ -277,7 +277,7 @@ func TestProbeTimeout(t *testing.T) {
 		if tc.header != "" {
 			r.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", tc.header)
 		}
-		got, err := probeTimeout(r, tc.module, tc.offset)
+		got, err := probeTimeout(r, &tc.module, tc.offset)
 		if err != nil || got != tc.want {
 			t.Errorf("header %q module %v offset %v: got %v, %v; want %v", tc.header, tc.module.Timeout, tc.offset, got, err, tc.want)
 		}

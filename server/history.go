@@ -22,11 +22,11 @@ type Probe struct {
 	// most probes are never looked at.
 	logs    fmt.Stringer
 	metrics prometheus.Gatherer
-	module  config.Module
+	module  *config.Module
 }
 
 // Debug renders the probe's logs, metrics and module, as debug=true shows them.
-func (p *Probe) Debug() string { return DebugOutput(p.logs.String(), p.metrics, p.module) }
+func (p *Probe) Debug() string { return DebugOutput(p.logs.String(), p.metrics, *p.module) }
 
 // History keeps the last few probes in a ring.
 type History struct {

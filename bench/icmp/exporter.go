@@ -29,6 +29,14 @@ type exporter struct {
 	addr    string
 	client  *http.Client
 	rssBase int64
+	// floor: the process is the net/http floor (floor.go), not an
+	// exporter; its answers carry no echoes.
+	floor bool
+	// pprof is the address of the exporter's profiling listener (a
+	// -tags benchpprof build), when -pprof asked for profiles.
+	pprof  string
+	ms0    memStats // the runtime's figures before the warm-up, as rssBase (-pprof)
+	rounds int
 }
 
 func startExporter(o options, targets []string) (*exporter, error) {
@@ -58,18 +66,60 @@ func startExporter(o options, targets []string) (*exporter, error) {
 	if err := os.WriteFile(filepath.Join(dir, "bench.yml"), []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if x.addr, err = freeAddr(); err != nil {
 		return nil, err
 	}
-	x.addr = l.Addr().String()
-	_ = l.Close()
 	logf, err := os.Create(filepath.Join(dir, "exporter.log"))
 	if err != nil {
 		return nil, err
 	}
 	x.cmd = exec.Command(o.exporter, "--config.file", filepath.Join(dir, "bench.yml"),
 		"--web.listen-address", x.addr, "--probes.max-concurrent=0", "--log.level=warn")
+	if o.pprofDir != "" {
+		if x.pprof, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		x.cmd.Env = append(os.Environ(), "ISP_CHECKER_PPROF_ADDR="+x.pprof)
+	}
+	return x.start(logf)
+}
+
+// startFloor starts the net/http floor (floor.go) in place of an exporter.
+func startFloor(o options, targets []string) (*exporter, error) {
+	dir, err := os.MkdirTemp("", "icmpbench-")
+	if err != nil {
+		return nil, err
+	}
+	o.label = "net/http floor"
+	x := &exporter{o: o, targets: targets, dir: dir, floor: true}
+	if x.addr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "floor.log"))
+	if err != nil {
+		return nil, err
+	}
+	x.cmd = exec.Command(os.Args[0], "-floor-child", x.addr, "-floor-wait", (time.Duration(o.packets-1) * o.interval).String())
+	if o.pprofDir != "" {
+		if x.pprof, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		x.cmd.Args = append(x.cmd.Args, "-floor-pprof", x.pprof)
+	}
+	return x.start(logf)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String(), nil
+}
+
+func (x *exporter) start(logf *os.File) (*exporter, error) {
+	o := x.o
 	x.cmd.Stdout, x.cmd.Stderr = logf, logf
 	if o.exporterUser != "" {
 		cred, err := credential(o.exporterUser)
@@ -82,7 +132,7 @@ func startExporter(o options, targets []string) (*exporter, error) {
 		return nil, err
 	}
 	x.client = &http.Client{Transport: &http.Transport{
-		MaxIdleConns: 0, MaxIdleConnsPerHost: len(targets) + 10,
+		MaxIdleConns: 0, MaxIdleConnsPerHost: len(x.targets) + 10,
 		DialContext: (&net.Dialer{Timeout: 30 * time.Second}).DialContext,
 	}}
 	deadline := time.Now().Add(10 * time.Second)
@@ -99,6 +149,9 @@ func startExporter(o options, targets []string) (*exporter, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	x.rssBase, _ = memOf(x.cmd.Process.Pid)
+	if x.pprof != "" {
+		x.ms0, _ = x.memStats()
+	}
 	// Warm up: one single-echo probe per target opens the connections
 	// (Prometheus keeps them alive between scrapes).
 	x.round("warm")
@@ -233,12 +286,23 @@ func (x *exporter) run() row {
 	resetPeak(pid)
 	u0, s0 := userSysOf(pid)
 	cpu0, start := cpuOf(pid), time.Now()
+	snap := x.snapshotMidway()
 	res := x.round("bench")
 	r := row{tool: x.o.label, path: "/probe", socket: x.o.socket, probes: len(x.targets),
 		wall: time.Since(start), cpu: cpuOf(pid) - cpu0, rssBase: x.rssBase}
 	u1, s1 := userSysOf(pid)
 	r.user, r.sys = u1-u0, s1-s0
 	_, r.rssPeak = memOf(pid)
+	snap()
+	if x.floor {
+		r.socket, r.planned = "-", len(x.targets)*x.o.packets
+		for _, m := range res {
+			if m.err != nil {
+				r.errors = m.err.Error()
+			}
+		}
+		return r
+	}
 	failed := 0
 	for _, m := range res {
 		if m.err != nil {

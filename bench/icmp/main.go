@@ -26,6 +26,8 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net/http"
+	_ "net/http/pprof" // the floor's profiles (-pprof)
 	"os"
 	"runtime"
 	"slices"
@@ -48,6 +50,8 @@ type options struct {
 	fping        string
 	smokeping    string
 	label        string
+	pprofDir     string
+	pprofSeconds int
 }
 
 func main() {
@@ -60,17 +64,29 @@ func main() {
 	flag.StringVar(&o.socket, "socket", "privileged", "icmp socket of isp-checker: privileged or unprivileged")
 	flag.DurationVar(&o.replyTimeout, "reply-timeout", time.Second, "reply_timeout of the probes (fping -t)")
 	flag.DurationVar(&o.timeout, "timeout", 0, "probe timeout (default: the packets' time plus reply timeout plus 5s)")
-	flag.StringVar(&paths, "paths", "probe,inprocess", "isp-checker paths: probe (a real exporter's /probe), inprocess (prober.Run)")
+	flag.StringVar(&paths, "paths", "probe,inprocess", "isp-checker paths: probe (a real exporter's /probe), inprocess (prober.Run), floor (a trivial net/http server whose handler waits as long as a probe: what net/http alone costs)")
 	flag.StringVar(&tools, "tools", "fping,smokeping", "peers to run side by side: fping, smokeping")
 	flag.StringVar(&o.exporter, "exporter", "", "isp-checker binary for the probe path; several as label=path,label=path (e.g. to compare two builds)")
 	flag.StringVar(&o.exporterUser, "exporter-user", "", "run the exporter (and smokeping_prober) as this user, e.g. nobody (datagram sockets, no capabilities)")
 	flag.StringVar(&o.fping, "fping", "fping", "fping binary")
 	flag.StringVar(&o.smokeping, "smokeping", "prometheus-smokeping-prober", "smokeping_prober binary")
 	flag.StringVar(&o.label, "label", "isp-checker", "name of the isp-checker rows")
+	flag.StringVar(&o.pprofDir, "pprof", "", "save profiles of the exporter (a -tags benchpprof build) and the floor here, and print their runtime memory figures")
+	flag.IntVar(&o.pprofSeconds, "pprof-seconds", 10, "length of the CPU profile taken from the first round on (-pprof)")
+	floorAddr := flag.String("floor-child", "", "internal: serve the net/http floor on this address")
+	floorWait := flag.Duration("floor-wait", 0, "internal: how long the floor's handler waits")
+	floorPprof := flag.String("floor-pprof", "", "internal: the floor's profiling address")
 	header := flag.Bool("header", true, "print the header")
 	child := flag.Bool("inprocess-child", false, "internal: run the in-process rows for a parent")
 	flag.Parse()
 	o.paths, o.tools = split(paths), split(tools)
+	if *floorAddr != "" {
+		if *floorPprof != "" {
+			go func() { log.Print(http.ListenAndServe(*floorPprof, nil)) }() //nolint:gosec // loopback, a bench
+		}
+		serveFloor(*floorAddr, *floorWait)
+		return
+	}
 	if o.timeout == 0 {
 		o.timeout = time.Duration(o.packets-1)*o.interval + o.replyTimeout + 5*time.Second
 	}
@@ -99,6 +115,12 @@ func main() {
 		return
 	}
 
+	var waits []func()
+	for _, r := range runners {
+		if x, ok := r.(*exporter); ok {
+			waits = append(waits, x.cpuProfile(o.pprofSeconds))
+		}
+	}
 	totals := make([]row, len(runners))
 	for round := range o.rounds {
 		order := make([]int, len(runners))
@@ -126,6 +148,9 @@ func main() {
 			totals[i].print("total")
 		}
 	}
+	for _, w := range waits {
+		w()
+	}
 	fmt.Printf("-- load after: %s\n", loadAvg())
 }
 
@@ -152,6 +177,13 @@ func setUp(o options, targets []string) (runners []runner, stop func(), err erro
 				stops = append(stops, x.stop)
 				runners = append(runners, x)
 			}
+		case "floor":
+			x, err := startFloor(o, targets)
+			if err != nil {
+				return nil, stop, fmt.Errorf("floor: %w", err)
+			}
+			stops = append(stops, x.stop)
+			runners = append(runners, x)
 		case "inprocess":
 			c, err := startInProcessChild(o, os.Args[1:])
 			if err != nil {
@@ -237,6 +269,7 @@ type row struct {
 	user, sys          time.Duration // coarse (ticks), for the kernel's share
 	wall               time.Duration
 	rssBase, rssPeak   int64 // bytes
+	planned            int   // echoes a probe of the floor stands for (no echoes sent)
 	drops, late, frgn  int64 // engine counters (exporter only; -1: not known)
 	errors             string
 }
@@ -255,6 +288,7 @@ func (r *row) add(x row) {
 	r.rounds++
 	r.probes = x.probes
 	r.sent += x.sent
+	r.planned += x.planned
 	r.received += x.received
 	r.dead += x.dead
 	r.rttSum += x.rttSum
@@ -301,6 +335,8 @@ func (r *row) print(round string) {
 	perEcho := "-"
 	if r.sent > 0 {
 		perEcho = fmt.Sprintf("%.1fµs", float64(r.cpu.Nanoseconds())/1e3/float64(r.sent))
+	} else if r.planned > 0 {
+		perEcho = fmt.Sprintf("(%.1fµs)", float64(r.cpu.Nanoseconds())/1e3/float64(r.planned))
 	}
 	perProbe := "-"
 	if r.probes > 0 && r.rssPeak > 0 {

@@ -23,8 +23,13 @@
 # socket sees every ICMP packet of its namespace). Needs root.
 #
 # Env: SHAPES ("burst fleet"), MODES ("privileged unprivileged"), ROUNDS (3),
-# TOOLS (fping,smokeping), PATHS (probe,inprocess), BURST_PROBES ("1000
-# 2000"), FLEET_PROBES (10000). Prints the machine's load before and after
+# TOOLS (fping,smokeping), PATHS (probe,floor,inprocess; floor is a trivial
+# net/http server whose handler waits as long as a probe, scraped the same
+# way: what net/http alone costs), BURST_PROBES ("1000 2000"), FLEET_PROBES
+# (10000), PPROF (a directory: build the exporter with -tags benchpprof,
+# save its heap, goroutine and CPU profiles there and print its runtime
+# memory figures per probe; the snapshots cost the exporter CPU and a
+# collection mid-round, so leave PPROF out for the CPU and RSS columns). Prints the machine's load before and after
 # each run: the cores are shared with whatever else runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,7 +37,8 @@ SHAPES=${SHAPES:-burst fleet}
 MODES=${MODES:-privileged unprivileged}
 ROUNDS=${ROUNDS:-3}
 TOOLS=${TOOLS:-fping,smokeping}
-PATHS=${PATHS:-probe,inprocess}
+PATHS=${PATHS:-probe,floor,inprocess}
+PPROF=${PPROF:-}
 BURST_PROBES=${BURST_PROBES:-1000 2000}
 FLEET_PROBES=${FLEET_PROBES:-10000}
 tmp=$(mktemp -d)
@@ -44,7 +50,14 @@ trap cleanup EXIT
 [[ $(id -u) == 0 ]] || { echo "bench/icmp: needs root (raw ICMP sockets, a network namespace)"; exit 1; }
 command -v fping >/dev/null || echo "fping missing (apt-get install fping): no side-by-side figure"
 command -v prometheus-smokeping-prober >/dev/null || echo "prometheus-smokeping-prober missing: no smokeping_prober row"
-go build -o "$tmp/isp-checker" ./cmd/isp-checker
+pprof=()
+if [[ -n $PPROF ]]; then
+  mkdir -p "$PPROF"
+  pprof=(-pprof "$PPROF")
+  go build -tags benchpprof -o "$tmp/isp-checker" ./cmd/isp-checker
+else
+  go build -o "$tmp/isp-checker" ./cmd/isp-checker
+fi
 go build -o "$tmp/icmpbench" ./bench/icmp
 
 ip netns add "$ns"
@@ -66,7 +79,7 @@ for mode in $MODES; do
       echo
       echo "--- $shape, $mode sockets, $n probes; load $(cut -d' ' -f1-3 /proc/loadavg)"
       ip netns exec "$ns" "$tmp/icmpbench" -probes "$n" -packets 10 -interval "$interval" -rounds "$ROUNDS" \
-        -socket "$mode" "${user[@]}" -paths "$PATHS" -tools "$TOOLS" -exporter "$tmp/isp-checker"
+        -socket "$mode" "${user[@]}" -paths "$PATHS" -tools "$TOOLS" -exporter "$tmp/isp-checker" "${pprof[@]}"
     done
   done
 done
