@@ -187,7 +187,8 @@ var yamlLine = regexp.MustCompile(`^line (\d+): `)
 // at it: the module is the first whose decoding alone gives the same error,
 // and its prober's section is named when decoding that section alone does.
 func nameModule(err error, mods []moduleNode, raw *yaml.Node) error {
-	if te, ok := err.(*yaml.TypeError); ok {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
 		out := &yaml.TypeError{Errors: make([]string, len(te.Errors))}
 		for i, msg := range te.Errors {
 			out.Errors[i] = msg
