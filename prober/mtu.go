@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // MTU methods, as reported in MTUResult.Method.
@@ -494,9 +495,9 @@ func (s *mtuSearch) onICMP(m icmpPacket, from netip.Addr, at time.Time) {
 		}
 		seq = m.seq
 	default:
-		want, echo := protoICMP, icmp4Echo
+		want, echo := protoICMP, icmpwire.ICMP4Echo
 		if s.ipv6 {
-			want, echo = protoICMPv6, icmp6Echo
+			want, echo = protoICMPv6, icmpwire.ICMP6Echo
 		}
 		q := m.qPayload
 		if m.qDst.Unmap() != s.dst || m.qProto != want || int(q[0]) != echo || uint16(q[4])<<8|uint16(q[5]) != s.id {

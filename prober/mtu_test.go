@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // fakeICMPConn is a net.PacketConn that delivers what fakePath queues.
@@ -99,13 +100,13 @@ func (f *fakePath) sockets() *mtuSockets {
 					}
 					quote := ipv4Header(protoICMP, fakeSrc, fakeDst, b[:8])
 					binary.BigEndian.PutUint16(quote[2:], uint16(size))
-					c.queue(l.router, icmpError(icmp4DstUnreach, icmp4CodeFragNeeded, mtu, quote))
+					c.queue(l.router, icmpError(icmpwire.ICMP4DstUnreach, icmpwire.ICMP4CodeFragNeeded, mtu, quote))
 				}
 				return nil
 			}
 			if !f.noEcho {
 				reply := append([]byte(nil), b...)
-				reply[0] = icmp4EchoReply
+				reply[0] = icmpwire.ICMP4EchoReply
 				c.queue(fakeDst, reply)
 			}
 			return nil

@@ -203,15 +203,12 @@ func (p *responsivenessProbe) run(ctx context.Context) error {
 
 	// A stage needs a few intervals to be worth starting.
 	need := 3*o.IntervalDuration + rpmCloseReserve
-	release, waited, err := acquireThroughputSlot(runCtx, deadline.Add(-margin-need))
-	p.res.WaitSeconds = waited.Seconds()
+	release, err := takeThroughputSlot(runCtx, deadline.Add(-margin-need), p.logger,
+		"waited for another throughput or responsiveness probe to finish", &p.res.WaitSeconds)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if waited > 0 {
-		p.logger.Info("waited for another throughput or responsiveness probe to finish", "wait_seconds", waited.Seconds())
-	}
 
 	if o.TLSConfig.ServerName == "" && u.Scheme == "https" {
 		o.TLSConfig.ServerName = u.Hostname()

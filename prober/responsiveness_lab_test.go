@@ -145,7 +145,14 @@ func TestResponsivenessLab(t *testing.T) {
 	target, ca := rpmLabServer(t, p)
 	access := p.Uplinks[0]
 
+	// Unshaped, the rate is the CPU's, which other tests share: on a busy
+	// machine goodput may never stabilise. That says nothing of the link,
+	// so an unstable unshaped run is tried again (at most three times).
 	unshaped := runRPMLab(t, target, rpmLabModule(config.ResponsivenessBoth, ca))
+	for try := 2; try <= 3 && !unshaped.Success && strings.Contains(unshaped.Error, "not stable"); try++ {
+		t.Logf("unshaped run %d: %s; again", try-1, unshaped.Error)
+		unshaped = runRPMLab(t, target, rpmLabModule(config.ResponsivenessBoth, ca))
+	}
 	unshape := shapeDeep(access, labRate, rpmLabQueue)
 	deep := runRPMLab(t, target, rpmLabModule(config.ResponsivenessBoth, ca))
 	unshape()

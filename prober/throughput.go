@@ -169,15 +169,12 @@ func (p *throughputProbe) run(ctx context.Context) error {
 
 	idleReserve, endReserve := p.reserves()
 	need := idleReserve + p.minTransfer() + endReserve
-	release, waited, err := acquireThroughputSlot(runCtx, deadline.Add(-margin-need))
-	p.res.WaitSeconds = waited.Seconds()
+	release, err := takeThroughputSlot(runCtx, deadline.Add(-margin-need), p.logger,
+		"waited for another throughput probe to finish", &p.res.WaitSeconds)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if waited > 0 {
-		p.logger.Info("waited for another throughput probe to finish", "wait_seconds", waited.Seconds())
-	}
 
 	stopAt := deadline.Add(-margin)
 	// What the transfer gets: checked now against the idle phase's worst

@@ -3,6 +3,7 @@ package prober
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -84,4 +85,19 @@ func acquireThroughputSlot(ctx context.Context, giveUp time.Time) (func(), time.
 	case <-ctx.Done():
 	}
 	return nil, time.Since(start), errNoSlot{limit: cap(ch), waited: time.Since(start)}
+}
+
+// takeThroughputSlot is acquireThroughputSlot for a probe (throughput or
+// responsiveness): it records the wait in *waitSeconds, even when it gave
+// up, and logs msg with the wait when there was one.
+func takeThroughputSlot(ctx context.Context, giveUp time.Time, logger *slog.Logger, msg string, waitSeconds *float64) (func(), error) {
+	release, waited, err := acquireThroughputSlot(ctx, giveUp)
+	*waitSeconds = waited.Seconds()
+	if err != nil {
+		return nil, err
+	}
+	if waited > 0 {
+		logger.Info(msg, "wait_seconds", waited.Seconds())
+	}
+	return release, nil
 }

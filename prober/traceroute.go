@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // TracerouteSilentAddress is the address of a hop that sent no answer to
@@ -466,9 +467,9 @@ func (t *trace) onICMP(m icmpPacket, from netip.Addr, at time.Time) {
 	var key uint32
 	switch t.o.Protocol {
 	case config.TracerouteProtocolICMP:
-		want, echo := protoICMP, icmp4Echo
+		want, echo := protoICMP, icmpwire.ICMP4Echo
 		if t.ipv6 {
-			want, echo = protoICMPv6, icmp6Echo
+			want, echo = protoICMPv6, icmpwire.ICMP6Echo
 		}
 		if m.qProto != want || int(q[0]) != echo || uint16(q[4])<<8|uint16(q[5]) != t.id {
 			return

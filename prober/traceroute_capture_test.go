@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 	"github.com/isp-checker/isp-checker/internal/netlab"
 )
 
@@ -114,7 +115,7 @@ func parseTraceFlow(b []byte, proto int) (traceFlow, bool) {
 	var key uint32
 	switch proto {
 	case protoICMP, protoICMPv6:
-		if l4[0] != icmp4Echo && l4[0] != icmp6Echo {
+		if l4[0] != icmpwire.ICMP4Echo && l4[0] != icmpwire.ICMP6Echo {
 			return traceFlow{}, false
 		}
 		f = append(f, l4[0:6]...) // type, code, checksum, identifier

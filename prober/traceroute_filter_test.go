@@ -6,7 +6,8 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"golang.org/x/net/bpf"
+	"github.com/isp-checker/isp-checker/internal/bpftest"
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // A trace's or path-MTU search's ICMP socket passes every error and only
@@ -32,27 +33,17 @@ func TestEchoIDFilter(t *testing.T) {
 		pkt    []byte
 		pass   bool
 	}{
-		{"v4 own reply", false, 77, withIP(20, icmpMsg(false, icmp4EchoReply, 77)), true},
-		{"v4 own reply, IP options", false, 77, withIP(28, icmpMsg(false, icmp4EchoReply, 77)), true},
-		{"v4 another's reply", false, 77, withIP(20, icmpMsg(false, icmp4EchoReply, 78)), false},
-		{"v4 time exceeded", false, 77, withIP(20, icmpMsg(false, icmp4TimeExceeded, 0)), true},
-		{"v4 udp trace, a reply", false, 0, withIP(20, icmpMsg(false, icmp4EchoReply, 0)), false},
-		{"v4 udp trace, unreachable", false, 0, withIP(20, icmpMsg(false, icmp4DstUnreach, 0)), true},
-		{"v6 own reply", true, 77, icmpMsg(true, icmp6EchoReply, 77), true},
-		{"v6 another's reply", true, 77, icmpMsg(true, icmp6EchoReply, 1), false},
-		{"v6 packet too big", true, 77, icmpMsg(true, icmp6PacketTooBig, 0), true},
-		{"v6 tcp trace, a reply", true, 0, icmpMsg(true, icmp6EchoReply, 5), false},
+		{"v4 own reply", false, 77, withIP(20, icmpMsg(false, icmpwire.ICMP4EchoReply, 77)), true},
+		{"v4 own reply, IP options", false, 77, withIP(28, icmpMsg(false, icmpwire.ICMP4EchoReply, 77)), true},
+		{"v4 another's reply", false, 77, withIP(20, icmpMsg(false, icmpwire.ICMP4EchoReply, 78)), false},
+		{"v4 time exceeded", false, 77, withIP(20, icmpMsg(false, icmpwire.ICMP4TimeExceeded, 0)), true},
+		{"v4 udp trace, a reply", false, 0, withIP(20, icmpMsg(false, icmpwire.ICMP4EchoReply, 0)), false},
+		{"v4 udp trace, unreachable", false, 0, withIP(20, icmpMsg(false, icmpwire.ICMP4DstUnreach, 0)), true},
+		{"v6 own reply", true, 77, icmpMsg(true, icmpwire.ICMP6EchoReply, 77), true},
+		{"v6 another's reply", true, 77, icmpMsg(true, icmpwire.ICMP6EchoReply, 1), false},
+		{"v6 packet too big", true, 77, icmpMsg(true, icmpwire.ICMP6PacketTooBig, 0), true},
+		{"v6 tcp trace, a reply", true, 0, icmpMsg(true, icmpwire.ICMP6EchoReply, 5), false},
 	} {
-		vm, err := bpf.NewVM(echoIDFilter(tc.v6, tc.filter))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := vm.Run(tc.pkt)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if (n > 0) != tc.pass {
-			t.Errorf("%s: filter returned %d, want pass %v", tc.name, n, tc.pass)
-		}
+		bpftest.Expect(t, tc.name, echoIDFilter(tc.v6, tc.filter), tc.pkt, tc.pass)
 	}
 }

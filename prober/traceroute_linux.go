@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // openTraceSockets opens the sockets of one trace, in the calling thread's
@@ -246,11 +247,11 @@ func setICMPFilter(c net.PacketConn, v6 bool) error {
 // dropped every other type.
 func echoIDFilter(v6 bool, id uint16) []bpf.Instruction {
 	const accept, drop = 0x40000, 0 // accept: mtu replies are up to 64 KiB
-	reply := uint32(icmp4EchoReply)
+	reply := uint32(icmpwire.ICMP4EchoReply)
 	load := []bpf.Instruction{bpf.LoadMemShift{Off: 0}, bpf.LoadIndirect{Off: 0, Size: 1}}
 	loadID := bpf.Instruction(bpf.LoadIndirect{Off: 4, Size: 2})
 	if v6 {
-		reply = icmp6EchoReply
+		reply = icmpwire.ICMP6EchoReply
 		load = []bpf.Instruction{bpf.LoadAbsolute{Off: 0, Size: 1}}
 		loadID = bpf.LoadAbsolute{Off: 4, Size: 2}
 	}

@@ -3,27 +3,17 @@ package prober
 import (
 	"encoding/binary"
 	"net/netip"
-	"strconv"
+
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // This file builds the traceroute and mtu probe packets and parses what
 // comes back. It is pure byte work (no sockets), so it is unit-tested
 // without privileges.
 
-// ICMP types and codes used here.
+// ICMP codes and IP protocol numbers used here (icmpwire has the ICMP types).
 const (
-	icmp4EchoReply    = 0
-	icmp4DstUnreach   = 3
-	icmp4Echo         = 8
-	icmp4TimeExceeded = 11
-	icmp6DstUnreach   = 1
-	icmp6PacketTooBig = 2
-	icmp6TimeExceeded = 3
-	icmp6Echo         = 128
-	icmp6EchoReply    = 129
-
 	icmp4CodePortUnreach = 3
-	icmp4CodeFragNeeded  = 4
 	icmp6CodePortUnreach = 4
 
 	protoICMP   = 1
@@ -90,9 +80,9 @@ func pseudoHeaderSum(src, dst netip.Addr, proto uint8, n int) uint32 {
 func buildEcho(ipv6 bool, id, seq uint16, token uint32, size int) []byte {
 	size = max(size, 6)
 	b := make([]byte, 8+size)
-	b[0] = icmp4Echo
+	b[0] = icmpwire.ICMP4Echo
 	if ipv6 {
-		b[0] = icmp6Echo
+		b[0] = icmpwire.ICMP6Echo
 	}
 	binary.BigEndian.PutUint16(b[4:], id)
 	binary.BigEndian.PutUint16(b[6:], seq)
@@ -193,14 +183,14 @@ func parseTCP(b []byte) (tcpSegment, bool) {
 }
 
 // icmpKind classifies a received ICMP message.
-type icmpKind int
+type icmpKind = icmpwire.Kind
 
 const (
-	icmpOther icmpKind = iota
-	icmpEchoReply
-	icmpTimeExceeded
-	icmpUnreachable
-	icmpTooBig // IPv4 fragmentation-needed or ICMPv6 packet-too-big
+	icmpOther        = icmpwire.KindOther
+	icmpEchoReply    = icmpwire.KindEchoReply
+	icmpTimeExceeded = icmpwire.KindTimeExceeded
+	icmpUnreachable  = icmpwire.KindUnreachable
+	icmpTooBig       = icmpwire.KindTooBig // IPv4 fragmentation-needed or ICMPv6 packet-too-big
 )
 
 // icmpPacket is a parsed ICMP or ICMPv6 message. For errors, the quoted
@@ -226,33 +216,18 @@ type icmpPacket struct {
 
 // parseICMP parses an ICMP (ipv6 false) or ICMPv6 message as read from a
 // raw socket (without the IP header). ok is false for messages too short to
-// be useful.
+// be useful, and for kinds a trace does not use (parameter problem).
 func parseICMP(ipv6 bool, b []byte) (p icmpPacket, ok bool) {
-	if len(b) < 8 {
+	h, ok := icmpwire.ParseHeader(ipv6, b)
+	if !ok || h.Kind == icmpwire.KindParamProblem {
 		return p, false
 	}
-	p.typ, p.code = int(b[0]), int(b[1])
-	switch {
-	case !ipv6 && p.typ == icmp4EchoReply, ipv6 && p.typ == icmp6EchoReply:
-		p.kind = icmpEchoReply
-		p.id = binary.BigEndian.Uint16(b[4:])
-		p.seq = binary.BigEndian.Uint16(b[6:])
-		p.data = b[8:]
+	p.kind, p.typ, p.code, p.mtu = h.Kind, int(h.Type), int(h.Code), h.MTU
+	if h.Kind == icmpEchoReply {
+		p.id, p.seq, p.data = h.ID, h.Seq, b[icmpwire.HeaderLen:]
 		return p, true
-	case !ipv6 && p.typ == icmp4TimeExceeded, ipv6 && p.typ == icmp6TimeExceeded:
-		p.kind = icmpTimeExceeded
-	case !ipv6 && p.typ == icmp4DstUnreach && p.code == icmp4CodeFragNeeded:
-		p.kind = icmpTooBig
-		p.mtu = int(binary.BigEndian.Uint16(b[6:])) // RFC 1191
-	case !ipv6 && p.typ == icmp4DstUnreach, ipv6 && p.typ == icmp6DstUnreach:
-		p.kind = icmpUnreachable
-	case ipv6 && p.typ == icmp6PacketTooBig:
-		p.kind = icmpTooBig
-		p.mtu = int(binary.BigEndian.Uint32(b[4:]))
-	default:
-		return p, false
 	}
-	return p, p.parseQuote(ipv6, b[8:])
+	return p, p.parseQuote(ipv6, b[icmpwire.HeaderLen:])
 }
 
 // parseQuote reads the original datagram quoted in an ICMP error.
@@ -286,32 +261,5 @@ func (p *icmpPacket) parseQuote(ipv6 bool, q []byte) bool {
 // unreachableName names an ICMP destination-unreachable code, as traceroute
 // marks them (!N, !H, !P, !X …).
 func unreachableName(ipv6 bool, code int) string {
-	if ipv6 {
-		switch code {
-		case 0:
-			return "no_route"
-		case 1, 5, 6:
-			return "admin_prohibited"
-		case 3:
-			return "address"
-		case 4:
-			return "port"
-		}
-		return "code_" + strconv.Itoa(code)
-	}
-	switch code {
-	case 0, 6, 11:
-		return "network"
-	case 1, 7, 12:
-		return "host"
-	case 2:
-		return "protocol"
-	case 3:
-		return "port"
-	case 4:
-		return "fragmentation_needed"
-	case 9, 10, 13:
-		return "admin_prohibited"
-	}
-	return "code_" + strconv.Itoa(code)
+	return icmpwire.UnreachableLabel(ipv6, uint8(code))
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // traceTestWriter sends log lines to t.Log.
@@ -175,24 +176,24 @@ func TestTracerouteParseAndMatch(t *testing.T) {
 		tr := newT("icmp")
 		echo := func(seq uint16) []byte { return buildEcho(false, 77, seq, 42, tracePayloadLen) }
 		quote := func(seq uint16) []byte { return ipv4Header(protoICMP, src4, dst4, echo(seq)) }
-		feed(tr, r1, icmpError(icmp4TimeExceeded, 0, 0, quote(1000)))
-		feed(tr, r1, icmpError(icmp4TimeExceeded, 0, 0, quote(1001)))
-		feed(tr, r1, icmpError(icmp4TimeExceeded, 0, 0, quote(1001))) // duplicate
+		feed(tr, r1, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, quote(1000)))
+		feed(tr, r1, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, quote(1001)))
+		feed(tr, r1, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, quote(1001))) // duplicate
 		// Only 8 bytes quoted (RFC 792): still matched, by id and sequence.
-		feed(tr, r2, icmpError(icmp4TimeExceeded, 0, 0, ipv4Header(protoICMP, src4, dst4, echo(1002)[:8])))
+		feed(tr, r2, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, ipv4Header(protoICMP, src4, dst4, echo(1002)[:8])))
 		// Wrong identifier, token, destination: ignored.
 		wrongID := buildEcho(false, 78, 1003, 42, tracePayloadLen)
-		feed(tr, r2, icmpError(icmp4TimeExceeded, 0, 0, ipv4Header(protoICMP, src4, dst4, wrongID)))
+		feed(tr, r2, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, ipv4Header(protoICMP, src4, dst4, wrongID)))
 		wrongToken := buildEcho(false, 77, 1003, 43, tracePayloadLen)
-		feed(tr, r2, icmpError(icmp4TimeExceeded, 0, 0, ipv4Header(protoICMP, src4, dst4, wrongToken)))
-		feed(tr, r2, icmpError(icmp4TimeExceeded, 0, 0, ipv4Header(protoICMP, src4, other, echo(1003))))
+		feed(tr, r2, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, ipv4Header(protoICMP, src4, dst4, wrongToken)))
+		feed(tr, r2, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, ipv4Header(protoICMP, src4, other, echo(1003))))
 		// Echo replies: TTL 3 reaches the destination; an echo reply with a
 		// foreign token is not ours.
 		reply := echo(1004)
-		reply[0] = icmp4EchoReply
+		reply[0] = icmpwire.ICMP4EchoReply
 		feed(tr, dst4, reply)
 		reply = echo(1005)
-		reply[0] = icmp4EchoReply
+		reply[0] = icmpwire.ICMP4EchoReply
 		reply[8] ^= 0xff
 		feed(tr, dst4, reply)
 		select {
@@ -201,14 +202,14 @@ func TestTracerouteParseAndMatch(t *testing.T) {
 		default:
 		}
 		reply = echo(1005)
-		reply[0] = icmp4EchoReply
+		reply[0] = icmpwire.ICMP4EchoReply
 		feed(tr, dst4, reply)
 		select {
 		case <-tr.done:
 			t.Fatal("done while probe 1003 (TTL 2) is still unanswered")
 		default:
 		}
-		feed(tr, r2, icmpError(icmp4TimeExceeded, 0, 0, quote(1003)))
+		feed(tr, r2, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, quote(1003)))
 		select {
 		case <-tr.done:
 		default:
@@ -234,10 +235,10 @@ func TestTracerouteParseAndMatch(t *testing.T) {
 		quote := func(key uint16, dport uint16) []byte {
 			return ipv4Header(protoUDP, src4, dst4, buildUDP(src4, dst4, 40000, dport, key, tracePayloadLen)[:8])
 		}
-		feed(tr, r1, icmpError(icmp4TimeExceeded, 0, 0, quote(1000, 33434)))
-		feed(tr, r1, icmpError(icmp4TimeExceeded, 0, 0, quote(1001, 33435))) // another flow
-		feed(tr, dst4, icmpError(icmp4DstUnreach, icmp4CodePortUnreach, 0, quote(1002, 33434)))
-		feed(tr, dst4, icmpError(icmp4DstUnreach, icmp4CodePortUnreach, 0, quote(1003, 33434)))
+		feed(tr, r1, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, quote(1000, 33434)))
+		feed(tr, r1, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, quote(1001, 33435))) // another flow
+		feed(tr, dst4, icmpError(icmpwire.ICMP4DstUnreach, icmp4CodePortUnreach, 0, quote(1002, 33434)))
+		feed(tr, dst4, icmpError(icmpwire.ICMP4DstUnreach, icmp4CodePortUnreach, 0, quote(1003, 33434)))
 		res := &TracerouteResult{}
 		tr.fill(res)
 		if !res.DestinationReached || res.HopCount != 2 || res.Hops[0].Received != 1 || res.Hops[1].Received != 2 {
@@ -249,8 +250,8 @@ func TestTracerouteParseAndMatch(t *testing.T) {
 		quote := func(seq uint32) []byte {
 			return ipv4Header(protoTCP, src4, dst4, buildSYN(src4, dst4, 40000, 80, seq)[:8])
 		}
-		feed(tr, r1, icmpError(icmp4TimeExceeded, 0, 0, quote(1000)))
-		feed(tr, r1, icmpError(icmp4TimeExceeded, 0, 0, quote(1001)))
+		feed(tr, r1, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, quote(1000)))
+		feed(tr, r1, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, quote(1001)))
 		tr.onTCP(tcpSegment{sport: 80, dport: 40000, ack: 1003, flags: tcpSYN | tcpACK}, dst4, time.Now())
 		tr.onTCP(tcpSegment{sport: 80, dport: 40000, ack: 1004, flags: tcpRST | tcpACK}, dst4, time.Now())
 		tr.onTCP(tcpSegment{sport: 80, dport: 40000, ack: 1003, flags: tcpACK}, dst4, time.Now())           // dup ACK: ignored
@@ -267,9 +268,9 @@ func TestTracerouteParseAndMatch(t *testing.T) {
 		quote := func(seq uint16) []byte {
 			return ipv4Header(protoICMP, src4, dst4, buildEcho(false, 77, seq, 42, tracePayloadLen))
 		}
-		feed(tr, r1, icmpError(icmp4TimeExceeded, 0, 0, quote(1000)))
-		feed(tr, r2, icmpError(icmp4DstUnreach, 1, 0, quote(1002)))
-		feed(tr, r2, icmpError(icmp4DstUnreach, 1, 0, quote(1004)))
+		feed(tr, r1, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, quote(1000)))
+		feed(tr, r2, icmpError(icmpwire.ICMP4DstUnreach, 1, 0, quote(1002)))
+		feed(tr, r2, icmpError(icmpwire.ICMP4DstUnreach, 1, 0, quote(1004)))
 		res := &TracerouteResult{}
 		tr.fill(res)
 		if res.DestinationReached || res.HopCount != 2 || res.Hops[1].Unreachable != "host" || res.Unreachable == "" {
@@ -281,7 +282,7 @@ func TestTracerouteParseAndMatch(t *testing.T) {
 		quote := func(seq uint16) []byte {
 			return ipv4Header(protoICMP, src4, dst4, buildEcho(false, 77, seq, 42, tracePayloadLen))
 		}
-		feed(tr, r2, icmpError(icmp4TimeExceeded, 0, 0, quote(1003)))
+		feed(tr, r2, icmpError(icmpwire.ICMP4TimeExceeded, 0, 0, quote(1003)))
 		res := &TracerouteResult{}
 		tr.fill(res)
 		if res.DestinationReached || res.HopCount != 2 || resultAddresses(res)[0] != "*" || res.Hops[0].LossRatio != 1 {
@@ -295,23 +296,23 @@ func TestTracerouteParseAndMatch(t *testing.T) {
 func TestTracerouteParseICMPv6(t *testing.T) {
 	src, dst := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
 	q := ipv6Header(protoUDP, src, dst, buildUDP(src, dst, 1, 2, 3, 8))
-	m, ok := parseICMP(true, icmpError(icmp6PacketTooBig, 0, 1400, q))
+	m, ok := parseICMP(true, icmpError(icmpwire.ICMP6PacketTooBig, 0, 1400, q))
 	if !ok || m.kind != icmpTooBig || m.mtu != 1400 || m.qDst != dst || m.qSrc != src || m.qProto != protoUDP || m.qLen != 40+16 {
 		t.Errorf("packet too big: %+v", m)
 	}
-	m, ok = parseICMP(true, icmpError(icmp6DstUnreach, icmp6CodePortUnreach, 0, q))
+	m, ok = parseICMP(true, icmpError(icmpwire.ICMP6DstUnreach, icmp6CodePortUnreach, 0, q))
 	if !ok || m.kind != icmpUnreachable || unreachableName(true, m.code) != "port" {
 		t.Errorf("port unreachable: %+v", m)
 	}
-	if _, ok := parseICMP(true, icmpError(icmp6TimeExceeded, 0, 0, q[:30])); ok {
+	if _, ok := parseICMP(true, icmpError(icmpwire.ICMP6TimeExceeded, 0, 0, q[:30])); ok {
 		t.Error("a truncated quote parsed")
 	}
 	s4, d4 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	m, ok = parseICMP(false, icmpError(icmp4DstUnreach, icmp4CodeFragNeeded, 1400, ipv4Header(protoICMP, s4, d4, make([]byte, 8))))
+	m, ok = parseICMP(false, icmpError(icmpwire.ICMP4DstUnreach, icmpwire.ICMP4CodeFragNeeded, 1400, ipv4Header(protoICMP, s4, d4, make([]byte, 8))))
 	if !ok || m.kind != icmpTooBig || m.mtu != 1400 || m.qLen != 28 {
 		t.Errorf("frag needed: %+v", m)
 	}
-	if _, ok := parseICMP(false, []byte{icmp4TimeExceeded, 0, 0}); ok {
+	if _, ok := parseICMP(false, []byte{icmpwire.ICMP4TimeExceeded, 0, 0}); ok {
 		t.Error("a short message parsed")
 	}
 	if _, ok := parseICMP(false, icmpError(5, 0, 0, ipv4Header(protoICMP, s4, d4, make([]byte, 8)))); ok {

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/net/icmp"
 
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 	"github.com/isp-checker/isp-checker/internal/scratchns"
 )
 
@@ -260,7 +261,7 @@ func TestErrorReachesProbe(t *testing.T) {
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(orig)))
 	copy(ip[12:], []byte{127, 0, 0, 1})
 	copy(ip[16:], dst.AsSlice())
-	msg := append([]byte{icmp4DstUnreach, 1, 0, 0, 0, 0, 0, 0}, append(ip, orig[:16]...)...)
+	msg := append([]byte{icmpwire.ICMP4DstUnreach, 1, 0, 0, 0, 0, 0, 0}, append(ip, orig[:16]...)...)
 	binary.BigEndian.PutUint16(msg[2:], checksum(msg))
 	if _, err := c.c.WriteTo(msg, &net.IPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/bpf"
+	"github.com/isp-checker/isp-checker/internal/bpftest"
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // The receiving raw socket's filter passes this process's echo replies and
@@ -16,9 +17,9 @@ func TestReplyFilter(t *testing.T) {
 	const mine, theirs = 0x11223344, 0x55667788
 	reply := func(v6 bool, mg uint32) []byte {
 		b := buildEcho(v6, 1, mg, 2, 28)
-		b[0] = icmp4EchoReply
+		b[0] = icmpwire.ICMP4EchoReply
 		if v6 {
-			b[0] = icmp6EchoReply
+			b[0] = icmpwire.ICMP6EchoReply
 		}
 		return b
 	}
@@ -37,24 +38,14 @@ func TestReplyFilter(t *testing.T) {
 		{"v4 mine", false, withIP(20, reply(false, mine)), true},
 		{"v4 mine, IP options", false, withIP(24, reply(false, mine)), true},
 		{"v4 theirs", false, withIP(20, reply(false, theirs)), false},
-		{"v4 time exceeded", false, withIP(20, errMsg(icmp4TimeExceeded)), true},
+		{"v4 time exceeded", false, withIP(20, errMsg(icmpwire.ICMP4TimeExceeded)), true},
 		{"v4 type 40", false, withIP(20, errMsg(40)), false},
 		{"v6 mine", true, reply(true, mine), true},
 		{"v6 theirs", true, reply(true, theirs), false},
-		{"v6 packet too big", true, errMsg(icmp6PacketTooBig), true},
+		{"v6 packet too big", true, errMsg(icmpwire.ICMP6PacketTooBig), true},
 		{"v6 type 135", true, errMsg(135), false},
 	} {
-		vm, err := bpf.NewVM(replyFilter(tc.v6, mine))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := vm.Run(tc.pkt)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if (n > 0) != tc.pass {
-			t.Errorf("%s: filter returned %d, want pass %v", tc.name, n, tc.pass)
-		}
+		bpftest.Expect(t, tc.name, replyFilter(tc.v6, mine), tc.pkt, tc.pass)
 	}
 }
 

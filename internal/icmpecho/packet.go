@@ -3,24 +3,12 @@ package icmpecho
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
-// ICMP types the engine sends or reads.
+// IP protocol numbers of the quoted datagram (icmpwire has the ICMP types).
 const (
-	icmp4EchoReply    = 0
-	icmp4DstUnreach   = 3
-	icmp4Echo         = 8
-	icmp4TimeExceeded = 11
-	icmp4ParamProblem = 12
-	icmp6DstUnreach   = 1
-	icmp6PacketTooBig = 2
-	icmp6TimeExceeded = 3
-	icmp6ParamProblem = 4
-	icmp6Echo         = 128
-	icmp6EchoReply    = 129
-
-	icmp4CodeFragNeeded = 4
-
 	protoICMP   = 1
 	protoICMPv6 = 58
 )
@@ -41,9 +29,9 @@ var filler = []byte("isp-checker echo ")
 func buildEcho(v6 bool, id uint16, magic, token uint32, size int) []byte {
 	size = max(size, MarkLen)
 	b := make([]byte, 8+size)
-	b[0] = icmp4Echo
+	b[0] = icmpwire.ICMP4Echo
 	if v6 {
-		b[0] = icmp6Echo
+		b[0] = icmpwire.ICMP6Echo
 	}
 	binary.BigEndian.PutUint16(b[4:], id)
 	binary.BigEndian.PutUint32(b[8:], magic)
@@ -82,16 +70,16 @@ func checksum(b []byte) uint16 {
 }
 
 // Kind classifies an ICMP message the engine received.
-type Kind uint8
+type Kind = icmpwire.Kind
 
 // Kinds of message.
 const (
-	KindOther Kind = iota
-	KindEchoReply
-	KindTimeExceeded
-	KindUnreachable
-	KindTooBig // IPv4 fragmentation needed, ICMPv6 packet too big
-	KindParamProblem
+	KindOther        = icmpwire.KindOther
+	KindEchoReply    = icmpwire.KindEchoReply
+	KindTimeExceeded = icmpwire.KindTimeExceeded
+	KindUnreachable  = icmpwire.KindUnreachable
+	KindTooBig       = icmpwire.KindTooBig // IPv4 fragmentation needed, ICMPv6 packet too big
+	KindParamProblem = icmpwire.KindParamProblem
 )
 
 // message is a parsed ICMP message: an echo reply, or an error about an
@@ -115,33 +103,16 @@ type message struct {
 // ok is false for anything that is neither an echo reply nor an error
 // quoting an echo request.
 func parseMessage(v6 bool, b []byte) (m message, ok bool) {
-	if len(b) < 8 {
+	h, ok := icmpwire.ParseHeader(v6, b)
+	if !ok {
 		return m, false
 	}
-	m.typ, m.code = b[0], b[1]
-	switch {
-	case !v6 && m.typ == icmp4EchoReply, v6 && m.typ == icmp6EchoReply:
-		m.kind = KindEchoReply
-		m.id = binary.BigEndian.Uint16(b[4:])
-		m.seq = binary.BigEndian.Uint16(b[6:])
-		m.data = b[8:]
+	m.kind, m.typ, m.code, m.mtu = h.Kind, h.Type, h.Code, h.MTU
+	if h.Kind == KindEchoReply {
+		m.id, m.seq, m.data = h.ID, h.Seq, b[icmpwire.HeaderLen:]
 		return m, true
-	case !v6 && m.typ == icmp4TimeExceeded, v6 && m.typ == icmp6TimeExceeded:
-		m.kind = KindTimeExceeded
-	case !v6 && m.typ == icmp4DstUnreach && m.code == icmp4CodeFragNeeded:
-		m.kind = KindTooBig
-		m.mtu = int(binary.BigEndian.Uint16(b[6:])) // RFC 1191
-	case !v6 && m.typ == icmp4DstUnreach, v6 && m.typ == icmp6DstUnreach:
-		m.kind = KindUnreachable
-	case v6 && m.typ == icmp6PacketTooBig:
-		m.kind = KindTooBig
-		m.mtu = int(binary.BigEndian.Uint32(b[4:]))
-	case !v6 && m.typ == icmp4ParamProblem, v6 && m.typ == icmp6ParamProblem:
-		m.kind = KindParamProblem
-	default:
-		return m, false
 	}
-	return m, m.parseQuote(v6, b[8:])
+	return m, m.parseQuote(v6, b[icmpwire.HeaderLen:])
 }
 
 // parseQuote reads the echo request quoted in an error.
@@ -152,7 +123,7 @@ func (m *message) parseQuote(v6 bool, q []byte) bool {
 		if len(q) < 40+8 || q[0]>>4 != 6 {
 			return false
 		}
-		proto, echo, hdr = q[6], icmp6Echo, 40
+		proto, echo, hdr = q[6], icmpwire.ICMP6Echo, 40
 		m.qDst, _ = netip.AddrFromSlice(q[24:40])
 	} else {
 		if len(q) < 20 || q[0]>>4 != 4 {
@@ -162,7 +133,7 @@ func (m *message) parseQuote(v6 bool, q []byte) bool {
 		if hdr < 20 || len(q) < hdr+8 {
 			return false
 		}
-		proto, echo = q[9], icmp4Echo
+		proto, echo = q[9], icmpwire.ICMP4Echo
 		m.qDst, _ = netip.AddrFromSlice(q[16:20])
 	}
 	want := uint8(protoICMP)

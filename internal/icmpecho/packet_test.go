@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // An echo request carries the mark after its header; its IPv4 checksum is
@@ -12,7 +14,7 @@ func TestBuildEcho(t *testing.T) {
 	for _, seq := range []uint16{0, 1, 0x8000, 0xffff} {
 		b := buildEcho(false, 0x1234, 0xdeadbeef, 0x12340042, 28)
 		setSeq(b, false, seq)
-		if len(b) != 36 || b[0] != icmp4Echo || binary.BigEndian.Uint16(b[4:]) != 0x1234 || binary.BigEndian.Uint16(b[6:]) != seq {
+		if len(b) != 36 || b[0] != icmpwire.ICMP4Echo || binary.BigEndian.Uint16(b[4:]) != 0x1234 || binary.BigEndian.Uint16(b[6:]) != seq {
 			t.Fatalf("header % x", b[:8])
 		}
 		if checksum(b) != 0 {
@@ -22,7 +24,7 @@ func TestBuildEcho(t *testing.T) {
 			t.Errorf("mark %x %x %v", m, tok, ok)
 		}
 	}
-	if b := buildEcho(true, 1, 2, 3, 0); len(b) != 8+MarkLen || b[0] != icmp6Echo {
+	if b := buildEcho(true, 1, 2, 3, 0); len(b) != 8+MarkLen || b[0] != icmpwire.ICMP6Echo {
 		t.Errorf("short IPv6 request % x", b)
 	}
 }
@@ -33,7 +35,7 @@ func TestParseMessage(t *testing.T) {
 	req := buildEcho(false, 7, 0xabcdef01, 0x00070009, 28)
 	setSeq(req, false, 3)
 	reply := append([]byte{}, req...)
-	reply[0] = icmp4EchoReply
+	reply[0] = icmpwire.ICMP4EchoReply
 	m, ok := parseMessage(false, reply)
 	if !ok || m.kind != KindEchoReply || m.id != 7 || m.seq != 3 {
 		t.Fatalf("reply: %+v %v", m, ok)
@@ -46,9 +48,9 @@ func TestParseMessage(t *testing.T) {
 		kind      Kind
 		quote     int
 	}{
-		{icmp4TimeExceeded, 0, KindTimeExceeded, 8},
-		{icmp4DstUnreach, 1, KindUnreachable, 16},
-		{icmp4DstUnreach, icmp4CodeFragNeeded, KindTooBig, 36},
+		{icmpwire.ICMP4TimeExceeded, 0, KindTimeExceeded, 8},
+		{icmpwire.ICMP4DstUnreach, 1, KindUnreachable, 16},
+		{icmpwire.ICMP4DstUnreach, icmpwire.ICMP4CodeFragNeeded, KindTooBig, 36},
 	} {
 		msg := append([]byte{tc.typ, tc.code, 0, 0, 0, 0, 0x05, 0xdc}, append(ip, req[:tc.quote]...)...)
 		m, ok := parseMessage(false, msg)
@@ -66,7 +68,7 @@ func TestParseMessage(t *testing.T) {
 	udp := append([]byte{}, ip...)
 	udp[9] = 17
 	for _, b := range [][]byte{
-		append([]byte{icmp4TimeExceeded, 0, 0, 0, 0, 0, 0, 0}, append(udp, req[:8]...)...),
+		append([]byte{icmpwire.ICMP4TimeExceeded, 0, 0, 0, 0, 0, 0, 0}, append(udp, req[:8]...)...),
 		reply[:6],
 		{13, 0, 0, 0, 0, 0, 0, 0},
 	} {

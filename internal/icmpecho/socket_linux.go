@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // wantReceiveBuffer is the receive buffer the engine asks for. With
@@ -226,9 +228,9 @@ const icmpFilterOpt = 1
 // copy of every reply), and anything the type filter cannot name (types
 // above 31).
 func setRawFilters(fd int, v6, receiver bool) error {
-	accept := []uint8{icmp4EchoReply, icmp4DstUnreach, icmp4TimeExceeded, icmp4ParamProblem}
+	accept := []uint8{icmpwire.ICMP4EchoReply, icmpwire.ICMP4DstUnreach, icmpwire.ICMP4TimeExceeded, icmpwire.ICMP4ParamProblem}
 	if v6 {
-		accept = []uint8{icmp6EchoReply, icmp6DstUnreach, icmp6PacketTooBig, icmp6TimeExceeded, icmp6ParamProblem}
+		accept = []uint8{icmpwire.ICMP6EchoReply, icmpwire.ICMP6DstUnreach, icmpwire.ICMP6PacketTooBig, icmpwire.ICMP6TimeExceeded, icmpwire.ICMP6ParamProblem}
 	}
 	if !receiver {
 		accept = nil
@@ -262,37 +264,31 @@ func setRawFilters(fd int, v6, receiver bool) error {
 
 // replyFilter accepts echo replies whose payload begins with magic, and
 // the errors the type filter let through. An IPv4 raw socket's filter sees
-// the IP header first (its length is the low nibble of byte 0); an IPv6
-// one starts at the ICMPv6 header.
+// the IP header first (its length is the low nibble of byte 0, which
+// LoadMemShift puts in X, so loads are indirect); an IPv6 one starts at the
+// ICMPv6 header.
 func replyFilter(v6 bool, magic uint32) []bpf.Instruction {
 	const accept, drop = 0x40000, 0
+	reply := uint32(icmpwire.ICMP4EchoReply)
+	prog := []bpf.Instruction{bpf.LoadMemShift{Off: 0}}
+	load := func(off uint32, size int) bpf.Instruction { return bpf.LoadIndirect{Off: off, Size: size} }
 	if v6 {
-		return []bpf.Instruction{
-			bpf.LoadAbsolute{Off: 0, Size: 1},
-			bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmp6EchoReply, SkipFalse: 4},
-			bpf.LoadAbsolute{Off: 8, Size: 4},
-			bpf.JumpIf{Cond: bpf.JumpEqual, Val: magic, SkipFalse: 1},
-			bpf.RetConstant{Val: accept},
-			bpf.RetConstant{Val: drop},
-			// Not an echo reply: an error of a type the type filter passed,
-			// or a type above 31 it cannot name.
-			bpf.JumpIf{Cond: bpf.JumpLessThan, Val: 32, SkipFalse: 1},
-			bpf.RetConstant{Val: accept},
-			bpf.RetConstant{Val: drop},
-		}
+		reply, prog = icmpwire.ICMP6EchoReply, nil
+		load = func(off uint32, size int) bpf.Instruction { return bpf.LoadAbsolute{Off: off, Size: size} }
 	}
-	return []bpf.Instruction{
-		bpf.LoadMemShift{Off: 0},
-		bpf.LoadIndirect{Off: 0, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmp4EchoReply, SkipFalse: 4},
-		bpf.LoadIndirect{Off: 8, Size: 4},
+	return append(prog,
+		load(0, 1),
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: reply, SkipFalse: 4},
+		load(8, 4),
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: magic, SkipFalse: 1},
 		bpf.RetConstant{Val: accept},
 		bpf.RetConstant{Val: drop},
+		// Not an echo reply: an error of a type the type filter passed,
+		// or a type above 31 it cannot name.
 		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: 32, SkipFalse: 1},
 		bpf.RetConstant{Val: accept},
 		bpf.RetConstant{Val: drop},
-	}
+	)
 }
 
 func attachBPF(fd int, prog []bpf.Instruction) error {

@@ -3,8 +3,9 @@ package icmpecho
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 	"time"
+
+	"github.com/isp-checker/isp-checker/internal/icmpwire"
 )
 
 // Request is one probe: Packets echo requests to Dst, Interval apart.
@@ -86,41 +87,11 @@ func (e *ICMPError) Error() string {
 			what += fmt.Sprintf(" (next-hop MTU %d)", e.MTU)
 		}
 	case KindUnreachable:
-		what = "destination unreachable (" + unreachableName(e.From.Is6(), e.Code) + ")"
+		what = "destination unreachable (" + icmpwire.UnreachableText(e.From.Is6(), e.Code) + ")"
 	case KindParamProblem:
 		what = "parameter problem"
 	default:
 		what = fmt.Sprintf("ICMP type %d code %d", e.Type, e.Code)
 	}
 	return fmt.Sprintf("%s from %s", what, e.From)
-}
-
-// unreachableName names a destination-unreachable code.
-func unreachableName(v6 bool, code uint8) string {
-	if v6 {
-		switch code {
-		case 0:
-			return "no route"
-		case 1, 5, 6:
-			return "administratively prohibited"
-		case 3:
-			return "address"
-		case 4:
-			return "port"
-		}
-		return "code " + strconv.Itoa(int(code))
-	}
-	switch code {
-	case 0, 6, 11:
-		return "network"
-	case 1, 7, 12:
-		return "host"
-	case 2:
-		return "protocol"
-	case 3:
-		return "port"
-	case 9, 10, 13:
-		return "administratively prohibited"
-	}
-	return "code " + strconv.Itoa(int(code))
 }
