@@ -37,9 +37,9 @@ type Outcome struct {
 	InputURL            string    `json:"input_url"`
 	Line                int       `json:"line"`
 	Status              Status    `json:"status"`
-	HTTPStatus          int       `json:"http_status"`
+	HTTPStatus          int       `json:"http_status,omitempty"` // 0: no response (or never checked)
 	ResponseTimeSeconds float64   `json:"response_time_seconds"`
-	CheckedAt           time.Time `json:"checked_at,omitzero"` // zero: never started
+	CheckedAt           time.Time `json:"checked_at,omitzero"` // zero: never started (or a malformed row)
 	FinalURL            string    `json:"final_url,omitempty"`
 	CertExpiry          time.Time `json:"cert_expiry,omitzero"`
 	Error               string    `json:"error,omitempty"`
@@ -84,7 +84,8 @@ type Options struct {
 	ModuleName  string
 	Policy      config.TargetPolicy
 	Concurrency int
-	// Timeout bounds each check; the module's own timeout caps it when shorter.
+	// Timeout bounds each check, in place of the module's timeout; 0: the
+	// module's, or 10 s when it has none.
 	Timeout time.Duration
 	Logger  *slog.Logger
 	// Progress, when set, is called after each check with done and total.
@@ -110,7 +111,9 @@ func Run(ctx context.Context, in *Input, o Options) *Report {
 	if o.Abort == nil {
 		o.Abort = context.Background()
 	}
-	if o.Module.Timeout > 0 && (o.Timeout <= 0 || o.Module.Timeout < o.Timeout) {
+	// An asked-for timeout is the user's answer for this run, so it
+	// replaces the module's, longer or shorter.
+	if o.Timeout <= 0 {
 		o.Timeout = o.Module.Timeout
 	}
 	if o.Timeout <= 0 {
@@ -139,8 +142,7 @@ func Run(ctx context.Context, in *Input, o Options) *Report {
 		if err != nil {
 			out.URL = row.Raw
 			out.Status = Error
-			out.Error = err.Error()
-			out.CheckedAt = time.Now().UTC()
+			out.Error = err.Error() // never checked: no CheckedAt
 		} else {
 			jobs = append(jobs, len(slots))
 		}

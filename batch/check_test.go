@@ -120,8 +120,9 @@ func TestRunClassifies(t *testing.T) {
 		if i > 0 && o.Line < rep.Outcomes[i-1].Line {
 			t.Error("outcomes not in input order")
 		}
-		if o.CheckedAt.IsZero() {
-			t.Errorf("%s: no checked_at", kind)
+		// A malformed row is never checked: it has no check time.
+		if unchecked := kind == "malformed" || kind == "toomany" || kind == "empty"; o.CheckedAt.IsZero() != unchecked {
+			t.Errorf("%s: checked_at %v (a row that was never checked has none)", kind, o.CheckedAt)
 		}
 		if kind == "redirect" && !strings.HasSuffix(o.FinalURL, "/ok/target") {
 			t.Errorf("redirect final URL %q", o.FinalURL)
@@ -236,6 +237,26 @@ func TestRunInterruptListsEveryURL(t *testing.T) {
 	for _, o := range rep.Outcomes {
 		if !strings.Contains(o.Error, "cut short") {
 			t.Errorf("%s: error %q, want it to say the check was cut short", o.URL, o.Error)
+		}
+	}
+}
+
+// TestRunTimeoutOption: Options.Timeout, when set (check --timeout), is
+// each check's timeout, longer than the module's too; unset, the module's
+// timeout applies.
+func TestRunTimeoutOption(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(1500 * time.Millisecond)
+	}))
+	defer s.Close()
+	m := httpModule(t, "    timeout: 1s\n")
+	for _, tc := range []struct {
+		timeout time.Duration
+		want    Status
+	}{{0, Error}, {5 * time.Second, Active}} {
+		rep := Run(context.Background(), &Input{Rows: []Row{{Line: 1, Raw: s.URL}}}, Options{Module: m, Concurrency: 1, Timeout: tc.timeout})
+		if o := rep.Outcomes[0]; o.Status != tc.want {
+			t.Errorf("Timeout %v with a 1s module against a 1.5s server: %s (%s), want %s", tc.timeout, o.Status, o.Error, tc.want)
 		}
 	}
 }

@@ -209,7 +209,10 @@ func headerLayout(header []string) (*csvLayout, error) {
 	seen := map[string]bool{}
 	for i, h := range header {
 		h = strings.TrimSpace(h)
-		if strings.EqualFold(h, "url") && c.urlCol < 0 {
+		if strings.EqualFold(h, "url") {
+			if c.urlCol >= 0 {
+				return nil, errors.New(`CSV header repeats the column "url": give one column the URLs`)
+			}
 			c.urlCol = i
 			continue
 		}

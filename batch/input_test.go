@@ -60,6 +60,8 @@ func TestReadInput(t *testing.T) {
 			invalid: []string{"CSV line 2 has 2 fields, the header has 1"}},
 		{name: "header without url column", in: "name,link\nA,https://a.example\n", err: `the first line "name,link" looks like a CSV header without a url column`},
 		{name: "semicolon header", in: "url;team\nhttps://a.example;x\n", err: "looks like a CSV header without a url column"},
+		{name: "csv url column twice", in: "url,URL\nhttps://a.example,https://b.example\n", err: `CSV header repeats the column "url": give one column the URLs`},
+		{name: "csv column twice", in: "url,team,team\nhttps://a.example,x,y\n", err: `CSV header repeats the column "team"`},
 		{name: "csv reserved column", in: "url,status\nhttps://a.example,x\n", err: `CSV column "status" clashes with an output column; rename it`},
 		{name: "not utf-8", in: "https://a.example/\xff\n", err: "input is not valid UTF-8 text"},
 		{name: "too large", in: strings.Repeat("https://a.example/\n", 100), err: "input is larger than the limit of 1000 bytes"},

@@ -1,7 +1,11 @@
 package config
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -32,11 +36,11 @@ var blackboxFixtureKinds = []struct {
 	{"invalid-tcp-query-response-regexp.yml", "tcp-bad-query-response-regexp.yml", "invalid regular expression \"^SSH-(2\\\\.0\": error parsing regexp: missing closing ): `^SSH-(2\\.0`"},
 	{"invalid-unix-query-response-regexp.yml", "unix-bad-query-response-regexp.yml", `invalid regular expression "^PONG ("`},
 	{"invalid-websocket-query-response-regexp.yml", "websocket-bad-regexp.yml", `invalid regular expression "hello(["`},
-	{"invalid-http-http3-http2.yml", "http3-bad-mixed-versions.yml", `HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed when enable_http3 is true`},
-	{"invalid-http-http3-http2-enabled.yml", "http3-bad-http2-enabled.yml", `when enable_http3 is true, enable_http2 must be set to false`},
-	{"invalid-no-versions-http3-enabled.yml", "http3-bad-http2-default.yml", `when enable_http3 is true, enable_http2 must be set to false`},
+	{"invalid-http-http3-http2.yml", "http3-bad-mixed-versions.yml", `module "m": http: HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed when enable_http3 is true`},
+	{"invalid-http-http3-http2-enabled.yml", "http3-bad-http2-enabled.yml", `module "m": http: when enable_http3 is true, enable_http2 must be set to false`},
+	{"invalid-no-versions-http3-enabled.yml", "http3-bad-http2-default.yml", `module "m": http: when enable_http3 is true, enable_http2 must be set to false`},
 	// Rules blackbox enforces without a fixture of its own.
-	{"(expect and expect_bytes)", "tcp-bad-expect-and-expect-bytes.yml", `expect and expect_bytes are mutually exclusive`},
+	{"(expect and expect_bytes)", "tcp-bad-expect-and-expect-bytes.yml", `module "redis": tcp: expect and expect_bytes are mutually exclusive`},
 	{"(reserved http_headers)", "http-bad-http-headers-reserved.yml", `setting header "Authorization" is not allowed`},
 	{"(unknown TLS version)", "http-bad-tls-version.yml", `unknown TLS version: TLS14`},
 	{"(basic_auth password twice)", "http-bad-basic-auth-two-passwords.yml", `at most one of basic_auth password, password_file & password_ref must be configured`},
@@ -44,9 +48,9 @@ var blackboxFixtureKinds = []struct {
 	{"(oauth2 secret twice)", "http-bad-oauth2-two-secrets.yml", `at most one of oauth2 client_secret, client_secret_file & client_secret_ref must be configured`},
 	{"(proxy_url and proxy_from_environment)", "http-bad-proxy-url-and-env.yml", `if proxy_from_environment is configured, proxy_url must not be configured`},
 	{"(proxy_connect_header without a proxy)", "http-bad-proxy-connect-header-alone.yml", `if proxy_connect_header is configured, proxy_url or proxy_from_environment must also be configured`},
-	{"(unknown field in unix)", "unix-bad-unknown-field.yml", `line 6: unknown field "preferred_ip_protocol" in unix`},
+	{"(unknown field in unix)", "unix-bad-unknown-field.yml", `module "unix_ping": line 6: unknown field "preferred_ip_protocol" in unix`},
 	{"(grpc metadata value not a list)", "grpc-bad-metadata-scalar.yml", "line 7: cannot unmarshal !!str `Bearer ...` into []string"},
-	{"(HTTP/3.0 without enable_http3)", "http3-bad-version-without-enable.yml", `HTTP/3 cannot be used as a valid HTTP version when enable_http3 is false`},
+	{"(HTTP/3.0 without enable_http3)", "http3-bad-version-without-enable.yml", `module "m": http: HTTP/3 cannot be used as a valid HTTP version when enable_http3 is false`},
 	{"(websocket header as a string)", "websocket-bad-header-string.yml", "cannot unmarshal !!str `my_header` into a header"},
 	{"(websocket header as a list)", "websocket-bad-header-list.yml", "cannot unmarshal !!seq into a header"},
 	{"(websocket http_config auth)", "websocket-bad-auth.yml", `at most one of basic_auth, oauth2 & authorization must be configured`},
@@ -129,5 +133,87 @@ func TestBlackboxEveryOptionLoads(t *testing.T) {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("/config shows %q", secret)
 		}
+	}
+}
+
+// blackboxOwnKeys are isp-checker's options in blackbox_exporter's probers'
+// sections: blackbox refuses a file that has any of them.
+var blackboxOwnKeys = []string{"doh_method", "dns_over_https", "retry_truncated_over_tcp", "dnssec",
+	"fail_if_not_authenticated", "edns0_udp_size", "packets", "interval", "reply_timeout", "socket",
+	"protocol", "port", "fail_if_loss_ratio_above", "fail_if_rtt_mean_above", "fail_if_jitter_above",
+	"target_policy"}
+
+// /config of a config blackbox_exporter loads is a config blackbox loads:
+// isp-checker's own options are left out while they hold their defaults,
+// and options whose default is true keep an explicit false. Checked by
+// Debian's blackbox_exporter (0.23) where it is installed.
+func TestMarshalLoadsInBlackbox(t *testing.T) {
+	for _, f := range []string{"blackbox-0.23.yml", "blackbox-debian.yml"} {
+		t.Run(f, func(t *testing.T) {
+			c, err := LoadFile(filepath.Join("testdata", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := c.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range blackboxOwnKeys {
+				if regexp.MustCompile(`(?m)^\s*` + k + `:`).Match(out) {
+					t.Errorf("/config writes isp-checker's %s at its default:\n%s", k, out)
+				}
+			}
+			again, err := Load(out, "")
+			if err != nil {
+				t.Fatalf("/config output does not load: %v", err)
+			}
+			if !reflect.DeepEqual(again.Modules, c.Modules) || !reflect.DeepEqual(again.TargetPolicy, c.TargetPolicy) {
+				t.Errorf("/config output loads as another config:\n%s", out)
+			}
+			blackboxCheck(t, filepath.Join("testdata", f), nil)
+			blackboxCheck(t, f, out)
+		})
+	}
+}
+
+// blackboxCheck runs prometheus-blackbox-exporter --config.check on file
+// (or on data, when it is not nil).
+func blackboxCheck(t *testing.T, file string, data []byte) {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus-blackbox-exporter")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and no prometheus-blackbox-exporter (scripts/deps.sh installs it)")
+		}
+		t.Skip("no prometheus-blackbox-exporter (apt-get install prometheus-blackbox-exporter)")
+	}
+	if data != nil {
+		file = filepath.Join(t.TempDir(), file)
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(bin, "--config.check", "--config.file="+file).CombinedOutput(); err != nil {
+		t.Errorf("blackbox_exporter refuses %s: %v\n%s\n%s", file, err, out, data)
+	}
+}
+
+// An own option left out at its default must be one YAML leaves out: a
+// field tagged isp:"own" without omitempty would be written as its zero.
+func TestOwnOptionsOmitEmpty(t *testing.T) {
+	n := 0
+	for _, typ := range []reflect.Type{reflect.TypeFor[DNSProbe](), reflect.TypeFor[ICMPProbe]()} {
+		for f := range typ.Fields() {
+			if f.Tag.Get("isp") != "own" {
+				continue
+			}
+			n++
+			if !strings.HasSuffix(f.Tag.Get("yaml"), ",omitempty") {
+				t.Errorf("%s.%s is tagged isp:\"own\" without omitempty", typ.Name(), f.Name)
+			}
+		}
+	}
+	if n != len(blackboxOwnKeys)-1 { // all but target_policy
+		t.Errorf("%d fields tagged isp:\"own\", want %d", n, len(blackboxOwnKeys)-1)
 	}
 }

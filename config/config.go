@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,12 +126,13 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal(&raw); err != nil {
 		return err
 	}
+	mods := moduleNodes(raw.Node) // before chunkModules rewrites them
 	if err := chunkModules(raw.Node); err != nil {
 		return err
 	}
 	type config Config
 	if err := unmarshal((*config)(c)); err != nil {
-		return err
+		return nameModule(err, mods, raw.Node)
 	}
 	if c.Modules == nil {
 		c.Modules = map[string]Module{}
@@ -141,6 +143,96 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 		}
 	}
 	return nil
+}
+
+// moduleNode is one module of the file: its name and where it is.
+type moduleNode struct {
+	name     string
+	key, val *yaml.Node
+}
+
+// moduleNodes returns the modules mapping's entries, in file order.
+func moduleNodes(raw *yaml.Node) []moduleNode {
+	mods := topLevel(raw, "modules")
+	if mods == nil || mods.Kind != yaml.MappingNode {
+		return nil
+	}
+	var out []moduleNode
+	for i := 0; i+1 < len(mods.Content); i += 2 {
+		out = append(out, moduleNode{name: mods.Content[i].Value, key: mods.Content[i], val: mods.Content[i+1]})
+	}
+	return out
+}
+
+// topLevel returns the value of key in the top-level mapping raw, or nil.
+func topLevel(raw *yaml.Node, key string) *yaml.Node {
+	if raw == nil || raw.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(raw.Content); i += 2 {
+		if raw.Content[i].Value == key {
+			return raw.Content[i+1]
+		}
+	}
+	return nil
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): `)
+
+// nameModule makes a decoding error say which module it is in, as the
+// checks after decoding do ("module \"a\": icmp: …"). yaml gives a line for
+// a type error or an unknown field: the module is the one whose entry
+// holds that line. An error a section's UnmarshalYAML returned (a bad
+// regexp, a label name, a missing query_name) has no line, and yaml stops
+// at it: the module is the first whose decoding alone gives the same error,
+// and its prober's section is named when decoding that section alone does.
+func nameModule(err error, mods []moduleNode, raw *yaml.Node) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		out := &yaml.TypeError{Errors: make([]string, len(te.Errors))}
+		for i, msg := range te.Errors {
+			out.Errors[i] = msg
+			m := yamlLine.FindStringSubmatch(msg)
+			if m == nil {
+				continue
+			}
+			line, _ := strconv.Atoi(m[1])
+			for j, mod := range mods {
+				if line >= mod.key.Line && (j+1 == len(mods) || line < mods[j+1].key.Line) {
+					out.Errors[i] = fmt.Sprintf("module %q: %s", mod.name, msg)
+					break
+				}
+			}
+		}
+		return out
+	}
+	for _, mod := range mods {
+		var m Module
+		if e := mod.val.Decode(&m); e == nil || e.Error() != err.Error() {
+			continue
+		}
+		// m.Prober is set before the section is decoded only when the
+		// prober: key comes first; read it from the node.
+		if p := topLevel(mod.val, "prober"); p != nil {
+			m.Prober = p.Value
+		}
+		if sec := topLevel(mod.val, m.Prober); sec != nil {
+			if opts := m.Options(); opts != nil {
+				fresh := reflect.New(reflect.TypeOf(opts).Elem()).Interface()
+				if e := sec.Decode(fresh); e != nil && e.Error() == err.Error() {
+					return fmt.Errorf("module %q: %s: %w", mod.name, m.Prober, err)
+				}
+			}
+		}
+		return fmt.Errorf("module %q: %w", mod.name, err)
+	}
+	if tp := topLevel(raw, "target_policy"); tp != nil {
+		var p TargetPolicy
+		if e := tp.Decode(&p); e != nil && e.Error() == err.Error() {
+			return fmt.Errorf("target_policy: %w", err)
+		}
+	}
+	return err
 }
 
 // moduleChunk is how many modules yaml decodes as one mapping; see chunkModules.
@@ -378,8 +470,17 @@ func (re Regexp) String() string { return re.original }
 
 // Marshal renders the config as YAML with secrets hidden (prometheus/common's
 // Secret type marshals as "<secret>").
+//
+// A config blackbox_exporter loads marshals to one it loads too: options
+// blackbox does not have (tagged isp:"own") are left out while they hold
+// their defaults, and so is a default target_policy. Loading the output
+// applies the same defaults again.
 func (c *Config) Marshal() ([]byte, error) {
-	return yaml.Marshal(c)
+	out := *c
+	if reflect.DeepEqual(out.TargetPolicy, DefaultTargetPolicy()) {
+		out.TargetPolicy = TargetPolicy{}
+	}
+	return yaml.Marshal(&out)
 }
 
 // MarshalYAML shows only the options of the module's own prober, so /config
@@ -390,13 +491,35 @@ func (m Module) MarshalYAML() (any, error) {
 		out["timeout"] = m.Timeout.String()
 	}
 	if opts := m.Options(); opts != nil {
+		var shown any
 		if h, ok := opts.(secretHider); ok {
-			out[m.Prober] = h.hideSecrets()
+			shown = h.hideSecrets()
 		} else {
-			out[m.Prober] = reflect.ValueOf(opts).Elem().Interface()
+			shown = reflect.ValueOf(opts).Elem().Interface()
 		}
+		def := NewModule(m.Prober)
+		out[m.Prober] = omitOwnDefaults(shown, def.Options())
 	}
 	return out, nil
+}
+
+// omitOwnDefaults returns a copy of the options opts with every field
+// tagged isp:"own" (isp-checker's own, unknown to blackbox_exporter) that
+// equals its default in def (a pointer to the default options) set to its
+// zero value, which its omitempty leaves out of the YAML.
+func omitOwnDefaults(opts, def any) any {
+	v := reflect.New(reflect.TypeOf(opts)).Elem()
+	v.Set(reflect.ValueOf(opts))
+	d := reflect.ValueOf(def).Elem()
+	if v.Kind() != reflect.Struct || d.Type() != v.Type() {
+		return opts
+	}
+	for i := range v.NumField() {
+		if v.Type().Field(i).Tag.Get("isp") == "own" && reflect.DeepEqual(v.Field(i).Interface(), d.Field(i).Interface()) {
+			v.Field(i).SetZero()
+		}
+	}
+	return v.Interface()
 }
 
 // plainHeaders are the request headers whose values are shown: standard

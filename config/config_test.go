@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -97,22 +98,22 @@ func TestBadConfigs(t *testing.T) {
 		file string
 		err  string
 	}{
-		{"bad-unknown-field.yml", `parsing config file testdata/bad-unknown-field.yml: line 5: unknown field "valid_status_code" in http`},
+		{"bad-unknown-field.yml", `parsing config file testdata/bad-unknown-field.yml: module "http_2xx": line 5: unknown field "valid_status_code" in http`},
 		{"bad-unknown-top.yml", `parsing config file testdata/bad-unknown-top.yml: line 2: unknown field "modles" in top level`},
-		{"bad-unknown-prober.yml", `parsing config file testdata/bad-unknown-prober.yml: unknown prober "gopher" (known: ` + knownProbers + `)`},
-		{"bad-missing-prober.yml", `parsing config file testdata/bad-missing-prober.yml: prober must be set`},
-		{"bad-regexp.yml", "parsing config file testdata/bad-regexp.yml: invalid regular expression \"(unclosed\": error parsing regexp: missing closing ): `(unclosed`"},
-		{"bad-dns-no-query.yml", `parsing config file testdata/bad-dns-no-query.yml: query_name must be set for a dns module`},
-		{"bad-dns-type.yml", `parsing config file testdata/bad-dns-type.yml: query type 'AAAAA' is not valid`},
-		{"bad-icmp-ttl.yml", `parsing config file testdata/bad-icmp-ttl.yml: "ttl" cannot exceed 255`},
-		{"bad-body-and-file.yml", `parsing config file testdata/bad-body-and-file.yml: setting body and body_file both are not allowed`},
-		{"bad-compression-mismatch.yml", `parsing config file testdata/bad-compression-mismatch.yml: invalid configuration "Accept-Encoding: deflate", "compression: gzip"`},
-		{"bad-header-match.yml", `parsing config file testdata/bad-header-match.yml: header name must be set for HTTP header matchers`},
+		{"bad-unknown-prober.yml", `parsing config file testdata/bad-unknown-prober.yml: module "weird": unknown prober "gopher" (known: ` + knownProbers + `)`},
+		{"bad-missing-prober.yml", `parsing config file testdata/bad-missing-prober.yml: module "empty": prober must be set`},
+		{"bad-regexp.yml", "parsing config file testdata/bad-regexp.yml: module \"http_2xx\": http: invalid regular expression \"(unclosed\": error parsing regexp: missing closing ): `(unclosed`"},
+		{"bad-dns-no-query.yml", `parsing config file testdata/bad-dns-no-query.yml: module "dns": dns: query_name must be set for a dns module`},
+		{"bad-dns-type.yml", `parsing config file testdata/bad-dns-type.yml: module "dns": dns: query type 'AAAAA' is not valid`},
+		{"bad-icmp-ttl.yml", `parsing config file testdata/bad-icmp-ttl.yml: module "icmp": icmp: "ttl" cannot exceed 255`},
+		{"bad-body-and-file.yml", `parsing config file testdata/bad-body-and-file.yml: module "post": http: setting body and body_file both are not allowed`},
+		{"bad-compression-mismatch.yml", `parsing config file testdata/bad-compression-mismatch.yml: module "gzip": http: invalid configuration "Accept-Encoding: deflate", "compression: gzip"`},
+		{"bad-header-match.yml", `parsing config file testdata/bad-header-match.yml: module "hdr": http: header name must be set for HTTP header matchers`},
 		{"bad-yaml-syntax.yml", `parsing config file testdata/bad-yaml-syntax.yml: line 1: did not find expected key`},
 		{"bad-body-file-missing.yml", `parsing config file testdata/bad-body-file-missing.yml: module "post": http: body_file: stat testdata/does-not-exist.json: no such file or directory`},
 		{"bad-icmp-packets-timeout.yml", `parsing config file testdata/bad-icmp-packets-timeout.yml: module "icmp_loss": icmp: only 5 of 100 packets at interval 1s fit in the timeout 5s (raise the timeout, or lower packets or interval)`},
-		{"bad-policy-network.yml", `parsing config file testdata/bad-policy-network.yml: invalid network "10.0.0.0/33": want an address or a CIDR prefix`},
-		{"bad-cel.yml", `parsing config file testdata/bad-cel.yml: could not compile CEL expression "body.foo ==": ERROR: <input>:1:12: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
+		{"bad-policy-network.yml", `parsing config file testdata/bad-policy-network.yml: target_policy: invalid network "10.0.0.0/33": want an address or a CIDR prefix`},
+		{"bad-cel.yml", `parsing config file testdata/bad-cel.yml: module "cel": http: could not compile CEL expression "body.foo ==": ERROR: <input>:1:12: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
  | body.foo ==
  | ...........^`},
 	}
@@ -137,6 +138,17 @@ func TestEmbeddedDefaultLoads(t *testing.T) {
 	for _, m := range []string{"http_2xx", "tcp_connect", "icmp"} {
 		if _, ok := c.Modules[m]; !ok {
 			t.Errorf("default config lacks module %s", m)
+		}
+	}
+	// Every module that resolves a target prefers IPv4, so the default
+	// config probes the same family whichever module a target is given.
+	for name, m := range c.Modules {
+		ip := reflect.ValueOf(m.Options()).Elem().FieldByName("IPOptions")
+		if !ip.IsValid() {
+			continue
+		}
+		if got := ip.Interface().(IPOptions).IPProtocol; got != "ip4" {
+			t.Errorf("default module %s has preferred_ip_protocol %q, want ip4 as every other", name, got)
 		}
 	}
 }
@@ -277,5 +289,28 @@ func TestSecretHeadersHidden(t *testing.T) {
 	}
 	if c.Modules["api"].HTTP.Headers["Authorization"] != "Bearer s3cr3t-value" {
 		t.Error("marshalling changed the module itself")
+	}
+}
+
+// TestBadFixturesNameTheirModule: every error inside a module names the
+// module, whether the decoder found it (an unknown field, with its line),
+// a section's own check (a bad regexp, label name, isp target) or the
+// checks after decoding; only errors outside every module do not.
+func TestBadFixturesNameTheirModule(t *testing.T) {
+	files, err := filepath.Glob("testdata/*bad*.yml")
+	if err != nil || len(files) < 40 {
+		t.Fatalf("%d bad fixtures: %v", len(files), err)
+	}
+	outside := map[string]bool{"bad-empty.yml": true, "bad-policy-network.yml": true, "bad-unknown-top.yml": true,
+		"bad-yaml-syntax.yml": true, "policy-bad-unix-dotdot.yml": true, "policy-bad-unix-relative.yml": true}
+	for _, f := range files {
+		_, err := LoadFile(f)
+		if err == nil {
+			t.Errorf("%s loads", f)
+			continue
+		}
+		if named := strings.Contains(err.Error(), `: module "`); named == outside[filepath.Base(f)] {
+			t.Errorf("%s: %v (names a module: %v)", f, err, named)
+		}
 	}
 }

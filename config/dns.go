@@ -30,28 +30,29 @@ type DNSProbe struct {
 	ValidateAuthority  DNSRRValidator    `yaml:"validate_authority_rrs,omitempty"`
 	ValidateAdditional DNSRRValidator    `yaml:"validate_additional_rrs,omitempty"`
 
-	// isp-checker's own options (none of them exists in blackbox_exporter).
+	// isp-checker's own options (none of them exists in blackbox_exporter;
+	// tagged isp:"own", see omitOwnDefaults).
 
 	// DNSOverHTTPS queries over RFC 8484 DNS over HTTPS. A target that is an
 	// http:// or https:// URL is always queried that way; with this option a
 	// bare host[:port] target means https://host[:port]/dns-query.
-	DNSOverHTTPS bool `yaml:"dns_over_https,omitempty"`
+	DNSOverHTTPS bool `yaml:"dns_over_https,omitempty" isp:"own"`
 	// DoHMethod is the HTTP method for DNS over HTTPS: POST (default) or GET.
-	DoHMethod string `yaml:"doh_method,omitempty"`
+	DoHMethod string `yaml:"doh_method,omitempty" isp:"own"`
 	// RetryTruncatedOverTCP repeats the query over TCP when the UDP answer
 	// has the TC bit set. Off by default, as in blackbox_exporter, which
 	// judges the truncated answer.
-	RetryTruncatedOverTCP bool `yaml:"retry_truncated_over_tcp,omitempty"`
+	RetryTruncatedOverTCP bool `yaml:"retry_truncated_over_tcp,omitempty" isp:"own"`
 	// DNSSEC sets the DO bit (and AD in the query) so a validating resolver
 	// reports whether it validated the answer (the AD flag).
-	DNSSEC bool `yaml:"dnssec,omitempty"`
+	DNSSEC bool `yaml:"dnssec,omitempty" isp:"own"`
 	// FailIfNotAuthenticated fails the probe when the answer lacks the AD
 	// flag. Needs dnssec: true.
-	FailIfNotAuthenticated bool `yaml:"fail_if_not_authenticated,omitempty"`
+	FailIfNotAuthenticated bool `yaml:"fail_if_not_authenticated,omitempty" isp:"own"`
 	// EDNS0UDPSize adds an EDNS0 OPT record advertising this UDP payload
 	// size. 0 sends no OPT record, as blackbox_exporter does, unless dnssec
 	// is on (then DefaultDNSSECUDPSize).
-	EDNS0UDPSize uint16 `yaml:"edns0_udp_size,omitempty"`
+	EDNS0UDPSize uint16 `yaml:"edns0_udp_size,omitempty" isp:"own"`
 }
 
 // DefaultDNSProbe returns the dns defaults (blackbox's, and POST for DoH).

@@ -30,16 +30,16 @@ func TestHTTPGoodFixture(t *testing.T) {
 
 func TestHTTPBadFixtures(t *testing.T) {
 	tests := []struct{ file, err string }{
-		{"http-bad-source-ip.yml", `source_ip_address "eth0" is not an IP address`},
-		{"http-bad-status-code.yml", `valid_status_codes: 42 is not an HTTP status code`},
-		{"http-bad-version.yml", `valid_http_versions: "HTTP/4" is not one of HTTP/1.0, HTTP/1.1, HTTP/2.0, HTTP/3.0`},
-		{"http-bad-compression.yml", `compression "zstd" is not one of gzip, br, deflate, identity`},
-		{"http-bad-ip-protocol.yml", `preferred_ip_protocol "ip5" is not valid (ip4 or ip6)`},
-		{"http-bad-unknown-field.yml", `line 5: unknown field "follow_redirect" in http`},
-		{"http3-bad-version-without-enable.yml", "HTTP/3 cannot be used as a valid HTTP version when enable_http3 is false"},
-		{"http3-bad-mixed-versions.yml", "HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed when enable_http3 is true"},
-		{"http3-bad-http2-enabled.yml", "when enable_http3 is true, enable_http2 must be set to false"},
-		{"http3-bad-http2-default.yml", "when enable_http3 is true, enable_http2 must be set to false"},
+		{"http-bad-source-ip.yml", `module "m": http: source_ip_address "eth0" is not an IP address`},
+		{"http-bad-status-code.yml", `module "m": http: valid_status_codes: 42 is not an HTTP status code`},
+		{"http-bad-version.yml", `module "m": http: valid_http_versions: "HTTP/4" is not one of HTTP/1.0, HTTP/1.1, HTTP/2.0, HTTP/3.0`},
+		{"http-bad-compression.yml", `module "m": http: compression "zstd" is not one of gzip, br, deflate, identity`},
+		{"http-bad-ip-protocol.yml", `module "m": http: preferred_ip_protocol "ip5" is not valid (ip4 or ip6)`},
+		{"http-bad-unknown-field.yml", `module "m": line 5: unknown field "follow_redirect" in http`},
+		{"http3-bad-version-without-enable.yml", "module \"m\": http: HTTP/3 cannot be used as a valid HTTP version when enable_http3 is false"},
+		{"http3-bad-mixed-versions.yml", "module \"m\": http: HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed when enable_http3 is true"},
+		{"http3-bad-http2-enabled.yml", "module \"m\": http: when enable_http3 is true, enable_http2 must be set to false"},
+		{"http3-bad-http2-default.yml", "module \"m\": http: when enable_http3 is true, enable_http2 must be set to false"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

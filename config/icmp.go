@@ -15,37 +15,38 @@ type ICMPProbe struct {
 	DontFragment bool `yaml:"dont_fragment,omitempty"`
 	TTL          int  `yaml:"ttl,omitempty"`
 
-	// isp-checker's own options (none of them exists in blackbox_exporter).
+	// isp-checker's own options (none of them exists in blackbox_exporter;
+	// tagged isp:"own", see omitOwnDefaults).
 
 	// Packets is the number of echo requests (or TCP connects) per probe.
 	// Default 1, blackbox's behaviour.
-	Packets int `yaml:"packets,omitempty"`
+	Packets int `yaml:"packets,omitempty" isp:"own"`
 	// Interval is the time between two packets. Default 1s (ping's).
-	Interval time.Duration `yaml:"interval,omitempty"`
+	Interval time.Duration `yaml:"interval,omitempty" isp:"own"`
 	// ReplyTimeout is how long to wait for replies after the last packet
 	// was sent. 0 (the default) waits until the probe's deadline, as
 	// blackbox does; set it so lossy multi-packet probes end early.
-	ReplyTimeout time.Duration `yaml:"reply_timeout,omitempty"`
+	ReplyTimeout time.Duration `yaml:"reply_timeout,omitempty" isp:"own"`
 	// Socket chooses the ICMP socket: auto (the default: unprivileged
 	// datagram ICMP when net.ipv4.ping_group_range allows it, else a raw
 	// socket), privileged (raw socket, needs CAP_NET_RAW) or unprivileged.
-	Socket string `yaml:"socket,omitempty"`
+	Socket string `yaml:"socket,omitempty" isp:"own"`
 	// Protocol is icmp (the default) or tcp: the same statistics from TCP
 	// connect times to Port, for targets that block ICMP.
-	Protocol string `yaml:"protocol,omitempty"`
+	Protocol string `yaml:"protocol,omitempty" isp:"own"`
 	// Port is the TCP port for protocol: tcp.
-	Port int `yaml:"port,omitempty"`
+	Port int `yaml:"port,omitempty" isp:"own"`
 
 	// FailIfLossRatioAbove fails the probe when the loss ratio (0–1) is
 	// above it. Unset: the probe succeeds when at least one reply arrived.
-	FailIfLossRatioAbove *float64 `yaml:"fail_if_loss_ratio_above,omitempty"`
+	FailIfLossRatioAbove *float64 `yaml:"fail_if_loss_ratio_above,omitempty" isp:"own"`
 	// FailIfRTTMeanAbove fails the probe when the mean round-trip time is
 	// above it. 0 (unset) never fails.
-	FailIfRTTMeanAbove time.Duration `yaml:"fail_if_rtt_mean_above,omitempty"`
+	FailIfRTTMeanAbove time.Duration `yaml:"fail_if_rtt_mean_above,omitempty" isp:"own"`
 	// FailIfJitterAbove fails the probe when the jitter (mean absolute
 	// difference of consecutive round-trip times) is above it. 0 (unset)
 	// never fails; it needs two replies to be judged.
-	FailIfJitterAbove time.Duration `yaml:"fail_if_jitter_above,omitempty"`
+	FailIfJitterAbove time.Duration `yaml:"fail_if_jitter_above,omitempty" isp:"own"`
 }
 
 // DefaultICMPTTL is the IP TTL of echo requests when none is configured.

@@ -67,11 +67,11 @@ func TestTCPLabelsWithoutExpectLoad(t *testing.T) {
 
 func TestTCPBadFixtures(t *testing.T) {
 	tests := []struct{ file, err string }{
-		{"tcp-bad-label-name.yml", `query_response label name "ssh-version" is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)`},
-		{"tcp-bad-label-twice.yml", `query_response label "version" is defined twice`},
-		{"tcp-bad-expect-and-expect-bytes.yml", `expect and expect_bytes are mutually exclusive`},
-		{"tcp-bad-source-ip.yml", `source_ip_address "300.1.1.1" is not an IP address`},
-		{"tcp-bad-unknown-field.yml", `line 6: unknown field "expects" in query_response`},
+		{"tcp-bad-label-name.yml", `module "ssh": tcp: query_response label name "ssh-version" is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)`},
+		{"tcp-bad-label-twice.yml", `module "ssh": tcp: query_response label "version" is defined twice`},
+		{"tcp-bad-expect-and-expect-bytes.yml", `module "redis": tcp: expect and expect_bytes are mutually exclusive`},
+		{"tcp-bad-source-ip.yml", `module "m": tcp: source_ip_address "300.1.1.1" is not an IP address`},
+		{"tcp-bad-unknown-field.yml", `module "m": line 6: unknown field "expects" in query_response`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

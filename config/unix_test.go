@@ -46,10 +46,10 @@ func TestUnixGoodFixture(t *testing.T) {
 func TestUnixBadFixtures(t *testing.T) {
 	noName := "tls over a unix socket needs tls_config.server_name (the name in the server's certificate) or tls_config.insecure_skip_verify: a socket path is not a host name to verify"
 	tests := []struct{ file, err string }{
-		{"unix-bad-tls-no-server-name.yml", noName},
-		{"unix-bad-starttls-no-server-name.yml", noName},
-		{"unix-bad-unknown-field.yml", `line 6: unknown field "preferred_ip_protocol" in unix`},
-		{"unix-bad-query-response-regexp.yml", "invalid regular expression \"^PONG (\": error parsing regexp: missing closing ): `^PONG (`"},
+		{"unix-bad-tls-no-server-name.yml", `module "unix_tls": unix: ` + noName},
+		{"unix-bad-starttls-no-server-name.yml", `module "unix_starttls": unix: ` + noName},
+		{"unix-bad-unknown-field.yml", `module "unix_ping": line 6: unknown field "preferred_ip_protocol" in unix`},
+		{"unix-bad-query-response-regexp.yml", "module \"unix_ping\": unix: invalid regular expression \"^PONG (\": error parsing regexp: missing closing ): `^PONG (`"},
 		{"policy-bad-unix-relative.yml", `target_policy: allow_unix_paths: pattern "app/*.sock" is neither an absolute path nor an abstract socket name (@name)`},
 		{"policy-bad-unix-dotdot.yml", `target_policy: allow_unix_paths: pattern "/run/app/../*" has a .. element`},
 	}

@@ -115,6 +115,9 @@ func docHeadings(t *testing.T, path string) map[string]bool {
 	for line := range strings.Lines(repoFile(t, path)) {
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "## `"); ok {
 			if name, _, ok := strings.Cut(rest, "`"); ok {
+				if out[name] {
+					t.Errorf("%s has two \"## `%s`\" sections", path, name)
+				}
 				out[name] = true
 			}
 		}

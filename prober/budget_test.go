@@ -105,7 +105,7 @@ func TestHTTPHugeResponseHeaders(t *testing.T) {
 	res := httpTestRun(t, "http://"+addr+"/", httpTestModule(t, ""))
 	httpTestCheck(t, res, "response headers are larger than 1048576 bytes")
 	if strings.Contains(res.Error, "TLS") {
-		t.Errorf("plain HTTP, yet the error names TLS: %q", res.Error)
+		t.Errorf("a plain-http probe's error speaks of TLS: %q", res.Error)
 	}
 	if budget.Used() != 0 {
 		t.Errorf("budget used %d after the probe", budget.Used())

@@ -1201,17 +1201,17 @@ func TestDNSConfigFixtures(t *testing.T) {
 	}
 
 	bad := []struct{ file, err string }{
-		{"dns-bad-doh-method.yml", `doh_method "PUT" is not valid (GET or POST)`},
-		{"dns-bad-dot-and-doh.yml", "dns_over_tls and dns_over_https cannot both be set"},
-		{"dns-bad-doh-udp.yml", "dns_over_https runs over TCP: remove transport_protocol udp"},
-		{"dns-bad-auth-without-dnssec.yml", "fail_if_not_authenticated needs dnssec: true"},
-		{"dns-bad-edns-size.yml", "edns0_udp_size 100 is too small: 512 is the minimum (RFC 6891)"},
-		{"dns-bad-edns-size-range.yml", "line 6: cannot unmarshal !!int `70000` into uint16"},
-		{"dns-bad-rcode.yml", `valid_rcodes: "NOTANRCODE" is not a DNS response code`},
-		{"dns-bad-class.yml", "query class 'XX' is not valid"},
-		{"dns-bad-transport.yml", `transport_protocol "quic" is not valid (udp or tcp)`},
-		{"dns-bad-query-name.yml", `query name "bad..name" is not a valid domain name`},
-		{"dns-bad-unknown-field.yml", `line 6: unknown field "dns_over_quic" in dns`},
+		{"dns-bad-doh-method.yml", `module "dns": dns: doh_method "PUT" is not valid (GET or POST)`},
+		{"dns-bad-dot-and-doh.yml", "module \"dns\": dns: dns_over_tls and dns_over_https cannot both be set"},
+		{"dns-bad-doh-udp.yml", "module \"dns\": dns: dns_over_https runs over TCP: remove transport_protocol udp"},
+		{"dns-bad-auth-without-dnssec.yml", "module \"dns\": dns: fail_if_not_authenticated needs dnssec: true"},
+		{"dns-bad-edns-size.yml", "module \"dns\": dns: edns0_udp_size 100 is too small: 512 is the minimum (RFC 6891)"},
+		{"dns-bad-edns-size-range.yml", "module \"dns\": line 6: cannot unmarshal !!int `70000` into uint16"},
+		{"dns-bad-rcode.yml", `module "dns": dns: valid_rcodes: "NOTANRCODE" is not a DNS response code`},
+		{"dns-bad-class.yml", "module \"dns\": dns: query class 'XX' is not valid"},
+		{"dns-bad-transport.yml", `module "dns": dns: transport_protocol "quic" is not valid (udp or tcp)`},
+		{"dns-bad-query-name.yml", `module "dns": dns: query name "bad..name" is not a valid domain name`},
+		{"dns-bad-unknown-field.yml", `module "dns": line 6: unknown field "dns_over_quic" in dns`},
 	}
 	for _, tc := range bad {
 		t.Run(tc.file, func(t *testing.T) {

@@ -449,12 +449,12 @@ func TestGRPCConfigFixtures(t *testing.T) {
 		t.Errorf("/config must show metadata keys, not values:\n%s", out)
 	}
 	for file, want := range map[string]string{
-		"grpc-bad-ip-protocol.yml":     `preferred_ip_protocol "ip5" is not valid (ip4 or ip6)`,
-		"grpc-bad-unknown-field.yml":   `line 5: unknown field "services" in grpc`,
-		"grpc-bad-tls-config.yml":      `at most one of ca, ca_file & ca_ref must be configured`,
-		"grpc-bad-metadata-key.yml":    `grpc metadata key "x tenant" is not valid: want letters, digits, -, _ or ., not starting with grpc- (reserved)`,
-		"grpc-bad-metadata-scalar.yml": "line 7: cannot unmarshal !!str `Bearer ...` into []string",
-		"grpc-bad-metadata-value.yml":  `grpc metadata "x-note": value has a byte that is not printable ASCII (0xa); binary values need a key ending in -bin`,
+		"grpc-bad-ip-protocol.yml":     `module "m": grpc: preferred_ip_protocol "ip5" is not valid (ip4 or ip6)`,
+		"grpc-bad-unknown-field.yml":   `module "m": line 5: unknown field "services" in grpc`,
+		"grpc-bad-tls-config.yml":      `module "m": grpc: at most one of ca, ca_file & ca_ref must be configured`,
+		"grpc-bad-metadata-key.yml":    `module "m": grpc: grpc metadata key "x tenant" is not valid: want letters, digits, -, _ or ., not starting with grpc- (reserved)`,
+		"grpc-bad-metadata-scalar.yml": "module \"m\": line 7: cannot unmarshal !!str `Bearer ...` into []string",
+		"grpc-bad-metadata-value.yml":  `module "m": grpc: grpc metadata "x-note": value has a byte that is not printable ASCII (0xa); binary values need a key ending in -bin`,
 	} {
 		path := filepath.Join(dir, file)
 		_, err := config.LoadFile(path)

@@ -51,17 +51,17 @@ func TestICMPConfigGood(t *testing.T) {
 // Each bad fixture fails to load with exactly this message.
 func TestICMPConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ file, err string }{
-		{"icmp-bad-packets.yml", "packets 0 is out of range 1-10000"},
-		{"icmp-bad-packets-max.yml", "packets 10001 is out of range 1-10000"},
-		{"icmp-bad-interval.yml", "interval 500µs is below the minimum of 1ms"},
-		{"icmp-bad-loss-ratio.yml", "fail_if_loss_ratio_above 25 is out of range 0-1 (a ratio, not a percentage)"},
-		{"icmp-bad-protocol.yml", `protocol "udp" is not valid (icmp or tcp)`},
-		{"icmp-bad-socket.yml", `socket "raw" is not valid (auto, privileged or unprivileged)`},
-		{"icmp-tcp-no-port.yml", "protocol tcp needs a port in 1-65535 (port: 0)"},
-		{"icmp-port-without-tcp.yml", "port is only used with protocol: tcp"},
-		{"icmp-tcp-socket.yml", "socket is only used with protocol: icmp"},
-		{"icmp-bad-reply-timeout.yml", "reply_timeout cannot be negative"},
-		{"icmp-bad-unknown-field.yml", `line 5: unknown field "packet" in icmp`},
+		{"icmp-bad-packets.yml", "module \"m\": icmp: packets 0 is out of range 1-10000"},
+		{"icmp-bad-packets-max.yml", "module \"m\": icmp: packets 10001 is out of range 1-10000"},
+		{"icmp-bad-interval.yml", "module \"m\": icmp: interval 500µs is below the minimum of 1ms"},
+		{"icmp-bad-loss-ratio.yml", "module \"m\": icmp: fail_if_loss_ratio_above 25 is out of range 0-1 (a ratio, not a percentage)"},
+		{"icmp-bad-protocol.yml", `module "m": icmp: protocol "udp" is not valid (icmp or tcp)`},
+		{"icmp-bad-socket.yml", `module "m": icmp: socket "raw" is not valid (auto, privileged or unprivileged)`},
+		{"icmp-tcp-no-port.yml", "module \"m\": icmp: protocol tcp needs a port in 1-65535 (port: 0)"},
+		{"icmp-port-without-tcp.yml", "module \"m\": icmp: port is only used with protocol: tcp"},
+		{"icmp-tcp-socket.yml", "module \"m\": icmp: socket is only used with protocol: icmp"},
+		{"icmp-bad-reply-timeout.yml", "module \"m\": icmp: reply_timeout cannot be negative"},
+		{"icmp-bad-unknown-field.yml", `module "m": line 5: unknown field "packet" in icmp`},
 	} {
 		_, err := config.LoadFile(icmpTestdata + tc.file)
 		want := "parsing config file " + icmpTestdata + tc.file + ": " + tc.err

@@ -221,8 +221,9 @@ func RunRequest(ctx context.Context, probe Func, req *Request) (res Result) {
 		return c
 	}
 	// file://, gopher://, unix: … would otherwise be taken for a host name
-	// and looked up; nothing is sent for them.
-	if s := targetScheme(req.Target); s != "" && !schemeProbed(req.Module.Prober, s) {
+	// and looked up; nothing is sent for them. A unix module's target is a
+	// path, never a URL: ProbeUnix refuses every scheme in its own words.
+	if s := targetScheme(req.Target); s != "" && !schemeProbed(req.Module.Prober, s) && req.Module.Prober != "unix" {
 		c := &Common{}
 		c.Fail(req.Logger, fmt.Sprintf("Unsupported scheme %q in target: only http:// and https:// URLs, or a host (and port), can be probed", clipText(s, 20)), nil)
 		return c

@@ -46,16 +46,16 @@ func TestThroughputConfigGood(t *testing.T) {
 
 func TestThroughputConfigBad(t *testing.T) {
 	tests := []struct{ file, err string }{
-		{"throughput-bad-direction.yml", `direction "both" is not valid (download or upload)`},
-		{"throughput-bad-ramp-up.yml", `ramp_up 2s must be at least 0 and shorter than duration 2s`},
-		{"throughput-bad-connections.yml", `connections 100 is out of range 1-64`},
-		{"throughput-bad-latency-protocol.yml", `latency_protocol "udp" is not valid (tcp, icmp or none)`},
-		{"throughput-bad-latency-port.yml", `latency_port is only used with latency_protocol: tcp`},
-		{"throughput-bad-interval.yml", `latency_interval 1ms is below the minimum of 10ms`},
-		{"throughput-bad-max-bytes.yml", `max_bytes cannot be negative (0 means no cap)`},
-		{"throughput-bad-unknown-field.yml", `line 5: unknown field "streams" in throughput`},
-		{"throughput-bad-congestion-control.yml", `congestion_control "BBR v3" is not a congestion control name (like cubic or bbr)`},
-		{"throughput-bad-auth.yml", `at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured`},
+		{"throughput-bad-direction.yml", `module "tp": throughput: direction "both" is not valid (download or upload)`},
+		{"throughput-bad-ramp-up.yml", `module "tp": throughput: ramp_up 2s must be at least 0 and shorter than duration 2s`},
+		{"throughput-bad-connections.yml", `module "tp": throughput: connections 100 is out of range 1-64`},
+		{"throughput-bad-latency-protocol.yml", `module "tp": throughput: latency_protocol "udp" is not valid (tcp, icmp or none)`},
+		{"throughput-bad-latency-port.yml", `module "tp": throughput: latency_port is only used with latency_protocol: tcp`},
+		{"throughput-bad-interval.yml", `module "tp": throughput: latency_interval 1ms is below the minimum of 10ms`},
+		{"throughput-bad-max-bytes.yml", `module "tp": throughput: max_bytes cannot be negative (0 means no cap)`},
+		{"throughput-bad-unknown-field.yml", `module "tp": line 5: unknown field "streams" in throughput`},
+		{"throughput-bad-congestion-control.yml", `module "tp": throughput: congestion_control "BBR v3" is not a congestion control name (like cubic or bbr)`},
+		{"throughput-bad-auth.yml", `module "tp": throughput: at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

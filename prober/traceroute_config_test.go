@@ -71,15 +71,15 @@ func TestTracerouteConfigFixtures(t *testing.T) {
 	}
 
 	traceConfigFixtures(t, []struct{ file, err string }{
-		{"traceroute-bad-protocol.yml", `protocol "sctp" is not valid (icmp, udp or tcp)`},
-		{"traceroute-bad-port-icmp.yml", "port is only used with protocol udp or tcp"},
-		{"traceroute-bad-port-range.yml", "port 70000 is out of range 1-65535"},
-		{"traceroute-bad-max-hops.yml", "max_hops 256 is out of range 1-255"},
-		{"traceroute-bad-first-hop.yml", "first_hop 10 is above max_hops 5"},
-		{"traceroute-bad-packets.yml", "packets_per_hop 11 is out of range 1-10"},
-		{"traceroute-bad-hop-timeout.yml", "hop_timeout 1ms is below the minimum of 10ms"},
-		{"traceroute-bad-source.yml", `source_ip_address "gateway.example" is not an IP address`},
-		{"traceroute-bad-unknown-field.yml", `line 6: unknown field "ttl" in traceroute`},
+		{"traceroute-bad-protocol.yml", `module "trace": traceroute: protocol "sctp" is not valid (icmp, udp or tcp)`},
+		{"traceroute-bad-port-icmp.yml", "module \"trace\": traceroute: port is only used with protocol udp or tcp"},
+		{"traceroute-bad-port-range.yml", "module \"trace\": traceroute: port 70000 is out of range 1-65535"},
+		{"traceroute-bad-max-hops.yml", "module \"trace\": traceroute: max_hops 256 is out of range 1-255"},
+		{"traceroute-bad-first-hop.yml", "module \"trace\": traceroute: first_hop 10 is above max_hops 5"},
+		{"traceroute-bad-packets.yml", "module \"trace\": traceroute: packets_per_hop 11 is out of range 1-10"},
+		{"traceroute-bad-hop-timeout.yml", "module \"trace\": traceroute: hop_timeout 1ms is below the minimum of 10ms"},
+		{"traceroute-bad-source.yml", `module "trace": traceroute: source_ip_address "gateway.example" is not an IP address`},
+		{"traceroute-bad-unknown-field.yml", `module "trace": line 6: unknown field "ttl" in traceroute`},
 	})
 }
 
@@ -111,11 +111,11 @@ func TestMTUConfigFixtures(t *testing.T) {
 		}
 	}
 	traceConfigFixtures(t, []struct{ file, err string }{
-		{"mtu-bad-min-above-max.yml", "min_size 1500 is above max_size 1400"},
-		{"mtu-bad-size.yml", "max_size 40 is out of range 68-65535"},
-		{"mtu-bad-retries.yml", "retries 11 is out of range 0-10"},
-		{"mtu-bad-reply-timeout.yml", "reply_timeout 1ms is below the minimum of 10ms"},
-		{"mtu-bad-unknown-field.yml", `line 6: unknown field "dont_fragment" in mtu`},
+		{"mtu-bad-min-above-max.yml", "module \"mtu\": mtu: min_size 1500 is above max_size 1400"},
+		{"mtu-bad-size.yml", "module \"mtu\": mtu: max_size 40 is out of range 68-65535"},
+		{"mtu-bad-retries.yml", "module \"mtu\": mtu: retries 11 is out of range 0-10"},
+		{"mtu-bad-reply-timeout.yml", "module \"mtu\": mtu: reply_timeout 1ms is below the minimum of 10ms"},
+		{"mtu-bad-unknown-field.yml", `module "mtu": line 6: unknown field "dont_fragment" in mtu`},
 	})
 }
 

@@ -40,6 +40,10 @@ func (p *unixProbe) run(ctx context.Context) {
 	// it by its networks: allow_unix_paths does (see
 	// config.TargetPolicy.CheckUnixPath), in resolve's place.
 	sock := p.req.Target
+	if s := targetScheme(sock); s != "" {
+		p.res.Fail(p.logger, fmt.Sprintf("Unsupported scheme %q in target: a unix module probes a socket, give the socket's path (e.g. /run/app.sock)", clipText(s, 20)), nil)
+		return
+	}
 	if err := p.req.Policy.AllowUnixPath(sock); err != nil {
 		p.res.FailDenied(p.logger, err)
 		return

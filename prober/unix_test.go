@@ -251,3 +251,23 @@ func TestUnixFailures(t *testing.T) {
 		})
 	}
 }
+
+// A unix:// URL is not a socket path (blackbox_exporter dials the target as
+// given, so it fails there too): the refusal says what to give instead.
+func TestUnixURLTarget(t *testing.T) {
+	dir := unixTestDir(t)
+	sock := unixTestServer(t, filepath.Join(dir, "app.sock"), unixTestPing)
+	for _, target := range []string{"unix://" + sock, "unix:" + sock, "http://localhost/"} {
+		t.Run(target, func(t *testing.T) {
+			pol := config.DefaultTargetPolicy()
+			pol.AllowUnixPaths = []string{dir + "/*"}
+			ctx, cancel := context.WithTimeout(context.Background(), httpTestTimeout)
+			defer cancel()
+			r := Run(ctx, ProbeUnix, Request{Target: target, Module: probeTestModule(t, "unix", 0, ""), ModuleName: "unix_ping", Policy: NewPolicy(pol, nil), Logger: tlsTestLogger(t)})
+			probeTestCheck(t, r, "give the socket's path (e.g. /run/app.sock)")
+			if strings.Contains(r.Base().Error, "http://") {
+				t.Errorf("error %q offers URLs to a unix module", r.Base().Error)
+			}
+		})
+	}
+}

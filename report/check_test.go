@@ -2,6 +2,8 @@ package report
 
 import (
 	"bytes"
+	"encoding/csv"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +73,52 @@ func TestCheckTextShowsWholeError(t *testing.T) {
 		if n := len([]rune(l)) - col; n > detailWidth {
 			t.Errorf("a DETAIL of %d runes is not wrapped at %d: %q", n, detailWidth, l)
 		}
+	}
+}
+
+// TestCheckUncheckedRow: a row that was never checked (a malformed URL)
+// has no status code and no check time in the JSON, and empty cells in
+// the CSV, whose columns stay those of every other row.
+func TestCheckUncheckedRow(t *testing.T) {
+	rep := &batch.Report{Unique: 2, Outcomes: []batch.Outcome{
+		{URL: "ftp://a.example/", InputURL: "ftp://a.example/", Line: 2, Status: batch.Error, Error: `unsupported scheme "ftp"`},
+		{URL: "http://b.example/", InputURL: "b.example", Line: 3, Status: batch.Active, HTTPStatus: 200, CheckedAt: time.Date(2026, 12, 1, 13, 0, 0, 0, time.UTC)},
+	}}
+	var j bytes.Buffer
+	if err := WriteCheck(&j, "json", rep); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Results []map[string]any }
+	if err := json.Unmarshal(j.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Results) != 2 {
+		t.Fatalf("%d results:\n%s", len(doc.Results), j.String())
+	}
+	for _, k := range []string{"http_status", "checked_at"} {
+		if v, ok := doc.Results[0][k]; ok {
+			t.Errorf("unchecked row has %s %v:\n%s", k, v, j.String())
+		}
+		if _, ok := doc.Results[1][k]; !ok {
+			t.Errorf("checked row lacks %s:\n%s", k, j.String())
+		}
+	}
+	var c bytes.Buffer
+	if err := WriteCheck(&c, "csv", rep); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&c).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || len(recs[1]) != len(recs[0]) || len(recs[2]) != len(recs[0]) {
+		t.Fatalf("CSV rows of uneven width:\n%v", recs)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	if recs[1][col["http_status"]] != "" || recs[1][col["checked_at"]] != "" || recs[2][col["http_status"]] != "200" {
+		t.Errorf("CSV http_status/checked_at: %v", recs)
 	}
 }

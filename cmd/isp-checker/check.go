@@ -36,7 +36,9 @@ func addCheckCmd(app *kingpin.Application, g *globalFlags) *command {
 	c.file = cmd.Arg("file", "Input file, or - for standard input.").Required().String()
 	c.module = cmd.Flag("module", "http module from the config to check with.").Default("http_2xx").String()
 	c.concurrency = number(cmd, "concurrency", "Checks running at once.", "64", true, 1)
-	c.timeout = duration(cmd, "timeout", "Timeout per URL (the module's timeout caps it).", "10s")
+	// No default: without the flag the module's timeout applies.
+	c.timeout = &durationFlag{name: "timeout", positive: true}
+	cmd.Flag("timeout", "Timeout per URL, in place of the module's timeout (default: the module's, 10s for the default config's http_2xx).").PlaceHolder("DURATION").SetValue(c.timeout)
 	c.format = enum(cmd, "format", "Output format: "+strings.Join(report.CheckFormats, ", ")+".", report.CheckFormats...)
 	c.output = cmd.Flag("output", "Write the report to this file instead of standard output.").Short('o').String()
 	return &command{clause: cmd, usageCode: 2, exec: c.exec}

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -34,5 +35,44 @@ func TestReadmeFlagTables(t *testing.T) {
 	}
 	if len(missing) > 0 || len(documented) < 10 {
 		t.Errorf("serve --help lists flags the README's tables lack: %v (the tables name %d)", missing, len(documented))
+	}
+}
+
+// TestReadmeGoVersion: the README asks for the Go go.mod requires.
+func TestReadmeGoVersion(t *testing.T) {
+	mod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	if want := "Go](https://go.dev/dl/) " + string(m[1]) + " or newer"; !strings.Contains(string(readme), want) {
+		t.Errorf("README does not say %q (go.mod: go %s)", want, m[1])
+	}
+}
+
+// TestReadmeSpeedURL: run --help and the README give the same --speed-url
+// example.
+func TestReadmeSpeedURL(t *testing.T) {
+	help, err := exec.Command(binary, "run", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("run --help: %v\n%s", err, help)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const example = "http://peer:9799/speedtest/download"
+	if !strings.Contains(string(help), example) || !strings.Contains(string(readme), "--speed-url "+example) {
+		t.Errorf("run --help and the README do not both give --speed-url %s:\n%s", example, help)
+	}
+	if strings.Contains(string(help), ":9115") {
+		t.Errorf("run --help names blackbox's port 9115 for an isp-checker far end:\n%s", help)
 	}
 }
