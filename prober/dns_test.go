@@ -87,21 +87,7 @@ func startDNSServer(t *testing.T, transport string, r dnsResponder) string {
 	default:
 		t.Fatalf("unknown transport %q", transport)
 	}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	done := make(chan error, 1)
-	go func() { done <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("DNS server did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), dnsTestTimeout)
-		defer cancel()
-		_ = srv.ShutdownContext(ctx)
-		<-done
-	})
+	testserver.ServeDNS(t, srv)
 	return addr
 }
 

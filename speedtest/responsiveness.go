@@ -212,6 +212,25 @@ func (h *Handler) rpmRefuse(w http.ResponseWriter, endpoint, result string, code
 // deadline only catches a client that stopped reading or sending.
 func (h *Handler) grace() time.Duration { return min(10*time.Second, h.rpmMaxDuration/2) }
 
+// beginLGC starts a load-generating transfer on endpoint ep, which takes
+// the methods m1 and m2: it refuses any other method (need says which one
+// the endpoint needs) and a transfer past the slot limit, and marks r's
+// connection as loaded. When ok is false the refusal is written; otherwise
+// end frees the slot and the connection's mark.
+func (h *Handler) beginLGC(w http.ResponseWriter, r *http.Request, ep, m1, m2, need string) (c *conn, end func(), ok bool) {
+	if r.Method != m1 && r.Method != m2 {
+		w.Header().Set("Allow", m1+", "+m2)
+		h.rpmRefuse(w, ep, ResultBadRequest, http.StatusMethodNotAllowed, need)
+		return nil, nil, false
+	}
+	if !h.acquireLGC(w, ep) {
+		return nil, nil, false
+	}
+	c = connOf(r.Context())
+	c.begin()
+	return c, func() { c.end(); <-h.lgcSem }, true
+}
+
 // Large serves the endless download of a load-generating connection:
 // random data with no Content-Length, until the client stops (the normal
 // end) or RPMMaxDuration has passed, when the body ends cleanly. The draft
@@ -219,18 +238,11 @@ func (h *Handler) grace() time.Duration { return min(10*time.Second, h.rpmMaxDur
 // turn the time bound into an error.
 func (h *Handler) Large(w http.ResponseWriter, r *http.Request) {
 	const ep = EndpointLarge
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		h.rpmRefuse(w, ep, ResultBadRequest, http.StatusMethodNotAllowed, "the large object needs GET")
+	c, end, ok := h.beginLGC(w, r, ep, http.MethodGet, http.MethodHead, "the large object needs GET")
+	if !ok {
 		return
 	}
-	if !h.acquireLGC(w, ep) {
-		return
-	}
-	defer func() { <-h.lgcSem }()
-	c := connOf(r.Context())
-	c.begin()
-	defer c.end()
+	defer end()
 	start := time.Now()
 	stop := start.Add(h.rpmMaxDuration)
 	_ = http.NewResponseController(w).SetWriteDeadline(stop.Add(h.grace()))
@@ -283,18 +295,11 @@ func transferEnd(err error, stop time.Time) string {
 // has passed (200 with what arrived; the rest of the body is refused).
 func (h *Handler) RPMUpload(w http.ResponseWriter, r *http.Request) {
 	const ep = EndpointUpload
-	if r.Method != http.MethodPost && r.Method != http.MethodPut {
-		w.Header().Set("Allow", "POST, PUT")
-		h.rpmRefuse(w, ep, ResultBadRequest, http.StatusMethodNotAllowed, "the upload URL needs POST")
+	_, end, ok := h.beginLGC(w, r, ep, http.MethodPost, http.MethodPut, "the upload URL needs POST")
+	if !ok {
 		return
 	}
-	if !h.acquireLGC(w, ep) {
-		return
-	}
-	defer func() { <-h.lgcSem }()
-	c := connOf(r.Context())
-	c.begin()
-	defer c.end()
+	defer end()
 	start := time.Now()
 	stop := start.Add(h.rpmMaxDuration)
 	_ = http.NewResponseController(w).SetReadDeadline(stop.Add(h.grace()))
@@ -323,13 +328,6 @@ func (h *Handler) RPMUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	secs := time.Since(start).Seconds()
-	res := UploadResult{Bytes: got, Seconds: secs}
-	if secs > 0 {
-		res.BytesPerSecond = float64(got) / secs
-	}
 	h.rpmRequests.WithLabelValues(ep, result).Inc()
-	noCache(w)
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(res)
+	writeUploadResult(w, got, start)
 }

@@ -329,12 +329,18 @@ func (h *Handler) Upload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	h.requests.WithLabelValues(dir, ResultSuccess).Inc()
+	writeUploadResult(w, got, start)
+}
+
+// writeUploadResult answers a finished upload of got bytes that began at
+// start with its UploadResult.
+func writeUploadResult(w http.ResponseWriter, got int64, start time.Time) {
 	secs := time.Since(start).Seconds()
 	res := UploadResult{Bytes: got, Seconds: secs}
 	if secs > 0 {
 		res.BytesPerSecond = float64(got) / secs
 	}
-	h.requests.WithLabelValues(dir, ResultSuccess).Inc()
 	noCache(w)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(res)

@@ -79,23 +79,7 @@ func Resolver(t testing.TB, records map[string][]netip.Addr) (*net.Resolver, *Zo
 	addr := pc.LocalAddr().String()
 	z.addr = addr
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}, {Listener: ln, Handler: dns.HandlerFunc(z.serve)}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		done := make(chan error, 1)
-		go func() { done <- srv.ActivateAndServe() }()
-		select {
-		case <-started:
-		case err := <-done:
-			t.Fatalf("DNS server did not start: %v", err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.ShutdownContext(ctx)
-			if err := <-done; err != nil {
-				t.Logf("DNS server: %v", err)
-			}
-		})
+		ServeDNS(t, srv)
 	}
 	r := &net.Resolver{
 		PreferGo: true,
@@ -105,4 +89,27 @@ func Resolver(t testing.TB, records map[string][]netip.Addr) (*net.Resolver, *Zo
 		},
 	}
 	return r, z
+}
+
+// ServeDNS serves srv (its PacketConn or Listener already bound) until the
+// test ends, and returns once it is serving.
+func ServeDNS(t testing.TB, srv *dns.Server) {
+	t.Helper()
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	done := make(chan error, 1)
+	go func() { done <- srv.ActivateAndServe() }()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("DNS server did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.ShutdownContext(ctx)
+		if err := <-done; err != nil {
+			t.Logf("DNS server: %v", err)
+		}
+	})
 }
