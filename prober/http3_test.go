@@ -22,15 +22,25 @@ import (
 // http3TestServer is a real HTTP/3 server (quic-go's) on a loopback UDP
 // port, with the test certificate for 127.0.0.1, ::1 and localhost.
 func http3TestServer(t testing.TB, h http.Handler) (port int) {
+	return http3TestServerSlowHandshake(t, h, 0)
+}
+
+// http3TestServerSlowHandshake holds every QUIC handshake for delay
+// before it presents the certificate: a known share of the tls phase.
+func http3TestServerSlowHandshake(t testing.TB, h http.Handler, delay time.Duration) (port int) {
 	t.Helper()
 	valid, _, _ := tlsTestCerts(t)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	cert := valid.TLS
 	srv := &http3.Server{
-		Handler:   h,
-		TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{valid.TLS}}),
+		Handler: h,
+		TLSConfig: http3.ConfigureTLSConfig(&tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			time.Sleep(delay)
+			return &cert, nil
+		}}),
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(pc) }()
@@ -57,12 +67,13 @@ func http3TestCA(t testing.TB) string {
 func TestHTTP3(t *testing.T) {
 	var mu sync.Mutex
 	var seen *http.Request
-	port := http3TestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	const handshake = 100 * time.Millisecond
+	port := http3TestServerSlowHandshake(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		seen = r
 		mu.Unlock()
 		_, _ = io.WriteString(w, "hello over h3")
-	}))
+	}), handshake)
 	hostport := "127.0.0.1:" + strconv.Itoa(port)
 	m := httpTestModule(t, http3TestModule+http3TestCA(t)+`
 basic_auth: {username: probe, password: s3cret}
@@ -95,9 +106,10 @@ fail_if_body_not_matches_regexp: ["over h3"]
 			if !strings.HasPrefix(r.Header.Get("User-Agent"), "isp-checker") || r.Host != hostport {
 				t.Errorf("User-Agent %q Host %q", r.Header.Get("User-Agent"), r.Host)
 			}
-			// The handshake is the tls phase, and only there.
+			// The handshake, which the server holds for 100 ms, is the tls
+			// phase, and only there.
 			ph := res.PhaseSeconds
-			if ph["tls"] <= 0 || ph["connect"] > ph["tls"] || ph["processing"] <= 0 {
+			if ph["tls"] < handshake.Seconds() || ph["connect"] >= handshake.Seconds() || ph["processing"] <= 0 {
 				t.Errorf("phases %v: want the QUIC handshake in tls, connect only the socket setup", ph)
 			}
 		})

@@ -128,6 +128,22 @@ func runRPMLab(t *testing.T, target string, o config.ResponsivenessProbe) *Respo
 	return res
 }
 
+// runRPMLabStable is runRPMLab tried again (at most three times in all)
+// while the probe says "not stable". The goodput of TLS at link rate is
+// also bounded by the CPU, which other tests share: on a busy machine
+// (CI runs packages in parallel) it may not settle within the stage. That
+// is the probe honestly giving no figure, and says nothing of the link;
+// the figures of a stable run are what the tests check.
+func runRPMLabStable(t *testing.T, target string, o config.ResponsivenessProbe) *ResponsivenessResult {
+	t.Helper()
+	res := runRPMLab(t, target, o)
+	for try := 2; try <= 3 && !res.Success && strings.Contains(res.Error, "not stable"); try++ {
+		t.Logf("run %d: %s; again", try-1, res.Error)
+		res = runRPMLab(t, target, o)
+	}
+	return res
+}
+
 // shape puts the deep tbf queue on both directions of the access link.
 func shapeDeep(access *netlab.Link, rate float64, queue time.Duration) func() {
 	for _, e := range []*netlab.End{access.A, access.B} {
@@ -145,16 +161,9 @@ func TestResponsivenessLab(t *testing.T) {
 	target, ca := rpmLabServer(t, p)
 	access := p.Uplinks[0]
 
-	// Unshaped, the rate is the CPU's, which other tests share: on a busy
-	// machine goodput may never stabilise. That says nothing of the link,
-	// so an unstable unshaped run is tried again (at most three times).
-	unshaped := runRPMLab(t, target, rpmLabModule(config.ResponsivenessBoth, ca))
-	for try := 2; try <= 3 && !unshaped.Success && strings.Contains(unshaped.Error, "not stable"); try++ {
-		t.Logf("unshaped run %d: %s; again", try-1, unshaped.Error)
-		unshaped = runRPMLab(t, target, rpmLabModule(config.ResponsivenessBoth, ca))
-	}
+	unshaped := runRPMLabStable(t, target, rpmLabModule(config.ResponsivenessBoth, ca))
 	unshape := shapeDeep(access, labRate, rpmLabQueue)
-	deep := runRPMLab(t, target, rpmLabModule(config.ResponsivenessBoth, ca))
+	deep := runRPMLabStable(t, target, rpmLabModule(config.ResponsivenessBoth, ca))
 	unshape()
 
 	if !unshaped.Success {
@@ -209,7 +218,11 @@ func TestResponsivenessLabConcurrent(t *testing.T) {
 	p := netlab.NewPath(t, netlab.PathOpts{ISPHops: 1})
 	target, ca := rpmLabServer(t, p)
 	defer shapeDeep(p.Uplinks[0], labRate, rpmLabQueue)()
-	res := runRPMLab(t, target, rpmLabModule(config.ResponsivenessParallel, ca))
+	o := rpmLabModule(config.ResponsivenessParallel, ca)
+	// Both directions share the CPU as well as the link: give stability
+	// more time than the sequential stages need (12–19 s measured here).
+	o.StageTimeout = 30 * time.Second
+	res := runRPMLabStable(t, target, o)
 	if !res.Success {
 		t.Fatalf("concurrent: %s", res.Error)
 	}
