@@ -403,11 +403,13 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("idle RTT %.2f ms, want < 5 ms", idle.avg)
 	}
 	// The queue bounds the added delay at the tbf latency (+ a 10 %
-	// margin for the burst and scheduling); a saturating cubic flow keeps
-	// it well above idle (how full depends on where in its sawtooth the
-	// pings land, so only a quarter of the latency is required).
-	if load.avg < 0.25*ms(queue) || load.max > 1.1*ms(queue)+5 {
-		t.Errorf("RTT under load %.1f ms (max %.1f), want avg ≥ %.0f and max ≤ %.0f ms", load.avg, load.max, 0.25*ms(queue), 1.1*ms(queue)+5)
+	// margin for the burst, and 25 ms for the forwarding softirqs of a
+	// busy host: 117 ms was seen with four test packages at once); a
+	// saturating cubic flow keeps it well above idle (how full depends on
+	// where in its sawtooth the pings land, so only a quarter of the
+	// latency is required). A queue twice as deep would show 200 ms.
+	if hi := 1.1*ms(queue) + 25; load.avg < 0.25*ms(queue) || load.max > hi {
+		t.Errorf("RTT under load %.1f ms (max %.1f), want avg ≥ %.0f and max ≤ %.0f ms", load.avg, load.max, 0.25*ms(queue), hi)
 	}
 }
 
