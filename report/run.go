@@ -211,7 +211,11 @@ func writeRunText(w io.Writer, r *diagnose.ISPResult, o TextOptions) error {
 	if r.Score != nil {
 		score = diagnose.ScoreText(*r.Score) + " (" + p.grade(r.Grade) + ")"
 	}
-	fmt.Fprintf(w, "\nVerdict: %s — %s. Health score %s.\n", p.verdict(r.Verdict), faultWords[r.Fault], score)
+	words := faultWords[r.Fault]
+	if r.Interrupted {
+		words = "the run was interrupted before its checks finished, so nothing is judged"
+	}
+	fmt.Fprintf(w, "\nVerdict: %s — %s. Health score %s.\n", p.verdict(r.Verdict), words, score)
 	return nil
 }
 

@@ -84,6 +84,18 @@ func TestRunTextVerdictLine(t *testing.T) {
 			t.Errorf("%s: last line %q, want %q", name, got, want)
 		}
 	}
+	// An interrupted run says so, not that the line could not be measured.
+	r := dt.Scenario("healthy")
+	r.Interrupted = true
+	diagnose.Diagnose(r)
+	var b bytes.Buffer
+	if err := WriteRun(&b, "text", r, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if got, want := lines[len(lines)-1], "Verdict: UNKNOWN — the run was interrupted before its checks finished, so nothing is judged. Health score not measured."; got != want {
+		t.Errorf("interrupted: last line %q, want %q", got, want)
+	}
 }
 
 // TestRunTextKeepsTheFix: error text is wrapped, never cut, so the fix at
