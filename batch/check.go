@@ -212,7 +212,7 @@ func checkOne(out *Outcome, o Options, policy *prober.Policy) {
 	defer cancel()
 	res := prober.Run(ctx, prober.ProbeHTTP, prober.Request{
 		Target:     out.URL,
-		Module:     o.Module,
+		Module:     &o.Module,
 		ModuleName: o.ModuleName,
 		Policy:     policy,
 		Logger:     o.Logger.With("target", out.URL),

@@ -23,7 +23,7 @@ func httpModule(t *testing.T, yaml string) config.Module {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Modules["m"]
+	return *c.Modules["m"]
 }
 
 // closedPort returns a loopback address nothing listens on.

@@ -65,7 +65,7 @@ func collectorTestModule(t testing.TB, prober, body string) config.Module {
 	if err != nil {
 		t.Fatalf("loading module: %v\n%s", err, b.String())
 	}
-	return c.Modules["m"]
+	return *c.Modules["m"]
 }
 
 // collectorTestCert is a TLS server whose certificate (httptest's, for
@@ -108,7 +108,7 @@ func collectorTestProbe(t testing.TB, target string, m config.Module, hostname s
 	}
 	res := prober.Run(ctx, p.probe, prober.Request{
 		Target:   target,
-		Module:   m,
+		Module:   &m,
 		Hostname: hostname,
 		Policy:   prober.NewPolicy(config.DefaultTargetPolicy(), nil),
 	})

@@ -57,7 +57,7 @@ func TestUnixMetrics(t *testing.T) {
 	pol.AllowUnixPaths = []string{dir + "/*.sock"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res := prober.Run(ctx, prober.ProbeUnix, prober.Request{Target: sock, Module: m, Policy: prober.NewPolicy(pol, nil)})
+	res := prober.Run(ctx, prober.ProbeUnix, prober.Request{Target: sock, Module: &m, Policy: prober.NewPolicy(pol, nil)})
 	if !res.Base().Success {
 		t.Fatalf("probe failed: %s", res.Base().Error)
 	}
@@ -87,7 +87,7 @@ func TestUnixMetricsNotConnected(t *testing.T) {
 	pol := config.DefaultTargetPolicy()
 	pol.AllowUnixPaths = []string{dir + "/*"}
 	res := prober.Run(context.Background(), prober.ProbeUnix, prober.Request{
-		Target: filepath.Join(dir, "missing.sock"), Module: collectorTestModule(t, "unix", "{}"), Policy: prober.NewPolicy(pol, nil),
+		Target: filepath.Join(dir, "missing.sock"), Module: new(collectorTestModule(t, "unix", "{}")), Policy: prober.NewPolicy(pol, nil),
 	})
 	if res.Base().Success {
 		t.Fatal("probe of a missing socket succeeded")

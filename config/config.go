@@ -24,9 +24,16 @@ import (
 )
 
 // Config is the whole configuration file.
+//
+// A module is held by pointer so a probe can point at it rather than carry
+// a copy (a Module holds every prober's options, 3.7 kB): a loaded Config's
+// modules are shared by every probe that runs them, and nothing changes
+// them after Load. Code that needs a changed module copies it first. A
+// reload builds a new Config, so a running probe keeps the module it began
+// with.
 type Config struct {
-	Modules      map[string]Module `yaml:"modules"`
-	TargetPolicy TargetPolicy      `yaml:"target_policy,omitempty"`
+	Modules      map[string]*Module `yaml:"modules"`
+	TargetPolicy TargetPolicy       `yaml:"target_policy,omitempty"`
 }
 
 // Module is one named probe configuration, as in blackbox_exporter: the
@@ -135,7 +142,7 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 		return nameModule(err, mods, raw.Node)
 	}
 	if c.Modules == nil {
-		c.Modules = map[string]Module{}
+		c.Modules = map[string]*Module{}
 	}
 	for name := range c.Modules {
 		if name == "" {
@@ -318,13 +325,14 @@ func Load(data []byte, dir string) (*Config, error) {
 		return nil, fmt.Errorf("config has more than one YAML document, and the second one is invalid: %s", cleanYAMLError(err))
 	}
 	if c.Modules == nil {
-		c.Modules = map[string]Module{}
+		c.Modules = map[string]*Module{}
 		c.TargetPolicy = DefaultTargetPolicy()
 	}
 	if dir != "" {
-		for name, m := range c.Modules {
-			m.setDirectory(dir)
-			c.Modules[name] = m
+		for _, m := range c.Modules {
+			if m != nil {
+				m.setDirectory(dir)
+			}
 		}
 	}
 	if err := c.TargetPolicy.compile(); err != nil {
@@ -332,14 +340,13 @@ func Load(data []byte, dir string) (*Config, error) {
 	}
 	for _, name := range c.ModuleNames() {
 		m := c.Modules[name]
-		if m.Prober == "" {
+		if m == nil || m.Prober == "" {
 			// "name: ~" or "name:": yaml never called Module.UnmarshalYAML.
 			return nil, fmt.Errorf("module %q is empty: prober must be set", name)
 		}
 		if err := m.load(); err != nil {
 			return nil, fmt.Errorf("module %q: %w", name, err)
 		}
-		c.Modules[name] = m
 	}
 	return c, nil
 }

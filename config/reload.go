@@ -54,7 +54,7 @@ func (p gaugePair) Set(v float64) {
 func NewHolder(path string, reg prometheus.Registerer) *Holder {
 	h := &Holder{
 		path: path,
-		c:    &Config{Modules: map[string]Module{}, TargetPolicy: DefaultTargetPolicy()},
+		c:    &Config{Modules: map[string]*Module{}, TargetPolicy: DefaultTargetPolicy()},
 		reloadOK: newGaugePair("_config_last_reload_successful",
 			"Whether the last configuration reload attempt was successful (1) or not (0)."),
 		reloadTime: newGaugePair("_config_last_reload_success_timestamp_seconds",

@@ -308,7 +308,7 @@ func (r *runner) probe(f prober.Func, check, target string, m config.Module, tim
 	defer cancel()
 	// Not "target": the isp probe's logger names its own.
 	logger := r.opt.Logger.With("check", check, "check_target", target)
-	return prober.Run(ctx, f, prober.Request{Target: target, Module: m, ModuleName: "isp/" + check, Policy: r.opt.Policy, Logger: logger})
+	return prober.Run(ctx, f, prober.Request{Target: target, Module: &m, ModuleName: "isp/" + check, Policy: r.opt.Policy, Logger: logger})
 }
 
 // pingTimeout is the time a ping may take: its packets, the reply wait, a

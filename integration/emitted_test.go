@@ -127,7 +127,7 @@ func resultType(t *testing.T, name string) reflect.Type {
 	done := make(chan prober.Result, 1)
 	go func() {
 		done <- probers.All().Run(ctx, prober.Request{
-			Target: target, Module: mod, ModuleName: "contract",
+			Target: target, Module: &mod, ModuleName: "contract",
 			Policy: prober.NewPolicy(cfg.TargetPolicy, nil),
 		})
 	}()

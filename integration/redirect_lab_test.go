@@ -90,7 +90,7 @@ func TestRedirectBypassLab(t *testing.T) {
 		m := labModule(t, p)
 		for _, target := range targets {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			r := probers.All().Run(ctx, prober.Request{Target: target, Module: m, Policy: policy, Logger: slog.New(slog.DiscardHandler)})
+			r := probers.All().Run(ctx, prober.Request{Target: target, Module: &m, Policy: policy, Logger: slog.New(slog.DiscardHandler)})
 			cancel()
 			if b := r.Base(); b.Success || strings.Count(b.Error, "target_policy") != 1 {
 				t.Errorf("%s %s: error %q, want one target_policy refusal", p, target, b.Error)
@@ -178,5 +178,5 @@ func labModule(t *testing.T, p string) config.Module {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Modules["m"]
+	return *c.Modules["m"]
 }

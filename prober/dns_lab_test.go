@@ -280,7 +280,11 @@ func dnsLabModules(t *testing.T) map[string]config.Module {
 	if err != nil {
 		t.Fatalf("blackbox modules do not load: %v", err)
 	}
-	return c.Modules
+	mods := make(map[string]config.Module, len(c.Modules))
+	for name, m := range c.Modules {
+		mods[name] = *m // the tests' own copies, to change
+	}
+	return mods
 }
 
 // dnsLabRun runs a module from dnsLabYAML within its own timeout, as the
@@ -388,7 +392,7 @@ func TestDNSLabDnsmasqCancel(t *testing.T) {
 	m := dnsLabModules(t)["dns_udp_example"]
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res := Run(ctx, ProbeDNS, Request{Target: d.addr, Module: m, Logger: dnsTestLogger(t)})
+	res := Run(ctx, ProbeDNS, Request{Target: d.addr, Module: &m, Logger: dnsTestLogger(t)})
 	if res.Base().Success {
 		t.Fatal("a cancelled probe succeeded")
 	}

@@ -278,7 +278,7 @@ func runDNSPolicy(t *testing.T, target string, m config.Module, timeout time.Dur
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	res := Run(ctx, ProbeDNS, Request{Target: target, Module: m, ModuleName: "test", Logger: dnsTestLogger(t), Policy: p})
+	res := Run(ctx, ProbeDNS, Request{Target: target, Module: &m, ModuleName: "test", Logger: dnsTestLogger(t), Policy: p})
 	d, ok := res.(*DNSResult)
 	if !ok {
 		t.Fatalf("result is %T, want *DNSResult: %+v", res, res.Base())
@@ -1217,7 +1217,7 @@ func TestDNSConfigFixtures(t *testing.T) {
 // TestDNSNoDeadline: a context without a deadline still ends.
 func TestDNSNoDeadline(t *testing.T) {
 	addr := startDNSServer(t, "udp", dnsZoneResponder)
-	res := Run(context.Background(), ProbeDNS, Request{Target: addr, Module: dnsModule(nil), Logger: dnsTestLogger(t)})
+	res := Run(context.Background(), ProbeDNS, Request{Target: addr, Module: new(dnsModule(nil)), Logger: dnsTestLogger(t)})
 	if !res.Base().Success {
 		t.Fatal(res.Base().Error)
 	}
@@ -1228,7 +1228,7 @@ func TestDNSNoDeadline(t *testing.T) {
 	}
 	defer blackhole.Close()
 	time.AfterFunc(200*time.Millisecond, cancel)
-	res = Run(ctx, ProbeDNS, Request{Target: blackhole.LocalAddr().String(), Module: dnsModule(nil), Logger: dnsTestLogger(t)})
+	res = Run(ctx, ProbeDNS, Request{Target: blackhole.LocalAddr().String(), Module: new(dnsModule(nil)), Logger: dnsTestLogger(t)})
 	if res.Base().Success || !errors.Is(ctx.Err(), context.Canceled) {
 		t.Fatalf("cancelled probe: %+v", res.Base())
 	}

@@ -345,7 +345,7 @@ func TestGRPCDebianConfig(t *testing.T) {
 		addr := grpcTestServer(t, "127.0.0.1", map[string]grpc_health_v1.HealthCheckResponse_ServingStatus{
 			"service1": grpc_health_v1.HealthCheckResponse_SERVING,
 		})
-		res := grpcTestRun(t, httpTestTimeout, addr, cfg.Modules["grpc_plain"])
+		res := grpcTestRun(t, httpTestTimeout, addr, *cfg.Modules["grpc_plain"])
 		grpcTestCheck(t, res, "")
 		if res.ServingStatus != "SERVING" || res.SSL {
 			t.Errorf("serving status %q, SSL %v", res.ServingStatus, res.SSL)
@@ -357,7 +357,7 @@ func TestGRPCDebianConfig(t *testing.T) {
 		valid, _, _ := tlsTestCerts(t)
 		addr := grpcTestServer(t, "127.0.0.1", nil, grpcTestTLS(valid))
 		_, port, _ := net.SplitHostPort(addr)
-		res := grpcTestRun(t, httpTestTimeout, "localhost:"+port, cfg.Modules["grpc"])
+		res := grpcTestRun(t, httpTestTimeout, "localhost:"+port, *cfg.Modules["grpc"])
 		grpcTestCheck(t, res, "unknown authority")
 		if res.IPProtocol != 4 || res.TLS == nil || !res.TLS.EarliestCertExpiry.Equal(valid.X509.NotAfter) {
 			t.Errorf("ip %d, TLS %+v", res.IPProtocol, res.TLS)
@@ -395,7 +395,7 @@ func TestGRPCCancelled(t *testing.T) {
 	addr := grpcTestServer(t, "127.0.0.1", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res, ok := Run(ctx, ProbeGRPC, Request{Target: addr, Module: grpcTestModule(t, ""), Logger: tlsTestLogger(t)}).(*GRPCResult)
+	res, ok := Run(ctx, ProbeGRPC, Request{Target: addr, Module: new(grpcTestModule(t, "")), Logger: tlsTestLogger(t)}).(*GRPCResult)
 	if !ok {
 		t.Fatalf("grpc prober returned %T", res)
 	}

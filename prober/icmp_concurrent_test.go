@@ -3,6 +3,7 @@ package prober
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -26,10 +27,12 @@ func icmpConcurrentTargets(n int) []string {
 	return targets
 }
 
-// runConcurrentICMP runs one probe per target at once and returns the
-// results in target order; do, when set, runs each probe (e.g. on a thread
-// in another network namespace).
+// runConcurrentICMP runs one probe per target at once, every request
+// pointing at the one module m as /probe's do, and returns the results in
+// target order; do, when set, runs each probe (e.g. on a thread in another
+// network namespace). The probes must leave m as it was.
 func icmpRunConcurrent(tb testing.TB, targets []string, m config.Module, do func(func())) []*ICMPResult {
+	before := m
 	results := make([]*ICMPResult, len(targets))
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
@@ -39,7 +42,7 @@ func icmpRunConcurrent(tb testing.TB, targets []string, m config.Module, do func
 		go func() {
 			defer wg.Done()
 			probe := func() {
-				r := Run(ctx, ProbeICMP, Request{Target: target, Module: m, Logger: nil})
+				r := Run(ctx, ProbeICMP, Request{Target: target, Module: &m, Logger: nil})
 				results[i], _ = r.(*ICMPResult)
 			}
 			if do != nil {
@@ -50,6 +53,9 @@ func icmpRunConcurrent(tb testing.TB, targets []string, m config.Module, do func
 		}()
 	}
 	wg.Wait()
+	if !reflect.DeepEqual(m, before) {
+		tb.Errorf("the probes changed their shared module:\n got %+v\nwant %+v", m.ICMP, before.ICMP)
+	}
 	return results
 }
 

@@ -41,7 +41,7 @@ func runICMPProbe(t testing.TB, target string, m config.Module, policy *Policy) 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	r := Run(ctx, ProbeICMP, Request{Target: target, Module: m, ModuleName: "m", Policy: policy, Logger: icmpTestLogger(t)})
+	r := Run(ctx, ProbeICMP, Request{Target: target, Module: &m, ModuleName: "m", Policy: policy, Logger: icmpTestLogger(t)})
 	took := time.Since(start)
 	res, ok := r.(*ICMPResult)
 	if !ok {

@@ -39,7 +39,7 @@ func probeTestRun[T Result](t testing.TB, timeout time.Duration, target string, 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req := Request{Target: target, Module: m, ModuleName: "m", Policy: NewPolicy(config.DefaultTargetPolicy(), nil), Logger: tlsTestLogger(t)}
+	req := Request{Target: target, Module: &m, ModuleName: "m", Policy: NewPolicy(config.DefaultTargetPolicy(), nil), Logger: tlsTestLogger(t)}
 	for _, o := range opts {
 		o(&req)
 	}
@@ -92,5 +92,5 @@ func probeTestModule(t testing.TB, prober string, timeout time.Duration, options
 	if err != nil {
 		t.Fatalf("loading module: %v\n%s", err, b.String())
 	}
-	return c.Modules["m"]
+	return *c.Modules["m"]
 }

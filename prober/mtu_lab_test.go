@@ -23,7 +23,7 @@ func runMTU(t *testing.T, target string, m config.Module) (*MTUResult, time.Dura
 	ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
 	defer cancel()
 	start := time.Now()
-	r := Run(ctx, ProbeMTU, Request{Target: target, Module: m, Logger: traceTestLogger(t)})
+	r := Run(ctx, ProbeMTU, Request{Target: target, Module: &m, Logger: traceTestLogger(t)})
 	took := time.Since(start)
 	res, ok := r.(*MTUResult)
 	if !ok {

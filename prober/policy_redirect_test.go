@@ -90,7 +90,7 @@ func TestRedirectBypassesRefused(t *testing.T) {
 					m := probeTestModule(t, prober, 0, redirectModuleYAML(prober))
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					defer cancel()
-					res := Run(ctx, probeTestFunc(m.Prober), Request{Target: target, Module: m, Policy: NewPolicy(pol, func() { denied.Add(1) }), Logger: tlsTestLogger(t)})
+					res := Run(ctx, probeTestFunc(m.Prober), Request{Target: target, Module: &m, Policy: NewPolicy(pol, func() { denied.Add(1) }), Logger: tlsTestLogger(t)})
 					if res.Base().Success || !strings.Contains(res.Base().Error, "target_policy") {
 						t.Errorf("probe error %q, want a target_policy refusal", res.Base().Error)
 					}

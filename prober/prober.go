@@ -19,7 +19,10 @@ import (
 // Request is one probe to run.
 type Request struct {
 	Target string
-	Module config.Module
+	// Module is shared, not the request's own: the loaded config's (every
+	// probe of the module points at it) or the caller's. No prober changes
+	// it; code that needs a changed module changes a copy of its own.
+	Module *config.Module
 	// ModuleName is for logs and reports only.
 	ModuleName string
 	// Hostname overrides the Host header and TLS server name (http, tcp).
@@ -148,10 +151,11 @@ func (c *Common) fail(logger *slog.Logger, msg string, err error, step bool) {
 // are config's: a prober neither defaults nor re-validates them.
 //
 // req is the caller's (a prober copies what it keeps, and changes none of
-// it): a Request is 3.8 kB, most of it the module, and passed by value it
-// took two copies on the stack of the calling frame, which stays there
-// while the probe waits, so every waiting probe's goroutine needed a 16 kB
-// stack instead of 8 (BenchmarkProbeICMPStack in server).
+// it, nor the module it points at, which every probe of the module
+// shares). When a Request held its module by value it was 3.8 kB, and
+// passed by value it left two copies on the stack of the calling frame,
+// which stays there while the probe waits (BenchmarkProbeICMPStack in
+// server).
 type Func func(ctx context.Context, req *Request) Result
 
 // DefaultTimeout bounds a probe whose caller set no deadline: code and

@@ -113,7 +113,7 @@ func runRPMLab(t *testing.T, target string, o config.ResponsivenessProbe) *Respo
 	timeout := time.Duration(len(o.Directions()))*o.StageTimeout + 15*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req := Request{Target: target, Module: rpmModule(o), Policy: NewPolicy(config.DefaultTargetPolicy(), nil), Logger: tpLogger(t)}
+	req := Request{Target: target, Module: new(rpmModule(o)), Policy: NewPolicy(config.DefaultTargetPolicy(), nil), Logger: tpLogger(t)}
 	res := Run(ctx, ProbeResponsiveness, req).(*ResponsivenessResult)
 	for _, st := range res.Stages {
 		t.Logf("%s: %.0f RPM (foreign %.0f, loaded %.0f; draft-03 formula %.0f), confidence %s, stop %s after %.1fs / %d intervals; "+

@@ -236,7 +236,7 @@ func TestResponsivenessPolicy(t *testing.T) {
 	pol := config.DefaultTargetPolicy()
 	pol.DenyNetworks = append(pol.DenyNetworks, config.Network{Prefix: netip.MustParsePrefix("127.0.0.2/32")})
 	var denied atomic.Int64
-	req := Request{Target: s.URL + speedtest.WellKnownPath, Module: rpmModule(fastRPM(config.ThroughputDownload)), Logger: tpLogger(t),
+	req := Request{Target: s.URL + speedtest.WellKnownPath, Module: new(rpmModule(fastRPM(config.ThroughputDownload))), Logger: tpLogger(t),
 		Policy: NewPolicy(pol, func() { denied.Add(1) })}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -74,7 +74,7 @@ func TestThroughputRedirectLoop(t *testing.T) {
 	m := probeTestModule(t, "throughput", 0, redirectModuleYAML("throughput"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res := Run(ctx, ProbeThroughput, Request{Target: s.URL, Module: m, Policy: NewPolicy(testPolicy(), nil), Logger: tlsTestLogger(t)})
+	res := Run(ctx, ProbeThroughput, Request{Target: s.URL, Module: &m, Policy: NewPolicy(testPolicy(), nil), Logger: tlsTestLogger(t)})
 	if !strings.Contains(res.Base().Error, "stopped after 10 redirects") {
 		t.Errorf("error %q, want stopped after 10 redirects", res.Base().Error)
 	}

@@ -195,7 +195,7 @@ func TestThroughputLabSpeedtestCounters(t *testing.T) {
 	target := "http://" + net.JoinHostPort(remote.IPv4().String(), "8080") + speedtest.DownloadPath + "?bytes=" + strconv.Itoa(256<<10)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res := Run(ctx, ProbeThroughput, Request{Target: target, Module: tpModule(o), Logger: tpLogger(t)}).(*ThroughputResult)
+	res := Run(ctx, ProbeThroughput, Request{Target: target, Module: new(tpModule(o)), Logger: tpLogger(t)}).(*ThroughputResult)
 	if !res.Success {
 		t.Fatalf("probe failed: %s", res.Error)
 	}

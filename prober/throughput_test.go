@@ -137,7 +137,7 @@ func fastTP() config.ThroughputProbe {
 
 func runTP(t *testing.T, target string, o config.ThroughputProbe, timeout time.Duration) *ThroughputResult {
 	t.Helper()
-	return runTPWith(t, Request{Target: target, Module: tpModule(o), Logger: tpLogger(t)}, timeout)
+	return runTPWith(t, Request{Target: target, Module: new(tpModule(o)), Logger: tpLogger(t)}, timeout)
 }
 
 func runTPWith(t *testing.T, req Request, timeout time.Duration) *ThroughputResult {
@@ -349,7 +349,7 @@ func TestThroughputNoRampUp(t *testing.T) {
 	const perConn = 2e6 // bytes/s
 	s := startTPServer(t, pacedDownload(perConn))
 	m := probeTestModule(t, "throughput", 0, "duration: 1500ms\nramp_up: 0s\nconnections: 2\nlatency_protocol: none")
-	res := runTPWith(t, Request{Target: s.URL + "/file", Module: m, Logger: tpLogger(t)}, 10*time.Second)
+	res := runTPWith(t, Request{Target: s.URL + "/file", Module: &m, Logger: tpLogger(t)}, 10*time.Second)
 	if !res.Success {
 		t.Fatalf("probe failed: %s", res.Error)
 	}
@@ -374,7 +374,7 @@ func TestThroughputPolicy(t *testing.T) {
 	pol := config.DefaultTargetPolicy()
 	pol.DenyNetworks = append(pol.DenyNetworks, config.Network{Prefix: netip.MustParsePrefix("127.0.0.2/32")})
 	var denied atomic.Int64
-	req := Request{Target: s.URL, Module: tpModule(fastTP()), Logger: tpLogger(t), Policy: NewPolicy(pol, func() { denied.Add(1) })}
+	req := Request{Target: s.URL, Module: new(tpModule(fastTP())), Logger: tpLogger(t), Policy: NewPolicy(pol, func() { denied.Add(1) })}
 	res := runTPWith(t, req, 5*time.Second)
 	// Worded as every other denial (Common.FailDenied), though it came
 	// during the transfer.
@@ -573,7 +573,7 @@ func TestThroughputHostname(t *testing.T) {
 	o.Connections = 1
 	o.LatencyProtocol = config.LatencyProtocolNone
 	o.Headers = map[string]string{"X-Test": "yes"}
-	req := Request{Target: s.URL, Module: tpModule(o), Logger: tpLogger(t), Hostname: "speed.example"}
+	req := Request{Target: s.URL, Module: new(tpModule(o)), Logger: tpLogger(t), Hostname: "speed.example"}
 	res := runTPWith(t, req, 5*time.Second)
 	if !res.Success {
 		t.Fatalf("probe failed: %s", res.Error)

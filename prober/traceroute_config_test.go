@@ -126,7 +126,7 @@ func TestTracerouteRawSocketRefused(t *testing.T) {
 	if os.Getenv("ISP_CHECKER_TRACE_CHILD") == "1" {
 		for _, m := range []config.Module{traceModule(t, 2*time.Second, ""), mtuModule(t, 2*time.Second, "")} {
 			ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
-			res := Run(ctx, probeTestFunc(m.Prober), Request{Target: "127.0.0.1", Module: m})
+			res := Run(ctx, probeTestFunc(m.Prober), Request{Target: "127.0.0.1", Module: &m})
 			cancel()
 			fmt.Printf("RESULT %s success=%v error=%s\n", m.Prober, res.Base().Success, res.Base().Error)
 		}

@@ -30,7 +30,7 @@ func runTrace(t *testing.T, target string, m config.Module) (*TracerouteResult, 
 	ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
 	defer cancel()
 	start := time.Now()
-	r := Run(ctx, ProbeTraceroute, Request{Target: target, Module: m, Logger: traceTestLogger(t)})
+	r := Run(ctx, ProbeTraceroute, Request{Target: target, Module: &m, Logger: traceTestLogger(t)})
 	took := time.Since(start)
 	res, ok := r.(*TracerouteResult)
 	if !ok {
@@ -275,7 +275,7 @@ func TestTracerouteLab(t *testing.T) {
 				m := module(j.opts)
 				ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
 				defer cancel()
-				results[i], _ = Run(ctx, ProbeTraceroute, Request{Target: j.addr, Module: m}).(*TracerouteResult)
+				results[i], _ = Run(ctx, ProbeTraceroute, Request{Target: j.addr, Module: &m}).(*TracerouteResult)
 			}()
 		}
 		wg.Wait()

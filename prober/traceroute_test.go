@@ -387,7 +387,7 @@ func TestTracerouteTargetPolicy(t *testing.T) {
 		mtuModule(t, time.Second, ""),
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
-		res := Run(ctx, probeTestFunc(m.Prober), Request{Target: "127.0.0.1", Module: m, Policy: policy, Logger: traceTestLogger(t)})
+		res := Run(ctx, probeTestFunc(m.Prober), Request{Target: "127.0.0.1", Module: &m, Policy: policy, Logger: traceTestLogger(t)})
 		cancel()
 		if c := res.Base(); c.Success || !strings.Contains(c.Error, "refused by target_policy") {
 			t.Errorf("%s: success %v error %q, want denied", m.Prober, c.Success, c.Error)

@@ -62,7 +62,7 @@ func unixTestRun(t *testing.T, timeout time.Duration, sock string, m config.Modu
 	var denied atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	r := Run(ctx, ProbeUnix, Request{Target: sock, Module: m, ModuleName: "m", Policy: NewPolicy(pol, func() { denied.Add(1) }), Logger: tlsTestLogger(t)})
+	r := Run(ctx, ProbeUnix, Request{Target: sock, Module: &m, ModuleName: "m", Policy: NewPolicy(pol, func() { denied.Add(1) }), Logger: tlsTestLogger(t)})
 	res, ok := r.(*UnixResult)
 	if !ok {
 		t.Fatalf("unix prober returned %T: %s", r, r.Base().Error)
@@ -263,7 +263,7 @@ func TestUnixURLTarget(t *testing.T) {
 			pol.AllowUnixPaths = []string{dir + "/*"}
 			ctx, cancel := context.WithTimeout(context.Background(), httpTestTimeout)
 			defer cancel()
-			r := Run(ctx, ProbeUnix, Request{Target: target, Module: probeTestModule(t, "unix", 0, ""), ModuleName: "unix_ping", Policy: NewPolicy(pol, nil), Logger: tlsTestLogger(t)})
+			r := Run(ctx, ProbeUnix, Request{Target: target, Module: new(probeTestModule(t, "unix", 0, "")), ModuleName: "unix_ping", Policy: NewPolicy(pol, nil), Logger: tlsTestLogger(t)})
 			probeTestCheck(t, r, "give the socket's path (e.g. /run/app.sock)")
 			if strings.Contains(r.Base().Error, "http://") {
 				t.Errorf("error %q offers URLs to a unix module", r.Base().Error)

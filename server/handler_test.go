@@ -93,7 +93,7 @@ func withTestModules(t testing.TB, yamlText string) *config.Config {
 	for name, tm := range testModules {
 		m := config.DefaultModule()
 		m.Prober, m.Timeout = tm.prober, tm.timeout
-		cfg.Modules[name] = m
+		cfg.Modules[name] = &m
 	}
 	return cfg
 }

@@ -52,7 +52,7 @@ func (p *inProcess) probeAll(m config.Module) []*prober.ICMPResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i], _ = prober.Run(ctx, prober.ProbeICMP, prober.Request{Target: t, Module: m, Logger: logger}).(*prober.ICMPResult)
+			out[i], _ = prober.Run(ctx, prober.ProbeICMP, prober.Request{Target: t, Module: &m, Logger: logger}).(*prober.ICMPResult)
 		}()
 	}
 	wg.Wait()

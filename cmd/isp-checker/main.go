@@ -196,12 +196,14 @@ func loadConfig(path string) (*config.Config, string, error) {
 	return c, "config file " + path, err
 }
 
-// moduleOf is the module name of cfg (from source), which must use prober.
+// moduleOf is the module name of cfg (from source), which must use prober:
+// a copy, the caller's to change (flags override its options).
 func moduleOf(cfg *config.Config, source, name, prober, cmd string) (config.Module, error) {
-	m, ok := cfg.Modules[name]
-	if !ok {
-		return m, fmt.Errorf("--module: %s has no module %q (modules: %s)", source, name, strings.Join(cfg.ModuleNames(), ", "))
+	p, ok := cfg.Modules[name]
+	if !ok || p == nil {
+		return config.Module{}, fmt.Errorf("--module: %s has no module %q (modules: %s)", source, name, strings.Join(cfg.ModuleNames(), ", "))
 	}
+	m := *p
 	if m.Prober != prober {
 		return m, fmt.Errorf("--module: module %q uses the %s prober; %s needs an %s module", name, m.Prober, cmd, prober)
 	}

@@ -48,7 +48,7 @@ func TestProberCancelled(t *testing.T) {
 	m := config.DefaultModule()
 	m.Prober = "isp"
 	start := time.Now()
-	res := prober.Run(ctx, Probe, prober.Request{Target: "203.0.113.7", Module: m, ModuleName: "isp"})
+	res := prober.Run(ctx, Probe, prober.Request{Target: "203.0.113.7", Module: &m, ModuleName: "isp"})
 	r, ok := res.(*diagnose.ISPResult)
 	if !ok {
 		t.Fatalf("result is %T", res)
@@ -69,7 +69,7 @@ func TestProbeTargetNotAWord(t *testing.T) {
 		// public targets.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		start := time.Now()
-		res := prober.Run(ctx, Probe, prober.Request{Target: target, Module: m, ModuleName: "isp"})
+		res := prober.Run(ctx, Probe, prober.Request{Target: target, Module: &m, ModuleName: "isp"})
 		cancel()
 		// prober.Run refuses another scheme before the prober runs.
 		var checks diagnose.Checks
