@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,20 +71,7 @@ func NewMux(o Options) *http.ServeMux {
 		_, _ = w.Write(out)
 	})
 	history := o.Probe.History
-	mux.HandleFunc("/logs", func(w http.ResponseWriter, r *http.Request) {
-		id, err := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
-		if err != nil {
-			http.Error(w, "Invalid probe id", http.StatusBadRequest)
-			return
-		}
-		p, ok := history.Get(id)
-		if !ok {
-			http.Error(w, "Probe not found (it may have left the history)", http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte(p.Debug()))
-	})
+	mux.Handle("/logs", logsHandler(history))
 	for path, h := range o.Extra {
 		mux.Handle(path, h)
 	}
