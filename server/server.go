@@ -9,6 +9,7 @@ import (
 	"html"
 	"log/slog"
 	"net/http"
+	"net/url"
 
 	"strings"
 
@@ -28,10 +29,31 @@ type Options struct {
 	Reload func() error
 	// Extra routes added by other features (e.g. speed-test endpoints).
 	Extra map[string]http.Handler
+	// RoutePrefix is the path every route is served under, as
+	// ParseRoutePrefix returns it ("/isp/"); "" or "/" is the root.
+	RoutePrefix string
+	// ExternalURL, if it has a host, is where the root redirects to when
+	// a route prefix is set (--web.external-url).
+	ExternalURL *url.URL
 }
 
-// NewMux returns every route of the exporter on a fresh ServeMux.
+// NewMux returns every route of the exporter on a fresh ServeMux, under
+// o.RoutePrefix.
 func NewMux(o Options) *http.ServeMux {
+	prefix := o.RoutePrefix
+	if prefix == "" {
+		prefix = "/"
+	}
+	mux := routes(o, prefix)
+	if prefix == "/" {
+		return mux
+	}
+	return underPrefix(prefix, o.ExternalURL, mux)
+}
+
+// routes are the exporter's routes at the root; prefix is where the
+// client sees them, for the landing page's links.
+func routes(o Options, prefix string) *http.ServeMux {
 	mux := http.NewServeMux()
 	logger := o.Probe.Logger
 	if logger == nil {
@@ -80,10 +102,18 @@ func NewMux(o Options) *http.ServeMux {
 			http.NotFound(w, r)
 			return
 		}
-		page, err := landingPage(o.Probe.Config.Get(), history)
+		page, err := landingPage(o.Probe.Config.Get(), history, prefix)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
+		}
+		// The page answers at its prefix only; under one, the path it is
+		// handed has lost it.
+		if prefix != "/" {
+			u := *r.URL
+			u.Path = prefix
+			r = r.WithContext(r.Context())
+			r.URL = &u
 		}
 		page.ServeHTTP(w, r)
 	})
@@ -91,8 +121,9 @@ func NewMux(o Options) *http.ServeMux {
 }
 
 // landingPage is exporter-toolkit's landing page with the modules and the
-// recent probes added, rebuilt per request so it is always current.
-func landingPage(cfg *config.Config, history *History) (http.Handler, error) {
+// recent probes added, rebuilt per request so it is always current. Its
+// links start with prefix, the route prefix.
+func landingPage(cfg *config.Config, history *History, prefix string) (http.Handler, error) {
 	var b strings.Builder
 	b.WriteString("<h2>Modules</h2>\n<table><tr><th>Module</th><th>Prober</th><th>Timeout</th></tr>\n")
 	for _, name := range cfg.ModuleNames() {
@@ -110,12 +141,15 @@ func landingPage(cfg *config.Config, history *History) (http.Handler, error) {
 		if p.Success {
 			result = "success"
 		}
-		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td><a href=\"logs?id=%d\">Logs</a></td></tr>\n",
+		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td><a href=\"%slogs?id=%d\">Logs</a></td></tr>\n",
 			html.EscapeString(p.Module), html.EscapeString(p.Target), result,
-			p.Start.UTC().Format("2006-01-02 15:04:05Z"), p.ID)
+			p.Start.UTC().Format("2006-01-02 15:04:05Z"), html.EscapeString(prefix), p.ID)
 	}
 	b.WriteString("</table>\n")
 	return web.NewLandingPage(web.LandingConfig{
+		RoutePrefix: prefix,
+		// No /debug/pprof here: the page would link to profiles that are not served.
+		Profiling:   "false",
 		Name:        "isp-checker",
 		Description: "Blackbox-style exporter for internet connection and website health",
 		Version:     version.Info(),
