@@ -74,7 +74,7 @@ func TestRoutePrefix(t *testing.T) {
 		home         string
 	}{
 		{"route prefix", "/isp/checker/", nil, "/isp/checker/"},
-		{"external URL", "/bb/", &url.URL{Scheme: "http", Host: "probes.example.net", Path: "/bb"}, "http://probes.example.net/bb/"},
+		{"external URL", "/bb/", &url.URL{Scheme: "http", Host: "127.0.0.1:9", Path: "/bb"}, "http://127.0.0.1:9/bb/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			releaseBlocked(t)
