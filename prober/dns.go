@@ -108,8 +108,8 @@ type dnsTarget struct {
 
 // ProbeDNS is the dns prober: one query to the target server over UDP, TCP,
 // DoT or DoH, checked against the module's dns: options.
-func ProbeDNS(ctx context.Context, req Request) Result {
-	p := &dnsProbe{req: req, cfg: &req.Module.DNS, logger: req.Logger, res: &DNSResult{}}
+func ProbeDNS(ctx context.Context, req *Request) Result {
+	p := &dnsProbe{req: *req, cfg: &req.Module.DNS, logger: req.Logger, res: &DNSResult{}}
 	p.run(ctx)
 	return p.res
 }

@@ -60,8 +60,8 @@ type grpcProbe struct {
 
 // ProbeGRPC is the grpc prober: the gRPC health checking protocol against
 // host:port.
-func ProbeGRPC(ctx context.Context, req Request) Result {
-	p := &grpcProbe{req: req, cfg: req.Module.GRPC, logger: req.Logger, res: &GRPCResult{}}
+func ProbeGRPC(ctx context.Context, req *Request) Result {
+	p := &grpcProbe{req: *req, cfg: req.Module.GRPC, logger: req.Logger, res: &GRPCResult{}}
 	p.run(ctx)
 	return p.res
 }

@@ -92,8 +92,8 @@ type httpProbe struct {
 
 // ProbeHTTP is the http prober: one request (and its redirects) to a URL,
 // checked against the module's http: options.
-func ProbeHTTP(ctx context.Context, req Request) Result {
-	p := &httpProbe{req: req, cfg: req.Module.HTTP, logger: req.Logger, res: &HTTPResult{}}
+func ProbeHTTP(ctx context.Context, req *Request) Result {
+	p := &httpProbe{req: *req, cfg: req.Module.HTTP, logger: req.Logger, res: &HTTPResult{}}
 	if p.cfg.FailIfBodyJSONMatchesCEL != nil || p.cfg.FailIfBodyJSONNotMatchesCEL != nil {
 		p.res.FailedDueToCEL = new(bool)
 	}

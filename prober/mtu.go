@@ -89,8 +89,8 @@ type MTUResult struct {
 
 // ProbeMTU is the mtu prober: the path MTU to the target, and whether a
 // black hole eats larger packets.
-func ProbeMTU(ctx context.Context, req Request) Result {
-	p := &mtuProbe{req: req, cfg: req.Module.MTU, logger: req.Logger, res: &MTUResult{}}
+func ProbeMTU(ctx context.Context, req *Request) Result {
+	p := &mtuProbe{req: *req, cfg: req.Module.MTU, logger: req.Logger, res: &MTUResult{}}
 	p.run(ctx)
 	return p.res
 }

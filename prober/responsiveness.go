@@ -157,9 +157,9 @@ type responsivenessProbe struct {
 
 // ProbeResponsiveness runs the responsiveness test against the
 // configuration document req.Target names.
-func ProbeResponsiveness(ctx context.Context, req Request) Result {
+func ProbeResponsiveness(ctx context.Context, req *Request) Result {
 	o := req.Module.Responsiveness
-	p := &responsivenessProbe{req: req, o: o, logger: req.Logger, res: &ResponsivenessResult{}}
+	p := &responsivenessProbe{req: *req, o: o, logger: req.Logger, res: &ResponsivenessResult{}}
 	p.params = rpm.Params{
 		MAD: o.MovingAverageDistance, ID: o.IntervalDuration, TMP: o.TrimmedMeanPercent / 100, SDT: o.StdDevTolerancePercent / 100,
 		INP: o.InitialConnections, INC: o.ConnectionsIncrement, MNP: o.MaxConnections, MPS: o.MaxProbesPerSecond, PTC: o.ProbeCapacityPercent / 100,

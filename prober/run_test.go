@@ -12,7 +12,7 @@ import (
 func TestRunKeepsTheCallersDeadline(t *testing.T) {
 	seen := func(ctx context.Context, req Request) time.Duration {
 		var left time.Duration
-		Run(ctx, func(ctx context.Context, _ Request) Result {
+		Run(ctx, func(ctx context.Context, _ *Request) Result {
 			dl, ok := ctx.Deadline()
 			if !ok {
 				t.Fatal("the probe's context has no deadline")
@@ -40,7 +40,7 @@ func TestRunKeepsTheCallersDeadline(t *testing.T) {
 			t.Errorf("%s: the probe had %v left, want %v–%v", tc.name, left, tc.min, tc.max)
 		}
 	}
-	res := Run(ctx, func(context.Context, Request) Result { return &Common{} }, Request{Timeout: 5 * time.Second})
+	res := Run(ctx, func(context.Context, *Request) Result { return &Common{} }, Request{Timeout: 5 * time.Second})
 	if got := res.Base().TimeoutSeconds; got != 5 {
 		t.Errorf("TimeoutSeconds = %v, want the 5 s Timeout given", got)
 	}

@@ -31,8 +31,8 @@ type tcpProbe struct {
 
 // ProbeTCP is the tcp prober: a connection to host:port, optionally TLS, and
 // the module's query_response dialogue.
-func ProbeTCP(ctx context.Context, req Request) Result {
-	p := &tcpProbe{req: req, cfg: req.Module.TCP, logger: req.Logger, res: &TCPResult{}}
+func ProbeTCP(ctx context.Context, req *Request) Result {
+	p := &tcpProbe{req: *req, cfg: req.Module.TCP, logger: req.Logger, res: &TCPResult{}}
 	p.run(ctx)
 	return p.res
 }

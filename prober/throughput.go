@@ -106,8 +106,8 @@ type throughputProbe struct {
 
 // ProbeThroughput is the throughput prober: download and upload rates
 // against a speed-test server, and the latency under load.
-func ProbeThroughput(ctx context.Context, req Request) Result {
-	p := &throughputProbe{req: req, cfg: req.Module.Throughput, logger: req.Logger, res: &ThroughputResult{}}
+func ProbeThroughput(ctx context.Context, req *Request) Result {
+	p := &throughputProbe{req: *req, cfg: req.Module.Throughput, logger: req.Logger, res: &ThroughputResult{}}
 	p.res.Direction = p.cfg.Direction
 	p.res.Connections = p.cfg.Connections
 	p.res.LatencyProtocol = p.cfg.LatencyProtocol

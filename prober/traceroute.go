@@ -110,8 +110,8 @@ func traceStopMargin(budget time.Duration) time.Duration {
 
 // ProbeTraceroute is the traceroute prober: the hops to the target, found
 // with TTL-limited probes.
-func ProbeTraceroute(ctx context.Context, req Request) Result {
-	p := &tracerouteProbe{req: req, cfg: req.Module.Traceroute, logger: req.Logger, res: &TracerouteResult{}}
+func ProbeTraceroute(ctx context.Context, req *Request) Result {
+	p := &tracerouteProbe{req: *req, cfg: req.Module.Traceroute, logger: req.Logger, res: &TracerouteResult{}}
 	p.run(ctx)
 	return p.res
 }

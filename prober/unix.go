@@ -29,8 +29,8 @@ type unixProbe struct {
 
 // ProbeUnix is the unix prober: a connection to the socket the target names
 // (a path), optionally TLS, and the module's query_response dialogue.
-func ProbeUnix(ctx context.Context, req Request) Result {
-	p := &unixProbe{req: req, cfg: req.Module.Unix, logger: req.Logger, res: &UnixResult{}}
+func ProbeUnix(ctx context.Context, req *Request) Result {
+	p := &unixProbe{req: *req, cfg: req.Module.Unix, logger: req.Logger, res: &UnixResult{}}
 	p.run(ctx)
 	return p.res
 }

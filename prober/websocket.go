@@ -50,8 +50,8 @@ type websocketProbe struct {
 }
 
 // ProbeWebsocket is the websocket prober.
-func ProbeWebsocket(ctx context.Context, req Request) Result {
-	p := &websocketProbe{req: req, cfg: req.Module.Websocket, logger: req.Logger, res: &WebsocketResult{}}
+func ProbeWebsocket(ctx context.Context, req *Request) Result {
+	p := &websocketProbe{req: *req, cfg: req.Module.Websocket, logger: req.Logger, res: &WebsocketResult{}}
 	p.run(ctx)
 	p.head.release()
 	return p.res

@@ -45,15 +45,15 @@ func testProbers() probers.Table {
 	})
 	return append(probers.All(),
 		probers.Prober{Name: "test_block", Probe: blockProbe, Render: block},
-		probers.Prober{Name: "test_panic", Probe: func(context.Context, prober.Request) prober.Result { panic("boom") }},
-		probers.Prober{Name: "test_echo", Render: block, Probe: func(_ context.Context, req prober.Request) prober.Result {
+		probers.Prober{Name: "test_panic", Probe: func(context.Context, *prober.Request) prober.Result { panic("boom") }},
+		probers.Prober{Name: "test_echo", Render: block, Probe: func(_ context.Context, req *prober.Request) prober.Result {
 			req.Logger.Info("echo", "hostname", req.Hostname)
 			return &blockResult{Common: prober.Common{Success: true}}
 		}},
 	)
 }
 
-func blockProbe(ctx context.Context, req prober.Request) prober.Result {
+func blockProbe(ctx context.Context, req *prober.Request) prober.Result {
 	blockMu.Lock()
 	release := blockRelease
 	blockMu.Unlock()

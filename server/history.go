@@ -33,7 +33,11 @@ type History struct {
 	mu     sync.Mutex
 	limit  int
 	nextID int64
+	// probes holds up to limit probes; once full, oldest is the index of
+	// the oldest (and the next to be replaced): a probe written over
+	// costs no copy of the rest.
 	probes []*Probe
+	oldest int
 }
 
 // NewHistory remembers up to limit probes (0 remembers none).
@@ -53,19 +57,22 @@ func (h *History) Add(p *Probe) {
 	if h.limit == 0 {
 		return
 	}
-	h.probes = append(h.probes, p)
-	if len(h.probes) > h.limit {
-		h.probes = append(h.probes[:0:0], h.probes[len(h.probes)-h.limit:]...)
+	if len(h.probes) < h.limit {
+		h.probes = append(h.probes, p)
+		return
 	}
+	h.probes[h.oldest] = p
+	h.oldest = (h.oldest + 1) % h.limit
 }
 
 // List returns the remembered probes, newest first.
 func (h *History) List() []*Probe {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]*Probe, len(h.probes))
-	for i, p := range h.probes {
-		out[len(h.probes)-1-i] = p
+	n := len(h.probes)
+	out := make([]*Probe, n)
+	for i := range out {
+		out[i] = h.probes[(h.oldest-1-i+2*n)%n] // the newest is just before the oldest
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/isp-checker/isp-checker/prober"
 )
@@ -44,9 +45,34 @@ type recordLog struct {
 	handlers map[*logNode]slog.Handler
 }
 
+// logEntry is one record, kept as its parts: a slog.Record holds room for
+// five attrs inline (288 bytes), most of it unused by most lines and all
+// of it live while the probe waits.
 type logEntry struct {
-	node *logNode
-	rec  slog.Record
+	node  *logNode
+	time  time.Time
+	msg   string
+	level slog.Level
+	pc    uintptr
+	attrs []slog.Attr
+}
+
+func newLogEntry(node *logNode, r slog.Record) logEntry {
+	e := logEntry{node: node, time: r.Time, msg: r.Message, level: r.Level, pc: r.PC}
+	if n := r.NumAttrs(); n > 0 {
+		e.attrs = make([]slog.Attr, 0, n)
+		r.Attrs(func(a slog.Attr) bool {
+			e.attrs = append(e.attrs, a)
+			return true
+		})
+	}
+	return e
+}
+
+func (e *logEntry) record() slog.Record {
+	r := slog.NewRecord(e.time, e.level, e.msg, e.pc)
+	r.AddAttrs(e.attrs...)
+	return r
 }
 
 // logNode is one WithAttrs (attrs) or WithGroup (group) step.
@@ -80,11 +106,12 @@ func (p *probeLog) Handle(ctx context.Context, r slog.Record) error {
 	case l.text != nil:
 		_ = l.handlerOf(p.node).Handle(ctx, r)
 	case len(l.entries) < maxLazyRecords:
-		l.entries = append(l.entries, logEntry{node: p.node, rec: r.Clone()})
+		l.entries = append(l.entries, newLogEntry(p.node, r))
 	default:
 		l.text = &capped{limit: l.limit}
-		for _, e := range l.entries {
-			_ = l.handlerOf(e.node).Handle(ctx, e.rec)
+		for i := range l.entries {
+			e := &l.entries[i]
+			_ = l.handlerOf(e.node).Handle(ctx, e.record())
 		}
 		l.entries = nil
 		_ = l.handlerOf(p.node).Handle(ctx, r)
@@ -126,8 +153,9 @@ func (p *probeLog) String() string {
 		return l.text.String()
 	}
 	l.text = &capped{limit: l.limit}
-	for _, e := range l.entries {
-		_ = l.handlerOf(e.node).Handle(context.Background(), e.rec)
+	for i := range l.entries {
+		e := &l.entries[i]
+		_ = l.handlerOf(e.node).Handle(context.Background(), e.record())
 	}
 	s := l.text.String()
 	l.text, l.handlers = nil, nil // stay lazy: more records may come

@@ -26,6 +26,7 @@ func TestProbeLogFormatsOnDemand(t *testing.T) {
 		g := a.WithGroup("icmp").With("id", 7)
 		g.Warn("odd", "err", "x y", "n", 3)
 		a.Error("done", "at", time.Unix(0, 0).UTC())
+		a.Info("probe finished", "sent", 3, "received", 3, "loss_ratio", 0.0, "rtt_mean_seconds", 4.2e-05, "socket", "privileged", "interval", 10*time.Millisecond, slog.Group("empty"), "jitter_seconds", 2.6e-05)
 		l.Debug("root line")
 	}
 	// The two loggers logged a moment apart: compare all but the time.
@@ -33,8 +34,8 @@ func TestProbeLogFormatsOnDemand(t *testing.T) {
 	if got, want := noTime.ReplaceAllString(plog.String(), ""), noTime.ReplaceAllString(eager.String(), ""); got != want || !strings.Contains(plog.String(), "time=") {
 		t.Errorf("formatted on demand:\n%s\nwritten at once:\n%s", plog.String(), eager.String())
 	}
-	if n := strings.Count(forwarded.String(), "level=DEBUG"); n != 4 {
-		t.Errorf("%d records forwarded at debug level, want 4:\n%s", n, forwarded.String())
+	if n := strings.Count(forwarded.String(), "level=DEBUG"); n != 5 {
+		t.Errorf("%d records forwarded at debug level, want 5:\n%s", n, forwarded.String())
 	}
 	quiet, release2 := newProbeLog(slog.NewTextHandler(&forwarded, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	defer release2()

@@ -326,73 +326,92 @@ func TestRateLimit(t *testing.T) {
 
 	idle, _ := ping(t, p, "-c", "5", "-i", "0.05", remote.IPv4().String())
 
-	l := remote.Listen("tcp", ":9000")
-	type sample struct {
-		at time.Time
-		n  int64
-	}
-	got := make(chan []sample, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			got <- nil
-			return
+	// measure runs one saturating cubic flow for 2.5 s through the tbf,
+	// with pings after the first second.
+	measure := func(port string) (mbit float64, load pingStats) {
+		l := remote.Listen("tcp", ":"+port)
+		type sample struct {
+			at time.Time
+			n  int64
 		}
-		defer c.Close()
-		// A fixed large receive window, so that the sender, not receive
-		// autotuning (which sizes by the sub-millisecond idle RTT), decides
-		// how full the tbf queue gets.
-		c.(*net.TCPConn).SetReadBuffer(4 << 20)
-		var samples []sample
-		var total int64
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := c.Read(buf)
-			total += int64(n)
-			samples = append(samples, sample{time.Now(), total})
+		got := make(chan []sample, 1)
+		go func() {
+			c, err := l.Accept()
 			if err != nil {
-				got <- samples
+				got <- nil
 				return
 			}
-		}
-	}()
-	// Cubic, not the host's default (often BBR, which avoids filling queues).
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, "cubic")
-		})
-		return errors.Join(err, serr)
-	}}
-	c, err := d.Dial("tcp", net.JoinHostPort(remote.IPv4().String(), "9000"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := time.Now().Add(2500 * time.Millisecond)
-	loaded := make(chan pingStats, 1)
-	go func() {
-		time.Sleep(time.Second) // let TCP fill the queue
-		s, _ := ping(t, p, "-c", "10", "-i", "0.1", "-W", "2", remote.IPv4().String())
-		loaded <- s
-	}()
-	buf := make([]byte, 64<<10)
-	for time.Now().Before(stop) {
-		if _, err := c.Write(buf); err != nil {
+			defer c.Close()
+			// A fixed large receive window, so that the sender, not receive
+			// autotuning (which sizes by the sub-millisecond idle RTT), decides
+			// how full the tbf queue gets.
+			c.(*net.TCPConn).SetReadBuffer(4 << 20)
+			var samples []sample
+			var total int64
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := c.Read(buf)
+				total += int64(n)
+				samples = append(samples, sample{time.Now(), total})
+				if err != nil {
+					got <- samples
+					return
+				}
+			}
+		}()
+		// Cubic, not the host's default (often BBR, which avoids filling queues).
+		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, "cubic")
+			})
+			return errors.Join(err, serr)
+		}}
+		c, err := d.Dial("tcp", net.JoinHostPort(remote.IPv4().String(), port))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	c.Close()
-	samples := <-got
-	// Throughput over the steady state: from 0.5 s to the last byte.
-	var a, b sample
-	for _, s := range samples {
-		if a.at.IsZero() && s.at.Sub(samples[0].at) >= 500*time.Millisecond {
-			a = s
+		stop := time.Now().Add(2500 * time.Millisecond)
+		loaded := make(chan pingStats, 1)
+		go func() {
+			time.Sleep(time.Second) // let TCP fill the queue
+			s, _ := ping(t, p, "-c", "10", "-i", "0.1", "-W", "2", remote.IPv4().String())
+			loaded <- s
+		}()
+		buf := make([]byte, 64<<10)
+		for time.Now().Before(stop) {
+			if _, err := c.Write(buf); err != nil {
+				t.Fatal(err)
+			}
 		}
-		b = s
+		c.Close()
+		samples := <-got
+		// Throughput over the steady state: from 0.5 s to the last byte.
+		var a, b sample
+		for _, s := range samples {
+			if a.at.IsZero() && s.at.Sub(samples[0].at) >= 500*time.Millisecond {
+				a = s
+			}
+			b = s
+		}
+		mbit = float64(b.n-a.n) * 8 / b.at.Sub(a.at).Seconds()
+		load = <-loaded
+		return mbit, load
 	}
-	mbit := float64(b.n-a.n) * 8 / b.at.Sub(a.at).Seconds()
-	load := <-loaded
+	// The flow's sender and receiver are this process: on a machine busy
+	// with other tests (19 % of the rate was seen beside a benchmark) they
+	// can fall short of the link, which says nothing of the tbf. A flow
+	// below the bound is run again, three times at most; a tbf that is
+	// wrong stays wrong.
+	var mbit float64
+	var load pingStats
+	for try := range 3 {
+		mbit, load = measure(strconv.Itoa(9000 + try))
+		if mbit >= 0.85*rate {
+			break
+		}
+		t.Logf("flow %d: %.2f Mbit/s, below 85%% of the rate; again", try+1, mbit/1e6)
+	}
 	t.Logf("tbf %.0f Mbit/s: TCP goodput %.2f Mbit/s (%.0f%% of rate); RTT idle %.2f ms, under load avg %.1f ms (max %.1f, tbf latency %v)",
 		rate/1e6, mbit/1e6, 100*mbit/rate, idle.avg, load.avg, load.max, queue)
 	// Goodput excludes Ethernet/IP/TCP headers (≈ 4.5 % at MTU 1500).

@@ -23,7 +23,7 @@ import (
 //   - a single word such as "internet" is only a label: the module's
 //     targets are used as they are;
 //   - anything else fails the probe (config.ParseISPProbeTarget).
-func Probe(ctx context.Context, req prober.Request) prober.Result {
+func Probe(ctx context.Context, req *prober.Request) prober.Result {
 	o := req.Module.ISP
 	opt := diagnose.Options{Policy: req.Policy, Logger: req.Logger}
 	if ctx.Err() != nil {
