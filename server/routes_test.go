@@ -130,8 +130,9 @@ func TestRoutePrefix(t *testing.T) {
 	}
 }
 
-// TestLandingPageLinks: every link and form on the landing page leads to
-// a page that is served, at the root and under a prefix.
+// TestLandingPageLinks: every link and form on the landing page is
+// relative and leads to a page that is served, at the root and under a
+// prefix.
 func TestLandingPageLinks(t *testing.T) {
 	for _, prefix := range []string{"/", "/isp/"} {
 		t.Run(prefix, func(t *testing.T) {
@@ -153,6 +154,9 @@ func TestLandingPageLinks(t *testing.T) {
 				}
 				if ref.IsAbs() {
 					continue // a link to elsewhere (the project's home)
+				}
+				if strings.HasPrefix(ref.Path, "/") {
+					t.Errorf("link %q is not relative: it would miss a proxy's path", m[1])
 				}
 				u, _ := url.Parse(base)
 				u = u.ResolveReference(ref)

@@ -44,16 +44,15 @@ func NewMux(o Options) *http.ServeMux {
 	if prefix == "" {
 		prefix = "/"
 	}
-	mux := routes(o, prefix)
+	mux := routes(o)
 	if prefix == "/" {
 		return mux
 	}
 	return underPrefix(prefix, o.ExternalURL, mux)
 }
 
-// routes are the exporter's routes at the root; prefix is where the
-// client sees them, for the landing page's links.
-func routes(o Options, prefix string) *http.ServeMux {
+// routes are the exporter's routes at the root.
+func routes(o Options) *http.ServeMux {
 	mux := http.NewServeMux()
 	logger := o.Probe.Logger
 	if logger == nil {
@@ -102,28 +101,29 @@ func routes(o Options, prefix string) *http.ServeMux {
 			http.NotFound(w, r)
 			return
 		}
-		page, err := landingPage(o.Probe.Config.Get(), history, prefix)
+		page, err := landingPage(o.Probe.Config.Get(), history)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		// The page answers at its prefix only; under one, the path it is
-		// handed has lost it.
-		if prefix != "/" {
-			u := *r.URL
-			u.Path = prefix
-			r = r.WithContext(r.Context())
-			r.URL = &u
-		}
+		// The page answers at its route prefix only: "./", see landingPage.
+		u := *r.URL
+		u.Path = landingPrefix
+		r = r.WithContext(r.Context())
+		r.URL = &u
 		page.ServeHTTP(w, r)
 	})
 	return mux
 }
 
+// landingPrefix starts the landing page's links: they are relative to the
+// page, which is always at the route prefix's root ("/isp/"), so they hold
+// under --web.route-prefix and behind a proxy that strips its path too.
+const landingPrefix = "./"
+
 // landingPage is exporter-toolkit's landing page with the modules and the
-// recent probes added, rebuilt per request so it is always current. Its
-// links start with prefix, the route prefix.
-func landingPage(cfg *config.Config, history *History, prefix string) (http.Handler, error) {
+// recent probes added, rebuilt per request so it is always current.
+func landingPage(cfg *config.Config, history *History) (http.Handler, error) {
 	var b strings.Builder
 	b.WriteString("<h2>Modules</h2>\n<table><tr><th>Module</th><th>Prober</th><th>Timeout</th></tr>\n")
 	for _, name := range cfg.ModuleNames() {
@@ -143,11 +143,11 @@ func landingPage(cfg *config.Config, history *History, prefix string) (http.Hand
 		}
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td><a href=\"%slogs?id=%d\">Logs</a></td></tr>\n",
 			html.EscapeString(p.Module), html.EscapeString(p.Target), result,
-			p.Start.UTC().Format("2006-01-02 15:04:05Z"), html.EscapeString(prefix), p.ID)
+			p.Start.UTC().Format("2006-01-02 15:04:05Z"), landingPrefix, p.ID)
 	}
 	b.WriteString("</table>\n")
 	return web.NewLandingPage(web.LandingConfig{
-		RoutePrefix: prefix,
+		RoutePrefix: landingPrefix,
 		// No /debug/pprof here: the page would link to profiles that are not served.
 		Profiling:   "false",
 		Name:        "isp-checker",
