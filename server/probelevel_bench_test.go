@@ -1,7 +1,6 @@
 package server
 
 import (
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,8 +15,9 @@ func BenchmarkProbeHTTPProbeLog(b *testing.B) {
 		_, _ = w.Write([]byte("<html>ok</html>"))
 	}))
 	defer site.Close()
+	var printed syncBuffer
 	h := loadedProbeHandler(b, "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n",
-		ProbeOptions{History: NewHistory(100), ProbeLog: slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})})
+		ProbeOptions{History: NewHistory(100), ProbeLog: slog.NewTextHandler(&printed, &slog.HandlerOptions{Level: slog.LevelInfo})})
 	url := "/probe?module=http_2xx&target=" + site.URL
 	b.ReportAllocs()
 	for b.Loop() {
@@ -26,5 +26,8 @@ func BenchmarkProbeHTTPProbeLog(b *testing.B) {
 		if rec.Code != http.StatusOK {
 			b.Fatal(rec.Code)
 		}
+	}
+	if out := printed.String(); out != "" {
+		b.Fatalf("a probe that succeeded printed:\n%s", out)
 	}
 }
