@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -272,6 +273,33 @@ func TestHelmTemplate(t *testing.T) {
 					t.Errorf("rendered PrometheusRule: want %q in\n%s", want, out)
 				}
 			}
+		}
+	})
+
+	// A route prefix moves every path the cluster uses to reach the
+	// exporter: the health probes, the ServiceMonitor and the Probes.
+	t.Run("route prefix", func(t *testing.T) {
+		objs := helmTemplate(t, helm, "--set", allFeatures+",routePrefix=bb/")
+		paths := map[string]any{}
+		for _, o := range objs {
+			spec, _ := o["spec"].(map[string]any)
+			switch o["kind"] {
+			case "Deployment":
+				c := spec["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+				if !slices.Contains(c["args"].([]any), any("--web.route-prefix=/bb")) {
+					t.Errorf("args %v: want --web.route-prefix=/bb", c["args"])
+				}
+				paths["liveness"] = c["livenessProbe"].(map[string]any)["httpGet"].(map[string]any)["path"]
+				paths["readiness"] = c["readinessProbe"].(map[string]any)["httpGet"].(map[string]any)["path"]
+			case "ServiceMonitor":
+				paths["metrics"] = spec["endpoints"].([]any)[0].(map[string]any)["path"]
+			case "Probe":
+				paths["probe"] = spec["prober"].(map[string]any)["path"]
+			}
+		}
+		want := map[string]any{"liveness": "/bb/-/healthy", "readiness": "/bb/-/ready", "metrics": "/bb/metrics", "probe": "/bb/probe"}
+		if !maps.Equal(paths, want) {
+			t.Errorf("paths %v, want %v", paths, want)
 		}
 	})
 

@@ -40,6 +40,9 @@ type ProbeOptions struct {
 	// MaxConcurrent caps probes running at once; past it /probe answers 503
 	// at once. 0 means no cap.
 	MaxConcurrent int
+	// ProbeLog, if set, prints the probes' records at their level
+	// (--log.prober, see stepLevel) instead of Logger at debug level.
+	ProbeLog slog.Handler
 }
 
 // ProbeHandler serves /probe?target=T&module=M.
@@ -52,6 +55,9 @@ type ProbeHandler struct {
 func NewProbeHandler(o ProbeOptions) *ProbeHandler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ProbeLog != nil {
+		o.Logger = slog.New(infoAndAbove{o.Logger.Handler()})
 	}
 	if o.History == nil {
 		o.History = NewHistory(0)
@@ -166,7 +172,7 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 	a.releaseLog = releaseLog
 	// Shown in logs, /logs and the landing page: never a URL's password.
 	shown := prober.RedactTarget(target)
-	logger := slog.New(plog).With("module", moduleName, "target", shown)
+	logger := slog.New(newProbeTee(plog, h.o.ProbeLog)).With("module", moduleName, "target", shown)
 	req.Target, req.Hostname, req.Logger, req.Timeout = target, hostname, logger, timeout
 	var onDeny func()
 	if h.o.Metrics != nil {

@@ -9,8 +9,8 @@ import (
 	"html"
 	"log/slog"
 	"net/http"
+	"net/url"
 
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,10 +29,30 @@ type Options struct {
 	Reload func() error
 	// Extra routes added by other features (e.g. speed-test endpoints).
 	Extra map[string]http.Handler
+	// RoutePrefix is the path every route is served under, as
+	// ParseRoutePrefix returns it ("/isp/"); "" or "/" is the root.
+	RoutePrefix string
+	// ExternalURL, if it has a host, is where the root redirects to when
+	// a route prefix is set (--web.external-url).
+	ExternalURL *url.URL
 }
 
-// NewMux returns every route of the exporter on a fresh ServeMux.
+// NewMux returns every route of the exporter on a fresh ServeMux, under
+// o.RoutePrefix.
 func NewMux(o Options) *http.ServeMux {
+	prefix := o.RoutePrefix
+	if prefix == "" {
+		prefix = "/"
+	}
+	mux := routes(o)
+	if prefix == "/" {
+		return mux
+	}
+	return underPrefix(prefix, o.ExternalURL, mux)
+}
+
+// routes are the exporter's routes at the root.
+func routes(o Options) *http.ServeMux {
 	mux := http.NewServeMux()
 	logger := o.Probe.Logger
 	if logger == nil {
@@ -72,20 +92,7 @@ func NewMux(o Options) *http.ServeMux {
 		_, _ = w.Write(out)
 	})
 	history := o.Probe.History
-	mux.HandleFunc("/logs", func(w http.ResponseWriter, r *http.Request) {
-		id, err := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
-		if err != nil {
-			http.Error(w, "Invalid probe id", http.StatusBadRequest)
-			return
-		}
-		p, ok := history.Get(id)
-		if !ok {
-			http.Error(w, "Probe not found (it may have left the history)", http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte(p.Debug()))
-	})
+	mux.Handle("/logs", logsHandler(history))
 	for path, h := range o.Extra {
 		mux.Handle(path, h)
 	}
@@ -99,10 +106,20 @@ func NewMux(o Options) *http.ServeMux {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		// The page answers at its route prefix only: "./", see landingPage.
+		u := *r.URL
+		u.Path = landingPrefix
+		r = r.WithContext(r.Context())
+		r.URL = &u
 		page.ServeHTTP(w, r)
 	})
 	return mux
 }
+
+// landingPrefix starts the landing page's links: they are relative to the
+// page, which is always at the route prefix's root ("/isp/"), so they hold
+// under --web.route-prefix and behind a proxy that strips its path too.
+const landingPrefix = "./"
 
 // landingPage is exporter-toolkit's landing page with the modules and the
 // recent probes added, rebuilt per request so it is always current.
@@ -124,12 +141,15 @@ func landingPage(cfg *config.Config, history *History) (http.Handler, error) {
 		if p.Success {
 			result = "success"
 		}
-		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td><a href=\"logs?id=%d\">Logs</a></td></tr>\n",
+		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td><a href=\"%slogs?id=%d\">Logs</a></td></tr>\n",
 			html.EscapeString(p.Module), html.EscapeString(p.Target), result,
-			p.Start.UTC().Format("2006-01-02 15:04:05Z"), p.ID)
+			p.Start.UTC().Format("2006-01-02 15:04:05Z"), landingPrefix, p.ID)
 	}
 	b.WriteString("</table>\n")
 	return web.NewLandingPage(web.LandingConfig{
+		RoutePrefix: landingPrefix,
+		// No /debug/pprof here: the page would link to profiles that are not served.
+		Profiling:   "false",
 		Name:        "isp-checker",
 		Description: "Blackbox-style exporter for internet connection and website health",
 		Version:     version.Info(),

@@ -111,13 +111,13 @@ type nqConfig struct {
 }
 
 // base is where the client reached this server: PublicURL, or the
-// request's own scheme and Host, so the three URLs share the host the
+// request's own scheme and Host (and the route prefix), so the three URLs share the host the
 // draft requires and lead back to the same listener.
 func (h *Handler) base(r *http.Request) url.URL {
 	if h.publicURL != nil {
 		return *h.publicURL
 	}
-	u := url.URL{Scheme: "http", Host: r.Host}
+	u := url.URL{Scheme: "http", Host: r.Host, Path: h.routePrefix}
 	if r.TLS != nil {
 		u.Scheme = "https"
 	}

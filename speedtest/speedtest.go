@@ -39,6 +39,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,6 +91,10 @@ type Options struct {
 	// (see ParsePublicURL); nil builds it from each request's scheme and
 	// Host, which is right unless a proxy stands in front.
 	PublicURL *url.URL
+	// RoutePrefix is the path the endpoints are served under
+	// (--web.route-prefix, e.g. "/isp/"); without PublicURL the
+	// configuration document's URLs start with it.
+	RoutePrefix string
 	// Registerer receives the counters; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger logs refused and failed requests (debug level).
@@ -109,6 +114,7 @@ type Handler struct {
 	rpmMaxDuration time.Duration
 	sendBuffer     time.Duration
 	publicURL      *url.URL
+	routePrefix    string // without its trailing slash
 	rpmRequests    *prometheus.CounterVec
 }
 
@@ -159,6 +165,7 @@ func New(o Options) *Handler {
 		rpmMaxDuration: o.RPMMaxDuration,
 		sendBuffer:     o.SendBufferTime,
 		publicURL:      o.PublicURL,
+		routePrefix:    strings.TrimSuffix(o.RoutePrefix, "/"),
 		rpmRequests:    newRPMRequests(),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "isp_checker_speedtest_bytes_total",

@@ -175,3 +175,54 @@ func (v *namedValue) Set(s string) error {
 	}
 	return nil
 }
+
+// intervalFlag is a positive interval: a whole number of seconds, as
+// blackbox_exporter takes it, or a duration such as 500ms or 1m.
+type intervalFlag struct {
+	name string
+	val  time.Duration
+}
+
+func (f *intervalFlag) Set(s string) error {
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		if n == 0 {
+			return fmt.Errorf("--%s: %q is not positive", f.name, s)
+		}
+		if n > math.MaxInt64/uint64(time.Second) {
+			return fmt.Errorf("--%s: %q seconds is too long", f.name, s)
+		}
+		f.val = time.Duration(n) * time.Second
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--%s: %q is not a number of seconds (e.g. 30) or a duration (e.g. 30s)", f.name, s)
+	case v <= 0:
+		return fmt.Errorf("--%s: %q is not positive", f.name, s)
+	}
+	f.val = v
+	return nil
+}
+
+func (f *intervalFlag) String() string { return f.val.String() }
+
+// pathFlag is a path checked (and normalised) by parse; set says whether
+// the command line gave it.
+type pathFlag struct {
+	name  string
+	parse func(string) (string, error)
+	val   string
+	set   bool
+}
+
+func (f *pathFlag) Set(s string) error {
+	p, err := f.parse(s)
+	if err != nil {
+		return fmt.Errorf("--%s: %w", f.name, err)
+	}
+	f.val, f.set = p, true
+	return nil
+}
+
+func (f *pathFlag) String() string { return f.val }

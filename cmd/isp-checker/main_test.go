@@ -323,7 +323,7 @@ func TestHelpListsOnlyTheCommandsFlags(t *testing.T) {
 			"format", "output", "module", "timeout", "push", "push-instance", "verdict-exit-code"},
 		"serve": {"config.check", "timeout-offset", "history.limit", "probes.max-concurrent", "throughput.max-concurrent",
 			"speedtest.enable", "speedtest.max-bytes", "speedtest.rpm.max-duration", "speedtest.public-url", "web.systemd-socket", "web.listen-address", "web.config.file",
-			"web.idle-timeout", "web.read-header-timeout"},
+			"web.idle-timeout", "web.read-header-timeout", "log.prober", "config.enable-auto-reload", "config.auto-reload-interval", "web.external-url", "web.route-prefix"},
 	}
 	// "  -h, --[no-]help  …" or "      --log.level=info  …"; a wrapped
 	// help text's lines are indented further.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -53,13 +54,22 @@ type serveCmd struct {
 	// base URL /.well-known/nq names when a proxy stands in front.
 	speedtestRPMMaxDuration *durationFlag
 	speedtestPublicURL      *urlFlag
+
+	// blackbox_exporter's flags of its main branch: the probes' own log
+	// level, polling the config file, and serving behind a reverse proxy.
+	log                *promslog.Config // the global --log.* flags
+	logProber          *promslog.Level
+	autoReload         *bool
+	autoReloadInterval *intervalFlag
+	externalURL        *urlFlag
+	routePrefix        *pathFlag
 }
 
 // addServeCmd declares serve and its flags. It is the default command,
 // so kingpin takes a flag it does not know before any command name as
 // serve's: `isp-checker --config.file=F --web.listen-address=A` is serve.
 func addServeCmd(app *kingpin.Application, g *globalFlags) *command {
-	s := &serveCmd{configFile: g.configFile}
+	s := &serveCmd{configFile: g.configFile, log: g.log}
 	cmd := app.Command("serve", "Run the exporter (the default command).").Default()
 	s.configCheck = cmd.Flag("config.check", "Validate the configuration file, print the result and exit (1 if it is not valid).").Bool()
 	s.timeoutOffset = number(cmd, "timeout-offset", "Seconds to subtract from Prometheus's scrape timeout to leave time for the response.", "0.5", false, 0)
@@ -71,10 +81,32 @@ func addServeCmd(app *kingpin.Application, g *globalFlags) *command {
 	s.speedtestRPMMaxDuration = duration(cmd, "speedtest.rpm.max-duration", "With --speedtest.enable, the longest a responsiveness download or upload (/speedtest/rpm/large, /speedtest/rpm/upload) may run before the server ends it.", "3m")
 	s.speedtestPublicURL = &urlFlag{name: "speedtest.public-url", parse: speedtest.ParsePublicURL}
 	cmd.Flag("speedtest.public-url", "With --speedtest.enable, the base URL /.well-known/nq names, e.g. https://speed.example.net when a proxy stands in front (default: the scheme and Host of each request).").SetValue(s.speedtestPublicURL)
+	s.logProber = promslog.NewLevel()
+	cmd.Flag("log.prober", "Level of the probes' log lines on stderr, whatever --log.level says: one of debug, info, warn, error. The lines of each step of a probe (info in debug=true output) count as debug, so info prints a probe's warnings and errors, as blackbox_exporter's does; debug=true and /logs show every line.").
+		Default("info").HintOptions(promslog.LevelFlagOptions...).SetValue(&namedValue{name: "log.prober", Value: s.logProber})
+	s.autoReload = cmd.Flag("config.enable-auto-reload", "Reload --config.file when its content changes, checked every --config.auto-reload-interval (a file that does not load keeps the old config, as SIGHUP and /-/reload do).").Bool()
+	s.autoReloadInterval = &intervalFlag{name: "config.auto-reload-interval"}
+	cmd.Flag("config.auto-reload-interval", "How often --config.enable-auto-reload looks at the config file: seconds (30), as blackbox_exporter takes it, or a duration (30s).").Default("30").SetValue(s.autoReloadInterval)
+	s.externalURL = &urlFlag{name: "web.external-url", parse: server.ParseExternalURL}
+	cmd.Flag("web.external-url", "The URL the exporter is reached at, e.g. through a reverse proxy (https://probes.example.net/blackbox): its path is the default --web.route-prefix, and / redirects to it.").PlaceHolder("<url>").SetValue(s.externalURL)
+	s.routePrefix = &pathFlag{name: "web.route-prefix", parse: server.ParseRoutePrefix, val: "/"}
+	cmd.Flag("web.route-prefix", "Path every endpoint is served under (/probe, /metrics, the landing page, …). Default: the path of --web.external-url.").PlaceHolder("<path>").SetValue(s.routePrefix)
 	s.webConfig = kingpinflag.AddFlags(cmd, defaultListenAddress)
 	s.idleTimeout = limit(cmd, "web.idle-timeout", "Close a keep-alive connection idle this long (0: never), so idle clients cannot hold every descriptor.", "1m")
 	s.readHeaderTimeout = limit(cmd, "web.read-header-timeout", "Close a connection whose request headers take longer than this to arrive (0: no limit).", "10s")
 	return &command{clause: cmd, usageCode: 2, exec: s.exec}
+}
+
+// prefix is --web.route-prefix, or the path of --web.external-url.
+func (s *serveCmd) prefix() (string, error) {
+	if s.routePrefix.set || s.externalURL.val == nil {
+		return s.routePrefix.val, nil
+	}
+	p, err := server.ParseRoutePrefix(s.externalURL.val.Path)
+	if err != nil {
+		return "", fmt.Errorf("--web.external-url: the path of %s cannot be a route prefix: %w", s.externalURL, err)
+	}
+	return p, nil
 }
 
 // exec serves until SIGINT or SIGTERM; with --config.check it only
@@ -88,9 +120,20 @@ func (s *serveCmd) exec(e *env) error {
 		fmt.Fprintf(e.stdout, "%s is ok: %s\n", source, report.Plural(len(cfg.Modules), "module", "modules"))
 		return nil
 	}
+	if *s.autoReload && *s.configFile == "" {
+		return e.usage(errors.New("--config.enable-auto-reload needs --config.file (the embedded default config never changes)"))
+	}
+	prefix, err := s.prefix()
+	if err != nil {
+		return e.usage(err)
+	}
 	logger := e.logger
 	reg := prometheus.NewRegistry()
 	holder := config.NewHolder(*s.configFile, reg)
+	var watcher *server.ConfigWatcher
+	if *s.autoReload {
+		watcher = server.NewConfigWatcher(*s.configFile) // before the load, so a change during it is seen
+	}
 	if err := holder.Reload(); err != nil {
 		logger.Error("error loading config", "err", err)
 		return exitStatus(1)
@@ -119,13 +162,19 @@ func (s *serveCmd) exec(e *env) error {
 			logger.Info("reloaded config")
 		}
 	}()
+	if watcher != nil {
+		wctx, stopWatching := context.WithCancel(context.Background())
+		defer stopWatching()
+		go watcher.Run(wctx, s.autoReloadInterval.val, reload, logger)
+		logger.Info("reloading the config file when it changes", "file", *s.configFile, "interval", s.autoReloadInterval.val)
+	}
 
 	prober.SetThroughputConcurrency(int(s.throughputMax.val))
 	var extra map[string]http.Handler
 	var connContext func(context.Context, net.Conn) context.Context
 	if *s.speedtestEnable {
 		o := speedtest.Options{MaxBytes: int64(s.speedtestMaxBytes.val), Registerer: reg, Logger: logger}
-		o.RPMMaxDuration, o.PublicURL = s.speedtestRPMMaxDuration.val, s.speedtestPublicURL.val
+		o.RPMMaxDuration, o.PublicURL, o.RoutePrefix = s.speedtestRPMMaxDuration.val, s.speedtestPublicURL.val, prefix
 		st := speedtest.New(o)
 		extra, connContext = st.Routes(), st.ConnContext
 		logger.Info("speed-test endpoints enabled", "paths", speedtest.DownloadPath+" "+speedtest.UploadPath, "max_bytes", int64(s.speedtestMaxBytes.val))
@@ -144,11 +193,18 @@ func (s *serveCmd) exec(e *env) error {
 			History:       server.NewHistory(int(s.historyLimit.val)),
 			TimeoutOffset: time.Duration(s.timeoutOffset.val * float64(time.Second)),
 			MaxConcurrent: int(s.maxConcurrent.val),
+			ProbeLog: promslog.New(&promslog.Config{Level: s.logProber, Format: s.log.Format, Style: s.log.Style,
+				Writer: s.log.Writer}).Handler(),
 		},
-		Gatherer: reg,
-		Reload:   reload,
-		Extra:    extra,
+		Gatherer:    reg,
+		Reload:      reload,
+		Extra:       extra,
+		RoutePrefix: prefix,
+		ExternalURL: s.externalURL.val,
 	})
+	if prefix != "/" {
+		logger.Info("serving under a route prefix", "route_prefix", prefix, "external_url", s.externalURL.String())
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: s.readHeaderTimeout.val, IdleTimeout: s.idleTimeout.val,
 		ConnContext: connContext} // the responsiveness endpoints' view of each connection
 

@@ -40,3 +40,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/* The exporter's route prefix (--web.route-prefix): "" or "/path", no trailing slash. */}}
+{{- define "isp-checker.routePrefix" -}}
+{{- $p := trimSuffix "/" (default "" .Values.routePrefix) -}}
+{{- if and $p (not (hasPrefix "/" $p)) }}{{ $p = printf "/%s" $p }}{{ end -}}
+{{- $p -}}
+{{- end }}
