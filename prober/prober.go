@@ -190,11 +190,15 @@ func Run(ctx context.Context, probe Func, req Request) Result {
 // RunRequest is Run with the request by pointer, for a caller that holds
 // it on the heap (the /probe handler): every copy of a Request (see Func)
 // on the stack of a waiting probe makes its goroutine's stack larger. It
-// sets req.Logger when nil.
+// sets req.Logger when nil, and req.Module to an empty module (no prober)
+// when nil.
 func RunRequest(ctx context.Context, probe Func, req *Request) (res Result) {
 	start := time.Now()
 	if req.Logger == nil {
 		req.Logger = slog.New(slog.DiscardHandler)
+	}
+	if req.Module == nil {
+		req.Module = &config.Module{}
 	}
 	// The deadline is the caller's; req.Timeout only says what to report as
 	// the probe's timeout (the budget the /probe handler computed).

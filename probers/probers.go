@@ -87,6 +87,9 @@ func (t Table) Names() []string {
 // Run runs the module's prober from the table (prober.Run); a module whose
 // prober the table lacks fails its probe.
 func (t Table) Run(ctx context.Context, req prober.Request) prober.Result {
-	probe, _ := t.Find(req.Module.Prober)
+	var probe prober.Func
+	if req.Module != nil {
+		probe, _ = t.Find(req.Module.Prober)
+	}
 	return prober.Run(ctx, probe, req)
 }
