@@ -1,7 +1,6 @@
 package prober
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/syncbuf"
 )
 
 // The lab tests run the prober against dnsmasq, a real DNS server nobody
@@ -120,25 +119,8 @@ modules:
 type dnsmasqServer struct {
 	addr string
 	cmd  *exec.Cmd
-	log  *dnsSyncBuffer
+	log  *syncbuf.Buffer
 	done chan error
-}
-
-type dnsSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *dnsSyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *dnsSyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // dnsmasqPath finds dnsmasq, or skips (fails under CI=true).
@@ -209,7 +191,7 @@ func startDnsmasq(t *testing.T) *dnsmasqServer {
 			// Stay root rather than switch to a user the system may lack.
 			args = append(args, "--user=root", "--group=root")
 		}
-		d := &dnsmasqServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: &dnsSyncBuffer{}, done: make(chan error, 1)}
+		d := &dnsmasqServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: &syncbuf.Buffer{}, done: make(chan error, 1)}
 		d.cmd = exec.Command(bin, args...)
 		d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 		if err := d.cmd.Start(); err != nil {

@@ -1,7 +1,6 @@
 package prober
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/isp-checker/isp-checker/internal/syncbuf"
 )
 
 // tlsTestCert is a self-signed certificate made for one test: trusting
@@ -90,30 +91,13 @@ func tlsTestCerts(t testing.TB) (validIP, named, expiredIP tlsTestCert) {
 // so late log lines can never reach a finished test.
 func tlsTestLogger(t testing.TB) *slog.Logger {
 	t.Helper()
-	buf := &tlsTestBuffer{}
+	buf := &syncbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("probe logs:\n%s", buf.String())
 		}
 	})
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tlsTestBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *tlsTestBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *tlsTestBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // tlsTestHandshake runs a real handshake over loopback TCP and returns what

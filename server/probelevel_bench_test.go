@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/isp-checker/isp-checker/internal/syncbuf"
 )
 
 // BenchmarkProbeHTTPProbeLog is BenchmarkProbeHTTP with serve's probe
@@ -15,7 +17,7 @@ func BenchmarkProbeHTTPProbeLog(b *testing.B) {
 		_, _ = w.Write([]byte("<html>ok</html>"))
 	}))
 	defer site.Close()
-	var printed syncBuffer
+	var printed syncbuf.Buffer
 	h := loadedProbeHandler(b, "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n",
 		ProbeOptions{History: NewHistory(100), ProbeLog: slog.NewTextHandler(&printed, &slog.HandlerOptions{Level: slog.LevelInfo})})
 	url := "/probe?module=http_2xx&target=" + site.URL

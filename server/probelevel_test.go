@@ -1,35 +1,16 @@
 package server
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer several probes may log to at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestProbeLogLevel: with a probe logger (--log.prober), a probe's lines
 // are printed there at or above its level, the per-step info lines
@@ -46,7 +27,7 @@ func TestProbeLogLevel(t *testing.T) {
 		{slog.LevelError + 1, nil, []string{"msg="}},
 	} {
 		t.Run(tc.level.String(), func(t *testing.T) {
-			var out, main syncBuffer
+			var out, main syncbuf.Buffer
 			holder := config.NewHolder("", nil)
 			holder.Set(withTestModules(t, testConfig))
 			reg := prometheus.NewRegistry()

@@ -2,38 +2,20 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/isp-checker/isp-checker/internal/syncbuf"
 )
 
-// lockedBuffer collects a server's stderr while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) add(line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(line + "\n")
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startServerLog is startServer, keeping the server's stderr.
-func startServerLog(t *testing.T, args ...string) (string, *lockedBuffer) {
+func startServerLog(t *testing.T, args ...string) (string, *syncbuf.Buffer) {
 	t.Helper()
 	addr := freePort(t)
 	cmd := exec.Command(binary, append(args, "--web.listen-address="+addr)...)
@@ -41,13 +23,13 @@ func startServerLog(t *testing.T, args ...string) (string, *lockedBuffer) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		s := bufio.NewScanner(stderr)
 		for s.Scan() {
-			logs.add(s.Text())
+			fmt.Fprintln(logs, s.Text())
 		}
 	}()
 	t.Cleanup(func() {

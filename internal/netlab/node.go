@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/isp-checker/isp-checker/internal/syncbuf"
 	"github.com/isp-checker/isp-checker/internal/threadns"
 )
 
@@ -192,7 +193,7 @@ func (n *Node) MustRun(name string, args ...string) string {
 // Proc is a background process started with Node.Start.
 type Proc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 	once sync.Once
@@ -203,7 +204,7 @@ type Proc struct {
 func (n *Node) Start(name string, args ...string) *Proc {
 	n.lab.t.Helper()
 	cmd := n.Command(context.Background(), name, args...)
-	buf := &syncBuffer{}
+	buf := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = buf, buf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -238,23 +239,6 @@ func (p *Proc) Wait() error { <-p.done; return p.err }
 
 // Output is what the process wrote to stdout and stderr so far.
 func (p *Proc) Output() string { return p.out.String() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Sysctl sets a sysctl inside n, e.g. n.Sysctl("net.ipv4.icmp_echo_ignore_all", "1").
 // Not allowed on the client (it would change the host).
