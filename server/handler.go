@@ -106,9 +106,14 @@ type answer struct {
 	sem        chan struct{}
 }
 
+// release gives back what a holds; what it never took is nil.
 func (a *answer) release() {
-	a.releaseLog()
-	a.cancel()
+	if a.releaseLog != nil {
+		a.releaseLog()
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
 	if a.sem != nil {
 		<-a.sem
 	}
@@ -123,6 +128,13 @@ func (a *answer) release() {
 //
 //go:noinline
 func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, ok bool) {
+	// A panic past the prober's own recover (a renderer's) must still give
+	// back the slot, the context and the log's reservation.
+	defer func() {
+		if !ok {
+			a.release()
+		}
+	}()
 	q := r.URL.Query()
 	cfg := h.o.Config.Get()
 	moduleName := q.Get("module")

@@ -36,9 +36,10 @@ type blockResult struct {
 	Deadline float64
 }
 
-// testProbers are every prober and three test ones that send nothing:
-// test_block (blockProbe), test_panic, which panics, and test_echo, which
-// logs its hostname and succeeds.
+// testProbers are every prober and four test ones that send nothing:
+// test_block (blockProbe), test_panic, which panics, test_render_panic,
+// whose metrics renderer panics, and test_echo, which logs its hostname
+// and succeeds.
 func testProbers() probers.Table {
 	block := collector.RendererOf(func(r *blockResult, e *collector.Emitter) {
 		e.Gauge("probe_test_deadline_seconds", "Deadline the probe saw.", r.Deadline)
@@ -46,6 +47,10 @@ func testProbers() probers.Table {
 	return append(probers.All(),
 		probers.Prober{Name: "test_block", Probe: blockProbe, Render: block},
 		probers.Prober{Name: "test_panic", Probe: func(context.Context, *prober.Request) prober.Result { panic("boom") }},
+		probers.Prober{Name: "test_render_panic", Render: collector.RendererOf(func(*blockResult, *collector.Emitter) { panic("render boom") }),
+			Probe: func(context.Context, *prober.Request) prober.Result {
+				return &blockResult{Common: prober.Common{Success: true}}
+			}},
 		probers.Prober{Name: "test_echo", Render: block, Probe: func(_ context.Context, req *prober.Request) prober.Result {
 			req.Logger.Info("echo", "hostname", req.Hostname)
 			return &blockResult{Common: prober.Common{Success: true}}
@@ -79,7 +84,7 @@ var testModules = map[string]struct {
 	timeout time.Duration
 }{
 	"block": {"test_block", 0}, "block_short": {"test_block", 2 * time.Second}, "block_5s": {"test_block", 5 * time.Second},
-	"panic": {"test_panic", 0}, "echo": {"test_echo", 0},
+	"panic": {"test_panic", 0}, "echo": {"test_echo", 0}, "render_panic": {"test_render_panic", 0},
 }
 
 // withTestModules loads yamlText, whose modules use real probers, and adds
@@ -511,5 +516,22 @@ func TestEmitterGatherMatchesRegistry(t *testing.T) {
 	e.Gauge("probe_b", "b", 9, "phase", "tls")
 	if got := text(e); strings.Contains(got, "probe_b{phase=\"tls\"} 9") || !strings.Contains(got, "probe_b{phase=\"tls\"} 2") {
 		t.Errorf("duplicate series not dropped:\n%s", got)
+	}
+}
+
+// TestRenderPanicFreesTheSlot: a panic after the probe ran (in its
+// renderer) reaches net/http, which drops the connection; the probe's
+// concurrency slot, context and log reservation are still given back, so
+// one bad module cannot use up --probes.max-concurrent.
+func TestRenderPanicFreesTheSlot(t *testing.T) {
+	s := newTestServer(t, 1)
+	for range 3 {
+		if resp, err := http.Get(s.URL + "/probe?module=render_panic&target=x"); err == nil {
+			resp.Body.Close()
+			t.Fatalf("a panicking renderer answered %d", resp.StatusCode)
+		}
+	}
+	if code, body := get(t, s.URL+"/probe?module=echo&target=x", nil); code != http.StatusOK || !strings.Contains(body, "probe_success 1") {
+		t.Errorf("after three render panics with a cap of 1: %d %q, want a probe", code, body)
 	}
 }
