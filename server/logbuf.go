@@ -57,7 +57,13 @@ type logEntry struct {
 	attrs []slog.Attr
 }
 
-func newLogEntry(node *logNode, r slog.Record) logEntry {
+// keep appends r to the lazy entries; l.mu is held. It and flood are
+// frames of their own, so that Handle's stays small: a probe logs from deep
+// in its prober, and a few hundred bytes more there took the waiting
+// probe's goroutine past its 8 kB stack.
+//
+//go:noinline
+func (l *recordLog) keep(node *logNode, r *slog.Record) {
 	e := logEntry{node: node, time: r.Time, msg: r.Message, level: r.Level, pc: r.PC}
 	if n := r.NumAttrs(); n > 0 {
 		e.attrs = make([]slog.Attr, 0, n)
@@ -66,7 +72,20 @@ func newLogEntry(node *logNode, r slog.Record) logEntry {
 			return true
 		})
 	}
-	return e
+	l.entries = append(l.entries, e)
+}
+
+// flood turns the lazy entries into text, then writes r; l.mu is held.
+//
+//go:noinline
+func (l *recordLog) flood(ctx context.Context, node *logNode, r *slog.Record) {
+	l.text = &capped{limit: l.limit}
+	for i := range l.entries {
+		e := &l.entries[i]
+		_ = l.handlerOf(e.node).Handle(ctx, e.record())
+	}
+	l.entries = nil
+	_ = l.handlerOf(node).Handle(ctx, *r)
 }
 
 func (e *logEntry) record() slog.Record {
@@ -106,15 +125,9 @@ func (p *probeLog) Handle(ctx context.Context, r slog.Record) error {
 	case l.text != nil:
 		_ = l.handlerOf(p.node).Handle(ctx, r)
 	case len(l.entries) < maxLazyRecords:
-		l.entries = append(l.entries, newLogEntry(p.node, r))
+		l.keep(p.node, &r)
 	default:
-		l.text = &capped{limit: l.limit}
-		for i := range l.entries {
-			e := &l.entries[i]
-			_ = l.handlerOf(e.node).Handle(ctx, e.record())
-		}
-		l.entries = nil
-		_ = l.handlerOf(p.node).Handle(ctx, r)
+		l.flood(ctx, p.node, &r)
 	}
 	l.mu.Unlock()
 	if p.next == nil {
