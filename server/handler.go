@@ -56,9 +56,6 @@ func NewProbeHandler(o ProbeOptions) *ProbeHandler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.ProbeLog != nil {
-		o.Logger = slog.New(infoAndAbove{o.Logger.Handler()})
-	}
 	if o.History == nil {
 		o.History = NewHistory(0)
 	}
@@ -180,11 +177,11 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	a.cancel = cancel
 
-	plog, releaseLog := newProbeLog(h.o.Logger.Handler())
+	plog, releaseLog := newProbeLog(h.o.Logger.Handler(), h.o.ProbeLog)
 	a.releaseLog = releaseLog
 	// Shown in logs, /logs and the landing page: never a URL's password.
 	shown := prober.RedactTarget(target)
-	logger := slog.New(newProbeTee(plog, h.o.ProbeLog)).With("module", moduleName, "target", shown)
+	logger := slog.New(plog).With("module", moduleName, "target", shown)
 	req.Target, req.Hostname, req.Logger, req.Timeout = target, hostname, logger, timeout
 	var onDeny func()
 	if h.o.Metrics != nil {

@@ -31,7 +31,11 @@ const maxLazyRecords = 64
 type probeLog struct {
 	log  *recordLog
 	node *logNode // the WithAttrs/WithGroup chain of this handler
-	next slog.Handler
+	// next prints the records elsewhere: the probe logger (--log.prober)
+	// at their own level, gated by stepLevel, or else the exporter's
+	// logger at debug level. nil when it would print nothing.
+	next     *lazyHandler
+	ownLevel bool // next is the probe logger
 }
 
 // recordLog is the log of one probe, shared by its derived handlers.
@@ -103,17 +107,27 @@ type logNode struct {
 
 // newProbeLog keeps up to maxProbeLog bytes of the probe's log, reserved
 // from the memory budget (minProbeLog, unreserved, when it is exhausted);
-// release gives the reservation back once the probe is done.
-func newProbeLog(next slog.Handler) (p *probeLog, release func()) {
+// release gives the reservation back once the probe is done. Its records
+// are printed on probeLogger at their own level (stepLevel) when that is
+// set, else on exporter at debug level.
+func newProbeLog(exporter, probeLogger slog.Handler) (p *probeLog, release func()) {
 	limit, release := maxProbeLog, func() { prober.Budget().Release(maxProbeLog) }
 	if prober.Budget().Reserve(maxProbeLog) != nil {
 		limit, release = minProbeLog, func() {}
 	}
-	if !next.Enabled(context.Background(), slog.LevelDebug) {
-		next = nil // deriving it (WithAttrs) for nothing would cost as much as the text
-	}
 	log := &recordLog{limit: limit, entries: make([]logEntry, 0, 8)} // a probe logs about 6 lines
-	return &probeLog{log: log, next: next}, release
+	p = &probeLog{log: log}
+	// A forwarder that can print nothing is left out: deriving it
+	// (WithAttrs) for nothing would cost as much as the text.
+	switch {
+	case probeLogger != nil:
+		if probeLogger.Enabled(context.Background(), slog.LevelError) {
+			p.next, p.ownLevel = &lazyHandler{root: probeLogger}, true
+		}
+	case exporter.Enabled(context.Background(), slog.LevelDebug):
+		p.next = &lazyHandler{root: exporter}
+	}
+	return p, release
 }
 
 func (p *probeLog) Enabled(context.Context, slog.Level) bool { return true }
@@ -133,6 +147,12 @@ func (p *probeLog) Handle(ctx context.Context, r slog.Record) error {
 	if p.next == nil {
 		return nil
 	}
+	if p.ownLevel {
+		if p.next.Enabled(ctx, stepLevel(r.Level)) {
+			return p.next.Handle(ctx, r)
+		}
+		return nil
+	}
 	r.Level = slog.LevelDebug
 	if p.next.Enabled(ctx, r.Level) {
 		return p.next.Handle(ctx, r)
@@ -141,17 +161,17 @@ func (p *probeLog) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (p *probeLog) WithAttrs(attrs []slog.Attr) slog.Handler {
-	q := &probeLog{log: p.log, node: &logNode{parent: p.node, attrs: attrs}}
+	q := &probeLog{log: p.log, node: &logNode{parent: p.node, attrs: attrs}, ownLevel: p.ownLevel}
 	if p.next != nil {
-		q.next = p.next.WithAttrs(attrs)
+		q.next = &lazyHandler{root: p.next.root, parent: p.next, attrs: attrs}
 	}
 	return q
 }
 
 func (p *probeLog) WithGroup(name string) slog.Handler {
-	q := &probeLog{log: p.log, node: &logNode{parent: p.node, group: name}}
+	q := &probeLog{log: p.log, node: &logNode{parent: p.node, group: name}, ownLevel: p.ownLevel}
 	if p.next != nil {
-		q.next = p.next.WithGroup(name)
+		q.next = &lazyHandler{root: p.next.root, parent: p.next, group: name}
 	}
 	return q
 }

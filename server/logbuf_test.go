@@ -17,7 +17,7 @@ import (
 func TestProbeLogFormatsOnDemand(t *testing.T) {
 	var eager, forwarded bytes.Buffer
 	direct := slog.New(slog.NewTextHandler(&eager, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	plog, release := newProbeLog(slog.NewTextHandler(&forwarded, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	plog, release := newProbeLog(slog.NewTextHandler(&forwarded, &slog.HandlerOptions{Level: slog.LevelDebug}), nil)
 	defer release()
 	lazy := slog.New(plog)
 	for _, l := range []*slog.Logger{direct, lazy} {
@@ -37,7 +37,7 @@ func TestProbeLogFormatsOnDemand(t *testing.T) {
 	if n := strings.Count(forwarded.String(), "level=DEBUG"); n != 5 {
 		t.Errorf("%d records forwarded at debug level, want 5:\n%s", n, forwarded.String())
 	}
-	quiet, release2 := newProbeLog(slog.NewTextHandler(&forwarded, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	quiet, release2 := newProbeLog(slog.NewTextHandler(&forwarded, &slog.HandlerOptions{Level: slog.LevelInfo}), nil)
 	defer release2()
 	if quiet.next != nil {
 		t.Error("a logger that does not log debug is still derived for every probe")
