@@ -101,8 +101,26 @@ func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logge
 // round-trip times and jitter.
 func ProbeICMP(ctx context.Context, req *Request) Result {
 	p := &icmpProbe{cfg: req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
-	p.run(ctx, req)
+	if w := p.begin(ctx, req); w != nil {
+		p.end(w, w.probe.Wait(ctx))
+	}
 	return p.res
+}
+
+// StartICMP is ProbeICMP for a caller that waits without a goroutine
+// (StartFunc): once an ICMP probe's echo requests are queued it returns
+// the probe suspended on the echo engine. A tcp probe, or one that failed
+// before any request was queued, returns its Result.
+func StartICMP(ctx context.Context, req *Request) (Result, *Suspended) {
+	p := &icmpProbe{cfg: req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
+	w := p.begin(ctx, req)
+	if w == nil {
+		return p.res, nil
+	}
+	return nil, &Suspended{onDone: w.probe.OnDone, finish: func() Result {
+		p.end(w, w.probe.Finish())
+		return p.res
+	}}
 }
 
 // icmpProbe is one run of the icmp prober.
@@ -116,26 +134,52 @@ type icmpProbe struct {
 	res    *ICMPResult
 }
 
-func (p *icmpProbe) run(ctx context.Context, req *Request) {
+// icmpWait is an icmp probe whose echo requests are with the echo engine:
+// what its end needs.
+type icmpWait struct {
+	probe *icmpecho.Probe
+	plan  icmpPlan
+	rec   *icmpRecord
+	ip    *net.IPAddr
+	src   netip.Addr
+	mode  string
+}
+
+// begin runs the probe up to its wait on the echo engine and returns it;
+// a probe that ended already (tcp, or failed) returns nil with p.res
+// final.
+func (p *icmpProbe) begin(ctx context.Context, req *Request) *icmpWait {
 	o, logger, res := p.cfg, p.logger, p.res
 	res.Protocol, res.MultiPacket = o.Protocol, o.Packets > 1
 	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPOptions)
 	if !ok {
-		return
+		return nil
 	}
 	plan := icmpPlanProbe(ctx, o, time.Now(), logger)
 	res.PacketsPlanned = plan.packets
-
-	var (
-		rec *icmpRecord
-		err error
-	)
 	if o.Protocol == config.ICMPProtocolTCP {
 		res.Port = o.Port
-		rec, err = icmpTCPPing(ctx, req.Policy, logger, o, ip, plan, res)
-	} else {
-		rec, err = icmpPing(ctx, o, ip, plan, res, logger)
+		rec, err := icmpTCPPing(ctx, req.Policy, logger, o, ip, plan, res)
+		p.conclude(plan, rec, err)
+		return nil
 	}
+	w, err := icmpPing(o, ip, plan, res, logger)
+	if err != nil {
+		p.conclude(plan, nil, err)
+		return nil
+	}
+	return w
+}
+
+// end finishes a probe that began with the engine's Result.
+func (p *icmpProbe) end(w *icmpWait, r *icmpecho.Result) {
+	rec, err := w.record(r, p.res, p.logger)
+	p.conclude(w.plan, rec, err)
+}
+
+// conclude fills p.res from what the probe saw and judges it.
+func (p *icmpProbe) conclude(plan icmpPlan, rec *icmpRecord, err error) {
+	o, logger, res := p.cfg, p.logger, p.res
 	if rec != nil {
 		rec.fill(res)
 	}
@@ -255,17 +299,17 @@ func (r *icmpRecord) fill(res *ICMPResult) {
 	}
 }
 
-// icmpPing sends echo requests through the process's echo engine
-// (internal/icmpecho): one socket per IP version and mode shared by every
-// probe, one receive loop that hands each reply to its probe by the token
-// in its payload, one scheduler that sends every request on time, and
-// round-trip times from the kernel's receive timestamps. See that package
-// for how replies are matched and what of the kernel it uses.
+// icmpPing queues the probe's echo requests with the process's echo
+// engine (internal/icmpecho): one socket per IP version and mode shared by
+// every probe, one receive loop that hands each reply to its probe by the
+// token in its payload, one scheduler that sends every request on time,
+// and round-trip times from the kernel's receive timestamps. See that
+// package for how replies are matched and what of the kernel it uses.
 //
 // The engine opens its socket on the calling goroutine's thread, so a
 // probe run on a thread inside another network namespace (the lab's
 // unprivileged test) probes from there.
-func icmpPing(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult, logger *slog.Logger) (*icmpRecord, error) {
+func icmpPing(o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult, logger *slog.Logger) (*icmpWait, error) {
 	setupStart := time.Now()
 	dst, _ := netip.AddrFromSlice(ip.IP)
 	req := icmpecho.Request{
@@ -300,9 +344,24 @@ func icmpPing(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmp
 	if len(tried) > 0 {
 		logger.Debug("fell back to another ICMP socket", "socket", mode, "tried", tried)
 	}
+	return &icmpWait{probe: p, plan: plan, rec: rec, ip: ip, src: req.Src, mode: mode}, nil
+}
 
-	r := p.Wait(ctx)
-	if mode == ICMPSocketPrivileged {
+// icmpPingWait is icmpPing and its wait, for a prober that waits on its
+// own goroutine (throughput's latency phases).
+func icmpPingWait(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult, logger *slog.Logger) (*icmpRecord, error) {
+	w, err := icmpPing(o, ip, plan, res, logger)
+	if err != nil {
+		return nil, err
+	}
+	return w.record(w.probe.Wait(ctx), res, logger)
+}
+
+// record takes what the engine saw of the probe into its record, and
+// explains a probe that could send nothing.
+func (w *icmpWait) record(r *icmpecho.Result, res *ICMPResult, logger *slog.Logger) (*icmpRecord, error) {
+	rec, ip := w.rec, w.ip
+	if w.mode == ICMPSocketPrivileged {
 		res.EchoID = int(r.ID) // a datagram socket's is the kernel's, shared by every probe
 	}
 	rec.sent = r.Sent
@@ -314,7 +373,7 @@ func icmpPing(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmp
 		rec.firstErr = r.ICMPErr
 	}
 	if r.SendErr != nil {
-		logger.Warn("sending echo requests failed", "sent", r.Sent, "of", plan.packets, "err", r.SendErr)
+		logger.Warn("sending echo requests failed", "sent", r.Sent, "of", w.plan.packets, "err", r.SendErr)
 	}
 	if r.ICMPErr != nil {
 		logger.Info("ICMP error about an echo request", "err", r.ICMPErr)
@@ -325,8 +384,8 @@ func icmpPing(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmp
 		// nothing of routes, EACCES as if permission were missing: look
 		// the route up to say which it is.
 		var src net.Addr
-		if req.Src.IsValid() {
-			src = &net.IPAddr{IP: req.Src.AsSlice()}
+		if w.src.IsValid() {
+			src = &net.IPAddr{IP: w.src.AsSlice()}
 		}
 		if err := localRoute(src, ip); err != nil {
 			return rec, fmt.Errorf("sending echo request: %w", err)

@@ -193,56 +193,32 @@ func Run(ctx context.Context, probe Func, req Request) Result {
 // sets req.Logger when nil, and req.Module to an empty module (no prober)
 // when nil.
 func RunRequest(ctx context.Context, probe Func, req *Request) (res Result) {
-	start := time.Now()
-	if req.Logger == nil {
-		req.Logger = slog.New(slog.DiscardHandler)
+	ctx, cancel, start, timeout := req.prepare(ctx)
+	defer cancel()
+	defer func() { res = req.conclude(recover(), res, start, timeout) }()
+	if res := req.refuse(probe == nil); res != nil {
+		return res
 	}
-	if req.Module == nil {
-		req.Module = &config.Module{}
-	}
-	// The deadline is the caller's; req.Timeout only says what to report as
-	// the probe's timeout (the budget the /probe handler computed).
-	dl, ok := ctx.Deadline()
-	if !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-		dl, _ = ctx.Deadline()
-	}
-	timeout := req.Timeout.Seconds()
-	if req.Timeout <= 0 {
-		timeout = dl.Sub(start).Seconds()
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			req.Logger.Error("prober panicked", "panic", p)
-			res = &Common{Error: fmt.Sprintf("prober panicked: %v", p)}
-		}
-		b := res.Base()
-		b.Prober = req.Module.Prober
-		b.Module = req.ModuleName
-		b.Target = req.Target
-		b.StartedAt = start
-		b.DurationSeconds = time.Since(start).Seconds()
-		b.TimeoutSeconds = timeout
-		if b.Success {
-			b.Error, b.Reason, b.Cause = "", "", ""
-		}
-	}()
-	if probe == nil {
+	return probe(ctx, req)
+}
+
+// refuse fails a probe that cannot run: its prober is not in this build
+// (missing), or its target has a scheme no prober takes. file://,
+// gopher://, unix: … would otherwise be taken for a host name and looked
+// up; nothing is sent for them. A unix module's target is a path, never a
+// URL: ProbeUnix refuses every scheme in its own words.
+func (req *Request) refuse(missing bool) Result {
+	if missing {
 		c := &Common{}
 		c.Fail(req.Logger, fmt.Sprintf("prober %q is not available in this build of isp-checker", req.Module.Prober), nil)
 		return c
 	}
-	// file://, gopher://, unix: … would otherwise be taken for a host name
-	// and looked up; nothing is sent for them. A unix module's target is a
-	// path, never a URL: ProbeUnix refuses every scheme in its own words.
 	if s := targetScheme(req.Target); s != "" && !schemeProbed(req.Module.Prober, s) && req.Module.Prober != "unix" {
 		c := &Common{}
 		c.Fail(req.Logger, fmt.Sprintf("Unsupported scheme %q in target: only http:// and https:// URLs, or a host (and port), can be probed", clipText(s, 20)), nil)
 		return c
 	}
-	return probe(ctx, req)
+	return nil
 }
 
 // schemeProbed reports whether a target with URL scheme s may reach prober:

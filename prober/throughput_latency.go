@@ -166,7 +166,7 @@ func (s *icmpLatency) run(ctx context.Context, ph latencyPhase) (*latencyRecord,
 	o.Packets, o.Interval = ph.max, ph.interval
 	plan := icmpPlan{packets: ph.max, interval: ph.interval, stopAt: stopAt, replyTimeout: ph.grace}
 	start := time.Now()
-	r, err := icmpPing(runCtx, o, s.ip, plan, &ICMPResult{}, s.logger)
+	r, err := icmpPingWait(runCtx, o, s.ip, plan, &ICMPResult{}, s.logger)
 	if r == nil {
 		return rec, err
 	}

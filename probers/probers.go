@@ -23,6 +23,10 @@ type Prober struct {
 	// Render writes the prober's own metrics (collector/NAME.go); the
 	// metrics every probe shares are collector.Render's.
 	Render collector.Renderer
+	// Start, if set, starts a probe that can wait holding no goroutine
+	// (prober.StartFunc), as Probe would run it: the /probe handler parks
+	// those probes' connections meanwhile.
+	Start prober.StartFunc
 
 	result reflect.Type
 }
@@ -40,7 +44,7 @@ func All() Table {
 	return Table{
 		row("http", prober.ProbeHTTP, collector.RenderHTTP),
 		row("tcp", prober.ProbeTCP, collector.RenderTCP),
-		row("icmp", prober.ProbeICMP, collector.RenderICMP),
+		row("icmp", prober.ProbeICMP, collector.RenderICMP).startedBy(prober.StartICMP),
 		row("dns", prober.ProbeDNS, collector.RenderDNS),
 		row("grpc", prober.ProbeGRPC, collector.RenderGRPC),
 		row("unix", prober.ProbeUnix, collector.RenderUnix),
@@ -56,6 +60,12 @@ func All() Table {
 // row is one Prober; render's Result type T must be the one probe returns.
 func row[T prober.Result](name string, probe prober.Func, render func(T, *collector.Emitter)) Prober {
 	return Prober{Name: name, Probe: probe, Render: collector.RendererOf(render), result: reflect.TypeFor[T]()}
+}
+
+// startedBy sets p's StartFunc.
+func (p Prober) startedBy(start prober.StartFunc) Prober {
+	p.Start = start
+	return p
 }
 
 // Lookup returns the prober named name.

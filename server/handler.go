@@ -43,6 +43,9 @@ type ProbeOptions struct {
 	// ProbeLog, if set, prints the probes' records at their level
 	// (--log.prober, see stepLevel) instead of Logger at debug level.
 	ProbeLog slog.Handler
+	// Parker, if set, holds the connections of probes that can wait
+	// holding no goroutine (icmp) while they wait, and answers them.
+	Parker *Parker
 }
 
 // ProbeHandler serves /probe?target=T&module=M.
@@ -101,6 +104,15 @@ type answer struct {
 	releaseLog func()
 	cancel     context.CancelFunc
 	sem        chan struct{}
+	// parked: a Parker answers the probe (and releases what it holds).
+	parked bool
+	// What ended needs of the probe.
+	logger     *slog.Logger
+	plog       *probeLog
+	moduleName string
+	shown      string
+	module     *config.Module
+	view       collector.Renderer
 }
 
 // release gives back what a holds; what it never took is nil.
@@ -117,18 +129,18 @@ func (a *answer) release() {
 }
 
 // probe runs the probe r asks for; ok is false when r was refused (and
-// answered). It is a frame of its own, gone before the answer is written:
-// net/http's writing of the headers needs about 4.4 kB of stack, and under
-// this frame's 1 kB the connection's goroutine outgrew its 8 kB stack at
-// the end of every probe and kept 16 kB for the next scrape on that
-// connection.
+// answered), or parked (a.parked: the Parker answers it). It is a frame of
+// its own, gone before the answer is written: net/http's writing of the
+// headers needs about 4.4 kB of stack, and under this frame's 1 kB the
+// connection's goroutine outgrew its 8 kB stack at the end of every probe
+// and kept 16 kB for the next scrape on that connection.
 //
 //go:noinline
 func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, ok bool) {
 	// A panic past the prober's own recover (a renderer's) must still give
 	// back the slot, the context and the log's reservation.
 	defer func() {
-		if !ok {
+		if !ok && !a.parked {
 			a.release()
 		}
 	}()
@@ -193,8 +205,38 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 		h.o.Metrics.inFlight.Inc()
 	}
 	logger.Info("beginning probe", "prober", module.Prober, "timeout_seconds", timeout.Seconds())
-	probe, view := h.o.Probers.Find(module.Prober)
-	res := prober.RunRequest(ctx, probe, req)
+	row, _ := h.o.Probers.Lookup(module.Prober)
+	a.logger, a.plog, a.moduleName, a.shown, a.module, a.view = logger, plog, moduleName, shown, module, row.Render
+	a.debug = q.Get("debug") == "true"
+	if row.Start != nil && !a.debug && h.o.Parker != nil {
+		if pk := h.o.Parker.hijack(w, r); pk != nil {
+			// From here the Parker answers: the probe waits (on the echo
+			// engine) holding no goroutine, and this one returns to
+			// net/http, which lets the connection go.
+			a.parked = true
+			pk.h, pk.a = h, a
+			res, s := prober.StartRequest(ctx, row.Start, req)
+			cancel() // a suspended probe keeps its deadline, not ctx
+			pk.a.cancel = nil
+			if s == nil {
+				pk.res = res
+				h.o.Parker.ready(pk)
+				return
+			}
+			pk.s = s
+			s.OnDone(func() { h.o.Parker.ready(pk) })
+			return
+		}
+	}
+	res := prober.RunRequest(ctx, row.Probe, req)
+	h.ended(&a, res)
+	return a, true
+}
+
+// ended records a probe that ended: its last log line, the self-metrics,
+// its metrics and its place in the history.
+func (h *ProbeHandler) ended(a *answer, res prober.Result) {
+	logger := a.logger
 	base := res.Base()
 	if base.Success {
 		logger.Info("probe succeeded", "duration_seconds", base.DurationSeconds)
@@ -207,16 +249,15 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 		if base.Success {
 			result = "success"
 		}
-		h.o.Metrics.probes.WithLabelValues(moduleName, result).Inc()
-		h.o.Metrics.duration.WithLabelValues(moduleName).Observe(base.DurationSeconds)
+		h.o.Metrics.probes.WithLabelValues(a.moduleName, result).Inc()
+		h.o.Metrics.duration.WithLabelValues(a.moduleName).Observe(base.DurationSeconds)
 	}
 
 	em := collector.NewEmitter(logger)
-	collector.Render(res, view, em)
-	a.p = &Probe{Module: moduleName, Target: shown, Start: base.StartedAt, Success: base.Success, logs: plog, metrics: em, module: module}
+	collector.Render(res, a.view, em)
+	a.p = &Probe{Module: a.moduleName, Target: a.shown, Start: base.StartedAt, Success: base.Success, logs: a.plog, metrics: em, module: a.module}
 	h.o.History.Add(a.p)
-	a.metrics, a.debug = em, q.Get("debug") == "true"
-	return a, true
+	a.metrics = em
 }
 
 // The request lives on the heap, built in a frame of its own and handed on

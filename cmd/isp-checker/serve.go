@@ -184,6 +184,12 @@ func (s *serveCmd) exec(e *env) error {
 		}
 	}
 
+	srv := &http.Server{ReadHeaderTimeout: s.readHeaderTimeout.val, IdleTimeout: s.idleTimeout.val,
+		ConnContext: connContext} // the responsiveness endpoints' view of each connection
+	// icmp probes wait holding no goroutine, their connections parked
+	// (server.Parker); the connections it hands back come in through its
+	// listener.
+	parker := server.NewParker(srv, logger)
 	mux := server.NewMux(server.Options{
 		Probe: server.ProbeOptions{
 			Config:        holder,
@@ -195,6 +201,7 @@ func (s *serveCmd) exec(e *env) error {
 			MaxConcurrent: int(s.maxConcurrent.val),
 			ProbeLog: promslog.New(&promslog.Config{Level: s.logProber, Format: s.log.Format, Style: s.log.Style,
 				Writer: s.log.Writer}).Handler(),
+			Parker: parker,
 		},
 		Gatherer:    reg,
 		Reload:      reload,
@@ -205,24 +212,29 @@ func (s *serveCmd) exec(e *env) error {
 	if prefix != "/" {
 		logger.Info("serving under a route prefix", "route_prefix", prefix, "external_url", s.externalURL.String())
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: s.readHeaderTimeout.val, IdleTimeout: s.idleTimeout.val,
-		ConnContext: connContext} // the responsiveness endpoints' view of each connection
+	srv.Handler = mux
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, s.webConfig, logger) }()
+	go func() { _ = srv.Serve(parker.Listener()) }()
+	shutdown := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		_ = parker.Shutdown(sctx) // the parked probes' answers
+	}
 	select {
 	case err := <-errc:
+		shutdown()
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("error serving", "err", err)
 			return exitStatus(1)
 		}
 	case <-ctx.Done():
 		logger.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
+		shutdown()
 	}
 	return nil
 }

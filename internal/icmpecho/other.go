@@ -18,5 +18,11 @@ func Start(Request) (*Probe, error) {
 // Wait returns nothing: Start never returns a Probe.
 func (*Probe) Wait(context.Context) *Result { return &Result{HopLimit: -1} }
 
+// OnDone calls f: Start never returns a Probe.
+func (*Probe) OnDone(f func()) { f() }
+
+// Finish returns nothing: Start never returns a Probe.
+func (*Probe) Finish() *Result { return &Result{HopLimit: -1} }
+
 // Magic is this process's mark.
 func Magic() uint32 { return 0 }

@@ -46,10 +46,10 @@ type Probe struct {
 	sendErr  error
 	icmpErr  error
 	lastSent time.Time
-	over     bool          // no request is left to send
-	done     chan struct{} // closed when every request sent got its reply
-	isDone   bool
-	allSent  chan struct{} // closed when no request is left to send
+	over     bool        // no request is left to send
+	isDone   bool        // every request sent got its reply and none is left
+	notify   func()      // OnDone's f, until it is called
+	timer    *time.Timer // OnDone's timer: StopAt, or ReplyTimeout after the last request
 }
 
 // Start opens (or reuses) the socket req needs, in the calling thread's
@@ -88,8 +88,6 @@ func Start(req Request) (*Probe, error) {
 		token:    uint32(id)<<16 | rand.Uint32N(1<<16),
 		echoes:   make([]echo, req.Packets),
 		hopLimit: -1,
-		done:     make(chan struct{}),
-		allSent:  make(chan struct{}),
 	}
 	p.pkt = buildEcho(v6, id, magic, p.token, req.Size)
 	p.cost = float64(perPacketCost + len(p.pkt))
@@ -149,12 +147,16 @@ func (p *Probe) sendNext(now time.Time) bool {
 		st.sent.Add(1)
 	}
 	more := p.next < p.req.Packets
+	done := false
 	if !more {
 		p.lastSent, p.over = at, true
-		close(p.allSent)
-		p.checkDone()
+		p.armReplyTimeout()
+		done = p.checkDone()
 	}
 	p.mu.Unlock()
+	if done {
+		p.fire()
+	}
 	if more {
 		p.due = p.base.Add(time.Duration(p.next) * p.req.Interval)
 	}
@@ -194,24 +196,32 @@ func (e *echo) rtt() time.Duration {
 
 // onReply records an echo reply (called by the receive loop).
 func (p *Probe) onReply(seq uint16, r *received) {
-	st := p.sock.st
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	done := p.record(seq, r)
+	p.mu.Unlock()
+	if done {
+		p.fire()
+	}
+}
+
+// record counts a reply (p.mu held) and says whether it ended the probe.
+func (p *Probe) record(seq uint16, r *received) bool {
+	st := p.sock.st
 	switch {
 	case p.finished:
 		st.late.Add(1)
-		return
+		return false
 	case int(seq) >= len(p.echoes) || p.echoes[seq].sentWall.Load() == 0:
 		st.foreign.Add(1) // our mark, but no such request was sent
-		return
+		return false
 	case r.from != p.dst:
 		p.foreign++
 		st.foreign.Add(1)
-		return
+		return false
 	case p.echoes[seq].ok:
 		p.dups++
 		st.duplicates.Add(1)
-		return
+		return false
 	}
 	p.echoes[seq].ok, p.echoes[seq].rx, p.echoes[seq].seen = true, r.at, r.seen
 	p.received++
@@ -219,16 +229,17 @@ func (p *Probe) onReply(seq uint16, r *received) {
 		p.hopLimit = r.hopLimit
 	}
 	st.replies.Add(1)
-	p.checkDone()
+	return p.checkDone()
 }
 
-// checkDone closes done once every request that was sent got its reply
-// and none is left to send (p.mu held).
-func (p *Probe) checkDone() {
+// checkDone marks the probe done once every request that was sent got its
+// reply and none is left to send (p.mu held), and says whether it just did.
+func (p *Probe) checkDone() bool {
 	if !p.isDone && (p.received == p.req.Packets || p.over && p.received == p.sent) {
 		p.isDone = true
-		close(p.done)
+		return true
 	}
+	return false
 }
 
 // onError records an ICMP error about one of the probe's requests.
@@ -242,54 +253,79 @@ func (p *Probe) onError(m message, r *received) {
 	p.icmpErr = &ICMPError{Kind: m.kind, Type: m.typ, Code: m.code, From: r.from, MTU: m.mtu}
 }
 
-// Wait waits until every request sent got its reply, ReplyTimeout after
-// the last was sent, StopAt or ctx's end, whichever comes first, and
-// returns what the probe saw.
+// Wait waits until the probe ends (see OnDone) or ctx does, and returns
+// what the probe saw.
 func (p *Probe) Wait(ctx context.Context) *Result {
-	// One timer, for the earlier of StopAt and, once every request is
-	// out, ReplyTimeout after the last.
-	var timer *time.Timer
-	var expired <-chan time.Time
-	if !p.req.StopAt.IsZero() {
-		timer = time.NewTimer(time.Until(p.req.StopAt))
-		defer timer.Stop()
-		expired = timer.C
+	ended := make(chan struct{})
+	p.OnDone(func() { close(ended) })
+	select {
+	case <-ended:
+	case <-ctx.Done():
 	}
-	allSent := p.allSent
-	for {
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-		case <-expired:
-		case <-allSent:
-			allSent = nil
-			if p.req.ReplyTimeout <= 0 {
-				continue
-			}
-			p.mu.Lock()
-			end := p.lastSent.Add(p.req.ReplyTimeout)
-			p.mu.Unlock()
-			if !p.req.StopAt.IsZero() && p.req.StopAt.Before(end) {
-				continue
-			}
-			if timer == nil {
-				timer = time.NewTimer(time.Until(end))
-				defer timer.Stop()
-				expired = timer.C
-			} else {
-				timer.Reset(time.Until(end))
-			}
-			continue
-		}
-		return p.finish()
+	return p.Finish()
+}
+
+// OnDone arranges for f to be called once when the probe ends: every
+// request sent got its reply and none is left to send, ReplyTimeout after
+// the last was sent, or StopAt, whichever comes first. f runs on the
+// engine's receive loop, its scheduler or a timer's goroutine, so it must
+// not block; it is not called once Finish was. A waiting probe holds no
+// goroutine: a caller with thousands of them (the /probe handler's parked
+// probes) calls Finish from f's signal. Call OnDone once.
+func (p *Probe) OnDone(f func()) {
+	p.mu.Lock()
+	p.notify = f
+	if p.isDone {
+		p.mu.Unlock()
+		p.fire()
+		return
+	}
+	if !p.req.StopAt.IsZero() {
+		p.timer = time.AfterFunc(time.Until(p.req.StopAt), p.fire)
+	}
+	p.armReplyTimeout()
+	p.mu.Unlock()
+}
+
+// armReplyTimeout moves OnDone's timer to ReplyTimeout after the last
+// request once every request is out, when that comes before StopAt (p.mu
+// held).
+func (p *Probe) armReplyTimeout() {
+	if !p.over || p.notify == nil || p.req.ReplyTimeout <= 0 {
+		return
+	}
+	end := p.lastSent.Add(p.req.ReplyTimeout)
+	if !p.req.StopAt.IsZero() && p.req.StopAt.Before(end) {
+		return
+	}
+	if p.timer == nil {
+		p.timer = time.AfterFunc(time.Until(end), p.fire)
+		return
+	}
+	p.timer.Reset(time.Until(end))
+}
+
+// fire calls OnDone's f, once.
+func (p *Probe) fire() {
+	p.mu.Lock()
+	f := p.notify
+	p.notify = nil
+	p.mu.Unlock()
+	if f != nil {
+		f()
 	}
 }
 
-// finish ends the probe and returns its result. A probe still missing
-// replies first reads what the kernel has queued: those arrived in time.
-func (p *Probe) finish() *Result {
+// Finish ends the probe and returns its result; call it once. A probe
+// still missing replies first reads what the kernel has queued: those
+// arrived in time.
+func (p *Probe) Finish() *Result {
 	p.mu.Lock()
 	missing := !p.isDone && p.sent > 0
+	p.notify = nil
+	if p.timer != nil {
+		p.timer.Stop()
+	}
 	p.mu.Unlock()
 	if missing {
 		p.e.drain(p.sock)

@@ -1,0 +1,282 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+const parkConfig = `
+modules:
+  ping:
+    prober: icmp
+    timeout: 10s
+    icmp:
+      preferred_ip_protocol: ip4
+      packets: 3
+      interval: 300ms
+  ping1:
+    prober: icmp
+    timeout: 10s
+    icmp:
+      preferred_ip_protocol: ip4
+  tcping:
+    prober: icmp
+    timeout: 2s
+    icmp:
+      protocol: tcp
+      port: 9
+`
+
+func needRawICMP(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true: parked icmp probes need root (raw sockets)")
+		}
+		t.Skip("needs root for raw ICMP sockets")
+	}
+}
+
+// parkedServer serves /probe as the exporter does: a Parker, its
+// listener served too.
+func parkedServer(t *testing.T, idle time.Duration) (addr string, srv *http.Server, p *Parker) {
+	t.Helper()
+	srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
+	p = NewParker(srv, nil)
+	srv.Handler = loadedProbeHandler(t, parkConfig, ProbeOptions{Parker: p})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	go func() { _ = srv.Serve(p.Listener()) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("Parker.Shutdown: %v", err)
+		}
+	})
+	return l.Addr().String(), srv, p
+}
+
+func parseMetrics(t *testing.T, body string) map[string]float64 {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	out := map[string]float64{}
+	for name, mf := range mfs {
+		if len(mf.GetMetric()) == 1 && mf.GetMetric()[0].GetGauge() != nil {
+			out[name] = mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+// serverConnGoroutines counts net/http's connection goroutines in this
+// process: what a waiting probe held before parking.
+func serverConnGoroutines() int {
+	buf := make([]byte, 64<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "net/http.(*conn).serve(")
+}
+
+// 200 concurrent icmp probes to 200 loopback addresses wait holding no
+// connection goroutine, each gets every reply of its own target, and a
+// second round goes over the same, kept-alive connections (the idle ones
+// were watched by the Parker, then handed back to net/http).
+func TestParkedProbes(t *testing.T) {
+	needRawICMP(t)
+	addr, _, _ := parkedServer(t, time.Minute)
+	const n = 200
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}
+	defer client.CloseIdleConnections()
+	round := func(name string) (reused int) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		errs := []string{}
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				target := fmt.Sprintf("127.0.%d.%d", 1+i/250, 1+i%250)
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				var got bool
+				ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { got = ci.Reused }})
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/probe?module=ping&target="+target, nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err.Error())
+					mu.Unlock()
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				m := parseMetrics(t, string(body))
+				mu.Lock()
+				defer mu.Unlock()
+				if got {
+					reused++
+				}
+				if resp.StatusCode != 200 || m["probe_success"] != 1 || m["probe_icmp_packets_received"] != 3 || m["probe_icmp_packets_sent"] != 3 {
+					errs = append(errs, fmt.Sprintf("%s: %s success %v sent %v received %v", target, resp.Status,
+						m["probe_success"], m["probe_icmp_packets_sent"], m["probe_icmp_packets_received"]))
+				}
+			}()
+		}
+		// Midway through the probes' 600 ms: every request is parked.
+		time.Sleep(400 * time.Millisecond)
+		if g := serverConnGoroutines(); g > n/10 {
+			t.Errorf("%s: %d of %d waiting probes hold a net/http connection goroutine", name, g, n)
+		}
+		wg.Wait()
+		for _, e := range errs[:min(len(errs), 5)] {
+			t.Errorf("%s: %s", name, e)
+		}
+		return reused
+	}
+	round("first")
+	if reused := round("second"); reused < n*9/10 {
+		t.Errorf("second round reused %d of %d connections", reused, n)
+	}
+	// An idle connection handed back serves any request, here a refusal.
+	resp, err := client.Get("http://" + addr + "/probe?module=nope&target=127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("unknown module on a kept connection: %s", resp.Status)
+	}
+}
+
+// rawConn is one client connection, written and read by hand.
+type rawConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	return &rawConn{Conn: c, r: bufio.NewReader(c)}
+}
+
+func (c *rawConn) response(t *testing.T) (*http.Response, map[string]float64) {
+	t.Helper()
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, parseMetrics(t, string(body))
+}
+
+// Pipelined requests on one connection are answered in order (the bytes
+// net/http read past the first are given back), and Connection: close
+// closes the connection after its answer.
+func TestParkedPipelineAndClose(t *testing.T) {
+	needRawICMP(t)
+	addr, _, _ := parkedServer(t, time.Minute)
+	c := dialRaw(t, addr)
+	get := func(module, target, extra string) string {
+		return "GET /probe?module=" + module + "&target=" + target + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n"
+	}
+	if _, err := io.WriteString(c, get("ping1", "127.0.0.7", "")+get("ping1", "127.0.0.8", "")+get("tcping", "127.0.0.9", "")+get("ping1", "127.0.0.10", "Connection: close\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []float64{1, 1, 0, 1} {
+		resp, m := c.response(t)
+		if resp.StatusCode != 200 || m["probe_success"] != want {
+			t.Errorf("answer %d: %s, probe_success %v, want %v", i, resp.Status, m["probe_success"], want)
+		}
+		if resp.Close != (i == 3) {
+			t.Errorf("answer %d: Connection: close is %v", i, resp.Close)
+		}
+	}
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		t.Errorf("after Connection: close the connection is still open (%v)", err)
+	}
+
+	// HTTP/1.0 without keep-alive closes too.
+	c = dialRaw(t, addr)
+	_, _ = io.WriteString(c, "GET /probe?module=ping1&target=127.0.0.11 HTTP/1.0\r\n\r\n")
+	if resp, m := c.response(t); resp.StatusCode != 200 || m["probe_success"] != 1 {
+		t.Errorf("HTTP/1.0: %s, probe_success %v", resp.Status, m["probe_success"])
+	}
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		t.Errorf("after an HTTP/1.0 answer the connection is still open (%v)", err)
+	}
+}
+
+// An idle connection the Parker watches is closed after the server's idle
+// timeout, as net/http closes its own.
+func TestParkedIdleTimeout(t *testing.T) {
+	needRawICMP(t)
+	addr, _, _ := parkedServer(t, 500*time.Millisecond)
+	c := dialRaw(t, addr)
+	_, _ = io.WriteString(c, "GET /probe?module=ping1&target=127.0.0.12 HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, m := c.response(t); resp.StatusCode != 200 || m["probe_success"] != 1 {
+		t.Fatalf("%s, probe_success %v", resp.Status, m["probe_success"])
+	}
+	start := time.Now()
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the idle connection was closed after %s; the idle timeout is 500ms", d)
+	}
+}
+
+// Shutdown answers a parked probe still waiting, with Connection: close,
+// before it returns.
+func TestParkedShutdown(t *testing.T) {
+	needRawICMP(t)
+	addr, srv, p := parkedServer(t, time.Minute)
+	c := dialRaw(t, addr)
+	_, _ = io.WriteString(c, "GET /probe?module=ping&target=127.0.0.13 HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(200 * time.Millisecond) // parked: the probe takes 600 ms
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatalf("Parker.Shutdown: %v", err)
+	}
+	resp, m := c.response(t)
+	if resp.StatusCode != 200 || m["probe_success"] != 1 || m["probe_icmp_packets_received"] != 3 {
+		t.Errorf("%s, probe_success %v, received %v", resp.Status, m["probe_success"], m["probe_icmp_packets_received"])
+	}
+	if !resp.Close {
+		t.Error("the answer during shutdown has no Connection: close")
+	}
+}
