@@ -266,6 +266,10 @@ func exporterNames(t *testing.T) map[string]bool {
 	})
 	// As `serve --speedtest.enable` wires the speed-test endpoints.
 	speedtest.New(speedtest.Options{Registerer: reg})
+	// And the Parker, as serve wires it.
+	parker := server.NewParker(&http.Server{}, nil)
+	reg.MustRegister(parker)
+	defer func() { _ = parker.Shutdown(t.Context()) }()
 	req := httptest.NewRequest(http.MethodGet, "/probe?module=tcp_connect&target=127.0.0.1:9", nil)
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "5")
 	rec := httptest.NewRecorder()

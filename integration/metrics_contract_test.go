@@ -194,6 +194,8 @@ var Emitted = map[string][]string{
 		"isp_checker_icmp_receive_queue_drops_total",
 		"isp_checker_icmp_send_delay_seconds",
 		"isp_checker_icmp_sockets",
+		"isp_checker_parked_probes_total",
+		"isp_checker_parked_connections",
 	},
 }
 

@@ -100,7 +100,7 @@ func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logge
 // ProbeICMP is the icmp prober: echo requests to the target, with loss,
 // round-trip times and jitter.
 func ProbeICMP(ctx context.Context, req *Request) Result {
-	p := &icmpProbe{cfg: req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
+	p := &icmpProbe{cfg: &req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
 	if w := p.begin(ctx, req); w != nil {
 		p.end(w, w.probe.Wait(ctx))
 	}
@@ -112,7 +112,7 @@ func ProbeICMP(ctx context.Context, req *Request) Result {
 // the probe suspended on the echo engine. A tcp probe, or one that failed
 // before any request was queued, returns its Result.
 func StartICMP(ctx context.Context, req *Request) (Result, *Suspended) {
-	p := &icmpProbe{cfg: req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
+	p := &icmpProbe{cfg: &req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
 	w := p.begin(ctx, req)
 	if w == nil {
 		return p.res, nil
@@ -129,7 +129,7 @@ func StartICMP(ctx context.Context, req *Request) (Result, *Suspended) {
 // kB, most of it the module) would sit on the stack of every waiting probe
 // and push it into the next size class; run takes the caller's pointer.
 type icmpProbe struct {
-	cfg    config.ICMPProbe
+	cfg    *config.ICMPProbe // the module's, shared by every probe of it
 	logger *slog.Logger
 	res    *ICMPResult
 }
@@ -149,7 +149,7 @@ type icmpWait struct {
 // a probe that ended already (tcp, or failed) returns nil with p.res
 // final.
 func (p *icmpProbe) begin(ctx context.Context, req *Request) *icmpWait {
-	o, logger, res := p.cfg, p.logger, p.res
+	o, logger, res := *p.cfg, p.logger, p.res
 	res.Protocol, res.MultiPacket = o.Protocol, o.Packets > 1
 	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPOptions)
 	if !ok {
@@ -179,7 +179,7 @@ func (p *icmpProbe) end(w *icmpWait, r *icmpecho.Result) {
 
 // conclude fills p.res from what the probe saw and judges it.
 func (p *icmpProbe) conclude(plan icmpPlan, rec *icmpRecord, err error) {
-	o, logger, res := p.cfg, p.logger, p.res
+	o, logger, res := *p.cfg, p.logger, p.res
 	if rec != nil {
 		rec.fill(res)
 	}

@@ -115,7 +115,9 @@ func newProbeLog(exporter, probeLogger slog.Handler) (p *probeLog, release func(
 	if prober.Budget().Reserve(maxProbeLog) != nil {
 		limit, release = minProbeLog, func() {}
 	}
-	log := &recordLog{limit: limit, entries: make([]logEntry, 0, 8)} // a probe logs about 6 lines
+	// A probe logs about 6 lines, 3 of them before it waits: a parked
+	// icmp probe waits with room for 4.
+	log := &recordLog{limit: limit, entries: make([]logEntry, 0, 4)}
 	p = &probeLog{log: log}
 	// A forwarder that can print nothing is left out: deriving it
 	// (WithAttrs) for nothing would cost as much as the text.

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -9,9 +8,13 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/isp-checker/isp-checker/collector"
 	"github.com/isp-checker/isp-checker/prober"
@@ -41,7 +44,21 @@ type Parker struct {
 	back        *backListener
 	idle        *idlePoller // nil: hand idle connections back at once
 
+	// transit bounds the connections handed back that net/http has not
+	// yet read a request from (moving): each holds a goroutine and a 4 kB
+	// buffer, and 10,000 probes scraped at once would otherwise hand
+	// 10,000 back at once.
+	transit chan struct{}
+
+	// Prometheus sends the same Accept (250 bytes) with every scrape: the
+	// parked requests share one copy, not the request's whole header.
+	accept, acceptEncoding lastValue
+
+	parkedTotal atomic.Uint64
+	probing     atomic.Int64
+
 	mu      sync.Mutex
+	moving  map[net.Conn]struct{}
 	cond    *sync.Cond
 	queue   []*parked // ended probes to answer
 	closed  bool      // shutting down: answer with Connection: close
@@ -61,18 +78,28 @@ func NewParker(srv *http.Server, logger *slog.Logger) *Parker {
 	if idle == 0 {
 		idle = srv.ReadTimeout // net/http's rule
 	}
-	p := &Parker{logger: logger, idleTimeout: idle, back: newBackListener()}
+	n := runtime.GOMAXPROCS(0)
+	p := &Parker{logger: logger, idleTimeout: idle, back: newBackListener(),
+		transit: make(chan struct{}, max(64, 16*n)), moving: map[net.Conn]struct{}{}}
 	p.cond = sync.NewCond(&p.mu)
 	p.idle = newIdlePoller(p)
 	// A few workers answer ended probes: rendering is CPU work, and a
 	// goroutine per answer would bring back, at the end of a burst of
 	// probes, the memory parking saves.
-	n := runtime.GOMAXPROCS(0)
 	p.workers.Add(n)
 	for range n {
 		go p.work()
 	}
 	srv.RegisterOnShutdown(p.close)
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		if prev != nil {
+			prev(c, st)
+		}
+		if st != http.StateNew {
+			p.arrived(c)
+		}
+	}
 	return p
 }
 
@@ -121,7 +148,9 @@ func (p *Parker) hijack(w http.ResponseWriter, r *http.Request) *parked {
 		p.active.Done()
 		return nil
 	}
-	pk := &parked{conn: conn, accept: r.Header["Accept"], acceptEncoding: r.Header["Accept-Encoding"], close: r.Close}
+	p.parkedTotal.Add(1)
+	p.probing.Add(1)
+	pk := &parked{conn: conn, accept: p.accept.of(r.Header["Accept"]), acceptEncoding: p.acceptEncoding.of(r.Header["Accept-Encoding"]), close: r.Close}
 	if n := rw.Reader.Buffered(); n > 0 {
 		pk.head, _ = rw.Peek(n)
 		pk.head = bytes.Clone(pk.head)
@@ -161,6 +190,7 @@ func (p *Parker) work() {
 // connection.
 func (p *Parker) answer(pk *parked) {
 	defer p.active.Done()
+	defer p.probing.Add(-1)
 	res := pk.res
 	if pk.s != nil {
 		res = pk.s.Finish()
@@ -213,10 +243,51 @@ func (p *Parker) keep(conn net.Conn, head []byte) {
 	}
 }
 
+// transitWait is how long a connection waits for room in transit: a
+// client that sends half a request holds its room until net/http's read
+// header timeout, and must not hold up the others for that long.
+const transitWait = 20 * time.Millisecond
+
 // handBack gives conn back to net/http.
 func (p *Parker) handBack(conn net.Conn) {
+	select {
+	case p.transit <- struct{}{}:
+	default:
+		t := time.NewTimer(transitWait)
+		select {
+		case p.transit <- struct{}{}:
+		case <-t.C:
+			t.Stop()
+			p.send(conn)
+			return
+		}
+		t.Stop()
+	}
+	p.mu.Lock()
+	p.moving[conn] = struct{}{}
+	p.mu.Unlock()
+	if !p.send(conn) {
+		p.arrived(conn)
+	}
+}
+
+func (p *Parker) send(conn net.Conn) bool {
 	if !p.back.put(conn) {
 		_ = conn.Close()
+		return false
+	}
+	return true
+}
+
+// arrived frees conn's room in transit: net/http read a request from it
+// (or it went idle, was hijacked or closed).
+func (p *Parker) arrived(conn net.Conn) {
+	p.mu.Lock()
+	_, ok := p.moving[conn]
+	delete(p.moving, conn)
+	p.mu.Unlock()
+	if ok {
+		<-p.transit
 	}
 }
 
@@ -257,6 +328,47 @@ func (p *Parker) Shutdown(ctx context.Context) error {
 	}
 }
 
+var (
+	parkedTotalDesc = prometheus.NewDesc("isp_checker_parked_probes_total",
+		"Probes whose connection was parked while they waited (icmp over plain HTTP/1.x), holding no goroutine.", nil, nil)
+	parkedDesc = prometheus.NewDesc("isp_checker_parked_connections",
+		"Connections the Parker holds: probing (a probe waits) or idle (watched for the next request).", []string{"state"}, nil)
+)
+
+// Describe and Collect make the Parker a prometheus.Collector of its own
+// figures.
+func (p *Parker) Describe(ch chan<- *prometheus.Desc) {
+	ch <- parkedTotalDesc
+	ch <- parkedDesc
+}
+
+func (p *Parker) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(parkedTotalDesc, prometheus.CounterValue, float64(p.parkedTotal.Load()))
+	ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(p.probing.Load()), "probing")
+	idle := 0
+	if p.idle != nil {
+		idle = p.idle.count()
+	}
+	ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(idle), "idle")
+}
+
+// lastValue is the last header value asked for, to share with the next
+// request that has the same.
+type lastValue struct{ v atomic.Pointer[[]string] }
+
+// of returns v, or the equal value kept from before.
+func (l *lastValue) of(v []string) []string {
+	if v == nil {
+		return nil
+	}
+	if last := l.v.Load(); last != nil && slices.Equal(*last, v) {
+		return *last
+	}
+	c := slices.Clone(v)
+	l.v.Store(&c)
+	return c
+}
+
 // bufferedResponse is the http.ResponseWriter of a parked probe's answer:
 // it is written to the connection whole, with its length.
 type bufferedResponse struct {
@@ -289,7 +401,7 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 const parkedWriteTimeout = 30 * time.Second
 
 // writeTo writes the response as HTTP/1.1, closing the connection after
-// it when closing.
+// it when closing: its head and body in one writev.
 func (b *bufferedResponse) writeTo(conn net.Conn, closing bool) error {
 	if b.status == 0 {
 		b.status = http.StatusOK
@@ -299,22 +411,17 @@ func (b *bufferedResponse) writeTo(conn net.Conn, closing bool) error {
 	if closing {
 		b.header.Set("Connection", "close")
 	}
-	bw := bufio.NewWriterSize(conn, 4096)
-	if _, err := io.WriteString(bw, "HTTP/1.1 "+strconv.Itoa(b.status)+" "+http.StatusText(b.status)+"\r\n"); err != nil {
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 " + strconv.Itoa(b.status) + " " + http.StatusText(b.status) + "\r\n")
+	if err := b.header.Write(&head); err != nil {
 		return err
 	}
-	if err := b.header.Write(bw); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(bw, "\r\n"); err != nil {
-		return err
-	}
+	head.WriteString("\r\n")
 	_ = conn.SetWriteDeadline(time.Now().Add(parkedWriteTimeout))
 	defer func() { _ = conn.SetWriteDeadline(time.Time{}) }()
-	if _, err := bw.Write(b.body.Bytes()); err != nil {
-		return err
-	}
-	return bw.Flush()
+	bufs := net.Buffers{head.Bytes(), b.body.Bytes()}
+	_, err := bufs.WriteTo(conn)
+	return err
 }
 
 // headConn is a connection with bytes already read from it in front.

@@ -173,3 +173,10 @@ func (ip *idlePoller) close() {
 
 // wait waits for the loop to end, after close.
 func (ip *idlePoller) wait() { <-ip.exited }
+
+// count is how many idle connections are watched.
+func (ip *idlePoller) count() int {
+	ip.mu.Lock()
+	defer ip.mu.Unlock()
+	return len(ip.conns)
+}

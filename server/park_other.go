@@ -15,3 +15,5 @@ func (*idlePoller) add(net.Conn) bool { return false }
 func (*idlePoller) close() {}
 
 func (*idlePoller) wait() {}
+
+func (*idlePoller) count() int { return 0 }

@@ -190,6 +190,7 @@ func (s *serveCmd) exec(e *env) error {
 	// (server.Parker); the connections it hands back come in through its
 	// listener.
 	parker := server.NewParker(srv, logger)
+	reg.MustRegister(parker)
 	mux := server.NewMux(server.Options{
 		Probe: server.ProbeOptions{
 			Config:        holder,
