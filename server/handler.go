@@ -215,16 +215,7 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 			// net/http, which lets the connection go.
 			a.parked = true
 			pk.h, pk.a = h, a
-			res, s := prober.StartRequest(ctx, row.Start, req)
-			cancel() // a suspended probe keeps its deadline, not ctx
-			pk.a.cancel = nil
-			if s == nil {
-				pk.res = res
-				h.o.Parker.ready(pk)
-				return
-			}
-			pk.s = s
-			s.OnDone(func() { h.o.Parker.ready(pk) })
+			h.o.Parker.start(ctx, pk, row.Start, req)
 			return
 		}
 	}

@@ -3,10 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -44,12 +46,6 @@ type Parker struct {
 	back        *backListener
 	idle        *idlePoller // nil: hand idle connections back at once
 
-	// transit bounds the connections handed back that net/http has not
-	// yet read a request from (moving): each holds a goroutine and a 4 kB
-	// buffer, and 10,000 probes scraped at once would otherwise hand
-	// 10,000 back at once.
-	transit chan struct{}
-
 	// Prometheus sends the same Accept (250 bytes) with every scrape: the
 	// parked requests share one copy, not the request's whole header.
 	accept, acceptEncoding lastValue
@@ -57,8 +53,10 @@ type Parker struct {
 	parkedTotal atomic.Uint64
 	probing     atomic.Int64
 
+	srv       *http.Server
+	serveBack sync.Once
+
 	mu      sync.Mutex
-	moving  map[net.Conn]struct{}
 	cond    *sync.Cond
 	queue   []*parked // ended probes to answer
 	closed  bool      // shutting down: answer with Connection: close
@@ -67,9 +65,11 @@ type Parker struct {
 	workers sync.WaitGroup
 }
 
-// NewParker returns a Parker for srv, which must also Serve the Parker's
-// Listener (connections handed back come through it). srv's Shutdown
-// starts the Parker's; Shutdown waits for it.
+// NewParker returns a Parker for srv. srv serves the connections handed
+// back through a listener of the Parker's, from the first hand-back on:
+// by then srv's own Serve (exporter-toolkit's, which sets up its handler
+// and TLS first) is running. srv's Shutdown starts the Parker's;
+// Shutdown waits for it.
 func NewParker(srv *http.Server, logger *slog.Logger) *Parker {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -79,8 +79,7 @@ func NewParker(srv *http.Server, logger *slog.Logger) *Parker {
 		idle = srv.ReadTimeout // net/http's rule
 	}
 	n := runtime.GOMAXPROCS(0)
-	p := &Parker{logger: logger, idleTimeout: idle, back: newBackListener(),
-		transit: make(chan struct{}, max(64, 16*n)), moving: map[net.Conn]struct{}{}}
+	p := &Parker{logger: logger, idleTimeout: idle, back: newBackListener(), srv: srv}
 	p.cond = sync.NewCond(&p.mu)
 	p.idle = newIdlePoller(p)
 	// A few workers answer ended probes: rendering is CPU work, and a
@@ -91,21 +90,8 @@ func NewParker(srv *http.Server, logger *slog.Logger) *Parker {
 		go p.work()
 	}
 	srv.RegisterOnShutdown(p.close)
-	prev := srv.ConnState
-	srv.ConnState = func(c net.Conn, st http.ConnState) {
-		if prev != nil {
-			prev(c, st)
-		}
-		if st != http.StateNew {
-			p.arrived(c)
-		}
-	}
 	return p
 }
-
-// Listener is what srv must also Serve: the connections the Parker hands
-// back to net/http.
-func (p *Parker) Listener() net.Listener { return p.back }
 
 // parked is one parked request: its connection, what the probe holds, and
 // what its answer needs of the request.
@@ -118,16 +104,22 @@ type parked struct {
 	// head is what net/http had read past the request (a pipelined next
 	// one), given back before the connection's own bytes.
 	head []byte
-	// Of the request: its content negotiation, and whether the connection
-	// is to be closed after the answer.
+	// The answer's headers so far (exporter-toolkit's
+	// http_server_config.headers).
+	header http.Header
+	// Of the request: its content negotiation, whether the connection is
+	// to be closed after the answer, and whether an HTTP/1.0 client asked
+	// to keep it.
 	accept, acceptEncoding []string
-	close                  bool
+	close, keepAlive10     bool
 }
 
 // hijack takes r's connection from net/http for a parked probe, or
 // returns nil when r cannot be parked (then nothing changed).
 func (p *Parker) hijack(w http.ResponseWriter, r *http.Request) *parked {
-	if r.ProtoMajor != 1 || r.TLS != nil || r.Method != http.MethodGet {
+	// A body would be left unread in the connection, and net/http would
+	// then take it for the next request.
+	if r.ProtoMajor != 1 || r.TLS != nil || r.Method != http.MethodGet || (r.Body != nil && r.Body != http.NoBody) {
 		return nil
 	}
 	hj, ok := w.(http.Hijacker)
@@ -150,12 +142,44 @@ func (p *Parker) hijack(w http.ResponseWriter, r *http.Request) *parked {
 	}
 	p.parkedTotal.Add(1)
 	p.probing.Add(1)
-	pk := &parked{conn: conn, accept: p.accept.of(r.Header["Accept"]), acceptEncoding: p.acceptEncoding.of(r.Header["Accept-Encoding"]), close: r.Close}
-	if n := rw.Reader.Buffered(); n > 0 {
-		pk.head, _ = rw.Peek(n)
-		pk.head = bytes.Clone(pk.head)
+	pk := &parked{conn: conn, header: w.Header().Clone(), close: r.Close,
+		keepAlive10: !r.ProtoAtLeast(1, 1) && !r.Close,
+		accept:      p.accept.of(r.Header["Accept"]), acceptEncoding: p.acceptEncoding.of(r.Header["Accept-Encoding"])}
+	// What net/http read past this request, then what a connection handed
+	// back with bytes in front still holds of them: one wrapper, never a
+	// wrapper of a wrapper.
+	var rest []byte
+	if hc, ok := conn.(*headConn); ok {
+		pk.conn, rest = hc.Conn, hc.head
+	}
+	if n := rw.Reader.Buffered(); n > 0 || len(rest) > 0 {
+		b, _ := rw.Peek(n)
+		pk.head = append(bytes.Clone(b), rest...)
 	}
 	return pk
+}
+
+// start starts pk's probe; a Parker worker answers it when it ends (or at
+// once when it could not wait).
+func (p *Parker) start(ctx context.Context, pk *parked, start prober.StartFunc, req *prober.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.logger.Error("starting a parked probe panicked", "panic", v)
+			_ = pk.conn.Close()
+			p.done(pk)
+		}
+	}()
+	res, s := prober.StartRequest(ctx, start, req)
+	// A suspended probe keeps its deadline, not ctx.
+	pk.a.cancel()
+	pk.a.cancel = nil
+	if s == nil {
+		pk.res = res
+		p.ready(pk)
+		return
+	}
+	pk.s = s
+	s.OnDone(func() { p.ready(pk) })
 }
 
 // ready queues an ended probe to be answered. It runs on the echo
@@ -186,23 +210,31 @@ func (p *Parker) work() {
 	}
 }
 
-// answer finishes pk's probe, writes its answer and keeps or closes its
-// connection.
+// answer finishes pk's probe and writes its answer. A worker never waits
+// on a client: an answer the socket does not take at once is written on
+// from a goroutine of its own.
 func (p *Parker) answer(pk *parked) {
-	defer p.active.Done()
-	defer p.probing.Add(-1)
+	defer func() {
+		// A panic past the renderer's recover (in Finish, in ended) must
+		// not take the process down, as net/http's per-connection recover
+		// did not.
+		if v := recover(); v != nil {
+			p.logger.Error("answering a parked probe panicked", "panic", v)
+			_ = pk.conn.Close()
+			p.done(pk)
+		}
+	}()
 	res := pk.res
 	if pk.s != nil {
 		res = pk.s.Finish()
 	}
 	a := &pk.a
-	w := newBufferedResponse()
-	defer a.release()
+	w := newBufferedResponse(pk.header)
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
 				a.logger.Error("rendering the probe's metrics panicked", "panic", v)
-				w = newBufferedResponse()
+				w = newBufferedResponse(pk.header)
 				w.WriteHeader(http.StatusInternalServerError)
 				_, _ = io.WriteString(w, "internal error rendering the probe's metrics\n")
 			}
@@ -220,15 +252,51 @@ func (p *Parker) answer(pk *parked) {
 	p.mu.Lock()
 	keep := !pk.close && !p.closed
 	p.mu.Unlock()
-	if err := w.writeTo(pk.conn, !keep); err != nil {
+	bufs := w.encode(!keep, pk.keepAlive10)
+	_ = pk.conn.SetWriteDeadline(time.Now().Add(parkedQuickWrite))
+	_, err := bufs.WriteTo(pk.conn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		go p.writeRest(pk, bufs, keep)
+		return
+	}
+	p.wrote(pk, err, keep)
+}
+
+// parkedQuickWrite is how long a worker writes an answer: a few kB the
+// socket's buffer takes at once, unless the client stopped reading.
+// parkedWriteTimeout bounds the rest, written from a goroutine.
+const (
+	parkedQuickWrite   = 5 * time.Millisecond
+	parkedWriteTimeout = 30 * time.Second
+)
+
+func (p *Parker) writeRest(pk *parked, bufs net.Buffers, keep bool) {
+	_ = pk.conn.SetWriteDeadline(time.Now().Add(parkedWriteTimeout))
+	_, err := bufs.WriteTo(pk.conn)
+	p.wrote(pk, err, keep)
+}
+
+// wrote keeps or closes pk's connection once its answer was written (err:
+// or not), and gives back what the probe held.
+func (p *Parker) wrote(pk *parked, err error, keep bool) {
+	_ = pk.conn.SetWriteDeadline(time.Time{})
+	if err != nil {
 		p.logger.Debug("writing a parked probe's answer", "err", err)
 		keep = false
 	}
-	if !keep {
+	if keep {
+		p.keep(pk.conn, pk.head)
+	} else {
 		_ = pk.conn.Close()
-		return
 	}
-	p.keep(pk.conn, pk.head)
+	p.done(pk)
+}
+
+// done gives back what pk's probe held.
+func (p *Parker) done(pk *parked) {
+	pk.a.release()
+	p.probing.Add(-1)
+	p.active.Done()
 }
 
 // keep holds a connection until its next request.
@@ -243,51 +311,11 @@ func (p *Parker) keep(conn net.Conn, head []byte) {
 	}
 }
 
-// transitWait is how long a connection waits for room in transit: a
-// client that sends half a request holds its room until net/http's read
-// header timeout, and must not hold up the others for that long.
-const transitWait = 20 * time.Millisecond
-
 // handBack gives conn back to net/http.
 func (p *Parker) handBack(conn net.Conn) {
-	select {
-	case p.transit <- struct{}{}:
-	default:
-		t := time.NewTimer(transitWait)
-		select {
-		case p.transit <- struct{}{}:
-		case <-t.C:
-			t.Stop()
-			p.send(conn)
-			return
-		}
-		t.Stop()
-	}
-	p.mu.Lock()
-	p.moving[conn] = struct{}{}
-	p.mu.Unlock()
-	if !p.send(conn) {
-		p.arrived(conn)
-	}
-}
-
-func (p *Parker) send(conn net.Conn) bool {
+	p.serveBack.Do(func() { go func() { _ = p.srv.Serve(p.back) }() })
 	if !p.back.put(conn) {
 		_ = conn.Close()
-		return false
-	}
-	return true
-}
-
-// arrived frees conn's room in transit: net/http read a request from it
-// (or it went idle, was hijacked or closed).
-func (p *Parker) arrived(conn net.Conn) {
-	p.mu.Lock()
-	_, ok := p.moving[conn]
-	delete(p.moving, conn)
-	p.mu.Unlock()
-	if ok {
-		<-p.transit
 	}
 }
 
@@ -304,7 +332,9 @@ func (p *Parker) close() {
 }
 
 // Shutdown shuts the Parker down (as srv.Shutdown does net/http): it waits
-// until every parked probe has been answered, or ctx ends.
+// until every parked probe has been answered, or ctx ends (then those
+// still waiting are answered when they end, as net/http's handlers
+// would).
 func (p *Parker) Shutdown(ctx context.Context) error {
 	p.close()
 	done := make(chan struct{})
@@ -377,8 +407,14 @@ type bufferedResponse struct {
 	body   bytes.Buffer
 }
 
-func newBufferedResponse() *bufferedResponse {
-	return &bufferedResponse{header: http.Header{}}
+// newBufferedResponse starts with a copy of header (what was set before
+// the handler: exporter-toolkit's http_server_config.headers).
+func newBufferedResponse(header http.Header) *bufferedResponse {
+	h := header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	return &bufferedResponse{header: h}
 }
 
 func (b *bufferedResponse) Header() http.Header { return b.header }
@@ -396,32 +432,26 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 	return b.body.Write(p)
 }
 
-// parkedWriteTimeout bounds the write of an answer to a client that does
-// not read it.
-const parkedWriteTimeout = 30 * time.Second
-
-// writeTo writes the response as HTTP/1.1, closing the connection after
-// it when closing: its head and body in one writev.
-func (b *bufferedResponse) writeTo(conn net.Conn, closing bool) error {
+// encode returns the response as HTTP/1.1, its head and its body, with
+// Connection: close when closing, or keep-alive for an HTTP/1.0 client
+// that asked.
+func (b *bufferedResponse) encode(closing, keepAlive10 bool) net.Buffers {
 	if b.status == 0 {
 		b.status = http.StatusOK
 	}
 	b.header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	b.header.Set("Content-Length", strconv.Itoa(b.body.Len()))
-	if closing {
+	switch {
+	case closing:
 		b.header.Set("Connection", "close")
+	case keepAlive10:
+		b.header.Set("Connection", "keep-alive")
 	}
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 " + strconv.Itoa(b.status) + " " + http.StatusText(b.status) + "\r\n")
-	if err := b.header.Write(&head); err != nil {
-		return err
-	}
+	_ = b.header.Write(&head) // a bytes.Buffer does not fail
 	head.WriteString("\r\n")
-	_ = conn.SetWriteDeadline(time.Now().Add(parkedWriteTimeout))
-	defer func() { _ = conn.SetWriteDeadline(time.Time{}) }()
-	bufs := net.Buffers{head.Bytes(), b.body.Bytes()}
-	_, err := bufs.WriteTo(conn)
-	return err
+	return net.Buffers{head.Bytes(), b.body.Bytes()}
 }
 
 // headConn is a connection with bytes already read from it in front.

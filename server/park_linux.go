@@ -45,7 +45,9 @@ func newIdlePoller(p *Parker) *idlePoller {
 	}
 	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err == nil {
-		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN})
+		if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN}); err != nil {
+			_ = unix.Close(wakefd)
+		}
 	}
 	if err != nil {
 		_ = unix.Close(epfd)

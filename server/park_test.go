@@ -57,13 +57,17 @@ func parkedServer(t *testing.T, idle time.Duration) (addr string, srv *http.Serv
 	t.Helper()
 	srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
 	p = NewParker(srv, nil)
-	srv.Handler = loadedProbeHandler(t, parkConfig, ProbeOptions{Parker: p})
+	h := loadedProbeHandler(t, parkConfig, ProbeOptions{Parker: p})
+	// As exporter-toolkit's http_server_config.headers: set before /probe.
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Frame-Options", "deny")
+		h.ServeHTTP(w, r)
+	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(l) }()
-	go func() { _ = srv.Serve(p.Listener()) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -215,6 +219,9 @@ func TestParkedPipelineAndClose(t *testing.T) {
 	}
 	for i, want := range []float64{1, 1, 0, 1} {
 		resp, m := c.response(t)
+		if resp.Header.Get("X-Frame-Options") != "deny" {
+			t.Errorf("answer %d lost the header set before the handler: %v", i, resp.Header)
+		}
 		if resp.StatusCode != 200 || m["probe_success"] != want {
 			t.Errorf("answer %d: %s, probe_success %v, want %v", i, resp.Status, m["probe_success"], want)
 		}
@@ -278,5 +285,92 @@ func TestParkedShutdown(t *testing.T) {
 	}
 	if !resp.Close {
 		t.Error("the answer during shutdown has no Connection: close")
+	}
+}
+
+// A GET's body is never taken for the next request (net/http discards
+// it): such a request is not parked.
+func TestParkedGETBodyIsNotARequest(t *testing.T) {
+	needRawICMP(t)
+	addr, _, _ := parkedServer(t, time.Minute)
+	c := dialRaw(t, addr)
+	inner := "GET /probe?module=nope&target=127.0.0.1 HTTP/1.1\r\nHost: x\r\n\r\n"
+	_, _ = fmt.Fprintf(c, "GET /probe?module=ping1&target=127.0.0.14 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(inner), inner)
+	if resp, m := c.response(t); resp.StatusCode != 200 || m["probe_success"] != 1 {
+		t.Fatalf("%s, probe_success %v", resp.Status, m["probe_success"])
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	if resp, err := http.ReadResponse(c.r, nil); err == nil {
+		t.Errorf("the body was served as a request: %s", resp.Status)
+	}
+}
+
+// Clients that pipeline probes and never read their answers hold up no
+// one else's answer, though they outnumber the Parker's workers.
+func TestParkedSlowReadersBlockNoOne(t *testing.T) {
+	needRawICMP(t)
+	addr, _, p := parkedServer(t, time.Minute)
+	var req strings.Builder
+	for range 4000 { // 12 MB of answers: more than loopback's socket buffers hold
+		req.WriteString("GET /probe?module=ping1&target=127.0.0.15 HTTP/1.1\r\nHost: x\r\n\r\n")
+	}
+	for range runtime.GOMAXPROCS(0) + 1 {
+		c := dialRaw(t, addr)
+		_ = c.Conn.(*net.TCPConn).SetReadBuffer(4096)
+		if _, err := io.WriteString(c, req.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Until their answers filled their sockets: no probe is parked for
+	// 600 ms.
+	for last, still, deadline := uint64(0), 0, time.Now().Add(30*time.Second); still < 3 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		if n := p.parkedTotal.Load(); n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
+	c := dialRaw(t, addr)
+	start := time.Now()
+	_, _ = io.WriteString(c, "GET /probe?module=ping1&target=127.0.0.16 HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, m := c.response(t); resp.StatusCode != 200 || m["probe_success"] != 1 {
+		t.Fatalf("%s, probe_success %v", resp.Status, m["probe_success"])
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a probe beside clients that do not read was answered after %s", d)
+	}
+}
+
+// A connection handed back with a pipelined request in front goes back to
+// the idle watch once its pipeline is drained, unwrapped.
+func TestParkedPipelineThenIdle(t *testing.T) {
+	needRawICMP(t)
+	addr, _, p := parkedServer(t, time.Minute)
+	c := dialRaw(t, addr)
+	get := "GET /probe?module=ping1&target=127.0.0.17 HTTP/1.1\r\nHost: x\r\n\r\n"
+	for round := range 3 {
+		_, _ = io.WriteString(c, get+get+get)
+		for range 3 {
+			if resp, m := c.response(t); resp.StatusCode != 200 || m["probe_success"] != 1 {
+				t.Fatalf("round %d: %s, probe_success %v", round, resp.Status, m["probe_success"])
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.idle.count() != 1 || serverConnGoroutines() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after its pipeline the connection is not watched idle: %d idle, %d net/http goroutines", p.idle.count(), serverConnGoroutines())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var hc *headConn
+	p.idle.mu.Lock()
+	for _, ic := range p.idle.conns {
+		hc, _ = ic.conn.(*headConn)
+	}
+	p.idle.mu.Unlock()
+	if hc != nil {
+		t.Error("the idle connection is still wrapped")
 	}
 }

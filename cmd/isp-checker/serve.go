@@ -187,8 +187,7 @@ func (s *serveCmd) exec(e *env) error {
 	srv := &http.Server{ReadHeaderTimeout: s.readHeaderTimeout.val, IdleTimeout: s.idleTimeout.val,
 		ConnContext: connContext} // the responsiveness endpoints' view of each connection
 	// icmp probes wait holding no goroutine, their connections parked
-	// (server.Parker); the connections it hands back come in through its
-	// listener.
+	// (server.Parker), which hands them back to srv.
 	parker := server.NewParker(srv, logger)
 	reg.MustRegister(parker)
 	mux := server.NewMux(server.Options{
@@ -219,7 +218,6 @@ func (s *serveCmd) exec(e *env) error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, s.webConfig, logger) }()
-	go func() { _ = srv.Serve(parker.Listener()) }()
 	shutdown := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

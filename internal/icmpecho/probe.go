@@ -264,7 +264,9 @@ func (p *Probe) Wait(ctx context.Context) *Result {
 // request sent got its reply and none is left to send, ReplyTimeout after
 // the last was sent, or StopAt, whichever comes first. f runs on the
 // engine's receive loop, its scheduler or a timer's goroutine, so it must
-// not block; it is not called once Finish was. A waiting probe holds no
+// not block. Finish stops it from being called, except when the two race
+// (f was taken just before): f must not end the probe a second time. A
+// waiting probe holds no
 // goroutine: a caller with thousands of them (the /probe handler's parked
 // probes) calls Finish from f's signal. Call OnDone once.
 func (p *Probe) OnDone(f func()) {
