@@ -56,11 +56,9 @@ type Parker struct {
 	srv       *http.Server
 	serveBack sync.Once
 
+	queue   fifo[*parked] // ended probes to answer
 	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []*parked // ended probes to answer
-	closed  bool      // shutting down: answer with Connection: close
-	stopped bool      // the workers are to return
+	closed  bool // shutting down: answer with Connection: close
 	active  sync.WaitGroup
 	workers sync.WaitGroup
 }
@@ -80,7 +78,7 @@ func NewParker(srv *http.Server, logger *slog.Logger) *Parker {
 	}
 	n := runtime.GOMAXPROCS(0)
 	p := &Parker{logger: logger, idleTimeout: idle, back: newBackListener(), srv: srv}
-	p.cond = sync.NewCond(&p.mu)
+	p.queue.init()
 	p.idle = newIdlePoller(p)
 	// A few workers answer ended probes: rendering is CPU work, and a
 	// goroutine per answer would bring back, at the end of a burst of
@@ -184,28 +182,15 @@ func (p *Parker) start(ctx context.Context, pk *parked, start prober.StartFunc, 
 
 // ready queues an ended probe to be answered. It runs on the echo
 // engine's goroutines: it must not block.
-func (p *Parker) ready(pk *parked) {
-	p.mu.Lock()
-	p.queue = append(p.queue, pk)
-	p.mu.Unlock()
-	p.cond.Signal()
-}
+func (p *Parker) ready(pk *parked) { p.queue.push(pk) }
 
 func (p *Parker) work() {
 	defer p.workers.Done()
 	for {
-		p.mu.Lock()
-		for len(p.queue) == 0 && !p.stopped {
-			p.cond.Wait()
-		}
-		if len(p.queue) == 0 {
-			p.mu.Unlock()
+		pk, ok := p.queue.pop()
+		if !ok {
 			return
 		}
-		pk := p.queue[0]
-		p.queue[0] = nil
-		p.queue = p.queue[1:]
-		p.mu.Unlock()
 		p.answer(pk)
 	}
 }
@@ -340,10 +325,7 @@ func (p *Parker) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		p.active.Wait()
-		p.mu.Lock()
-		p.stopped = true
-		p.mu.Unlock()
-		p.cond.Broadcast()
+		p.queue.close() // empty: every parked probe was answered
 		p.workers.Wait()
 		if p.idle != nil {
 			p.idle.wait()
@@ -469,72 +451,90 @@ func (c *headConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
-// backListener is the net.Listener through which the Parker hands
-// connections back to net/http. Its queue has no bound: a connection
-// waits there only until net/http's accept loop takes it.
-type backListener struct {
+// fifo is an unbounded queue whose pop waits for an item: the Parker's
+// ended probes (for its workers) and the connections it hands back (for
+// net/http's accept loop).
+type fifo[T any] struct {
 	mu     sync.Mutex
-	queue  []net.Conn
+	cond   *sync.Cond
+	items  []T
 	closed bool
-	wake   chan struct{}
-	done   chan struct{}
 }
 
-func newBackListener() *backListener {
-	return &backListener{wake: make(chan struct{}, 1), done: make(chan struct{})}
-}
+func (q *fifo[T]) init() { q.cond = sync.NewCond(&q.mu) }
 
-func (l *backListener) Accept() (net.Conn, error) {
-	for {
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			return nil, net.ErrClosed
-		}
-		if len(l.queue) > 0 {
-			c := l.queue[0]
-			l.queue[0] = nil
-			l.queue = l.queue[1:]
-			l.mu.Unlock()
-			return c, nil
-		}
-		l.mu.Unlock()
-		select {
-		case <-l.wake:
-		case <-l.done:
-		}
-	}
-}
-
-// put hands conn to Accept; false once the listener is closed.
-func (l *backListener) put(conn net.Conn) bool {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+// push queues v; false once the queue is closed.
+func (q *fifo[T]) push(v T) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
 		return false
 	}
-	l.queue = append(l.queue, conn)
-	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	q.items = append(q.items, v)
+	q.mu.Unlock()
+	q.cond.Signal()
 	return true
 }
 
-// Close closes the listener and the connections it still holds.
-func (l *backListener) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
+// pop waits for the next item; false once the queue is closed and empty.
+func (q *fifo[T]) pop() (v T, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		return v, false
+	}
+	v = q.items[0]
+	var zero T
+	q.items[0] = zero
+	q.items = q.items[1:]
+	return v, true
+}
+
+// close closes the queue and returns what it still held (nil when it was
+// closed already).
+func (q *fifo[T]) close() []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
 		return nil
 	}
-	l.closed = true
-	close(l.done)
-	for _, c := range l.queue {
+	q.closed = true
+	rest := q.items
+	q.items = nil
+	q.cond.Broadcast()
+	return rest
+}
+
+// backListener is the net.Listener through which the Parker hands
+// connections back to net/http. Its queue has no bound: a connection
+// waits there only until net/http's accept loop takes it.
+type backListener struct{ queue fifo[net.Conn] }
+
+func newBackListener() *backListener {
+	l := &backListener{}
+	l.queue.init()
+	return l
+}
+
+func (l *backListener) Accept() (net.Conn, error) {
+	c, ok := l.queue.pop()
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+
+// put hands conn to Accept; false once the listener is closed.
+func (l *backListener) put(conn net.Conn) bool { return l.queue.push(conn) }
+
+// Close closes the listener and the connections it still holds.
+func (l *backListener) Close() error {
+	for _, c := range l.queue.close() {
 		_ = c.Close()
 	}
-	l.queue = nil
 	return nil
 }
 
