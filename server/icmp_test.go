@@ -5,14 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"strings"
 	"testing"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/isp-checker/isp-checker/internal/samples"
 )
@@ -21,12 +15,7 @@ import (
 // one echo request and answers with blackbox's metrics alone; a multi-packet
 // module on the same clean path reports loss 0 and every statistic.
 func TestICMPProbeHandlerLoopback(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true: the ICMP end-to-end test needs root (raw sockets)")
-		}
-		t.Skip("needs root for raw ICMP sockets")
-	}
+	needRawICMP(t)
 	s := httptest.NewServer(loadedProbeHandler(t, `
 modules:
   icmp:
@@ -54,16 +43,7 @@ modules:
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		mfs, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
-		if err != nil {
-			t.Fatalf("%v\n%s", err, body)
-		}
-		var list []*dto.MetricFamily
-		for _, mf := range mfs {
-			list = append(list, mf)
-		}
-		return samples.Of(list)
+		return parseMetrics(t, string(body))
 	}
 
 	bb := scrape("module=icmp&target=127.0.0.1")

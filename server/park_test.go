@@ -15,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/isp-checker/isp-checker/internal/samples"
 )
 
 const parkConfig = `
@@ -45,14 +44,14 @@ func needRawICMP(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true: parked icmp probes need root (raw sockets)")
+			t.Fatal("CI=true: this test needs root (raw ICMP sockets)")
 		}
 		t.Skip("needs root for raw ICMP sockets")
 	}
 }
 
-// parkedServer serves /probe as the exporter does: a Parker, its
-// listener served too.
+// parkedServer serves /probe as the exporter does, with a Parker (which
+// serves srv's handed-back connections itself).
 func parkedServer(t *testing.T, idle time.Duration) (addr string, srv *http.Server, p *Parker) {
 	t.Helper()
 	srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
@@ -79,20 +78,14 @@ func parkedServer(t *testing.T, idle time.Duration) (addr string, srv *http.Serv
 	return l.Addr().String(), srv, p
 }
 
+// parseMetrics flattens a /probe answer (samples.OfText).
 func parseMetrics(t *testing.T, body string) map[string]float64 {
 	t.Helper()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	m, err := samples.OfText(body)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, body)
 	}
-	out := map[string]float64{}
-	for name, mf := range mfs {
-		if len(mf.GetMetric()) == 1 && mf.GetMetric()[0].GetGauge() != nil {
-			out[name] = mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	return out
+	return m
 }
 
 // serverConnGoroutines counts net/http's connection goroutines in this

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // Of maps "name{label=value,…}" to each gauge or counter sample's value.
@@ -26,6 +28,21 @@ func Of(mfs []*dto.MetricFamily) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// OfText parses a text exposition (a /probe answer) and flattens it as Of
+// does.
+func OfText(text string) (map[string]float64, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		return nil, err
+	}
+	list := make([]*dto.MetricFamily, 0, len(mfs))
+	for _, mf := range mfs {
+		list = append(list, mf)
+	}
+	return Of(list), nil
 }
 
 // Keys returns the keys of m that start with prefix, sorted and joined by
