@@ -100,7 +100,7 @@ func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logge
 // ProbeICMP is the icmp prober: echo requests to the target, with loss,
 // round-trip times and jitter.
 func ProbeICMP(ctx context.Context, req *Request) Result {
-	p := &icmpProbe{cfg: &req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
+	p := newICMPProbe(req)
 	if w := p.begin(ctx, req); w != nil {
 		p.end(w, w.probe.Wait(ctx))
 	}
@@ -112,7 +112,7 @@ func ProbeICMP(ctx context.Context, req *Request) Result {
 // the probe suspended on the echo engine. A tcp probe, or one that failed
 // before any request was queued, returns its Result.
 func StartICMP(ctx context.Context, req *Request) (Result, *Suspended) {
-	p := &icmpProbe{cfg: &req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
+	p := newICMPProbe(req)
 	w := p.begin(ctx, req)
 	if w == nil {
 		return p.res, nil
@@ -127,11 +127,15 @@ func StartICMP(ctx context.Context, req *Request) (Result, *Suspended) {
 //
 // Unlike the other probers' it holds no copy of the Request: a copy (3.8
 // kB, most of it the module) would sit on the stack of every waiting probe
-// and push it into the next size class; run takes the caller's pointer.
+// and push it into the next size class; begin takes the caller's pointer.
 type icmpProbe struct {
 	cfg    *config.ICMPProbe // the module's, shared by every probe of it
 	logger *slog.Logger
 	res    *ICMPResult
+}
+
+func newICMPProbe(req *Request) *icmpProbe {
+	return &icmpProbe{cfg: &req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
 }
 
 // icmpWait is an icmp probe whose echo requests are with the echo engine:

@@ -70,7 +70,7 @@ func (req *Request) prepare(ctx context.Context) (_ context.Context, cancel cont
 		req.Logger = discardLogger
 	}
 	if req.Module == nil {
-		req.Module = emptyModule()
+		req.Module = &config.Module{}
 	}
 	// The deadline is the caller's; req.Timeout only says what to report as
 	// the probe's timeout (the budget the /probe handler computed).
@@ -108,5 +108,3 @@ func (req *Request) conclude(p any, res Result, start time.Time, timeout float64
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)
-
-func emptyModule() *config.Module { return &config.Module{} }
