@@ -26,7 +26,8 @@ import (
 // holding no goroutine (prober.StartFunc: the icmp prober, on the echo
 // engine), answers them itself when the probe ends, and keeps each
 // connection, idle, until its next request arrives, when it hands the
-// connection back to net/http.
+// connection back to net/http. While a probe waits, its connection is
+// watched for the client's hang-up, which ends the probe.
 //
 // Through net/http alone every waiting probe holds its connection's
 // goroutine (an 8 kB stack, more once deep), its read and write buffers
@@ -110,6 +111,12 @@ type parked struct {
 	// to keep it.
 	accept, acceptEncoding []string
 	close, keepAlive10     bool
+	// The hang-up watch of the connection while the probe waits (its key
+	// in the idle poller, under its lock), and which came first: the probe's end or the
+	// client's hang-up (gone).
+	watchKey uint64
+	ended    atomic.Bool
+	gone     bool
 }
 
 // hijack takes r's connection from net/http for a parked probe, or
@@ -177,12 +184,29 @@ func (p *Parker) start(ctx context.Context, pk *parked, start prober.StartFunc, 
 		return
 	}
 	pk.s = s
-	s.OnDone(func() { p.ready(pk) })
+	if p.idle != nil {
+		p.idle.watchHangup(pk)
+	}
+	s.OnDone(func() {
+		if pk.ended.CompareAndSwap(false, true) {
+			p.ready(pk)
+		}
+	})
 }
 
 // ready queues an ended probe to be answered. It runs on the echo
 // engine's goroutines: it must not block.
 func (p *Parker) ready(pk *parked) { p.queue.push(pk) }
+
+// hangup cuts pk's probe short: its client closed the connection (as
+// net/http ends a request's context then), so the probe's
+// --probes.max-concurrent slot is free at once, not at its deadline.
+func (p *Parker) hangup(pk *parked) {
+	if pk.ended.CompareAndSwap(false, true) {
+		pk.gone = true
+		p.ready(pk)
+	}
+}
 
 func (p *Parker) work() {
 	defer p.workers.Done()
@@ -209,6 +233,15 @@ func (p *Parker) answer(pk *parked) {
 			p.done(pk)
 		}
 	}()
+	if p.idle != nil {
+		p.idle.unwatchHangup(pk)
+	}
+	if pk.gone {
+		// As net/http does: the answer is still written (a client that
+		// only half-closed reads it), and the connection closed.
+		pk.a.logger.Info("the client closed the connection: the probe ends now")
+		pk.close = true
+	}
 	res := pk.res
 	if pk.s != nil {
 		res = pk.s.Finish()
@@ -261,20 +294,22 @@ func (p *Parker) writeRest(pk *parked, bufs net.Buffers, keep bool) {
 	p.wrote(pk, err, keep)
 }
 
-// wrote keeps or closes pk's connection once its answer was written (err:
-// or not), and gives back what the probe held.
+// wrote gives back what pk's probe held, then keeps or closes its
+// connection, once its answer was written (err: or not). In that order: a
+// request pipelined behind finds the probe's --probes.max-concurrent slot
+// free.
 func (p *Parker) wrote(pk *parked, err error, keep bool) {
 	_ = pk.conn.SetWriteDeadline(time.Time{})
 	if err != nil {
 		p.logger.Debug("writing a parked probe's answer", "err", err)
 		keep = false
 	}
+	p.done(pk)
 	if keep {
 		p.keep(pk.conn, pk.head)
 	} else {
 		_ = pk.conn.Close()
 	}
-	p.done(pk)
 }
 
 // done gives back what pk's probe held.

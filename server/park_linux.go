@@ -13,8 +13,8 @@ import (
 )
 
 // idlePoller watches the Parker's idle connections for their next
-// request with one epoll instance, so an idle connection holds no
-// goroutine and no buffer. Go's own poller keeps the descriptor too (edge
+// request, and its waiting probes' connections for a hang-up, with one
+// epoll instance, so neither holds a goroutine or a buffer. Go's own poller keeps the descriptor too (edge
 // triggered); nothing reads it until net/http has it back, and net/http
 // reads before it waits, so the two never miss a byte between them.
 type idlePoller struct {
@@ -24,6 +24,7 @@ type idlePoller struct {
 	mu     sync.Mutex
 	conns  map[uint64]*idleConn
 	next   uint64
+	idle   int // conns that wait for their next request, not a hang-up
 	closed bool
 	exited chan struct{}
 }
@@ -32,6 +33,9 @@ type idleConn struct {
 	conn  net.Conn
 	raw   syscall.RawConn
 	since time.Time
+	// pk, when set: the connection's probe is still waiting, and only a
+	// hang-up is watched for (watchHangup), not the next request.
+	pk *parked
 }
 
 // wakeKey is the wake eventfd's key; connections' keys start at 1.
@@ -62,34 +66,63 @@ func newIdlePoller(p *Parker) *idlePoller {
 // add watches conn until it is readable (its next request, or its close);
 // false when it cannot (then the caller hands it back at once).
 func (ip *idlePoller) add(conn net.Conn) bool {
+	_, ok := ip.watch(conn, nil, unix.EPOLLIN|unix.EPOLLRDHUP)
+	return ok
+}
+
+// watchHangup watches the connection of pk, whose probe waits, for its
+// client's hang-up (Parker.hangup), as net/http's background read ends a
+// request's context when its client goes; false when it cannot.
+func (ip *idlePoller) watchHangup(pk *parked) bool {
+	_, ok := ip.watch(pk.conn, pk, unix.EPOLLRDHUP)
+	return ok
+}
+
+// unwatchHangup stops watching pk's connection (its probe ended), unless
+// its hang-up was reported already.
+func (ip *idlePoller) unwatchHangup(pk *parked) {
+	ip.mu.Lock()
+	defer ip.mu.Unlock()
+	if c := ip.conns[pk.watchKey]; c != nil && pk.watchKey != wakeKey {
+		ip.drop(pk.watchKey, c)
+	}
+}
+
+func (ip *idlePoller) watch(conn net.Conn, pk *parked, events uint32) (key uint64, ok bool) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return false
+		return 0, false
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return 0, false
 	}
 	ip.mu.Lock()
 	defer ip.mu.Unlock()
 	if ip.closed {
-		return false
+		return 0, false
 	}
 	ip.next++
-	key := ip.next
+	key = ip.next
 	var ctlErr error
 	err = raw.Control(func(fd uintptr) {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(key)), Pad: int32(uint32(key >> 32))}
+		ev := unix.EpollEvent{Events: events | unix.EPOLLONESHOT, Fd: int32(uint32(key)), Pad: int32(uint32(key >> 32))}
 		ctlErr = unix.EpollCtl(ip.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})
 	if err != nil || ctlErr != nil {
-		return false
+		return 0, false
 	}
-	ip.conns[key] = &idleConn{conn: conn, raw: raw, since: time.Now()}
-	return true
+	ip.conns[key] = &idleConn{conn: conn, raw: raw, since: time.Now(), pk: pk}
+	if pk == nil {
+		ip.idle++
+	} else {
+		pk.watchKey = key // under ip.mu: the loop may report it at once
+	}
+	return key, true
 }
 
-// remove stops watching c (ip.mu not held).
+// remove stops watching c (ip.mu held: an entry out of conns is out of
+// the epoll set too, so a connection's next watch never finds it there).
 func (c *idleConn) remove(epfd int) {
 	_ = c.raw.Control(func(fd uintptr) {
 		_ = unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
@@ -130,7 +163,7 @@ func (ip *idlePoller) loop() {
 		for _, ev := range events[:n] {
 			key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 			if c := ip.conns[key]; c != nil && key != wakeKey {
-				delete(ip.conns, key)
+				ip.drop(key, c)
 				ready = append(ready, c)
 			}
 		}
@@ -138,20 +171,32 @@ func (ip *idlePoller) loop() {
 		if now := time.Now(); timeout > 0 && now.Sub(lastSweep) >= idleSweep {
 			lastSweep = now
 			for key, c := range ip.conns {
-				if now.Sub(c.since) >= ip.p.idleTimeout {
-					delete(ip.conns, key)
+				if c.pk == nil && now.Sub(c.since) >= ip.p.idleTimeout {
+					ip.drop(key, c)
 					expired = append(expired, c)
 				}
 			}
 		}
 		ip.mu.Unlock()
 		for _, c := range ready {
-			c.remove(ip.epfd)
-			ip.p.handBack(c.conn)
+			if c.pk != nil {
+				ip.p.hangup(c.pk)
+			} else {
+				ip.p.handBack(c.conn)
+			}
 		}
 		for _, c := range expired {
 			_ = c.conn.Close() // closing takes it out of the epoll set
 		}
+	}
+}
+
+// drop stops watching c, at key (ip.mu held).
+func (ip *idlePoller) drop(key uint64, c *idleConn) {
+	delete(ip.conns, key)
+	c.remove(ip.epfd)
+	if c.pk == nil {
+		ip.idle--
 	}
 }
 
@@ -169,7 +214,9 @@ func (ip *idlePoller) close() {
 	_, _ = unix.Write(ip.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 	ip.mu.Unlock()
 	for _, c := range conns {
-		_ = c.conn.Close()
+		if c.pk == nil { // a waiting probe's connection is answered still
+			_ = c.conn.Close()
+		}
 	}
 }
 
@@ -180,5 +227,5 @@ func (ip *idlePoller) wait() { <-ip.exited }
 func (ip *idlePoller) count() int {
 	ip.mu.Lock()
 	defer ip.mu.Unlock()
-	return len(ip.conns)
+	return ip.idle
 }

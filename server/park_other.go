@@ -17,3 +17,7 @@ func (*idlePoller) close() {}
 func (*idlePoller) wait() {}
 
 func (*idlePoller) count() int { return 0 }
+
+func (*idlePoller) watchHangup(*parked) bool { return false }
+
+func (*idlePoller) unwatchHangup(*parked) {}

@@ -32,6 +32,13 @@ modules:
     timeout: 10s
     icmp:
       preferred_ip_protocol: ip4
+  long:
+    prober: icmp
+    timeout: 20s
+    icmp:
+      preferred_ip_protocol: ip4
+      packets: 10
+      interval: 1s
   tcping:
     prober: icmp
     timeout: 2s
@@ -54,9 +61,16 @@ func needRawICMP(t *testing.T) {
 // serves srv's handed-back connections itself).
 func parkedServer(t *testing.T, idle time.Duration) (addr string, srv *http.Server, p *Parker) {
 	t.Helper()
+	return parkedServerWith(t, idle, ProbeOptions{})
+}
+
+// parkedServerWith is parkedServer with the /probe handler's options o.
+func parkedServerWith(t *testing.T, idle time.Duration, o ProbeOptions) (addr string, srv *http.Server, p *Parker) {
+	t.Helper()
 	srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
 	p = NewParker(srv, nil)
-	h := loadedProbeHandler(t, parkConfig, ProbeOptions{Parker: p})
+	o.Parker = p
+	h := loadedProbeHandler(t, parkConfig, o)
 	// As exporter-toolkit's http_server_config.headers: set before /probe.
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Frame-Options", "deny")
@@ -365,5 +379,66 @@ func TestParkedPipelineThenIdle(t *testing.T) {
 	p.idle.mu.Unlock()
 	if hc != nil {
 		t.Error("the idle connection is still wrapped")
+	}
+}
+
+// waitFor polls cond for up to 5 s; it says how long cond took.
+func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("after 5s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// A client that closes its connection while its probe is parked ends the
+// probe at once, as net/http ends a request's context, so its
+// --probes.max-concurrent slot is free for the next; a client that only
+// half-closed still reads the answer. A pipelined request is no hang-up.
+func TestParkedHangup(t *testing.T) {
+	needRawICMP(t)
+	addr, _, p := parkedServerWith(t, time.Minute, ProbeOptions{MaxConcurrent: 1})
+	long := "GET /probe?module=long&target=127.0.0.40 HTTP/1.1\r\nHost: x\r\n\r\n"
+
+	c := dialRaw(t, addr)
+	_, _ = io.WriteString(c, long)
+	waitFor(t, "the probe is not parked", func() bool { return p.probing.Load() == 1 })
+	_ = c.Close()
+	if d := waitFor(t, "the probe of a client that left still runs", func() bool { return p.probing.Load() == 0 }); d > 2*time.Second {
+		t.Errorf("the probe ended %s after its client left; it would run 9 s more", d)
+	}
+	// Its slot is free: the next probe is not refused.
+	c = dialRaw(t, addr)
+	_, _ = io.WriteString(c, "GET /probe?module=ping1&target=127.0.0.41 HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, m := c.response(t); resp.StatusCode != 200 || m["probe_success"] != 1 {
+		t.Fatalf("after a hang-up: %s, probe_success %v", resp.Status, m["probe_success"])
+	}
+
+	// Half-closed: the probe is cut short, and its answer still arrives.
+	c = dialRaw(t, addr)
+	_, _ = io.WriteString(c, long)
+	waitFor(t, "the probe is not parked", func() bool { return p.probing.Load() == 1 })
+	start := time.Now()
+	_ = c.Conn.(*net.TCPConn).CloseWrite()
+	resp, m := c.response(t)
+	if d := time.Since(start); d > 2*time.Second || !resp.Close || m["probe_icmp_packets_sent"] >= 10 {
+		t.Errorf("half-closed: answered after %s, Connection: close %v, %v of 10 packets sent", d, resp.Close, m["probe_icmp_packets_sent"])
+	}
+
+	// A pipelined request while the probe waits does not end it.
+	waitFor(t, "the half-closed probe's slot is not free", func() bool { return p.probing.Load() == 0 })
+	c = dialRaw(t, addr)
+	_, _ = io.WriteString(c, "GET /probe?module=ping&target=127.0.0.42 HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, "the probe is not parked", func() bool { return p.probing.Load() == 1 })
+	_, _ = io.WriteString(c, "GET /probe?module=ping1&target=127.0.0.43 HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, m := c.response(t); resp.StatusCode != 200 || m["probe_icmp_packets_received"] != 3 {
+		t.Errorf("with a pipelined request behind it: %s, %v of 3 replies", resp.Status, m["probe_icmp_packets_received"])
+	}
+	if resp, m := c.response(t); resp.StatusCode != 200 || m["probe_success"] != 1 {
+		t.Errorf("the pipelined request: %s, probe_success %v", resp.Status, m["probe_success"])
 	}
 }
