@@ -30,36 +30,12 @@ const tracePayloadLen = 32
 // capture shows where the probe came from.
 var traceFiller = []byte("isp-checker traceroute probe....")
 
-// onesSum adds b to sum as big-endian 16-bit words (ones' complement sum
-// before folding; an odd last byte is padded with zero).
-func onesSum(sum uint32, b []byte) uint32 {
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
-}
-
-// fold reduces a ones' complement sum to 16 bits.
-func fold(sum uint32) uint16 {
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
-}
-
-// inetChecksum is the Internet checksum (RFC 1071) of b with an initial sum.
-func inetChecksum(sum uint32, b []byte) uint16 { return ^fold(onesSum(sum, b)) }
-
 // pseudoHeaderSum is the ones' complement sum of the TCP/UDP/ICMPv6 pseudo
 // header for a transport segment of length n.
 func pseudoHeaderSum(src, dst netip.Addr, proto uint8, n int) uint32 {
 	s, d := src.AsSlice(), dst.AsSlice()
-	sum := onesSum(0, s)
-	sum = onesSum(sum, d)
+	sum := icmpwire.OnesSum(0, s)
+	sum = icmpwire.OnesSum(sum, d)
 	return sum + uint32(proto) + uint32(n&0xffff) + uint32(n>>16)
 }
 
@@ -90,7 +66,7 @@ func buildEcho(ipv6 bool, id, seq uint16, token uint32, size int) []byte {
 	binary.BigEndian.PutUint16(b[12:], ^seq)
 	fill(b[14:])
 	if !ipv6 {
-		binary.BigEndian.PutUint16(b[2:], inetChecksum(0, b))
+		binary.BigEndian.PutUint16(b[2:], icmpwire.Checksum(0, b))
 	}
 	return b
 }
@@ -116,18 +92,18 @@ func buildUDP(src, dst netip.Addr, sport, dport, want uint16, payload int) []byt
 	fill(b[10:])
 	// With the checksum field and the adjust word w zero, the sum is s; the
 	// sender's checksum is ^(s + w), so w = ^want - s = ^want + ^s.
-	s := fold(onesSum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b))
-	w := fold(uint32(^want) + uint32(^s))
+	s := icmpwire.Fold(icmpwire.OnesSum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b))
+	w := icmpwire.Fold(uint32(^want) + uint32(^s))
 	binary.BigEndian.PutUint16(b[8:], w)
-	c := inetChecksum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b)
+	c := icmpwire.Checksum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b)
 	if c != want {
 		// ones' complement has two zeros (0x0000 and 0xffff): the other
 		// one gives the same sum.
 		binary.BigEndian.PutUint16(b[8:], ^w)
-		if inetChecksum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b) != want {
+		if icmpwire.Checksum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b) != want {
 			binary.BigEndian.PutUint16(b[8:], w)
 		}
-		c = inetChecksum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b)
+		c = icmpwire.Checksum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b)
 	}
 	binary.BigEndian.PutUint16(b[6:], c)
 	return b
@@ -150,7 +126,7 @@ func buildSYN(src, dst netip.Addr, sport, dport uint16, seq uint32) []byte {
 		mss = 1440
 	}
 	binary.BigEndian.PutUint16(b[22:], mss)
-	binary.BigEndian.PutUint16(b[16:], inetChecksum(pseudoHeaderSum(src, dst, protoTCP, len(b)), b))
+	binary.BigEndian.PutUint16(b[16:], icmpwire.Checksum(pseudoHeaderSum(src, dst, protoTCP, len(b)), b))
 	return b
 }
 

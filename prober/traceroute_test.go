@@ -41,7 +41,7 @@ func TestTracerouteEchoChecksumConstant(t *testing.T) {
 		if got := binary.BigEndian.Uint16(b[2:]); got != want {
 			t.Errorf("seq %d: checksum %#04x, want %#04x", seq, got, want)
 		}
-		if inetChecksum(0, b) != 0 {
+		if icmpwire.Checksum(0, b) != 0 {
 			t.Errorf("seq %d: packet does not checksum to zero", seq)
 		}
 		if len(b) != 8+tracePayloadLen {
@@ -51,9 +51,9 @@ func TestTracerouteEchoChecksumConstant(t *testing.T) {
 		// header) is constant too.
 		src, dst := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
 		b6 := buildEcho(true, id, seq, token, tracePayloadLen)
-		c6 := inetChecksum(pseudoHeaderSum(src, dst, protoICMPv6, len(b6)), b6)
+		c6 := icmpwire.Checksum(pseudoHeaderSum(src, dst, protoICMPv6, len(b6)), b6)
 		b60 := buildEcho(true, id, 0, token, tracePayloadLen)
-		if c60 := inetChecksum(pseudoHeaderSum(src, dst, protoICMPv6, len(b60)), b60); c6 != c60 {
+		if c60 := icmpwire.Checksum(pseudoHeaderSum(src, dst, protoICMPv6, len(b60)), b60); c6 != c60 {
 			t.Errorf("seq %d: ICMPv6 checksum %#04x, seq 0 %#04x", seq, c6, c60)
 		}
 	}
@@ -74,7 +74,7 @@ func TestTracerouteUDPChecksumChosen(t *testing.T) {
 			if got != uint16(want) {
 				t.Fatalf("%v: checksum %#04x, want %#04x", pr, got, want)
 			}
-			if s := inetChecksum(pseudoHeaderSum(pr[0], pr[1], protoUDP, len(b)), b); s != 0 {
+			if s := icmpwire.Checksum(pseudoHeaderSum(pr[0], pr[1], protoUDP, len(b)), b); s != 0 {
 				t.Fatalf("%v want %#04x: datagram does not verify (%#04x)", pr, want, s)
 			}
 			if binary.BigEndian.Uint16(b[0:]) != 40000 || binary.BigEndian.Uint16(b[2:]) != 33434 || int(binary.BigEndian.Uint16(b[4:])) != 8+tracePayloadLen {
@@ -87,7 +87,7 @@ func TestTracerouteUDPChecksumChosen(t *testing.T) {
 func TestTracerouteSYN(t *testing.T) {
 	src, dst := netip.MustParseAddr("198.51.100.34"), netip.MustParseAddr("203.0.113.34")
 	b := buildSYN(src, dst, 40000, 80, 0x01020304)
-	if inetChecksum(pseudoHeaderSum(src, dst, protoTCP, len(b)), b) != 0 {
+	if icmpwire.Checksum(pseudoHeaderSum(src, dst, protoTCP, len(b)), b) != 0 {
 		t.Error("SYN does not verify")
 	}
 	seg, ok := parseTCP(b)

@@ -54,20 +54,7 @@ func setSeq(b []byte, v6 bool, seq uint16) {
 }
 
 // checksum is the Internet checksum (RFC 1071) of b.
-func checksum(b []byte) uint16 {
-	var sum uint32
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
+func checksum(b []byte) uint16 { return icmpwire.Checksum(0, b) }
 
 // Kind classifies an ICMP message the engine received.
 type Kind = icmpwire.Kind

@@ -141,3 +141,28 @@ func UnreachableText(v6 bool, code uint8) string {
 	}
 	return "code " + strconv.Itoa(int(code))
 }
+
+// OnesSum adds b to sum as big-endian 16-bit words: the ones' complement
+// sum of RFC 1071 before folding (an odd last byte is padded with zero).
+func OnesSum(sum uint32, b []byte) uint32 {
+	for len(b) >= 2 {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	return sum
+}
+
+// Fold reduces a ones' complement sum to 16 bits.
+func Fold(sum uint32) uint16 {
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum)
+}
+
+// Checksum is the Internet checksum (RFC 1071) of b with an initial sum
+// (a pseudo header's, or 0).
+func Checksum(sum uint32, b []byte) uint16 { return ^Fold(OnesSum(sum, b)) }

@@ -55,3 +55,24 @@ func TestUnreachableNames(t *testing.T) {
 		}
 	}
 }
+
+// RFC 1071, section 3's worked example, then an odd length and a message
+// whose checksum field is set: it sums to zero.
+func TestChecksum(t *testing.T) {
+	b := []byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7}
+	if got := Fold(OnesSum(0, b)); got != 0xddf2 {
+		t.Errorf("folded sum %#04x, want 0xddf2", got)
+	}
+	if got := Checksum(0, b); got != 0x220d {
+		t.Errorf("checksum %#04x, want 0x220d", got)
+	}
+	if got := Checksum(0, []byte{0x01}); got != ^uint16(0x0100) {
+		t.Errorf("odd length: %#04x, want %#04x", got, ^uint16(0x0100))
+	}
+	echo := []byte{8, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n'}
+	c := Checksum(0, echo)
+	echo[2], echo[3] = byte(c>>8), byte(c)
+	if got := Checksum(0, echo); got != 0 {
+		t.Errorf("a message with its checksum set sums to %#04x, want 0", got)
+	}
+}
