@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,28 @@ type ProbeOptions struct {
 type ProbeHandler struct {
 	o   ProbeOptions
 	sem chan struct{}
+	// The target policy of the config in force, shared by its probes
+	// (read-only), not built again for each.
+	policy atomic.Pointer[configPolicy]
+}
+
+type configPolicy struct {
+	cfg    *config.Config
+	policy *prober.Policy
+}
+
+// policyOf returns cfg's target policy.
+func (h *ProbeHandler) policyOf(cfg *config.Config) *prober.Policy {
+	if cp := h.policy.Load(); cp != nil && cp.cfg == cfg {
+		return cp.policy
+	}
+	var onDeny func()
+	if h.o.Metrics != nil {
+		onDeny = h.o.Metrics.denied.Inc
+	}
+	p := prober.NewPolicy(cfg.TargetPolicy, onDeny)
+	h.policy.Store(&configPolicy{cfg: cfg, policy: p})
+	return p
 }
 
 // NewProbeHandler returns the /probe handler.
@@ -195,11 +218,7 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 	shown := prober.RedactTarget(target)
 	logger := slog.New(plog).With("module", moduleName, "target", shown)
 	req.Target, req.Hostname, req.Logger, req.Timeout = target, hostname, logger, timeout
-	var onDeny func()
-	if h.o.Metrics != nil {
-		onDeny = h.o.Metrics.denied.Inc
-	}
-	req.Policy = prober.NewPolicy(cfg.TargetPolicy, onDeny)
+	req.Policy = h.policyOf(cfg)
 
 	if h.o.Metrics != nil {
 		h.o.Metrics.inFlight.Inc()

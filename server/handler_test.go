@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -533,5 +534,58 @@ func TestRenderPanicFreesTheSlot(t *testing.T) {
 	}
 	if code, body := get(t, s.URL+"/probe?module=echo&target=x", nil); code != http.StatusOK || !strings.Contains(body, "probe_success 1") {
 		t.Errorf("after three render panics with a cap of 1: %d %q, want a probe", code, body)
+	}
+}
+
+// The target policy a probe gets is its config's: after a reload, the
+// next probe follows the new one (the handler keeps one policy per config,
+// not one per probe).
+func TestPolicyFollowsReload(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	load := func(policy string) *config.Config {
+		cfg, err := config.Load([]byte("modules:\n  tcp: {prober: tcp, timeout: 2s}\n"+policy), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	holder := config.NewHolder("", nil)
+	holder.Set(load("target_policy:\n  deny_networks: [127.0.0.0/8]\n"))
+	s := httptest.NewServer(NewProbeHandler(ProbeOptions{Config: holder, Probers: probers.All()}))
+	defer s.Close()
+	probe := func() string {
+		resp, err := http.Get(s.URL + "/probe?module=tcp&debug=true&target=" + l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for range 2 {
+		if out := probe(); !strings.Contains(out, "probe_success 0") || !strings.Contains(out, "denied network 127.0.0.0/8") {
+			t.Fatalf("denied by the first config: %s", out)
+		}
+	}
+	holder.Set(load(""))
+	if out := probe(); !strings.Contains(out, "probe_success 1") {
+		t.Errorf("after the reload the old policy still applies: %s", out)
+	}
+	holder.Set(load("target_policy:\n  deny_networks: [127.0.0.0/8]\n"))
+	if out := probe(); !strings.Contains(out, "probe_success 0") {
+		t.Errorf("after a second reload the policy is not the new config's: %s", out)
 	}
 }

@@ -50,6 +50,10 @@ type Parker struct {
 	// Prometheus sends the same Accept (250 bytes) with every scrape: the
 	// parked requests share one copy, not the request's whole header.
 	accept, acceptEncoding lastValue
+	// The headers set before /probe (exporter-toolkit's
+	// http_server_config.headers) are the same for every answer: the
+	// parked probes share one copy, as read-only.
+	header lastHeader
 
 	parkedTotal atomic.Uint64
 	probing     atomic.Int64
@@ -147,7 +151,7 @@ func (p *Parker) hijack(w http.ResponseWriter, r *http.Request) *parked {
 	}
 	p.parkedTotal.Add(1)
 	p.probing.Add(1)
-	pk := &parked{conn: conn, header: w.Header().Clone(), close: r.Close,
+	pk := &parked{conn: conn, header: p.header.of(w.Header()), close: r.Close,
 		keepAlive10: !r.ProtoAtLeast(1, 1) && !r.Close,
 		accept:      p.accept.of(r.Header["Accept"]), acceptEncoding: p.acceptEncoding.of(r.Header["Accept-Encoding"])}
 	// What net/http read past this request, then what a connection handed
@@ -414,6 +418,36 @@ func (l *lastValue) of(v []string) []string {
 	c := slices.Clone(v)
 	l.v.Store(&c)
 	return c
+}
+
+// lastHeader is the last header asked for, to share with the next
+// request that has the same.
+type lastHeader struct{ v atomic.Pointer[http.Header] }
+
+// of returns a copy of h, or the equal one kept from before; nil when h
+// is empty. The caller must not change it.
+func (l *lastHeader) of(h http.Header) http.Header {
+	if len(h) == 0 {
+		return nil
+	}
+	if last := l.v.Load(); last != nil && equalHeader(*last, h) {
+		return *last
+	}
+	c := h.Clone()
+	l.v.Store(&c)
+	return c
+}
+
+func equalHeader(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !slices.Equal(v, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // bufferedResponse is the http.ResponseWriter of a parked probe's answer:

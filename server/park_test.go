@@ -442,3 +442,26 @@ func TestParkedHangup(t *testing.T) {
 		t.Errorf("the pipelined request: %s, probe_success %v", resp.Status, m["probe_success"])
 	}
 }
+
+// Parked answers share one copy of the headers set before /probe while
+// they are the same, and never the caller's own map.
+func TestLastHeader(t *testing.T) {
+	var l lastHeader
+	if l.of(http.Header{}) != nil {
+		t.Error("an empty header is not nil")
+	}
+	h := http.Header{"X-Frame-Options": {"deny"}}
+	a := l.of(h)
+	h.Set("X-Frame-Options", "changed")
+	if a.Get("X-Frame-Options") != "deny" {
+		t.Error("the kept header is the caller's map")
+	}
+	b := l.of(http.Header{"X-Frame-Options": {"changed"}})
+	c := l.of(http.Header{"X-Frame-Options": {"changed"}})
+	if b.Get("X-Frame-Options") != "changed" || fmt.Sprintf("%p", b) != fmt.Sprintf("%p", c) {
+		t.Errorf("equal headers are not shared: %v %v", b, c)
+	}
+	if d := l.of(http.Header{"X-Frame-Options": {"changed"}, "X-Other": {"1"}}); d.Get("X-Other") != "1" {
+		t.Errorf("a different header was answered with the kept one: %v", d)
+	}
+}
