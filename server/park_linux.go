@@ -31,7 +31,6 @@ type idlePoller struct {
 
 type idleConn struct {
 	conn  net.Conn
-	raw   syscall.RawConn
 	since time.Time
 	// pk, when set: the connection's probe is still waiting, and only a
 	// hang-up is watched for (watchHangup), not the next request.
@@ -106,27 +105,25 @@ func (ip *idlePoller) watch(conn net.Conn, pk *parked, events uint32) (key uint6
 	key = ip.next
 	var ctlErr error
 	err = raw.Control(func(fd uintptr) {
+		// A connection stays in the epoll set from its first watch until
+		// it is closed (which takes it out), its one-shot watch disarmed
+		// after each event: each later watch only re-arms it, one system
+		// call where taking it out and adding it again were two more.
 		ev := unix.EpollEvent{Events: events | unix.EPOLLONESHOT, Fd: int32(uint32(key)), Pad: int32(uint32(key >> 32))}
-		ctlErr = unix.EpollCtl(ip.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+		if ctlErr = unix.EpollCtl(ip.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev); errors.Is(ctlErr, unix.ENOENT) {
+			ctlErr = unix.EpollCtl(ip.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+		}
 	})
 	if err != nil || ctlErr != nil {
 		return 0, false
 	}
-	ip.conns[key] = &idleConn{conn: conn, raw: raw, since: time.Now(), pk: pk}
+	ip.conns[key] = &idleConn{conn: conn, since: time.Now(), pk: pk}
 	if pk == nil {
 		ip.idle++
 	} else {
 		pk.watchKey = key // under ip.mu: the loop may report it at once
 	}
 	return key, true
-}
-
-// remove stops watching c (ip.mu held: an entry out of conns is out of
-// the epoll set too, so a connection's next watch never finds it there).
-func (c *idleConn) remove(epfd int) {
-	_ = c.raw.Control(func(fd uintptr) {
-		_ = unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
-	})
 }
 
 // idleSweep is how often idle connections are checked against the idle
@@ -191,10 +188,11 @@ func (ip *idlePoller) loop() {
 	}
 }
 
-// drop stops watching c, at key (ip.mu held).
+// drop stops watching c, at key (ip.mu held). Its descriptor stays in the
+// epoll set (see watch): an event it may still report, at key, finds no
+// entry and is ignored.
 func (ip *idlePoller) drop(key uint64, c *idleConn) {
 	delete(ip.conns, key)
-	c.remove(ip.epfd)
 	if c.pk == nil {
 		ip.idle--
 	}
