@@ -419,6 +419,9 @@ func TestParkedHangup(t *testing.T) {
 	}
 
 	// Half-closed: the probe is cut short, and its answer still arrives.
+	// (A client reads its answer a moment before the probe gives its slot
+	// back.)
+	waitFor(t, "the last probe's slot is not free", func() bool { return p.probing.Load() == 0 })
 	c = dialRaw(t, addr)
 	_, _ = io.WriteString(c, long)
 	waitFor(t, "the probe is not parked", func() bool { return p.probing.Load() == 1 })
