@@ -217,21 +217,8 @@ func (p *httpProbe) http3RoundTripper(ctx context.Context, hc pconfig.HTTPClient
 	if err != nil {
 		return nil, err
 	}
-	if o := hc.OAuth2; o != nil {
-		secret, err := secretReader(o.ClientSecret, o.ClientSecretFile, o.ClientSecretRef)
-		if o.GrantType == "urn:ietf:params:oauth:grant-type:jwt-bearer" {
-			secret, err = secretReader(o.ClientCertificateKey, o.ClientCertificateKeyFile, o.ClientCertificateKeyRef)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("oauth2: %w", err)
-		}
-		// The token request goes over TCP, through the target policy.
-		dialer, err := p.req.Policy.Dialer("tcp", p.cfg.SourceIPAddress)
-		if err != nil {
-			return nil, err
-		}
-		dialer.Resolver = Resolver
-		rt = pconfig.NewOAuth2RoundTripper(secret, o, rt, pconfig.WithDialContextFunc(p.req.Policy.Dial(dialer.DialContext)))
+	if rt, err = withOAuth2(hc, rt, p.req.Policy, p.cfg.SourceIPAddress); err != nil {
+		return nil, err
 	}
 	if hc.HTTPHeaders != nil {
 		if hc.FollowRedirects {

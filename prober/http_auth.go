@@ -34,6 +34,29 @@ func withAuth(hc pconfig.HTTPClientConfig, rt http.RoundTripper) (http.RoundTrip
 	return rt, nil
 }
 
+// withOAuth2 wraps rt in prometheus/common's oauth2 round tripper when hc
+// configures oauth2 (for the same requests as withAuth): the token request
+// goes over TCP from source, through the target policy.
+func withOAuth2(hc pconfig.HTTPClientConfig, rt http.RoundTripper, policy *Policy, source string) (http.RoundTripper, error) {
+	o := hc.OAuth2
+	if o == nil {
+		return rt, nil
+	}
+	secret, err := secretReader(o.ClientSecret, o.ClientSecretFile, o.ClientSecretRef)
+	if o.GrantType == "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+		secret, err = secretReader(o.ClientCertificateKey, o.ClientCertificateKeyFile, o.ClientCertificateKeyRef)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("oauth2: %w", err)
+	}
+	dialer, err := policy.Dialer("tcp", source)
+	if err != nil {
+		return nil, err
+	}
+	dialer.Resolver = Resolver
+	return pconfig.NewOAuth2RoundTripper(secret, o, rt, pconfig.WithDialContextFunc(policy.Dial(dialer.DialContext))), nil
+}
+
 // secretReader reads an inline secret or a file; the secret managers of
 // *_ref are not wired into isp-checker.
 func secretReader(inline pconfig.Secret, file, ref string) (pconfig.SecretReader, error) {

@@ -90,10 +90,6 @@ func (p *websocketProbe) run(ctx context.Context) {
 		p.res.Fail(p.logger, "proxy_connect_header is not supported by the websocket prober", nil)
 		return
 	}
-	if hc.OAuth2 != nil {
-		p.res.Fail(p.logger, "oauth2 is not supported by the websocket prober (use authorization or headers)", nil)
-		return
-	}
 	headers, err := p.headers(ctx, u)
 	if err != nil {
 		p.res.Fail(p.logger, "Error building the upgrade request headers", err)
@@ -147,6 +143,11 @@ func (p *websocketProbe) headers(ctx context.Context, u *url.URL) (http.Header, 
 	}
 	rt, err := withAuth(hc, rt)
 	if err != nil {
+		return nil, err
+	}
+	// An oauth2 token is fetched here (through the target policy) and
+	// sent as the upgrade's Authorization header.
+	if rt, err = withOAuth2(hc, rt, p.req.Policy, p.cfg.SourceIPAddress); err != nil {
 		return nil, err
 	}
 	r, err := http.NewRequestWithContext(ctx, http.MethodGet, (&url.URL{Scheme: "http", Host: u.Host, Path: "/"}).String(), nil)

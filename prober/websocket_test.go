@@ -206,6 +206,62 @@ http_config:
 	}
 }
 
+// oauth2 fetches a token (client credentials, through the target policy)
+// and sends it with the upgrade; a token endpoint that refuses fails the
+// probe before any upgrade is tried.
+func TestWebsocketOAuth2(t *testing.T) {
+	srv, base := websocketTestStart(t, nil)
+	var mu sync.Mutex
+	var forms []string
+	token := httpTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		mu.Lock()
+		forms = append(forms, r.PostForm.Get("grant_type")+" "+r.PostForm.Get("scope"))
+		mu.Unlock()
+		user, pass, _ := r.BasicAuth()
+		if r.URL.Path != "/token" || user != "probe" || pass != "s3cret" {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"tok-42","token_type":"Bearer","expires_in":3600}`)
+	}))
+	oauth := func(secret, path string) config.Module {
+		return probeTestModule(t, "websocket", 0, fmt.Sprintf(`
+http_config:
+  oauth2:
+    client_id: probe
+    client_secret: %s
+    token_url: %s%s
+    scopes: [chat]
+`, secret, token.URL, path))
+	}
+	res := websocketTestRun(t, httpTestTimeout, base+"/hello", oauth("s3cret", "/token"))
+	probeTestCheck(t, res, "")
+	if h, _ := srv.last(); h.Get("Authorization") != "Bearer tok-42" {
+		t.Errorf("upgrade Authorization %q, want the token", h.Get("Authorization"))
+	}
+	mu.Lock()
+	if len(forms) != 1 || forms[0] != "client_credentials chat" {
+		t.Errorf("token requests %q, want one client_credentials request for scope chat", forms)
+	}
+	mu.Unlock()
+
+	res = websocketTestRun(t, httpTestTimeout, base+"/hello", oauth("wrong", "/token"))
+	probeTestCheck(t, res, "Error building the upgrade request headers")
+	if !strings.Contains(res.Error+res.Cause, "invalid_client") || res.Upgraded || res.StatusCode != 0 {
+		t.Errorf("a refused token: error %q cause %q, status %d upgraded %v", res.Error, res.Cause, res.StatusCode, res.Upgraded)
+	}
+
+	// The token request goes through the target policy: link-local is
+	// denied by default, so nothing is sent there.
+	m := probeTestModule(t, "websocket", 0, "http_config: {oauth2: {client_id: probe, client_secret: s3cret, token_url: 'http://169.254.169.254/token'}}")
+	res = websocketTestRun(t, httpTestTimeout, base+"/hello", m)
+	if !strings.Contains(res.Error+res.Cause, "denied network 169.254.0.0/16") || res.Upgraded {
+		t.Errorf("a token URL the policy denies: error %q cause %q, upgraded %v", res.Error, res.Cause, res.Upgraded)
+	}
+}
+
 func TestWebsocketFailures(t *testing.T) {
 	_, base := websocketTestStart(t, nil)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
