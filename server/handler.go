@@ -138,16 +138,20 @@ type answer struct {
 	view       collector.Renderer
 }
 
-// release gives back what a holds; what it never took is nil.
+// release gives back what a holds; what it never took, or gave back
+// already, is nil.
 func (a *answer) release() {
 	if a.releaseLog != nil {
 		a.releaseLog()
+		a.releaseLog = nil
 	}
 	if a.cancel != nil {
 		a.cancel()
+		a.cancel = nil
 	}
 	if a.sem != nil {
 		<-a.sem
+		a.sem = nil
 	}
 }
 

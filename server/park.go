@@ -121,6 +121,7 @@ type parked struct {
 	watchKey uint64
 	ended    atomic.Bool
 	gone     bool
+	released bool // done ran (by the one goroutine that has pk at a time)
 }
 
 // hijack takes r's connection from net/http for a parked probe, or
@@ -174,8 +175,14 @@ func (p *Parker) start(ctx context.Context, pk *parked, start prober.StartFunc, 
 	defer func() {
 		if v := recover(); v != nil {
 			p.logger.Error("starting a parked probe panicked", "panic", v)
-			_ = pk.conn.Close()
-			p.done(pk)
+			// Unless a hang-up took pk already (then a worker ends it).
+			if pk.ended.CompareAndSwap(false, true) {
+				if p.idle != nil {
+					p.idle.unwatchHangup(pk)
+				}
+				_ = pk.conn.Close()
+				p.done(pk)
+			}
 		}
 	}()
 	res, s := prober.StartRequest(ctx, start, req)
@@ -188,7 +195,9 @@ func (p *Parker) start(ctx context.Context, pk *parked, start prober.StartFunc, 
 		return
 	}
 	pk.s = s
-	if p.idle != nil {
+	// The watch comes first: once OnDone is set, the probe's end may
+	// answer, then keep, the connection at any moment.
+	if p.idle != nil && len(pk.head) == 0 {
 		p.idle.watchHangup(pk)
 	}
 	s.OnDone(func() {
@@ -205,6 +214,9 @@ func (p *Parker) ready(pk *parked) { p.queue.push(pk) }
 // hangup cuts pk's probe short: its client closed the connection (as
 // net/http ends a request's context then), so the probe's
 // --probes.max-concurrent slot is free at once, not at its deadline.
+// A connection whose next request came first is not watched (see
+// idlePoller.watchHangup), as net/http stops watching once it has a byte
+// of the next request.
 func (p *Parker) hangup(pk *parked) {
 	if pk.ended.CompareAndSwap(false, true) {
 		pk.gone = true
@@ -242,7 +254,8 @@ func (p *Parker) answer(pk *parked) {
 	}
 	if pk.gone {
 		// As net/http does: the answer is still written (a client that
-		// only half-closed reads it), and the connection closed.
+		// only half-closed reads it), and the connection closed; nothing
+		// of a next request was read (else there is no hang-up watch).
 		pk.a.logger.Info("the client closed the connection: the probe ends now")
 		pk.close = true
 	}
@@ -298,26 +311,33 @@ func (p *Parker) writeRest(pk *parked, bufs net.Buffers, keep bool) {
 	p.wrote(pk, err, keep)
 }
 
-// wrote gives back what pk's probe held, then keeps or closes its
-// connection, once its answer was written (err: or not). In that order: a
-// request pipelined behind finds the probe's --probes.max-concurrent slot
-// free.
+// wrote keeps or closes pk's connection once its answer was written (err:
+// or not), and gives back what the probe held: its
+// --probes.max-concurrent slot first, so a request pipelined behind finds
+// it free, and its place in Shutdown's count last, so Shutdown returns
+// only once the connection is kept or closed.
 func (p *Parker) wrote(pk *parked, err error, keep bool) {
 	_ = pk.conn.SetWriteDeadline(time.Time{})
 	if err != nil {
 		p.logger.Debug("writing a parked probe's answer", "err", err)
 		keep = false
 	}
-	p.done(pk)
+	pk.a.release()
 	if keep {
 		p.keep(pk.conn, pk.head)
 	} else {
 		_ = pk.conn.Close()
 	}
+	p.done(pk)
 }
 
-// done gives back what pk's probe held.
+// done gives back what pk's probe held, once (a panic's recover may call
+// it after wrote began).
 func (p *Parker) done(pk *parked) {
+	if pk.released {
+		return
+	}
+	pk.released = true
 	pk.a.release()
 	p.probing.Add(-1)
 	p.active.Done()

@@ -71,10 +71,38 @@ func (ip *idlePoller) add(conn net.Conn) bool {
 
 // watchHangup watches the connection of pk, whose probe waits, for its
 // client's hang-up (Parker.hangup), as net/http's background read ends a
-// request's context when its client goes; false when it cannot.
+// request's context when its client goes; false when it cannot. As that
+// read does, the watch ends at the first byte of a next request: a client
+// that pipelines one and then half-closes gets both answers.
 func (ip *idlePoller) watchHangup(pk *parked) bool {
-	_, ok := ip.watch(pk.conn, pk, unix.EPOLLRDHUP)
+	_, ok := ip.watch(pk.conn, pk, unix.EPOLLIN|unix.EPOLLRDHUP)
 	return ok
+}
+
+// hungUp reports whether conn's client closed it (or it broke) with
+// nothing left to read: its next request's bytes mean it did not.
+func hungUp(conn net.Conn) bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var n int
+	var rerr error
+	if err := raw.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	}); err != nil {
+		return true // closed already
+	}
+	switch {
+	case n > 0, errors.Is(rerr, unix.EAGAIN), errors.Is(rerr, unix.EINTR):
+		return false
+	}
+	return true // 0 bytes: the client's FIN; or an error: a reset
 }
 
 // unwatchHangup stops watching pk's connection (its probe ended), unless
@@ -177,7 +205,9 @@ func (ip *idlePoller) loop() {
 		ip.mu.Unlock()
 		for _, c := range ready {
 			if c.pk != nil {
-				ip.p.hangup(c.pk)
+				if hungUp(c.conn) {
+					ip.p.hangup(c.pk)
+				} // else its next request is here: the probe goes on, unwatched
 			} else {
 				ip.p.handBack(c.conn)
 			}
@@ -207,7 +237,7 @@ func (ip *idlePoller) close() {
 	}
 	ip.closed = true
 	conns := ip.conns
-	ip.conns = nil
+	ip.conns, ip.idle = nil, 0
 	// Under the lock: the loop closes wakefd only once it saw closed.
 	_, _ = unix.Write(ip.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 	ip.mu.Unlock()

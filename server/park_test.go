@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,8 +13,11 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/isp-checker/isp-checker/internal/samples"
 )
@@ -466,5 +470,210 @@ func TestLastHeader(t *testing.T) {
 	}
 	if d := l.of(http.Header{"X-Frame-Options": {"changed"}, "X-Other": {"1"}}); d.Get("X-Other") != "1" {
 		t.Errorf("a different header was answered with the kept one: %v", d)
+	}
+}
+
+// plainServer serves /probe through net/http alone (no Parker): the
+// ground truth the parked path is to match.
+func plainServer(t *testing.T) string {
+	t.Helper()
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	h := loadedProbeHandler(t, parkConfig, ProbeOptions{})
+	srv.Handler = h
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return l.Addr().String()
+}
+
+// A client that pipelines a second request and then half-closes its side
+// (shutdown(SHUT_WR)) gets both answers, from net/http alone as from the
+// Parker: a next request ends the hang-up watch.
+func TestParkedHalfCloseAfterPipelined(t *testing.T) {
+	needRawICMP(t)
+	req1 := "GET /probe?module=ping&target=127.0.0.50 HTTP/1.1\r\nHost: x\r\n\r\n"
+	req2 := "GET /probe?module=ping1&target=127.0.0.51 HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, parked := range []bool{false, true} {
+		for _, together := range []bool{false, true} {
+			name := map[bool]string{false: "net/http", true: "parked"}[parked] +
+				map[bool]string{false: "/pipelined-while-waiting", true: "/pipelined-in-one-write"}[together]
+			t.Run(name, func(t *testing.T) {
+				var addr string
+				var p *Parker
+				if parked {
+					addr, _, p = parkedServer(t, time.Minute)
+				} else {
+					addr = plainServer(t)
+				}
+				c := dialRaw(t, addr)
+				if together {
+					_, _ = io.WriteString(c, req1+req2)
+				} else {
+					_, _ = io.WriteString(c, req1)
+				}
+				if parked {
+					waitFor(t, "the probe is not parked", func() bool { return p.probing.Load() == 1 })
+				} else {
+					time.Sleep(100 * time.Millisecond)
+				}
+				if !together {
+					_, _ = io.WriteString(c, req2)
+					time.Sleep(50 * time.Millisecond)
+				}
+				_ = c.Conn.(*net.TCPConn).CloseWrite()
+				for i := range 2 {
+					resp, err := http.ReadResponse(c.r, nil)
+					if err != nil {
+						t.Fatalf("answer %d of 2: %v", i+1, err)
+					}
+					body, _ := io.ReadAll(resp.Body)
+					m := parseMetrics(t, string(body))
+					t.Logf("answer %d: %s close=%v sent=%v received=%v", i+1, resp.Status, resp.Close,
+						m["probe_icmp_packets_sent"], m["probe_icmp_packets_received"])
+				}
+			})
+		}
+	}
+}
+
+// A connection stays in the epoll set after its watch is dropped; after Close the kernel must have taken it out, so a
+// new socket that gets the same fd number is ADDed afresh (MOD: ENOENT),
+// and a stale registration kept alive by a dup reports only its old key,
+// which the loop ignores (the new connection is not handed back).
+func TestParkedEpollAfterCloseAndDup(t *testing.T) {
+	srv := &http.Server{}
+	p := NewParker(srv, nil)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Shutdown(ctx)
+	}()
+	ip := p.idle
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	pair := func() (server, client net.Conn) {
+		cl, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sv, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sv, cl
+	}
+	fdOf := func(c net.Conn) (fd int) {
+		raw, _ := c.(syscall.Conn).SyscallConn()
+		_ = raw.Control(func(f uintptr) { fd = int(f) })
+		return fd
+	}
+	for _, dup := range []bool{false, true} {
+		a, ac := pair()
+		fdA := fdOf(a)
+		// A hang-up watch, then its drop (as answer does), leaving the
+		// registration armed in the epoll set.
+		pk := &parked{conn: a}
+		if _, ok := ip.watch(a, pk, unix.EPOLLRDHUP); !ok {
+			t.Fatal("watch failed")
+		}
+		ip.unwatchHangup(pk)
+		var f interface{ Close() error }
+		if dup {
+			f, err = a.(*net.TCPConn).File()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = a.Close()
+		// A new socket on the same fd number.
+		var b, bc net.Conn
+		var keep []net.Conn
+		for range 20 {
+			b, bc = pair()
+			if fdOf(bc) == fdA {
+				b, bc = bc, b
+			}
+			if fdOf(b) == fdA {
+				break
+			}
+			keep = append(keep, b, bc)
+			b = nil
+		}
+		if b == nil {
+			if f != nil {
+				_ = f.Close()
+			}
+			t.Skipf("fd %d was not reused", fdA)
+		}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT}
+		err := unix.EpollCtl(ip.epfd, unix.EPOLL_CTL_MOD, fdA, &ev)
+		t.Logf("dup=%v: MOD of the reused fd %d: %v", dup, fdA, err)
+		if !errors.Is(err, unix.ENOENT) {
+			t.Errorf("dup=%v: the closed connection's registration matched the new socket: MOD gave %v", dup, err)
+		}
+		if ok := ip.add(b); !ok {
+			t.Fatal("add of the new connection failed")
+		}
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", ip.epfd))
+		entries := strings.Count(string(info), fmt.Sprintf("tfd: %8d", fdA))
+		t.Logf("dup=%v: epoll entries at fd %d: %d", dup, fdA, entries)
+		if want := map[bool]int{false: 1, true: 2}[dup]; entries != want {
+			t.Errorf("dup=%v: %d epoll entries at fd %d, want %d:\n%s", dup, entries, fdA, want, info)
+		}
+		// The old connection's peer hangs up: only the stale (dup) entry
+		// can report it, at the old key.
+		_ = ac.Close()
+		time.Sleep(100 * time.Millisecond)
+		if n := ip.count(); n != 1 {
+			t.Errorf("dup=%v: the new idle connection was not kept watched (idle %d): a stale event reached it", dup, n)
+		}
+		if f != nil {
+			_ = f.Close()
+		}
+		_ = bc.Close()
+		time.Sleep(50 * time.Millisecond)
+		for _, c := range keep {
+			_ = c.Close()
+		}
+	}
+}
+
+// After Shutdown closed the idle connections, the idle gauge says none.
+func TestParkedIdleCountAfterShutdown(t *testing.T) {
+	p := NewParker(&http.Server{}, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	cl, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cl.Close() }()
+	sv, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.idle.add(sv) {
+		t.Fatal("add failed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.idle.count(); n != 0 {
+		t.Errorf("after Shutdown closed every idle connection, count() = %d", n)
 	}
 }

@@ -275,3 +275,29 @@ func TestErrorReachesProbe(t *testing.T) {
 		t.Errorf("error text %q", got)
 	}
 }
+
+// A probe cut short (Finish) before its OnDone is set arms nothing: its f
+// is never called, and no timer keeps the probe until its StopAt.
+func TestOnDoneAfterFinish(t *testing.T) {
+	needMode(t, Privileged, false)
+	req := loopbackRequests(1, 5, Privileged)[0]
+	req.StopAt = time.Now().Add(time.Minute)
+	p, err := Start(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Finish()
+	called := make(chan struct{}, 1)
+	p.OnDone(func() { called <- struct{}{} })
+	p.mu.Lock()
+	armed := p.timer != nil || p.notify != nil
+	p.mu.Unlock()
+	if armed {
+		t.Error("OnDone after Finish armed a timer or kept its f")
+	}
+	select {
+	case <-called:
+		t.Error("OnDone's f was called for a probe that was finished already")
+	case <-time.After(200 * time.Millisecond):
+	}
+}

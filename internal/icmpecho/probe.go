@@ -265,12 +265,16 @@ func (p *Probe) Wait(ctx context.Context) *Result {
 // the last was sent, or StopAt, whichever comes first. f runs on the
 // engine's receive loop, its scheduler or a timer's goroutine, so it must
 // not block. Finish stops it from being called, except when the two race
-// (f was taken just before): f must not end the probe a second time. A
-// waiting probe holds no
-// goroutine: a caller with thousands of them (the /probe handler's parked
-// probes) calls Finish from f's signal. Call OnDone once.
+// (f was taken just before): f must not end the probe a second time; after
+// Finish, OnDone arms nothing and f is never called. A waiting probe holds
+// no goroutine: a caller with thousands of them (the /probe handler's
+// parked probes) calls Finish from f's signal. Call OnDone once.
 func (p *Probe) OnDone(f func()) {
 	p.mu.Lock()
+	if p.finished { // cut short before it asked: nothing to arm
+		p.mu.Unlock()
+		return
+	}
 	p.notify = f
 	if p.isDone {
 		p.mu.Unlock()
