@@ -197,7 +197,7 @@ func (p *Parker) start(ctx context.Context, pk *parked, start prober.StartFunc, 
 	pk.s = s
 	// The watch comes first: once OnDone is set, the probe's end may
 	// answer, then keep, the connection at any moment.
-	if p.idle != nil && len(pk.head) == 0 {
+	if p.idle != nil {
 		p.idle.watchHangup(pk)
 	}
 	s.OnDone(func() {
@@ -214,9 +214,8 @@ func (p *Parker) ready(pk *parked) { p.queue.push(pk) }
 // hangup cuts pk's probe short: its client closed the connection (as
 // net/http ends a request's context then), so the probe's
 // --probes.max-concurrent slot is free at once, not at its deadline.
-// A connection whose next request came first is not watched (see
-// idlePoller.watchHangup), as net/http stops watching once it has a byte
-// of the next request.
+// The watch ends at a next request's first byte on the socket (see
+// idlePoller.watchHangup), as net/http's background read does.
 func (p *Parker) hangup(pk *parked) {
 	if pk.ended.CompareAndSwap(false, true) {
 		pk.gone = true
@@ -254,10 +253,13 @@ func (p *Parker) answer(pk *parked) {
 	}
 	if pk.gone {
 		// As net/http does: the answer is still written (a client that
-		// only half-closed reads it), and the connection closed; nothing
-		// of a next request was read (else there is no hang-up watch).
+		// only half-closed reads it), and the connection closed, unless a
+		// next request was read already: net/http serves that one too
+		// (then reads the end of the connection and closes it).
 		pk.a.logger.Info("the client closed the connection: the probe ends now")
-		pk.close = true
+		if len(pk.head) == 0 {
+			pk.close = true
+		}
 	}
 	res := pk.res
 	if pk.s != nil {

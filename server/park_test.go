@@ -477,20 +477,7 @@ func TestLastHeader(t *testing.T) {
 // ground truth the parked path is to match.
 func plainServer(t *testing.T) string {
 	t.Helper()
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
-	h := loadedProbeHandler(t, parkConfig, ProbeOptions{})
-	srv.Handler = h
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return l.Addr().String()
+	return plainServerWith(t, ProbeOptions{})
 }
 
 // A client that pipelines a second request and then half-closes its side
@@ -500,6 +487,8 @@ func TestParkedHalfCloseAfterPipelined(t *testing.T) {
 	needRawICMP(t)
 	req1 := "GET /probe?module=ping&target=127.0.0.50 HTTP/1.1\r\nHost: x\r\n\r\n"
 	req2 := "GET /probe?module=ping1&target=127.0.0.51 HTTP/1.1\r\nHost: x\r\n\r\n"
+	type run struct{ parked, together bool }
+	sent := map[run]float64{} // the first answer's packets sent
 	for _, parked := range []bool{false, true} {
 		for _, together := range []bool{false, true} {
 			name := map[bool]string{false: "net/http", true: "parked"}[parked] +
@@ -537,8 +526,19 @@ func TestParkedHalfCloseAfterPipelined(t *testing.T) {
 					m := parseMetrics(t, string(body))
 					t.Logf("answer %d: %s close=%v sent=%v received=%v", i+1, resp.Status, resp.Close,
 						m["probe_icmp_packets_sent"], m["probe_icmp_packets_received"])
+					if i == 0 {
+						sent[run{parked, together}] = m["probe_icmp_packets_sent"]
+					}
 				}
 			})
+		}
+	}
+	// The first probe ran as it did through net/http: whole when the next
+	// request came while it waited, cut short by the half-close when the
+	// next request had been read with it.
+	for _, together := range []bool{false, true} {
+		if a, b := sent[run{false, together}], sent[run{true, together}]; a != b {
+			t.Errorf("together=%v: the first probe sent %v packets through net/http, %v parked", together, a, b)
 		}
 	}
 }
@@ -675,5 +675,102 @@ func TestParkedIdleCountAfterShutdown(t *testing.T) {
 	}
 	if n := p.idle.count(); n != 0 {
 		t.Errorf("after Shutdown closed every idle connection, count() = %d", n)
+	}
+}
+
+// plainServerWith is plainServer with the /probe handler's options o.
+func plainServerWith(t *testing.T, o ProbeOptions) string {
+	t.Helper()
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	srv.Handler = loadedProbeHandler(t, parkConfig, o)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return l.Addr().String()
+}
+
+// A client that sends a probe request and a pipelined next one in one
+// write, then closes its connection: net/http's background read sees the
+// close (it reads the socket, not bufio's buffer, where the next request
+// sits) and ends the request's context, so the probe's
+// --probes.max-concurrent slot is free at once; so does the Parker's watch.
+func TestParkedPipelinedThenClose(t *testing.T) {
+	needRawICMP(t)
+	long := "GET /probe?module=long&target=127.0.0.60 HTTP/1.1\r\nHost: x\r\n\r\n"
+	next := "GET /probe?module=ping1&target=127.0.0.61 HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, parked := range []bool{false, true} {
+		name := map[bool]string{false: "net/http", true: "parked"}[parked]
+		t.Run(name, func(t *testing.T) {
+			var addr string
+			if parked {
+				var p *Parker
+				addr, _, p = parkedServerWith(t, time.Minute, ProbeOptions{MaxConcurrent: 1})
+				c := dialRaw(t, addr)
+				_, _ = io.WriteString(c, long+next)
+				waitFor(t, "the probe is not parked", func() bool { return p.probing.Load() == 1 })
+				_ = c.Close()
+			} else {
+				addr = plainServerWith(t, ProbeOptions{MaxConcurrent: 1})
+				c := dialRaw(t, addr)
+				_, _ = io.WriteString(c, long+next)
+				time.Sleep(300 * time.Millisecond)
+				_ = c.Close()
+			}
+			time.Sleep(1500 * time.Millisecond)
+			c := dialRaw(t, addr)
+			_, _ = io.WriteString(c, "GET /probe?module=ping1&target=127.0.0.62 HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(c.r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			t.Logf("%s: a new probe 1.5 s after the client left: %s %.60q", name, resp.Status, body)
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s: 1.5 s after its client closed, the first probe still holds the only --probes.max-concurrent slot: %s", name, resp.Status)
+			}
+		})
+	}
+}
+
+// The same client, half-closing instead: both cut the first probe short
+// and answer both requests.
+func TestParkedPipelinedThenHalfClose(t *testing.T) {
+	needRawICMP(t)
+	long := "GET /probe?module=long&target=127.0.0.63 HTTP/1.1\r\nHost: x\r\n\r\n"
+	next := "GET /probe?module=ping1&target=127.0.0.64 HTTP/1.1\r\nHost: x\r\n\r\n"
+	sent := map[bool]float64{}
+	took := map[bool]time.Duration{}
+	for _, parked := range []bool{false, true} {
+		name := map[bool]string{false: "net/http", true: "parked"}[parked]
+		t.Run(name, func(t *testing.T) {
+			var c *rawConn
+			if parked {
+				addr, _, p := parkedServerWith(t, time.Minute, ProbeOptions{})
+				c = dialRaw(t, addr)
+				_, _ = io.WriteString(c, long+next)
+				waitFor(t, "the probe is not parked", func() bool { return p.probing.Load() == 1 })
+			} else {
+				c = dialRaw(t, plainServerWith(t, ProbeOptions{}))
+				_, _ = io.WriteString(c, long+next)
+				time.Sleep(300 * time.Millisecond)
+			}
+			start := time.Now()
+			_ = c.Conn.(*net.TCPConn).CloseWrite()
+			_, m := c.response(t)
+			took[parked] = time.Since(start)
+			sent[parked] = m["probe_icmp_packets_sent"]
+			_, _ = c.response(t)
+		})
+	}
+	t.Logf("first answer after the half-close: net/http %v (%v packets sent), parked %v (%v packets sent)", took[false], sent[false], took[true], sent[true])
+	if took[true] > took[false]+2*time.Second {
+		t.Errorf("the Parker answered the first probe %v after the half-close, net/http %v (%v vs %v of 10 packets sent)", took[true], took[false], sent[true], sent[false])
 	}
 }

@@ -301,3 +301,36 @@ func TestOnDoneAfterFinish(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// After Finish and OnDone have both returned, in either order, nothing is
+// armed: no timer holds the probe (and f's closure) until StopAt.
+func TestOnDoneRacingFinish(t *testing.T) {
+	needMode(t, Privileged, false)
+	const runs = 400
+	armed := 0
+	for i := range runs {
+		req := Request{Dst: netip.AddrFrom4([4]byte{127, 31, byte(i / 250), byte(1 + i%250)}), Mode: Privileged,
+			Packets: 10, Interval: time.Second, Size: 28, TTL: 64, ReplyTimeout: 2 * time.Second,
+			StopAt: time.Now().Add(30 * time.Second)}
+		p, err := Start(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // the first request is out: Finish drains
+		var wg sync.WaitGroup
+		go1 := make(chan struct{})
+		wg.Add(2)
+		go func() { defer wg.Done(); <-go1; _ = p.Finish() }()
+		go func() { defer wg.Done(); <-go1; p.OnDone(func() {}) }()
+		close(go1)
+		wg.Wait()
+		p.mu.Lock()
+		if p.notify != nil || p.timer != nil && p.timer.Stop() {
+			armed++
+		}
+		p.mu.Unlock()
+	}
+	if armed > 0 {
+		t.Errorf("%d of %d runs: OnDone racing Finish left f and a timer armed until StopAt (30s)", armed, runs)
+	}
+}

@@ -35,21 +35,22 @@ type Probe struct {
 	next  int
 	ended atomic.Bool
 
-	mu       sync.Mutex
-	finished bool
-	echoes   []echo // by sequence number
-	sent     int
-	received int
-	dups     int
-	foreign  int
-	hopLimit int
-	sendErr  error
-	icmpErr  error
-	lastSent time.Time
-	over     bool        // no request is left to send
-	isDone   bool        // every request sent got its reply and none is left
-	notify   func()      // OnDone's f, until it is called
-	timer    *time.Timer // OnDone's timer: StopAt, or ReplyTimeout after the last request
+	mu        sync.Mutex
+	finishing bool // Finish began
+	finished  bool
+	echoes    []echo // by sequence number
+	sent      int
+	received  int
+	dups      int
+	foreign   int
+	hopLimit  int
+	sendErr   error
+	icmpErr   error
+	lastSent  time.Time
+	over      bool        // no request is left to send
+	isDone    bool        // every request sent got its reply and none is left
+	notify    func()      // OnDone's f, until it is called
+	timer     *time.Timer // OnDone's timer: StopAt, or ReplyTimeout after the last request
 }
 
 // Start opens (or reuses) the socket req needs, in the calling thread's
@@ -271,7 +272,7 @@ func (p *Probe) Wait(ctx context.Context) *Result {
 // parked probes) calls Finish from f's signal. Call OnDone once.
 func (p *Probe) OnDone(f func()) {
 	p.mu.Lock()
-	if p.finished { // cut short before it asked: nothing to arm
+	if p.finishing { // cut short before it asked: nothing to arm
 		p.mu.Unlock()
 		return
 	}
@@ -324,6 +325,7 @@ func (p *Probe) Finish() *Result {
 	p.mu.Lock()
 	missing := !p.isDone && p.sent > 0
 	p.notify = nil
+	p.finishing = true // an OnDone from now on arms nothing
 	if p.timer != nil {
 		p.timer.Stop()
 	}
