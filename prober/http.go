@@ -218,6 +218,11 @@ func (p *httpProbe) newTransport(ctx context.Context, hc pconfig.HTTPClientConfi
 	if err != nil {
 		return nil, err
 	}
+	if hc.OAuth2 != nil {
+		if err := allowTokenURL(ctx, hc.OAuth2, p.req.Policy); err != nil {
+			return nil, fmt.Errorf("oauth2 token_url: %w", err)
+		}
+	}
 	// Redirects to other names resolve at dial time, through the same
 	// resolver as the target; Control checks every address before connect.
 	dialer.Resolver = Resolver
@@ -225,7 +230,9 @@ func (p *httpProbe) newTransport(ctx context.Context, hc pconfig.HTTPClientConfi
 		p.logger.Info("Using local address", "source_ip_address", p.cfg.SourceIPAddress)
 	}
 	opts := []pconfig.HTTPClientOption{
-		pconfig.WithDialContextFunc(p.head.dial(p.req.Policy.DialExempting(hc.Proxy(), dialer.DialContext))),
+		// boundDial: an oauth2 token request, which prometheus/common makes
+		// without the probe's context, still ends at the probe's deadline.
+		pconfig.WithDialContextFunc(boundDial(ctx, p.head.dial(p.req.Policy.DialExempting(hc.Proxy(), dialer.DialContext)))),
 		pconfig.WithKeepAlivesDisabled(),
 	}
 	hc.TLSConfig.ServerName = serverName
@@ -474,28 +481,7 @@ func (p *httpProbe) readBody(ctx context.Context, resp *http.Response) {
 // allowProxiedHost applies the target policy to a host that a proxy, not
 // this process, will connect to, so the dialer cannot check it.
 func (p *httpProbe) allowProxiedHost(ctx context.Context, host string, resolve bool) error {
-	if p.req.Policy == nil {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		return p.req.Policy.AllowIP(ip)
-	}
-	if err := p.req.Policy.AllowHost(host); err != nil {
-		return err
-	}
-	if !resolve {
-		return nil
-	}
-	addrs, err := Resolver.LookupIPAddr(ctx, host)
-	if err != nil {
-		return fmt.Errorf("resolving %s to check it against target_policy: %w", host, err)
-	}
-	for _, a := range addrs {
-		if err := p.req.Policy.AllowIP(a.IP); err != nil {
-			return err
-		}
-	}
-	return nil
+	return p.req.Policy.AllowProxiedHost(ctx, host, resolve)
 }
 
 // withHostname applies the hostname URL parameter as the Host header, as

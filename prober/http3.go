@@ -217,7 +217,7 @@ func (p *httpProbe) http3RoundTripper(ctx context.Context, hc pconfig.HTTPClient
 	if err != nil {
 		return nil, err
 	}
-	if rt, err = withOAuth2(hc, rt, p.req.Policy, p.cfg.SourceIPAddress); err != nil {
+	if rt, err = withOAuth2(ctx, hc, rt, p.req.Policy, p.cfg.SourceIPAddress); err != nil {
 		return nil, err
 	}
 	if hc.HTTPHeaders != nil {

@@ -117,9 +117,12 @@ fail_if_body_not_matches_regexp: ["over h3"]
 }
 
 func TestHTTP3Redirects(t *testing.T) {
-	var port int
+	// The handler reads the port the server was given (atomically: it is
+	// set once the server runs).
+	var portOf atomic.Int64
 	var denied atomic.Int32
-	port = http3TestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p := http3TestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		port := int(portOf.Load())
 		switch r.URL.Path {
 		case "/to-metadata":
 			http.Redirect(w, r, "https://169.254.169.254:"+strconv.Itoa(port)+"/", http.StatusFound)
@@ -138,6 +141,8 @@ func TestHTTP3Redirects(t *testing.T) {
 		"localhost.test": {netip.MustParseAddr("127.0.0.1")},
 		"localhost":      {netip.MustParseAddr("127.0.0.1")},
 	})
+	portOf.Store(int64(p))
+	port := p
 	base := "https://127.0.0.1:" + strconv.Itoa(port)
 	tp := config.DefaultTargetPolicy()
 	tp.DenyHosts = []string{"blocked.test"}

@@ -1,9 +1,13 @@
 package prober
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"time"
 
 	pconfig "github.com/prometheus/common/config"
 )
@@ -35,9 +39,12 @@ func withAuth(hc pconfig.HTTPClientConfig, rt http.RoundTripper) (http.RoundTrip
 }
 
 // withOAuth2 wraps rt in prometheus/common's oauth2 round tripper when hc
-// configures oauth2 (for the same requests as withAuth): the token request
-// goes over TCP from source, through the target policy.
-func withOAuth2(hc pconfig.HTTPClientConfig, rt http.RoundTripper, policy *Policy, source string) (http.RoundTripper, error) {
+// configures oauth2 (for the same requests as withAuth), as the http
+// prober's client does: the token request goes over TCP from source,
+// through the target policy (the token URL's host too, when oauth2's own
+// proxy connects to it), without keep-alives, and ends at ctx's deadline.
+// Its User-Agent is the one the wrapped request carries.
+func withOAuth2(ctx context.Context, hc pconfig.HTTPClientConfig, rt http.RoundTripper, policy *Policy, source string) (http.RoundTripper, error) {
 	o := hc.OAuth2
 	if o == nil {
 		return rt, nil
@@ -49,13 +56,61 @@ func withOAuth2(hc pconfig.HTTPClientConfig, rt http.RoundTripper, policy *Polic
 	if err != nil {
 		return nil, fmt.Errorf("oauth2: %w", err)
 	}
+	if err := allowTokenURL(ctx, o, policy); err != nil {
+		return nil, fmt.Errorf("oauth2 token_url: %w", err)
+	}
 	dialer, err := policy.Dialer("tcp", source)
 	if err != nil {
 		return nil, err
 	}
 	dialer.Resolver = Resolver
-	return pconfig.NewOAuth2RoundTripper(secret, o, rt, pconfig.WithDialContextFunc(policy.Dial(dialer.DialContext))), nil
+	return pconfig.NewOAuth2RoundTripper(secret, o, rt,
+		pconfig.WithDialContextFunc(boundDial(ctx, policy.Dial(dialer.DialContext))),
+		pconfig.WithKeepAlivesDisabled()), nil
 }
+
+// allowTokenURL applies the target policy to the token URL's host when
+// oauth2's own proxy will connect to it (otherwise the dial checks the
+// address itself).
+func allowTokenURL(ctx context.Context, o *pconfig.OAuth2, policy *Policy) error {
+	u, err := url.Parse(o.TokenURL)
+	if err != nil {
+		return err
+	}
+	proxy := o.Proxy()
+	if proxy == nil {
+		return nil
+	}
+	pu, err := proxy(&http.Request{URL: u, Header: http.Header{}})
+	if err != nil || pu == nil {
+		return err
+	}
+	return policy.AllowProxiedHost(ctx, u.Hostname(), true)
+}
+
+// boundDial returns dial, with every connection it makes bound by ctx's
+// deadline and boundGrace: for requests prometheus/common makes without
+// the probe's context (an oauth2 token request), so none outlives the
+// probe. The grace lets a request that has ctx end by ctx first, with its
+// own error.
+func boundDial(ctx context.Context, dial func(ctx context.Context, network, address string) (net.Conn, error)) func(ctx context.Context, network, address string) (net.Conn, error) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return dial
+	}
+	dl = dl.Add(boundGrace)
+	return func(dctx context.Context, network, address string) (net.Conn, error) {
+		dctx, cancel := context.WithDeadline(dctx, dl)
+		defer cancel()
+		c, err := dial(dctx, network, address)
+		if err == nil {
+			_ = c.SetDeadline(dl)
+		}
+		return c, err
+	}
+}
+
+const boundGrace = 500 * time.Millisecond
 
 // secretReader reads an inline secret or a file; the secret managers of
 // *_ref are not wired into isp-checker.

@@ -180,3 +180,31 @@ func (p *Policy) DialExempting(proxy func(*http.Request) (*url.URL, error), dial
 		return checked(ctx, network, address)
 	}
 }
+
+// AllowProxiedHost checks a host that a proxy, not this process, will
+// connect to: the name, and (resolve) every address it resolves to here.
+// A nil Policy allows everything.
+func (p *Policy) AllowProxiedHost(ctx context.Context, host string, resolve bool) error {
+	if p == nil {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return p.AllowIP(ip)
+	}
+	if err := p.AllowHost(host); err != nil {
+		return err
+	}
+	if !resolve {
+		return nil
+	}
+	addrs, err := Resolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return fmt.Errorf("resolving %s to check it against target_policy: %w", host, err)
+	}
+	for _, a := range addrs {
+		if err := p.AllowIP(a.IP); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -136,18 +136,18 @@ func (p *websocketProbe) run(ctx context.Context) {
 func (p *websocketProbe) headers(ctx context.Context, u *url.URL) (http.Header, error) {
 	hc := p.cfg.HTTPClientConfig
 	capture := &headerCapture{}
-	var rt http.RoundTripper = capture
+	// Innermost, oauth2 fetches its token (through the target policy) with
+	// the User-Agent the upgrade will carry, and sets the Authorization.
+	rt, err := withOAuth2(ctx, hc, capture, p.req.Policy, p.cfg.SourceIPAddress)
+	if err != nil {
+		return nil, err
+	}
+	rt = defaultUserAgent{next: rt}
 	rt = pconfig.NewHeadersRoundTripper(&p.cfg.Headers, rt)
 	if hc.HTTPHeaders != nil {
 		rt = pconfig.NewHeadersRoundTripper(hc.HTTPHeaders, rt)
 	}
-	rt, err := withAuth(hc, rt)
-	if err != nil {
-		return nil, err
-	}
-	// An oauth2 token is fetched here (through the target policy) and
-	// sent as the upgrade's Authorization header.
-	if rt, err = withOAuth2(hc, rt, p.req.Policy, p.cfg.SourceIPAddress); err != nil {
+	if rt, err = withAuth(hc, rt); err != nil {
 		return nil, err
 	}
 	r, err := http.NewRequestWithContext(ctx, http.MethodGet, (&url.URL{Scheme: "http", Host: u.Host, Path: "/"}).String(), nil)
@@ -159,10 +159,19 @@ func (p *websocketProbe) headers(ctx context.Context, u *url.URL) (http.Header, 
 		return nil, err
 	}
 	_ = resp.Body.Close()
-	if capture.header.Get("User-Agent") == "" {
-		capture.header.Set("User-Agent", userAgent())
-	}
 	return capture.header, nil
+}
+
+// defaultUserAgent sets isp-checker's User-Agent on a request that has
+// none from the configured headers.
+type defaultUserAgent struct{ next http.RoundTripper }
+
+func (d defaultUserAgent) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("User-Agent") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("User-Agent", userAgent())
+	}
+	return d.next.RoundTrip(r)
 }
 
 // headerCapture ends a round-tripper chain: it keeps the headers the
