@@ -368,13 +368,9 @@ func TestParkedPipelineThenIdle(t *testing.T) {
 			}
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for p.idle.count() != 1 || serverConnGoroutines() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after its pipeline the connection is not watched idle: %d idle, %d net/http goroutines", p.idle.count(), serverConnGoroutines())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "after its pipeline the connection is not watched idle (or net/http still holds it)", func() bool {
+		return p.idle.count() == 1 && serverConnGoroutines() == 0
+	})
 	var hc *headConn
 	p.idle.mu.Lock()
 	for _, ic := range p.idle.conns {
