@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -116,8 +117,8 @@ type parked struct {
 	accept, acceptEncoding []string
 	close, keepAlive10     bool
 	// The hang-up watch of the connection while the probe waits (its key
-	// in the idle poller, under its lock), and which came first: the probe's end or the
-	// client's hang-up (gone).
+	// in the idle poller, under its lock), and which came first: the
+	// probe's end or the client's hang-up (gone).
 	watchKey uint64
 	ended    atomic.Bool
 	gone     bool
@@ -452,24 +453,12 @@ func (l *lastHeader) of(h http.Header) http.Header {
 	if len(h) == 0 {
 		return nil
 	}
-	if last := l.v.Load(); last != nil && equalHeader(*last, h) {
+	if last := l.v.Load(); last != nil && maps.EqualFunc(*last, h, slices.Equal) {
 		return *last
 	}
 	c := h.Clone()
 	l.v.Store(&c)
 	return c
-}
-
-func equalHeader(a, b http.Header) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || !slices.Equal(v, w) {
-			return false
-		}
-	}
-	return true
 }
 
 // bufferedResponse is the http.ResponseWriter of a parked probe's answer:

@@ -14,9 +14,10 @@ import (
 
 // idlePoller watches the Parker's idle connections for their next
 // request, and its waiting probes' connections for a hang-up, with one
-// epoll instance, so neither holds a goroutine or a buffer. Go's own poller keeps the descriptor too (edge
-// triggered); nothing reads it until net/http has it back, and net/http
-// reads before it waits, so the two never miss a byte between them.
+// epoll instance, so neither holds a goroutine or a buffer. Go's own
+// poller keeps the descriptor too (edge triggered); nothing reads it until
+// net/http has it back, and net/http reads before it waits, so the two
+// never miss a byte between them.
 type idlePoller struct {
 	p      *Parker
 	epfd   int
@@ -32,8 +33,9 @@ type idlePoller struct {
 type idleConn struct {
 	conn  net.Conn
 	since time.Time
-	// pk, when set: the connection's probe is still waiting, and only a
-	// hang-up is watched for (watchHangup), not the next request.
+	// pk, when set: the connection's probe is still waiting, and the watch
+	// is for its client's hang-up (watchHangup); a next request's bytes
+	// end it.
 	pk *parked
 }
 
@@ -65,8 +67,7 @@ func newIdlePoller(p *Parker) *idlePoller {
 // add watches conn until it is readable (its next request, or its close);
 // false when it cannot (then the caller hands it back at once).
 func (ip *idlePoller) add(conn net.Conn) bool {
-	_, ok := ip.watch(conn, nil, unix.EPOLLIN|unix.EPOLLRDHUP)
-	return ok
+	return ip.watch(conn, nil)
 }
 
 // watchHangup watches the connection of pk, whose probe waits, for its
@@ -75,8 +76,7 @@ func (ip *idlePoller) add(conn net.Conn) bool {
 // read does, the watch ends at the first byte of a next request: a client
 // that pipelines one and then half-closes gets both answers.
 func (ip *idlePoller) watchHangup(pk *parked) bool {
-	_, ok := ip.watch(pk.conn, pk, unix.EPOLLIN|unix.EPOLLRDHUP)
-	return ok
+	return ip.watch(pk.conn, pk)
 }
 
 // hungUp reports whether conn's client closed it (or it broke) with
@@ -115,35 +115,37 @@ func (ip *idlePoller) unwatchHangup(pk *parked) {
 	}
 }
 
-func (ip *idlePoller) watch(conn net.Conn, pk *parked, events uint32) (key uint64, ok bool) {
+// watch arms conn's one-shot watch for readability or its peer's close,
+// for pk's hang-up or (pk nil) its next request.
+func (ip *idlePoller) watch(conn net.Conn, pk *parked) bool {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return 0, false
+		return false
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return 0, false
+		return false
 	}
 	ip.mu.Lock()
 	defer ip.mu.Unlock()
 	if ip.closed {
-		return 0, false
+		return false
 	}
 	ip.next++
-	key = ip.next
+	key := ip.next
 	var ctlErr error
 	err = raw.Control(func(fd uintptr) {
 		// A connection stays in the epoll set from its first watch until
 		// it is closed (which takes it out), its one-shot watch disarmed
 		// after each event: each later watch only re-arms it, one system
 		// call where taking it out and adding it again were two more.
-		ev := unix.EpollEvent{Events: events | unix.EPOLLONESHOT, Fd: int32(uint32(key)), Pad: int32(uint32(key >> 32))}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(key)), Pad: int32(uint32(key >> 32))}
 		if ctlErr = unix.EpollCtl(ip.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev); errors.Is(ctlErr, unix.ENOENT) {
 			ctlErr = unix.EpollCtl(ip.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 		}
 	})
 	if err != nil || ctlErr != nil {
-		return 0, false
+		return false
 	}
 	ip.conns[key] = &idleConn{conn: conn, since: time.Now(), pk: pk}
 	if pk == nil {
@@ -151,7 +153,7 @@ func (ip *idlePoller) watch(conn net.Conn, pk *parked, events uint32) (key uint6
 	} else {
 		pk.watchKey = key // under ip.mu: the loop may report it at once
 	}
-	return key, true
+	return true
 }
 
 // idleSweep is how often idle connections are checked against the idle
