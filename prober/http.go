@@ -158,7 +158,7 @@ func (p *httpProbe) run(ctx context.Context) {
 	skipResolve := p.cfg.SkipResolvePhaseWithProxy && hc.ProxyURL.URL != nil && !hc.ProxyFromEnvironment
 	origHost := u.Host
 	if skipResolve {
-		if err := p.allowProxiedHost(ctx, host, false); err != nil {
+		if err := p.req.Policy.AllowProxiedHost(ctx, host, false); err != nil {
 			p.failDenied(err)
 			return
 		}
@@ -478,12 +478,6 @@ func (p *httpProbe) readBody(ctx context.Context, resp *http.Response) {
 	}
 }
 
-// allowProxiedHost applies the target policy to a host that a proxy, not
-// this process, will connect to, so the dialer cannot check it.
-func (p *httpProbe) allowProxiedHost(ctx context.Context, host string, resolve bool) error {
-	return p.req.Policy.AllowProxiedHost(ctx, host, resolve)
-}
-
 // withHostname applies the hostname URL parameter as the Host header, as
 // blackbox_exporter does, refusing a conflicting configured Host header.
 func withHostname(headers map[string]string, hostname string) (map[string]string, error) {
@@ -782,7 +776,7 @@ func (t *httpTransport) checkProxied(r *http.Request) error {
 	if pu == nil {
 		return nil // no_proxy: the dialer checks the address itself
 	}
-	return t.probe.allowProxiedHost(r.Context(), r.URL.Hostname(), !t.skipResolve)
+	return t.probe.req.Policy.AllowProxiedHost(r.Context(), r.URL.Hostname(), !t.skipResolve)
 }
 
 // CloseIdleConnections closes both transports' idle connections, so no

@@ -92,18 +92,19 @@ func buildUDP(src, dst netip.Addr, sport, dport, want uint16, payload int) []byt
 	fill(b[10:])
 	// With the checksum field and the adjust word w zero, the sum is s; the
 	// sender's checksum is ^(s + w), so w = ^want - s = ^want + ^s.
-	s := icmpwire.Fold(icmpwire.OnesSum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b))
+	ph := pseudoHeaderSum(src, dst, protoUDP, len(b))
+	s := icmpwire.Fold(icmpwire.OnesSum(ph, b))
 	w := icmpwire.Fold(uint32(^want) + uint32(^s))
 	binary.BigEndian.PutUint16(b[8:], w)
-	c := icmpwire.Checksum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b)
+	c := icmpwire.Checksum(ph, b)
 	if c != want {
 		// ones' complement has two zeros (0x0000 and 0xffff): the other
 		// one gives the same sum.
 		binary.BigEndian.PutUint16(b[8:], ^w)
-		if icmpwire.Checksum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b) != want {
+		if icmpwire.Checksum(ph, b) != want {
 			binary.BigEndian.PutUint16(b[8:], w)
 		}
-		c = icmpwire.Checksum(pseudoHeaderSum(src, dst, protoUDP, len(b)), b)
+		c = icmpwire.Checksum(ph, b)
 	}
 	binary.BigEndian.PutUint16(b[6:], c)
 	return b
