@@ -242,6 +242,7 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 			return
 		}
 	}
+	admitted(r.Context()) // the probe waits holding net/http's goroutine
 	res := prober.RunRequest(ctx, row.Probe, req)
 	h.ended(&a, res)
 	return a, true

@@ -73,6 +73,7 @@ func parkedServerWith(t *testing.T, idle time.Duration, o ProbeOptions) (addr st
 	t.Helper()
 	srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
 	p = NewParker(srv, nil)
+	LimitAdmission(srv, 8, AdmissionHold) // as the exporter: hand-backs pass the gate
 	o.Parker = p
 	h := loadedProbeHandler(t, parkConfig, o)
 	// As exporter-toolkit's http_server_config.headers: set before /probe.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -189,6 +190,9 @@ func (s *serveCmd) exec(e *env) error {
 	// icmp probes wait holding no goroutine, their connections parked
 	// (server.Parker), which hands them back to srv.
 	parker := server.NewParker(srv, logger)
+	// At most this many connections are served at once until their
+	// request parks or starts its probe (server.LimitAdmission).
+	server.LimitAdmission(srv, 16*runtime.GOMAXPROCS(0), server.AdmissionHold)
 	reg.MustRegister(parker)
 	mux := server.NewMux(server.Options{
 		Probe: server.ProbeOptions{
