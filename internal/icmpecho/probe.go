@@ -20,35 +20,40 @@ import (
 type Probe struct {
 	e     *engine
 	sock  *socket
-	id    uint16
-	token uint32
 	dst   netip.Addr
+	pkt   []byte // the request; its sequence number and checksum are set per send
+	id    uint16
+	ttl   int16
+	token uint32
 	scope uint32
-	ttl   int
-	req   Request
-	pkt   []byte  // the request; its sequence number and checksum are set per send
-	cost  float64 // pacer bytes per request
+	// The plan (of the Request: the rest of it is not kept, 150 bytes of
+	// every waiting probe: a Probe is 256).
+	packets      int32
+	interval     time.Duration
+	replyTimeout time.Duration
+	stopAt       time.Time
 
-	// Scheduling state, used by the scheduler only (due under its lock).
-	due   time.Time
-	base  time.Time // the first request's send time: later ones keep its phase
-	next  int
+	// Scheduling state, used by the scheduler only (due under its lock),
+	// on the monotonic clock since epoch (mono).
+	due   int64
+	base  int64 // the first request's send time: later ones keep its phase
+	next  int32
 	ended atomic.Bool
 
 	mu        sync.Mutex
 	finishing bool // Finish began
 	finished  bool
+	over      bool // no request is left to send
+	isDone    bool // every request sent got its reply and none is left
+	sent      int32
+	received  int32
+	dups      int32
+	foreign   int32
+	hopLimit  int32
+	lastSent  int64  // mono
 	echoes    []echo // by sequence number
-	sent      int
-	received  int
-	dups      int
-	foreign   int
-	hopLimit  int
 	sendErr   error
 	icmpErr   error
-	lastSent  time.Time
-	over      bool        // no request is left to send
-	isDone    bool        // every request sent got its reply and none is left
 	notify    func()      // OnDone's f, until it is called
 	timer     *time.Timer // OnDone's timer: StopAt, or ReplyTimeout after the last request
 }
@@ -63,6 +68,9 @@ func Start(req Request) (*Probe, error) {
 	}
 	if req.Mode != Privileged && req.Mode != Unprivileged {
 		return nil, fmt.Errorf("icmpecho: unknown socket mode %q", req.Mode)
+	}
+	if req.TTL < 0 || req.TTL > 255 {
+		return nil, fmt.Errorf("icmpecho: TTL %d is not 0-255", req.TTL)
 	}
 	dst := req.Dst.Unmap()
 	v6 := dst.Is6()
@@ -85,13 +93,13 @@ func Start(req Request) (*Probe, error) {
 		return nil, err
 	}
 	p := &Probe{
-		e: e, sock: s, id: id, dst: dst, scope: scopeID(req.Zone), ttl: req.TTL, req: req,
+		e: e, sock: s, id: id, dst: dst, scope: scopeID(req.Zone), ttl: int16(req.TTL),
+		packets: int32(req.Packets), interval: req.Interval, replyTimeout: req.ReplyTimeout, stopAt: req.StopAt,
 		token:    uint32(id)<<16 | rand.Uint32N(1<<16),
 		echoes:   make([]echo, req.Packets),
 		hopLimit: -1,
 	}
 	p.pkt = buildEcho(v6, id, magic, p.token, req.Size)
-	p.cost = float64(perPacketCost + len(p.pkt))
 	e.register(p)
 	e.sched.add(p)
 	return p, nil
@@ -114,10 +122,10 @@ func (p *Probe) sendNext(now time.Time) bool {
 	seq := p.next
 	p.next++
 	if seq == 0 {
-		p.base = now
+		p.base = mono(now)
 	}
 	st := p.sock.st
-	st.observeDelay(now.Sub(p.due))
+	st.observeDelay(time.Duration(mono(now) - p.due))
 	setSeq(p.pkt, p.sock.key.v6, uint16(seq))
 
 	p.mu.Lock()
@@ -133,8 +141,8 @@ func (p *Probe) sendNext(now time.Time) bool {
 	e := &p.echoes[seq]
 	at := time.Now()
 	e.sentWall.Store(at.UnixNano())
-	e.sentMono.Store(int64(at.Sub(epoch)))
-	err := p.sock.send(p.pkt, p.dst, p.scope, p.ttl)
+	e.sentMono.Store(mono(at))
+	err := p.sock.send(p.pkt, p.dst, p.scope, int(p.ttl))
 
 	p.mu.Lock()
 	if err != nil {
@@ -147,10 +155,10 @@ func (p *Probe) sendNext(now time.Time) bool {
 	} else {
 		st.sent.Add(1)
 	}
-	more := p.next < p.req.Packets
+	more := p.next < p.packets
 	done := false
 	if !more {
-		p.lastSent, p.over = at, true
+		p.lastSent, p.over = mono(at), true
 		p.armReplyTimeout()
 		done = p.checkDone()
 	}
@@ -159,34 +167,45 @@ func (p *Probe) sendNext(now time.Time) bool {
 		p.fire()
 	}
 	if more {
-		p.due = p.base.Add(time.Duration(p.next) * p.req.Interval)
+		p.due = p.base + int64(p.next)*int64(p.interval)
 	}
 	return more
 }
 
+// cost is what the pacer counts for one of p's requests, in bytes.
+func (p *Probe) cost() float64 { return float64(perPacketCost + len(p.pkt)) }
+
 // epoch is the origin of the monotonic send times.
 var epoch = time.Now()
 
-// echo is what happened to one request. The send time is written by the
-// scheduler without the probe's lock (see sendNext), the rest under it.
+// mono is t on the monotonic clock, since epoch.
+func mono(t time.Time) int64 { return int64(t.Sub(epoch)) }
+
+// echo is what happened to one request: 24 bytes, for every echo of
+// every waiting probe. The send time is written by the scheduler without
+// the probe's lock (see sendNext), the rest under it.
 type echo struct {
 	sentWall atomic.Int64 // the wall clock (Unix ns) just before sendmsg; 0: not sent
-	sentMono atomic.Int64 // the same instant on the monotonic clock, since epoch
-	rx       int64        // the kernel's receive timestamp of the reply (Unix ns)
-	seen     int64        // the monotonic clock since epoch when the receive loop read the reply
-	ok       bool         // replied
+	sentMono atomic.Int64 // the same instant, mono
+	// rtt1 is the reply's round-trip time plus 1 ns; 0: no reply. From
+	// the clock read just before sendmsg to the kernel's receive
+	// timestamp; when the wall clock stepped back between the two, on the
+	// monotonic clock to when the receive loop read the reply.
+	rtt1 int64
 }
 
-// rtt is the round-trip time of a replied request: from the clock read
-// just before sendmsg to the kernel's receive timestamp.
-func (e *echo) rtt() time.Duration {
-	if d := time.Duration(e.rx - e.sentWall.Load()); d >= 0 {
-		return d
+func (e *echo) ok() bool { return e.rtt1 != 0 }
+
+// reply records the reply r.
+func (e *echo) reply(r *received) {
+	d := r.at.UnixNano() - e.sentWall.Load()
+	if d < 0 {
+		d = mono(r.seen) - e.sentMono.Load()
 	}
-	// The wall clock stepped back between the two: fall back to the
-	// monotonic clock, which includes the receive loop's delay.
-	return time.Duration(e.seen - e.sentMono.Load())
+	e.rtt1 = max(d, 0) + 1
 }
+
+func (e *echo) rtt() time.Duration { return time.Duration(e.rtt1 - 1) }
 
 // onReply records an echo reply (called by the receive loop).
 func (p *Probe) onReply(seq uint16, r *received) {
@@ -212,17 +231,15 @@ func (p *Probe) record(seq uint16, r *received) bool {
 		p.foreign++
 		st.foreign.Add(1)
 		return false
-	case p.echoes[seq].ok:
+	case p.echoes[seq].ok():
 		p.dups++
 		st.duplicates.Add(1)
 		return false
 	}
-	// As ints, not time.Time: 40 bytes an echo, not 72, for every echo
-	// of every waiting probe.
-	p.echoes[seq].ok, p.echoes[seq].rx, p.echoes[seq].seen = true, r.at.UnixNano(), int64(r.seen.Sub(epoch))
+	p.echoes[seq].reply(r)
 	p.received++
 	if r.hopLimit >= 0 {
-		p.hopLimit = r.hopLimit
+		p.hopLimit = int32(r.hopLimit)
 	}
 	st.replies.Add(1)
 	return p.checkDone()
@@ -231,7 +248,7 @@ func (p *Probe) record(seq uint16, r *received) bool {
 // checkDone marks the probe done once every request that was sent got its
 // reply and none is left to send (p.mu held), and says whether it just did.
 func (p *Probe) checkDone() bool {
-	if !p.isDone && (p.received == p.req.Packets || p.over && p.received == p.sent) {
+	if !p.isDone && (p.received == p.packets || p.over && p.received == p.sent) {
 		p.isDone = true
 		return true
 	}
@@ -282,8 +299,8 @@ func (p *Probe) OnDone(f func()) {
 		p.fire()
 		return
 	}
-	if !p.req.StopAt.IsZero() {
-		p.timer = time.AfterFunc(time.Until(p.req.StopAt), p.fire)
+	if !p.stopAt.IsZero() {
+		p.timer = time.AfterFunc(time.Until(p.stopAt), p.fire)
 	}
 	p.armReplyTimeout()
 	p.mu.Unlock()
@@ -293,11 +310,11 @@ func (p *Probe) OnDone(f func()) {
 // request once every request is out, when that comes before StopAt (p.mu
 // held).
 func (p *Probe) armReplyTimeout() {
-	if !p.over || p.notify == nil || p.req.ReplyTimeout <= 0 {
+	if !p.over || p.notify == nil || p.replyTimeout <= 0 {
 		return
 	}
-	end := p.lastSent.Add(p.req.ReplyTimeout)
-	if !p.req.StopAt.IsZero() && p.req.StopAt.Before(end) {
+	end := epoch.Add(time.Duration(p.lastSent) + p.replyTimeout)
+	if !p.stopAt.IsZero() && p.stopAt.Before(end) {
 		return
 	}
 	if p.timer == nil {
@@ -337,15 +354,15 @@ func (p *Probe) Finish() *Result {
 	p.finished = true
 	p.ended.Store(true)
 	res := &Result{
-		Mode: p.req.Mode, ID: p.id, Sent: p.sent, Replied: make([]bool, len(p.echoes)), RTTs: make([]time.Duration, len(p.echoes)),
-		Duplicates: p.dups, Foreign: p.foreign, HopLimit: p.hopLimit, SendErr: p.sendErr, ICMPErr: p.icmpErr,
+		Mode: p.sock.key.mode, ID: p.id, Sent: int(p.sent), Replied: make([]bool, len(p.echoes)), RTTs: make([]time.Duration, len(p.echoes)),
+		Duplicates: int(p.dups), Foreign: int(p.foreign), HopLimit: int(p.hopLimit), SendErr: p.sendErr, ICMPErr: p.icmpErr,
 	}
 	for i := range p.echoes {
-		if e := &p.echoes[i]; e.ok {
+		if e := &p.echoes[i]; e.ok() {
 			res.Replied[i], res.RTTs[i] = true, e.rtt()
 		}
 	}
-	if p.req.Mode == Unprivileged {
+	if p.sock.key.mode == Unprivileged {
 		res.ID = p.sock.id
 	}
 	p.mu.Unlock()

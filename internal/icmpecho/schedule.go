@@ -81,7 +81,7 @@ func (s *scheduler) fit(rcvbuf int) {
 // add queues p's first request for now.
 func (s *scheduler) add(p *Probe) {
 	s.mu.Lock()
-	p.due = time.Now()
+	p.due = mono(time.Now())
 	s.queue.push(p)
 	first := s.queue[0].p == p
 	s.mu.Unlock()
@@ -151,10 +151,10 @@ func (s *scheduler) sendDue() time.Duration {
 			continue
 		}
 		now := time.Now()
-		if wait := p.due.Sub(now); wait > sendSlack {
+		if wait := time.Duration(p.due - mono(now)); wait > sendSlack {
 			return wait
 		}
-		if wait, ok := s.take(now, p.cost); !ok {
+		if wait, ok := s.take(now, p.cost()); !ok {
 			return wait
 		}
 		s.queue.pop()
@@ -188,7 +188,7 @@ type queued struct {
 }
 
 func (q *probeQueue) push(p *Probe) {
-	h := append(*q, queued{int64(p.due.Sub(epoch)), p})
+	h := append(*q, queued{p.due, p})
 	for i := len(h) - 1; i > 0; {
 		parent := (i - 1) / 2
 		if h[parent].due <= h[i].due {
