@@ -143,7 +143,7 @@ func newICMPProbe(req *Request) *icmpProbe {
 type icmpWait struct {
 	probe *icmpecho.Probe
 	plan  icmpPlan
-	rec   *icmpRecord
+	setup time.Duration // the record is made at the end: not held while the probe waits
 	ip    *net.IPAddr
 	src   netip.Addr
 	mode  string
@@ -340,15 +340,14 @@ func icmpPing(o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult
 		return nil, err
 	}
 	res.SocketMode = mode
-	rec := newICMPRecord(plan.packets)
-	rec.setup = time.Since(setupStart)
+	setup := time.Since(setupStart)
 	// The socket and sizes go in the probe's last line ("probe finished"):
 	// a probe's log is read only once it ended, and a line costs as much
 	// as an echo.
 	if len(tried) > 0 {
 		logger.Debug("fell back to another ICMP socket", "socket", mode, "tried", tried)
 	}
-	return &icmpWait{probe: p, plan: plan, rec: rec, ip: ip, src: req.Src, mode: mode}, nil
+	return &icmpWait{probe: p, plan: plan, setup: setup, ip: ip, src: req.Src, mode: mode}, nil
 }
 
 // icmpPingWait is icmpPing and its wait, for a prober that waits on its
@@ -364,7 +363,8 @@ func icmpPingWait(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan 
 // record takes what the engine saw of the probe into its record, and
 // explains a probe that could send nothing.
 func (w *icmpWait) record(r *icmpecho.Result, res *ICMPResult, logger *slog.Logger) (*icmpRecord, error) {
-	rec, ip := w.rec, w.ip
+	rec, ip := newICMPRecord(w.plan.packets), w.ip
+	rec.setup = w.setup
 	if w.mode == ICMPSocketPrivileged {
 		res.EchoID = int(r.ID) // a datagram socket's is the kernel's, shared by every probe
 	}

@@ -182,7 +182,10 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 		h.reject(w, "unknown_module", http.StatusBadRequest, fmt.Sprintf("Unknown module %q", clip(moduleName, 100)))
 		return
 	}
-	target := decodeEncodedColon(q.Get("target"))
+	// The query's values are slices of the request line, which a waiting
+	// probe would keep whole: it keeps copies.
+	moduleName = req.ModuleName
+	target := strings.Clone(decodeEncodedColon(q.Get("target")))
 	if target == "" {
 		h.reject(w, "missing_target", http.StatusBadRequest, "Target parameter is missing")
 		return
@@ -290,7 +293,7 @@ func newRequest(cfg *config.Config, module string) *prober.Request {
 	if m == nil {
 		return nil
 	}
-	return &prober.Request{ModuleName: module, Module: m}
+	return &prober.Request{ModuleName: strings.Clone(module), Module: m}
 }
 
 // decodeEncodedColon undoes a second URL-encoding of the target when its

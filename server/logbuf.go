@@ -51,13 +51,14 @@ type recordLog struct {
 
 // logEntry is one record, kept as its parts: a slog.Record holds room for
 // five attrs inline (288 bytes), most of it unused by most lines and all
-// of it live while the probe waits.
+// of it live while the probe waits. 64 bytes: the time as Unix
+// nanoseconds (0: none), and no source position (the text is written
+// without one; the forwarded records keep theirs).
 type logEntry struct {
 	node  *logNode
-	time  time.Time
+	time  int64
 	msg   string
 	level slog.Level
-	pc    uintptr
 	attrs []slog.Attr
 }
 
@@ -68,7 +69,10 @@ type logEntry struct {
 //
 //go:noinline
 func (l *recordLog) keep(node *logNode, r *slog.Record) {
-	e := logEntry{node: node, time: r.Time, msg: r.Message, level: r.Level, pc: r.PC}
+	e := logEntry{node: node, msg: r.Message, level: r.Level}
+	if !r.Time.IsZero() {
+		e.time = r.Time.UnixNano()
+	}
 	if n := r.NumAttrs(); n > 0 {
 		e.attrs = make([]slog.Attr, 0, n)
 		r.Attrs(func(a slog.Attr) bool {
@@ -93,7 +97,11 @@ func (l *recordLog) flood(ctx context.Context, node *logNode, r *slog.Record) {
 }
 
 func (e *logEntry) record() slog.Record {
-	r := slog.NewRecord(e.time, e.level, e.msg, e.pc)
+	var t time.Time
+	if e.time != 0 {
+		t = time.Unix(0, e.time)
+	}
+	r := slog.NewRecord(t, e.level, e.msg, 0)
 	r.AddAttrs(e.attrs...)
 	return r
 }
