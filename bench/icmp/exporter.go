@@ -283,6 +283,12 @@ func (x *exporter) engineCounters() (drops, late, foreign int64) {
 func (x *exporter) run() row {
 	pid := x.cmd.Process.Pid
 	d0, l0, f0 := x.engineCounters()
+	// What the connections cost, open and idle, before the round's probes:
+	// the warm-up's peak, kept from the OS or not.
+	if rss, _ := memOf(pid); rss > 0 {
+		fmt.Printf("-- %s before the round: RSS %.1f MiB, %.1f kB per connection over the process before warm-up\n",
+			x.o.label, float64(rss)/(1<<20), float64(rss-x.rssBase)/1024/float64(len(x.targets)))
+	}
 	resetPeak(pid)
 	u0, s0 := userSysOf(pid)
 	cpu0, start := cpuOf(pid), time.Now()
