@@ -60,7 +60,9 @@ func LimitAdmission(srv *http.Server, n int, hold time.Duration) {
 		a.mu.Lock()
 		a.held[c] = t
 		a.mu.Unlock()
-		t.timer = time.AfterFunc(a.hold, t.give)
+		// The timer's goroutine may run before t.timer is set (a hold
+		// of 0): it only releases, never touches t.timer.
+		t.timer = time.AfterFunc(a.hold, func() { t.release() })
 		ctx = context.WithValue(ctx, admissionKey{}, t)
 		if connContext != nil {
 			ctx = connContext(ctx, c)
@@ -84,18 +86,27 @@ func LimitAdmission(srv *http.Server, n int, hold time.Duration) {
 	}
 }
 
-// give gives the place back, once.
+// give gives the place back, once, and stops its timer. It runs on the
+// connection's goroutines, after ConnContext set t.timer.
 func (t *ticket) give() {
-	if !t.given.CompareAndSwap(false, true) {
-		return
-	}
-	if t.timer != nil {
+	if t.release() {
 		t.timer.Stop()
 	}
+}
+
+// release gives the place back, once, and says whether it did.
+func (t *ticket) release() bool {
+	if !t.given.CompareAndSwap(false, true) {
+		return false
+	}
 	t.a.mu.Lock()
-	delete(t.a.held, t.c)
+	// A connection handed back by a Parker may hold a new ticket by now.
+	if t.a.held[t.c] == t {
+		delete(t.a.held, t.c)
+	}
 	t.a.mu.Unlock()
 	<-t.a.slots
+	return true
 }
 
 // admitted gives back the place of ctx's connection (a request's context),

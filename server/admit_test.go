@@ -172,3 +172,25 @@ func TestAdmissionSilentConnectionsDoNotStarve(t *testing.T) {
 		t.Errorf("served after %v behind %d silent connections (%d places, hold %v): want at most %v", took, silent, n, hold, 10*hold)
 	}
 }
+
+// A hold shorter than the accept loop's step (0, 1 ns) gives places back
+// from the timer's goroutine while ConnContext is still setting up the
+// ticket: every connection is still served, and `go test -race` sees no
+// race between the two.
+func TestAdmissionShortHold(t *testing.T) {
+	for _, hold := range []time.Duration{0, time.Nanosecond} {
+		addr, _, closed := admitServer(t, 1, hold, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "ok\n")
+		})
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		const n = 100
+		for i := range n {
+			resp, err := client.Get("http://" + addr + "/")
+			if err != nil {
+				t.Fatalf("hold %v, request %d: %v", hold, i, err)
+			}
+			_ = resp.Body.Close()
+		}
+		waitFor(t, "every connection closed", func() bool { return closed.Load() == n })
+	}
+}
