@@ -224,7 +224,7 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 	// Shown in logs, /logs and the landing page: never a URL's password.
 	shown := prober.RedactTarget(target)
 	logger := slog.New(plog).With("module", moduleName, "target", shown)
-	req.Target, req.Hostname, req.Logger, req.Timeout = target, hostname, logger, timeout
+	req.Target, req.Hostname, req.Logger, req.Timeout = target, strings.Clone(hostname), logger, timeout
 	req.Policy = h.policyOf(cfg)
 
 	if h.o.Metrics != nil {
