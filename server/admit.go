@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,15 +18,24 @@ import (
 // instant brings all of a fleet's connections at once (Prometheus keeps at
 // most 1,000 idle connections to one host, so a bigger fleet opens new ones
 // every interval), and without a bound all of them hold that at once, a
-// peak the Go runtime keeps from the operating system long after: 21 kB of
-// RSS per probe after 1,000 new connections, 11 kB with the gate
+// peak the Go runtime keeps from the operating system long after: 21-24 kB
+// of RSS per connection after 1,000 new ones, 9-13 kB with the gate
 // (bench/icmp, before a round). Gated, the connections beyond the bound
 // wait in the kernel's accept queue, or in the Parker's epoll set, holding
-// only their socket.
+// only their socket. The listener defers each accept until the
+// connection's first bytes (deferAccept): a new connection then comes with
+// its request, so it is gated too.
 //
-// A connection holds its place for hold at most: a client slow to send its
-// request (a slow link, or a slowloris) then stops counting, so it delays
-// the others by hold, not by net/http's header timeout.
+// Only a connection whose whole request head is already queued
+// (requestQueued) takes a place, and it gives it back before anything it
+// does can wait on its client: when its handler starts (AdmitHandler), or
+// for /probe when the probe parks, starts or is refused. So the wait for a
+// place is the server's own work, never a client's: a client that sends
+// nothing yet, or part of its head, or a TLS handshake, goes past the gate
+// as through net/http alone (and costs what it costs there), and cannot
+// hold back the connections behind it in the accept queue. A place is held
+// for hold at most all the same: a handler that blocks before its probe
+// starts delays the others by hold, no more.
 type admission struct {
 	slots chan struct{}
 	hold  time.Duration
@@ -47,12 +57,26 @@ type admissionKey struct{}
 const AdmissionHold = 20 * time.Millisecond
 
 // LimitAdmission installs an admission gate of n places on srv, before
-// srv's own ConnContext and ConnState (which still run). Call it before
-// srv serves.
+// srv's own ConnContext, ConnState and BaseContext (which still run), and
+// defers the accept of its TCP listeners' connections until their first
+// bytes (deferAccept). Call it before srv serves.
 func LimitAdmission(srv *http.Server, n int, hold time.Duration) {
 	a := &admission{slots: make(chan struct{}, n), hold: hold, held: map[net.Conn]*ticket{}}
-	connContext, connState := srv.ConnContext, srv.ConnState
+	connContext, connState, baseContext := srv.ConnContext, srv.ConnState, srv.BaseContext
+	srv.BaseContext = func(l net.Listener) context.Context {
+		deferAccept(l)
+		if baseContext != nil {
+			return baseContext(l)
+		}
+		return context.Background()
+	}
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if !requestQueued(c) {
+			if connContext != nil {
+				ctx = connContext(ctx, c)
+			}
+			return ctx
+		}
 		// On the listener's accept loop: while every place is taken, the
 		// next connections wait in the kernel's accept queue.
 		a.slots <- struct{}{}
@@ -107,6 +131,19 @@ func (t *ticket) release() bool {
 	t.a.mu.Unlock()
 	<-t.a.slots
 	return true
+}
+
+// AdmitHandler gives back the place of every request's connection as its
+// handler starts, but /probe's (a path ending in /probe, under any route
+// prefix): the ProbeHandler gives its own back once its probe parks,
+// starts or is refused (see admission). Wrap the server's handler in it.
+func AdmitHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/probe") {
+			admitted(r.Context())
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // admitted gives back the place of ctx's connection (a request's context),

@@ -103,6 +103,9 @@ func (h *ProbeHandler) reject(w http.ResponseWriter, reason string, code int, ms
 }
 
 func (h *ProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A refused request's place (LimitAdmission) goes back before net/http
+	// reads the rest of its body.
+	defer admitted(r.Context())
 	a, ok := h.probe(w, r)
 	if !ok {
 		return

@@ -216,7 +216,7 @@ func (s *serveCmd) exec(e *env) error {
 	if prefix != "/" {
 		logger.Info("serving under a route prefix", "route_prefix", prefix, "external_url", s.externalURL.String())
 	}
-	srv.Handler = mux
+	srv.Handler = server.AdmitHandler(mux)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

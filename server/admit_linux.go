@@ -1,0 +1,75 @@
+//go:build linux
+
+package server
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// peekLen is how much of a connection's receive queue requestQueued
+// looks at: a scrape's request head is about 500 bytes.
+const peekLen = 4096
+
+var peekBufs = sync.Pool{New: func() any { return new([peekLen]byte) }}
+
+var headEnd = []byte("\r\n\r\n")
+
+// requestQueued reports whether a whole request head waits to be read on
+// c: in what a Parker read past the last request (a headConn), or in the
+// socket's receive queue. Serving it then waits on nothing from the
+// client. A TLS connection, a client that sent nothing yet or only part of
+// its head: false.
+func requestQueued(c net.Conn) bool {
+	if hc, ok := c.(*headConn); ok {
+		if bytes.Contains(hc.head, headEnd) {
+			return true
+		}
+		c = hc.Conn
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	buf := peekBufs.Get().(*[peekLen]byte)
+	defer peekBufs.Put(buf)
+	n := 0
+	if err := raw.Control(func(fd uintptr) {
+		n, _, _ = unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	}); err != nil {
+		return false
+	}
+	return n > 0 && bytes.Contains(buf[:n], headEnd)
+}
+
+// deferAccept asks the kernel to hand l's connections to accept only once
+// their first bytes arrived (TCP_DEFER_ACCEPT), so a new connection comes
+// with its request queued and passes the gate (requestQueued), and one
+// that sends nothing costs only kernel memory until it does (or, after
+// deferAcceptSeconds and the SYN-ACK's retransmits, it is accepted as
+// before). Listeners that are not TCP (a Parker's, TLS's wrapper) are left
+// as they are.
+func deferAccept(l net.Listener) {
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAcceptSeconds)
+	})
+}
+
+// deferAcceptSeconds is how long the kernel holds a silent connection back.
+const deferAcceptSeconds = 5
