@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -26,9 +27,9 @@ import (
 // connection's first bytes (deferAccept): a new connection then comes with
 // its request, so it is gated too.
 //
-// Only a connection whose whole request head is already queued
-// (requestQueued) takes a place, and it gives it back before anything it
-// does can wait on its client: when its handler starts (AdmitHandler), or
+// Only a connection whose whole request head is already queued, and
+// announces no body (requestQueued), takes a place, and it gives it back
+// before anything it does can wait on its client: when its handler starts (AdmitHandler), or
 // for /probe when the probe parks, starts or is refused. So the wait for a
 // place is the server's own work, never a client's: a client that sends
 // nothing yet, or part of its head, or a TLS handshake, goes past the gate
@@ -153,4 +154,29 @@ func admitted(ctx context.Context) {
 	if t, ok := ctx.Value(admissionKey{}).(*ticket); ok {
 		t.give()
 	}
+}
+
+// hasBody reports whether a request head (its lines, without the blank
+// one) announces a body: a Content-Length other than 0, or any
+// Transfer-Encoding. Prometheus's scrapes have none.
+func hasBody(head []byte) bool {
+	_, rest, _ := bytes.Cut(head, []byte("\n")) // past the request line
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		name = bytes.TrimSpace(name)
+		switch {
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return true
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if string(bytes.TrimSpace(value)) != "0" {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -19,15 +19,19 @@ var peekBufs = sync.Pool{New: func() any { return new([peekLen]byte) }}
 
 var headEnd = []byte("\r\n\r\n")
 
-// requestQueued reports whether a whole request head waits to be read on
-// c: in what a Parker read past the last request (a headConn), or in the
-// socket's receive queue. Serving it then waits on nothing from the
-// client. A TLS connection, a client that sent nothing yet or only part of
-// its head: false.
+// requestQueued reports whether a whole request head without a body waits
+// to be read on c: in what a Parker read past the last request (a
+// headConn), or in the socket's receive queue. Serving it then waits on
+// nothing from the client. A TLS connection, a client that sent nothing
+// yet or only part of its head: false. A request with a body too: net/http
+// reads (discards) what its handler left unread, and a handler that does
+// not give the place back as it starts (exporter-toolkit's refusals, a
+// path that ends in /probe but is not /probe) would hold it for hold
+// waiting on the client.
 func requestQueued(c net.Conn) bool {
 	if hc, ok := c.(*headConn); ok {
-		if bytes.Contains(hc.head, headEnd) {
-			return true
+		if i := bytes.Index(hc.head, headEnd); i >= 0 {
+			return !hasBody(hc.head[:i])
 		}
 		c = hc.Conn
 	}
@@ -47,7 +51,11 @@ func requestQueued(c net.Conn) bool {
 	}); err != nil {
 		return false
 	}
-	return n > 0 && bytes.Contains(buf[:n], headEnd)
+	if n <= 0 {
+		return false
+	}
+	i := bytes.Index(buf[:n], headEnd)
+	return i >= 0 && !hasBody(buf[:i])
 }
 
 // deferAccept asks the kernel to hand l's connections to accept only once
