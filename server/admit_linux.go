@@ -61,10 +61,11 @@ func requestQueued(c net.Conn) bool {
 // deferAccept asks the kernel to hand l's connections to accept only once
 // their first bytes arrived (TCP_DEFER_ACCEPT), so a new connection comes
 // with its request queued and passes the gate (requestQueued), and one
-// that sends nothing costs only kernel memory until it does (or, after
-// deferAcceptSeconds and the SYN-ACK's retransmits, it is accepted as
-// before). Listeners that are not TCP (a Parker's, TLS's wrapper) are left
-// as they are.
+// that sends nothing costs only kernel memory until it does or, after
+// deferAcceptSeconds and the kernel's next SYN-ACK retransmit (1-3 s), is
+// accepted as before (net/http's header timeout starts then). Listeners
+// that are not TCP (a Parker's, TLS's wrapper) are left as they are; a
+// socket-activated one is systemd's, and keeps the option.
 func deferAccept(l net.Listener) {
 	sc, ok := l.(syscall.Conn)
 	if !ok {
@@ -79,5 +80,7 @@ func deferAccept(l net.Listener) {
 	})
 }
 
-// deferAcceptSeconds is how long the kernel holds a silent connection back.
-const deferAcceptSeconds = 5
+// deferAcceptSeconds is how long the kernel holds a silent connection
+// back: the least, so --web.read-header-timeout still closes a silent
+// client about when it did.
+const deferAcceptSeconds = 1

@@ -94,7 +94,7 @@ func addServeCmd(app *kingpin.Application, g *globalFlags) *command {
 	cmd.Flag("web.route-prefix", "Path every endpoint is served under (/probe, /metrics, the landing page, …). Default: the path of --web.external-url.").PlaceHolder("<path>").SetValue(s.routePrefix)
 	s.webConfig = kingpinflag.AddFlags(cmd, defaultListenAddress)
 	s.idleTimeout = limit(cmd, "web.idle-timeout", "Close a keep-alive connection idle this long (0: never), so idle clients cannot hold every descriptor.", "1m")
-	s.readHeaderTimeout = limit(cmd, "web.read-header-timeout", "Close a connection whose request headers take longer than this to arrive (0: no limit).", "10s")
+	s.readHeaderTimeout = limit(cmd, "web.read-header-timeout", "Close a connection whose request headers take longer than this to arrive (0: no limit). Without --web.config.file it counts from the connection's first bytes or, for one that sends nothing, from 1-3 s after it connected (TCP_DEFER_ACCEPT).", "10s")
 	return &command{clause: cmd, usageCode: 2, exec: s.exec}
 }
 
@@ -191,8 +191,14 @@ func (s *serveCmd) exec(e *env) error {
 	// (server.Parker), which hands them back to srv.
 	parker := server.NewParker(srv, logger)
 	// At most this many connections are served at once until their
-	// request parks or starts its probe (server.LimitAdmission).
-	server.LimitAdmission(srv, 16*runtime.GOMAXPROCS(0), server.AdmissionHold)
+	// request parks or starts its probe (server.LimitAdmission). Not with
+	// a web config file: exporter-toolkit's handler (basic auth, whose
+	// uncached checks run bcrypt one at a time) comes before any handler
+	// of the exporter's, so a client could hold every place with wrong
+	// passwords; and TLS connections are never parked.
+	if *s.webConfig.WebConfigFile == "" {
+		server.LimitAdmission(srv, 16*runtime.GOMAXPROCS(0), server.AdmissionHold)
+	}
 	reg.MustRegister(parker)
 	mux := server.NewMux(server.Options{
 		Probe: server.ProbeOptions{
