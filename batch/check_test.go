@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,11 +204,26 @@ func TestRunInterruptListsEveryURL(t *testing.T) {
 		return c
 	}
 
-	// The interrupt comes after every check started: those finish.
+	// The interrupt comes after every check started: those finish. Their
+	// server says when both slow requests arrived, and the first check's
+	// end (the quick one's) interrupts only then: a quick check may end
+	// before the other workers took their rows.
+	arrived := make(chan struct{}, 2)
+	started := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/ok/") {
+			_, _ = w.Write([]byte("ok"))
+			return
+		}
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	}))
+	defer started.Close()
+	var once sync.Once
 	ctx, cancel := context.WithCancel(context.Background())
-	rep := Run(ctx, &Input{Rows: urls(2)}, Options{
+	rows := []Row{{Line: 1, Raw: started.URL + "/ok/a"}, {Line: 2, Raw: started.URL + "/slow?n=0"}, {Line: 3, Raw: started.URL + "/slow?n=1"}}
+	rep := Run(ctx, &Input{Rows: rows}, Options{
 		Module: httpModule(t, ""), Concurrency: 3, Timeout: 500 * time.Millisecond,
-		Progress: func(int, int) { cancel() },
+		Progress: func(int, int) { once.Do(func() { <-arrived; <-arrived; cancel() }) },
 	})
 	if c := statuses(rep); !rep.Interrupted || len(rep.Outcomes) != 3 || c[Active] != 1 || c[Error] != 2 {
 		t.Errorf("all started: interrupted %v, %d outcomes %v; want interrupted, 1 active and 2 timed out", rep.Interrupted, len(rep.Outcomes), c)
