@@ -201,8 +201,13 @@ func TestResponsivenessLab(t *testing.T) {
 		if d.HTTPSelfSeconds < foreign*0.9 {
 			t.Errorf("%s deep queue: self probes %.0f ms faster than the foreign round trip %.0f ms through the same FIFO", dir, 1e3*d.HTTPSelfSeconds, 1e3*foreign)
 		}
-		if lo, hi := labNominalBps*(1-labRateTolerance), labNominalBps*(1+labRateTolerance); d.GoodputBytesPerSecond < lo || d.GoodputBytesPerSecond > hi {
-			t.Errorf("%s deep queue: goodput %.4g B/s, want the tbf rate %.4g ± %.0f%%", dir, d.GoodputBytesPerSecond, labNominalBps, 100*labRateTolerance)
+		// Goodput is payload: the tbf rate's share of it (labGoodputBps,
+		// 2.39e6 B/s), not the rate's every byte (2.5e6). Against the latter
+		// the upload, whose own TLS handshakes and probes share the queue,
+		// fell 15.2% short in two CI runs (2.116e6, 2.122e6: 11% under the
+		// payload rate).
+		if lo, hi := labGoodputBps*(1-labRateTolerance), labGoodputBps*(1+labRateTolerance); d.GoodputBytesPerSecond < lo || d.GoodputBytesPerSecond > hi {
+			t.Errorf("%s deep queue: goodput %.4g B/s, want the tbf rate's payload %.4g ± %.0f%%", dir, d.GoodputBytesPerSecond, labGoodputBps, 100*labRateTolerance)
 		}
 	}
 	if deep.Level != "Low" || rpmGradeOrder(unshaped.Level) <= rpmGradeOrder(deep.Level) {
