@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"net"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,12 +34,8 @@ func requestQueued(c net.Conn) bool {
 		}
 		c = hc.Conn
 	}
-	sc, ok := c.(syscall.Conn)
+	raw, ok := socketOf(c)
 	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
 		return false
 	}
 	buf := peekBufs.Get().(*[peekLen]byte)
@@ -67,12 +62,8 @@ func requestQueued(c net.Conn) bool {
 // that are not TCP (a Parker's, TLS's wrapper) are left as they are; a
 // socket-activated one is systemd's, and keeps the option.
 func deferAccept(l net.Listener) {
-	sc, ok := l.(syscall.Conn)
+	raw, ok := socketOf(l)
 	if !ok {
-		return
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
 		return
 	}
 	_ = raw.Control(func(fd uintptr) {

@@ -79,15 +79,21 @@ func (ip *idlePoller) watchHangup(pk *parked) bool {
 	return ip.watch(pk.conn, pk)
 }
 
+// socketOf is x's socket (a connection's or a listener's), if it has one.
+func socketOf(x any) (syscall.RawConn, bool) {
+	sc, ok := x.(syscall.Conn)
+	if !ok {
+		return nil, false
+	}
+	raw, err := sc.SyscallConn()
+	return raw, err == nil
+}
+
 // hungUp reports whether conn's client closed it (or it broke) with
 // nothing left to read: its next request's bytes mean it did not.
 func hungUp(conn net.Conn) bool {
-	sc, ok := conn.(syscall.Conn)
+	raw, ok := socketOf(conn)
 	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
 		return false
 	}
 	var n int
@@ -118,12 +124,8 @@ func (ip *idlePoller) unwatchHangup(pk *parked) {
 // watch arms conn's one-shot watch for readability or its peer's close,
 // for pk's hang-up or (pk nil) its next request.
 func (ip *idlePoller) watch(conn net.Conn, pk *parked) bool {
-	sc, ok := conn.(syscall.Conn)
+	raw, ok := socketOf(conn)
 	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
 		return false
 	}
 	ip.mu.Lock()
@@ -134,7 +136,7 @@ func (ip *idlePoller) watch(conn net.Conn, pk *parked) bool {
 	ip.next++
 	key := ip.next
 	var ctlErr error
-	err = raw.Control(func(fd uintptr) {
+	err := raw.Control(func(fd uintptr) {
 		// A connection stays in the epoll set from its first watch until
 		// it is closed (which takes it out), its one-shot watch disarmed
 		// after each event: each later watch only re-arms it, one system
