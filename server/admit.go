@@ -29,9 +29,10 @@ import (
 //
 // Only a connection whose whole request head is already queued, and
 // announces no body (requestQueued), takes a place, and it gives it back
-// before anything it does can wait on its client: when its handler starts (AdmitHandler), or
-// for /probe when the probe parks, starts or is refused. So the wait for a
-// place is the server's own work, never a client's: a client that sends
+// before anything it does can wait on its client: when its handler starts
+// (AdmitHandler), or for /probe when the probe parks, starts or is
+// refused. So the wait for a place is the server's own work, never a
+// client's: a client that sends
 // nothing yet, or part of its head, or a TLS handshake, goes past the gate
 // as through net/http alone (and costs what it costs there), and cannot
 // hold back the connections behind it in the accept queue. A place is held
