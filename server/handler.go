@@ -222,11 +222,11 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	a.cancel = cancel
 
-	plog, releaseLog := newProbeLog(h.o.Logger.Handler(), h.o.ProbeLog)
-	a.releaseLog = releaseLog
 	// Shown in logs, /logs and the landing page: never a URL's password.
 	shown := prober.RedactTarget(target)
-	logger := slog.New(plog).With("module", moduleName, "target", shown)
+	plog, releaseLog := newProbeLog(h.o.Logger.Handler(), h.o.ProbeLog, slog.String("module", moduleName), slog.String("target", shown))
+	a.releaseLog = releaseLog
+	logger := slog.New(plog)
 	req.Target, req.Hostname, req.Logger, req.Timeout = target, strings.Clone(hostname), logger, timeout
 	req.Policy = h.policyOf(cfg)
 

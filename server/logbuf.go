@@ -31,22 +31,33 @@ const maxLazyRecords = 64
 type probeLog struct {
 	log  *recordLog
 	node *logNode // the WithAttrs/WithGroup chain of this handler
-	// next prints the records elsewhere: the probe logger (--log.prober)
-	// at their own level, gated by stepLevel, or else the exporter's
-	// logger at debug level. nil when it would print nothing.
-	next     *lazyHandler
-	ownLevel bool // next is the probe logger
 }
 
-// recordLog is the log of one probe, shared by its derived handlers.
+// recordLog is the log of one probe, shared by its derived handlers. It
+// is one allocation with its root handler, the probe's own attrs and room
+// for its first records: thousands of probes wait with one each.
 type recordLog struct {
 	mu      sync.Mutex
-	limit   int
+	limit   int32
 	entries []logEntry
-	// Once a flood made it eager: the text so far, and the text handlers
-	// by chain.
-	text     *capped
-	handlers map[*logNode]slog.Handler
+	// Once a flood made it eager, or while String formats: the text so
+	// far.
+	text *textLog
+	// next prints the records elsewhere: the probe logger (--log.prober)
+	// at their own level, gated by stepLevel (ownLevel), or else the
+	// exporter's logger at debug level; nil when it would print nothing.
+	// Its handlers by chain are derived when a record first goes through
+	// them: most probes forward none.
+	next     slog.Handler
+	nexts    map[*logNode]slog.Handler
+	ownLevel bool
+	// root is the handler newProbeLog returns; base, the chain of the
+	// probe's own attrs (module, target), where a logger.With would cost
+	// three allocations more.
+	root      probeLog
+	base      logNode
+	baseAttrs [2]slog.Attr
+	first     [4]logEntry // a probe logs about 6 lines, 3 of them before it waits
 }
 
 // logEntry is one record, kept as its parts: a slog.Record holds room for
@@ -87,7 +98,7 @@ func (l *recordLog) keep(node *logNode, r *slog.Record) {
 //
 //go:noinline
 func (l *recordLog) flood(ctx context.Context, node *logNode, r *slog.Record) {
-	l.text = &capped{limit: l.limit}
+	l.text = newTextLog(l.limit)
 	for i := range l.entries {
 		e := &l.entries[i]
 		_ = l.handlerOf(e.node).Handle(ctx, e.record())
@@ -117,33 +128,36 @@ type logNode struct {
 // from the memory budget (minProbeLog, unreserved, when it is exhausted);
 // release gives the reservation back once the probe is done. Its records
 // are printed on probeLogger at their own level (stepLevel) when that is
-// set, else on exporter at debug level.
-func newProbeLog(exporter, probeLogger slog.Handler) (p *probeLog, release func()) {
+// set, else on exporter at debug level. attrs head every record, as
+// slog.Logger.With's would.
+func newProbeLog(exporter, probeLogger slog.Handler, attrs ...slog.Attr) (p *probeLog, release func()) {
 	limit, release := maxProbeLog, func() { prober.Budget().Release(maxProbeLog) }
 	if prober.Budget().Reserve(maxProbeLog) != nil {
 		limit, release = minProbeLog, func() {}
 	}
-	// A probe logs about 6 lines, 3 of them before it waits: a parked
-	// icmp probe waits with room for 4.
-	log := &recordLog{limit: limit, entries: make([]logEntry, 0, 4)}
-	p = &probeLog{log: log}
-	// A forwarder that can print nothing is left out: deriving it
-	// (WithAttrs) for nothing would cost as much as the text.
+	l := &recordLog{limit: int32(limit)}
+	l.entries = l.first[:0]
+	l.root.log = l
+	if len(attrs) > 0 {
+		l.base.attrs = append(l.baseAttrs[:0], attrs...)
+		l.root.node = &l.base
+	}
 	switch {
 	case probeLogger != nil:
 		if probeLogger.Enabled(context.Background(), slog.LevelError) {
-			p.next, p.ownLevel = &lazyHandler{root: probeLogger}, true
+			l.next, l.ownLevel = probeLogger, true
 		}
 	case exporter.Enabled(context.Background(), slog.LevelDebug):
-		p.next = &lazyHandler{root: exporter}
+		l.next = exporter
 	}
-	return p, release
+	return &l.root, release
 }
 
 func (p *probeLog) Enabled(context.Context, slog.Level) bool { return true }
 
 func (p *probeLog) Handle(ctx context.Context, r slog.Record) error {
 	l := p.log
+	var next slog.Handler
 	l.mu.Lock()
 	switch {
 	case l.text != nil:
@@ -153,37 +167,31 @@ func (p *probeLog) Handle(ctx context.Context, r slog.Record) error {
 	default:
 		l.flood(ctx, p.node, &r)
 	}
-	l.mu.Unlock()
-	if p.next == nil {
-		return nil
-	}
-	if p.ownLevel {
-		if p.next.Enabled(ctx, stepLevel(r.Level)) {
-			return p.next.Handle(ctx, r)
+	if l.next != nil {
+		level := slog.LevelDebug
+		if l.ownLevel {
+			level = stepLevel(r.Level)
 		}
+		if l.next.Enabled(ctx, level) {
+			next = derive(&l.nexts, p.node, l.next)
+		}
+	}
+	l.mu.Unlock()
+	if next == nil {
 		return nil
 	}
-	r.Level = slog.LevelDebug
-	if p.next.Enabled(ctx, r.Level) {
-		return p.next.Handle(ctx, r)
+	if !l.ownLevel {
+		r.Level = slog.LevelDebug
 	}
-	return nil
+	return next.Handle(ctx, r)
 }
 
 func (p *probeLog) WithAttrs(attrs []slog.Attr) slog.Handler {
-	q := &probeLog{log: p.log, node: &logNode{parent: p.node, attrs: attrs}, ownLevel: p.ownLevel}
-	if p.next != nil {
-		q.next = &lazyHandler{root: p.next.root, parent: p.next, attrs: attrs}
-	}
-	return q
+	return &probeLog{log: p.log, node: &logNode{parent: p.node, attrs: attrs}}
 }
 
 func (p *probeLog) WithGroup(name string) slog.Handler {
-	q := &probeLog{log: p.log, node: &logNode{parent: p.node, group: name}, ownLevel: p.ownLevel}
-	if p.next != nil {
-		q.next = &lazyHandler{root: p.next.root, parent: p.next, group: name}
-	}
-	return q
+	return &probeLog{log: p.log, node: &logNode{parent: p.node, group: name}}
 }
 
 // String formats the log as slog's text handler writes it, cut as capped
@@ -195,35 +203,54 @@ func (p *probeLog) String() string {
 	if l.text != nil {
 		return l.text.String()
 	}
-	l.text = &capped{limit: l.limit}
+	l.text = newTextLog(l.limit)
 	for i := range l.entries {
 		e := &l.entries[i]
 		_ = l.handlerOf(e.node).Handle(context.Background(), e.record())
 	}
 	s := l.text.String()
-	l.text, l.handlers = nil, nil // stay lazy: more records may come
+	l.text = nil // stay lazy: more records may come
 	return s
 }
 
 // handlerOf is the text handler, writing to l.text, of a WithAttrs and
 // WithGroup chain (l.mu held).
 func (l *recordLog) handlerOf(n *logNode) slog.Handler {
-	if h, ok := l.handlers[n]; ok {
+	return derive(&l.text.handlers, n, l.text.root)
+}
+
+// textLog is a log formatted: its text, and its text handlers by chain.
+type textLog struct {
+	capped
+	root     slog.Handler
+	handlers map[*logNode]slog.Handler
+}
+
+func newTextLog(limit int32) *textLog {
+	t := &textLog{capped: capped{limit: int(limit)}}
+	t.root = slog.NewTextHandler(&t.capped, &slog.HandlerOptions{Level: slog.LevelDebug})
+	return t
+}
+
+// derive is root with the WithAttrs and WithGroup steps of chain n, each
+// derived once and kept in m.
+func derive(m *map[*logNode]slog.Handler, n *logNode, root slog.Handler) slog.Handler {
+	if n == nil {
+		return root
+	}
+	if h, ok := (*m)[n]; ok {
 		return h
 	}
-	var h slog.Handler
-	switch {
-	case n == nil:
-		h = slog.NewTextHandler(l.text, &slog.HandlerOptions{Level: slog.LevelDebug})
-	case n.attrs != nil:
-		h = l.handlerOf(n.parent).WithAttrs(n.attrs)
-	default:
-		h = l.handlerOf(n.parent).WithGroup(n.group)
+	h := derive(m, n.parent, root)
+	if n.attrs != nil {
+		h = h.WithAttrs(n.attrs)
+	} else {
+		h = h.WithGroup(n.group)
 	}
-	if l.handlers == nil {
-		l.handlers = map[*logNode]slog.Handler{}
+	if *m == nil {
+		*m = map[*logNode]slog.Handler{}
 	}
-	l.handlers[n] = h
+	(*m)[n] = h
 	return h
 }
 

@@ -39,7 +39,7 @@ func TestProbeLogFormatsOnDemand(t *testing.T) {
 	}
 	quiet, release2 := newProbeLog(slog.NewTextHandler(&forwarded, &slog.HandlerOptions{Level: slog.LevelInfo}), nil)
 	defer release2()
-	if quiet.next != nil {
+	if quiet.log.next != nil {
 		t.Error("a logger that does not log debug is still derived for every probe")
 	}
 	// A flood is formatted as it comes, into the capped text: its head
@@ -58,5 +58,42 @@ func TestProbeLogFormatsOnDemand(t *testing.T) {
 	}
 	if len(s) > maxProbeLog+200 {
 		t.Errorf("flood: %d bytes, over the cap of %d", len(s), maxProbeLog)
+	}
+}
+
+// The probe's own attrs, given to newProbeLog, read as a logger.With's
+// would, in the kept log and in what is forwarded (to the exporter's
+// logger, or to the probe logger at the record's own level), and the
+// forwarders are derived only once per chain.
+func TestProbeLogBaseAttrs(t *testing.T) {
+	var eager, forwarded, stepped bytes.Buffer
+	debug := &slog.HandlerOptions{Level: slog.LevelDebug}
+	direct := slog.New(slog.NewTextHandler(&eager, debug)).With("module", "m", "target", "t")
+	base := []slog.Attr{slog.String("module", "m"), slog.String("target", "t")}
+	plog, release := newProbeLog(slog.NewTextHandler(&forwarded, debug), nil, base...)
+	defer release()
+	steps, release2 := newProbeLog(slog.NewTextHandler(&forwarded, debug), slog.NewTextHandler(&stepped, nil), base...)
+	defer release2()
+	for _, l := range []*slog.Logger{direct, slog.New(plog), slog.New(steps)} {
+		l.Info("beginning probe", "timeout_seconds", 1.5)
+		l.WithGroup("icmp").With("id", 7).Warn("odd", "err", "x y")
+		l.Info("probe finished", "sent", 3)
+	}
+	noTime := regexp.MustCompile(`time=\S+ `)
+	want := noTime.ReplaceAllString(eager.String(), "")
+	for name, got := range map[string]string{"kept": plog.String(), "kept (probe logger)": steps.String()} {
+		if got = noTime.ReplaceAllString(got, ""); got != want {
+			t.Errorf("%s:\n%s\nwant:\n%s", name, got, want)
+		}
+	}
+	atDebug := strings.NewReplacer("level=INFO", "level=DEBUG", "level=WARN", "level=DEBUG").Replace(want)
+	if got := noTime.ReplaceAllString(forwarded.String(), ""); got != atDebug {
+		t.Errorf("forwarded to the exporter's logger:\n%s\nwant every line at debug:\n%s", got, atDebug)
+	}
+	if got := noTime.ReplaceAllString(stepped.String(), ""); got != `level=WARN msg=odd module=m target=t icmp.id=7 icmp.err="x y"`+"\n" {
+		t.Errorf("forwarded to the probe logger: %q, want the warning alone, with its attrs", got)
+	}
+	if n := len(plog.log.nexts); n != 3 {
+		t.Errorf("%d forwarders derived, want 3 (the probe's attrs, its icmp group, its id)", n)
 	}
 }

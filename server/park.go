@@ -111,18 +111,19 @@ type parked struct {
 	// The answer's headers so far (exporter-toolkit's
 	// http_server_config.headers).
 	header http.Header
-	// Of the request: its content negotiation, whether the connection is
-	// to be closed after the answer, and whether an HTTP/1.0 client asked
-	// to keep it.
-	accept, acceptEncoding []string
-	close, keepAlive10     bool
+	// Of the request: its content negotiation (shared with the other
+	// parked requests, see lastValue), whether the connection is to be
+	// closed after the answer, and whether an HTTP/1.0 client asked to
+	// keep it.
+	accept, acceptEncoding *[]string
 	// The hang-up watch of the connection while the probe waits (its key
 	// in the idle poller, under its lock), and which came first: the
 	// probe's end or the client's hang-up (gone).
-	watchKey uint64
-	ended    atomic.Bool
-	gone     bool
-	released bool // done ran (by the one goroutine that has pk at a time)
+	watchKey           uint64
+	ended              atomic.Bool
+	close, keepAlive10 bool
+	gone               bool
+	released           bool // done ran (by the one goroutine that has pk at a time)
 }
 
 // hijack takes r's connection from net/http for a parked probe, or
@@ -280,10 +281,10 @@ func (p *Parker) answer(pk *parked) {
 		pk.h.ended(a, res)
 		r := &http.Request{Method: http.MethodGet, Header: http.Header{}}
 		if pk.accept != nil {
-			r.Header["Accept"] = pk.accept
+			r.Header["Accept"] = *pk.accept
 		}
 		if pk.acceptEncoding != nil {
-			r.Header["Accept-Encoding"] = pk.acceptEncoding
+			r.Header["Accept-Encoding"] = *pk.acceptEncoding
 		}
 		collector.ServeMetrics(w, r, a.metrics, a.logger)
 	}()
@@ -430,17 +431,18 @@ func (p *Parker) Collect(ch chan<- prometheus.Metric) {
 // request that has the same.
 type lastValue struct{ v atomic.Pointer[[]string] }
 
-// of returns v, or the equal value kept from before.
-func (l *lastValue) of(v []string) []string {
+// of returns a copy of v, or the equal one kept from before; nil when v
+// is. The caller must not change it.
+func (l *lastValue) of(v []string) *[]string {
 	if v == nil {
 		return nil
 	}
 	if last := l.v.Load(); last != nil && slices.Equal(*last, v) {
-		return *last
+		return last
 	}
 	c := slices.Clone(v)
 	l.v.Store(&c)
-	return c
+	return &c
 }
 
 // lastHeader is the last header asked for, to share with the next
