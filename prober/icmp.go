@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 
@@ -100,11 +101,11 @@ func icmpPlanProbe(ctx context.Context, o config.ICMPProbe, now time.Time, logge
 // ProbeICMP is the icmp prober: echo requests to the target, with loss,
 // round-trip times and jitter.
 func ProbeICMP(ctx context.Context, req *Request) Result {
-	p := newICMPProbe(req)
-	if w := p.begin(ctx, req); w != nil {
-		p.end(w, w.probe.Wait(ctx))
+	var w icmpWait
+	if res := w.begin(ctx, req); res != nil {
+		return res
 	}
-	return p.res
+	return w.end(w.probe.Wait(ctx))
 }
 
 // StartICMP is ProbeICMP for a caller that waits without a goroutine
@@ -112,78 +113,102 @@ func ProbeICMP(ctx context.Context, req *Request) Result {
 // the probe suspended on the echo engine. A tcp probe, or one that failed
 // before any request was queued, returns its Result.
 func StartICMP(ctx context.Context, req *Request) (Result, *Suspended) {
-	p := newICMPProbe(req)
-	w := p.begin(ctx, req)
-	if w == nil {
-		return p.res, nil
+	p := &icmpParked{}
+	if res := p.begin(ctx, req); res != nil {
+		return res, nil
 	}
-	return nil, &Suspended{onDone: w.probe.OnDone, finish: func() Result {
-		p.end(w, w.probe.Finish())
-		return p.res
-	}}
+	p.s.probe = p
+	return nil, &p.s
 }
 
-// icmpProbe is one run of the icmp prober.
-//
-// Unlike the other probers' it holds no copy of the Request: a copy (3.8
-// kB, most of it the module) would sit on the stack of every waiting probe
-// and push it into the next size class; begin takes the caller's pointer.
-type icmpProbe struct {
+// icmpParked is a suspended icmp probe: its wait and its Suspended in one
+// object, the one the /probe handler's parked probe holds of this prober
+// besides the engine's.
+type icmpParked struct {
+	icmpWait
+	s Suspended
+}
+
+func (p *icmpParked) OnDone(f func()) { p.probe.OnDone(f) }
+func (p *icmpParked) Finish() Result  { return p.end(p.probe.Finish()) }
+
+// icmpWait is one run of the icmp prober, and once its echo requests are
+// with the echo engine what its end needs. A parked probe holds it for its
+// whole wait, so it keeps no ICMPResult (400 bytes, built at the end from
+// the few fields known before) and no copy of the Request: a copy (3.8 kB,
+// most of it the module) would also sit on the stack of every probe that
+// waits on a goroutine and push it into the next size class.
+type icmpWait struct {
+	probe  *icmpecho.Probe
 	cfg    *config.ICMPProbe // the module's, shared by every probe of it
 	logger *slog.Logger
-	res    *ICMPResult
+	setup  time.Duration
+	// What resolve put in the Common: the address (as IPAddr, the string
+	// the log has too), the lookup's time, the IP protocol.
+	addr       string
+	dnsSeconds float64
+	packets    int32 // the plan's
+	ipProtocol int8
+	resolved   bool
 }
 
-func newICMPProbe(req *Request) *icmpProbe {
-	return &icmpProbe{cfg: &req.Module.ICMP, logger: req.Logger, res: &ICMPResult{}}
-}
-
-// icmpWait is an icmp probe whose echo requests are with the echo engine:
-// what its end needs.
-type icmpWait struct {
-	probe *icmpecho.Probe
-	plan  icmpPlan
-	setup time.Duration // the record is made at the end: not held while the probe waits
-	ip    *net.IPAddr
-	src   netip.Addr
-	mode  string
-}
-
-// begin runs the probe up to its wait on the echo engine and returns it;
-// a probe that ended already (tcp, or failed) returns nil with p.res
-// final.
-func (p *icmpProbe) begin(ctx context.Context, req *Request) *icmpWait {
-	o, logger, res := *p.cfg, p.logger, p.res
-	res.Protocol, res.MultiPacket = o.Protocol, o.Packets > 1
-	ip, ok := req.resolve(ctx, &res.Common, req.Target, o.IPOptions)
+// begin runs the probe up to its wait on the echo engine; a probe that
+// ended already (tcp, or failed) returns its final result.
+func (w *icmpWait) begin(ctx context.Context, req *Request) *ICMPResult {
+	o := &req.Module.ICMP
+	w.cfg, w.logger = o, req.Logger
+	var c Common
+	ip, ok := req.resolve(ctx, &c, req.Target, o.IPOptions)
+	w.resolved, w.dnsSeconds, w.ipProtocol, w.addr = c.Resolved, c.DNSLookupSeconds, int8(c.IPProtocol), c.IPAddr
 	if !ok {
-		return nil
+		res := w.result()
+		res.Common = c // and its error
+		return res
 	}
-	plan := icmpPlanProbe(ctx, o, time.Now(), logger)
-	res.PacketsPlanned = plan.packets
+	plan := icmpPlanProbe(ctx, *o, time.Now(), w.logger)
+	w.packets = int32(plan.packets)
 	if o.Protocol == config.ICMPProtocolTCP {
+		res := w.result()
 		res.Port = o.Port
-		rec, err := icmpTCPPing(ctx, req.Policy, logger, o, ip, plan, res)
-		p.conclude(plan, rec, err)
-		return nil
+		rec, err := icmpTCPPing(ctx, req.Policy, w.logger, *o, ip, plan, res)
+		w.conclude(res, rec, err)
+		return res
 	}
-	w, err := icmpPing(o, ip, plan, res, logger)
-	if err != nil {
-		p.conclude(plan, nil, err)
-		return nil
+	if err := w.ping(*o, ip, plan); err != nil {
+		res := w.result()
+		w.conclude(res, nil, err)
+		return res
 	}
-	return w
+	return nil
+}
+
+// result is the probe's ICMPResult with what is known before its wait.
+func (w *icmpWait) result() *ICMPResult {
+	return &ICMPResult{
+		Common: Common{
+			Resolved: w.resolved, DNSLookupSeconds: w.dnsSeconds, IPProtocol: int(w.ipProtocol), IPAddr: w.addr,
+		},
+		Protocol: w.cfg.Protocol, MultiPacket: w.cfg.Packets > 1, PacketsPlanned: int(w.packets),
+	}
 }
 
 // end finishes a probe that began with the engine's Result.
-func (p *icmpProbe) end(w *icmpWait, r *icmpecho.Result) {
-	rec, err := w.record(r, p.res, p.logger)
-	p.conclude(w.plan, rec, err)
+func (w *icmpWait) end(r *icmpecho.Result) *ICMPResult {
+	res := w.result()
+	rec, err := w.record(r, res, w.cfg.SourceIPAddress, nil)
+	w.conclude(res, rec, err)
+	return res
 }
 
-// conclude fills p.res from what the probe saw and judges it.
-func (p *icmpProbe) conclude(plan icmpPlan, rec *icmpRecord, err error) {
-	o, logger, res := *p.cfg, p.logger, p.res
+// icmpIPAddr is the address net.IPAddr.String (Common.IPAddr) wrote.
+func icmpIPAddr(s string) *net.IPAddr {
+	ip, zone, _ := strings.Cut(s, "%")
+	return &net.IPAddr{IP: net.ParseIP(ip), Zone: zone}
+}
+
+// conclude fills res from what the probe saw and judges it.
+func (w *icmpWait) conclude(res *ICMPResult, rec *icmpRecord, err error) {
+	o, logger := w.cfg, w.logger
 	if rec != nil {
 		rec.fill(res)
 	}
@@ -191,11 +216,12 @@ func (p *icmpProbe) conclude(plan icmpPlan, rec *icmpRecord, err error) {
 		res.FailStep(logger, "cannot probe target", err)
 		return
 	}
+	// The plan's interval is the module's.
 	logger.Info("probe finished", "protocol", o.Protocol, "socket", res.SocketMode, "echo_id", res.EchoID,
-		"packets", plan.packets, "interval", plan.interval, "sent", res.PacketsSent, "received", res.PacketsReceived,
+		"packets", int(w.packets), "interval", o.Interval, "sent", res.PacketsSent, "received", res.PacketsReceived,
 		"duplicates", res.Duplicates, "loss_ratio", res.LossRatio, "rtt_mean_seconds", res.RTTMeanSeconds,
 		"jitter_seconds", res.JitterSeconds)
-	if err := icmpJudge(o, res, rec); err != nil {
+	if err := icmpJudge(*o, res, rec); err != nil {
 		res.Fail(logger, err.Error(), nil)
 		res.Reason = ReasonOf(err) // the first send error, e.g. no route
 		return
@@ -303,7 +329,7 @@ func (r *icmpRecord) fill(res *ICMPResult) {
 	}
 }
 
-// icmpPing queues the probe's echo requests with the process's echo
+// ping queues the probe's echo requests with the process's echo
 // engine (internal/icmpecho): one socket per IP version and mode shared by
 // every probe, one receive loop that hands each reply to its probe by the
 // token in its payload, one scheduler that sends every request on time,
@@ -313,7 +339,7 @@ func (r *icmpRecord) fill(res *ICMPResult) {
 // The engine opens its socket on the calling goroutine's thread, so a
 // probe run on a thread inside another network namespace (the lab's
 // unprivileged test) probes from there.
-func icmpPing(o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult, logger *slog.Logger) (*icmpWait, error) {
+func (w *icmpWait) ping(o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan) error {
 	setupStart := time.Now()
 	dst, _ := netip.AddrFromSlice(ip.IP)
 	req := icmpecho.Request{
@@ -323,7 +349,7 @@ func icmpPing(o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult
 	if o.SourceIPAddress != "" {
 		src, err := netip.ParseAddr(o.SourceIPAddress)
 		if err != nil {
-			return nil, fmt.Errorf("source_ip_address %q is not an IP address", o.SourceIPAddress)
+			return fmt.Errorf("source_ip_address %q is not an IP address", o.SourceIPAddress)
 		}
 		req.Src = src
 	}
@@ -332,40 +358,42 @@ func icmpPing(o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult
 		req.Size = icmpBlackboxPayload
 	}
 	if req.Size < icmpecho.MarkLen {
-		logger.Info("payload_size raised to the minimum (the engine's mark)", "payload_size", o.PayloadSize, "used", icmpecho.MarkLen)
+		w.logger.Info("payload_size raised to the minimum (the engine's mark)", "payload_size", o.PayloadSize, "used", icmpecho.MarkLen)
 		req.Size = icmpecho.MarkLen
 	}
 	p, mode, tried, err := icmpStart(o.Socket, req)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res.SocketMode = mode
-	setup := time.Since(setupStart)
+	w.probe, w.packets, w.setup = p, int32(plan.packets), time.Since(setupStart)
 	// The socket and sizes go in the probe's last line ("probe finished"):
 	// a probe's log is read only once it ended, and a line costs as much
 	// as an echo.
 	if len(tried) > 0 {
-		logger.Debug("fell back to another ICMP socket", "socket", mode, "tried", tried)
+		w.logger.Debug("fell back to another ICMP socket", "socket", mode, "tried", tried)
 	}
-	return &icmpWait{probe: p, plan: plan, setup: setup, ip: ip, src: req.Src, mode: mode}, nil
+	return nil
 }
 
-// icmpPingWait is icmpPing and its wait, for a prober that waits on its
-// own goroutine (throughput's latency phases).
+// icmpPingWait is ping and its wait, for a prober that waits on its own
+// goroutine (throughput's latency phases).
 func icmpPingWait(ctx context.Context, o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult, logger *slog.Logger) (*icmpRecord, error) {
-	w, err := icmpPing(o, ip, plan, res, logger)
-	if err != nil {
+	w := icmpWait{logger: logger}
+	if err := w.ping(o, ip, plan); err != nil {
 		return nil, err
 	}
-	return w.record(w.probe.Wait(ctx), res, logger)
+	return w.record(w.probe.Wait(ctx), res, o.SourceIPAddress, ip)
 }
 
-// record takes what the engine saw of the probe into its record, and
-// explains a probe that could send nothing.
-func (w *icmpWait) record(r *icmpecho.Result, res *ICMPResult, logger *slog.Logger) (*icmpRecord, error) {
-	rec, ip := newICMPRecord(w.plan.packets), w.ip
+// record takes what the engine saw of the probe into its record (and its
+// socket into res), and explains a probe that could send nothing: src is
+// the module's source_ip_address, ip the target or nil to take it from
+// w.addr (only that explanation needs it).
+func (w *icmpWait) record(r *icmpecho.Result, res *ICMPResult, src string, ip *net.IPAddr) (*icmpRecord, error) {
+	rec, logger := newICMPRecord(int(w.packets)), w.logger
 	rec.setup = w.setup
-	if w.mode == ICMPSocketPrivileged {
+	res.SocketMode = string(r.Mode)
+	if r.Mode == icmpecho.Privileged {
 		res.EchoID = int(r.ID) // a datagram socket's is the kernel's, shared by every probe
 	}
 	rec.sent = r.Sent
@@ -377,7 +405,7 @@ func (w *icmpWait) record(r *icmpecho.Result, res *ICMPResult, logger *slog.Logg
 		rec.firstErr = r.ICMPErr
 	}
 	if r.SendErr != nil {
-		logger.Warn("sending echo requests failed", "sent", r.Sent, "of", w.plan.packets, "err", r.SendErr)
+		logger.Warn("sending echo requests failed", "sent", r.Sent, "of", int(w.packets), "err", r.SendErr)
 	}
 	if r.ICMPErr != nil {
 		logger.Info("ICMP error about an echo request", "err", r.ICMPErr)
@@ -387,11 +415,14 @@ func (w *icmpWait) record(r *icmpecho.Result, res *ICMPResult, logger *slog.Logg
 		// prohibit or blackhole route) fails with a bare errno that says
 		// nothing of routes, EACCES as if permission were missing: look
 		// the route up to say which it is.
-		var src net.Addr
-		if w.src.IsValid() {
-			src = &net.IPAddr{IP: w.src.AsSlice()}
+		var from net.Addr
+		if a, err := netip.ParseAddr(src); err == nil { // ping parsed it; "" is none
+			from = &net.IPAddr{IP: a.AsSlice()}
 		}
-		if err := localRoute(src, ip); err != nil {
+		if ip == nil {
+			ip = icmpIPAddr(w.addr)
+		}
+		if err := localRoute(from, ip); err != nil {
 			return rec, fmt.Errorf("sending echo request: %w", err)
 		}
 		if sendRefused(r.SendErr) {

@@ -85,7 +85,8 @@ func pick(c *Common, addr *net.IPAddr, policy *Policy, logger *slog.Logger) (*ne
 		c.IPProtocol = 4
 	}
 	c.IPAddr = addr.String()
-	logger.Info("resolved target address", "ip", addr.String())
+	// One string for both: a probe's log lives as long as its Result.
+	logger.Info("resolved target address", "ip", c.IPAddr)
 	return addr, nil
 }
 

@@ -21,24 +21,31 @@ type StartFunc func(ctx context.Context, req *Request) (Result, *Suspended)
 // them, where a goroutine each would cost its stack (8 kB or more) for
 // the whole probe.
 type Suspended struct {
-	onDone func(func())
-	finish func() Result
+	probe waiting
 	// RunRequest's own, for Finish.
 	req     *Request
 	start   time.Time
 	timeout float64
 }
 
+// waiting is what a StartFunc's prober keeps of a suspended probe
+// (StartICMP's icmpParked, which holds the Suspended too): one value, not
+// a closure each for OnDone and Finish.
+type waiting interface {
+	OnDone(f func())
+	Finish() Result
+}
+
 // OnDone calls f once, when the probe is ready to Finish. f runs on
 // another goroutine and must not block.
-func (s *Suspended) OnDone(f func()) { s.onDone(f) }
+func (s *Suspended) OnDone(f func()) { s.probe.OnDone(f) }
 
 // Finish ends the probe and fills in the fields every probe shares, as
 // RunRequest does; call it once, after OnDone's f ran (or earlier, to cut
 // the probe short). A panicking prober fails its probe.
 func (s *Suspended) Finish() (res Result) {
 	defer func() { res = s.req.conclude(recover(), res, s.start, s.timeout) }()
-	return s.finish()
+	return s.probe.Finish()
 }
 
 // StartRequest is RunRequest for a StartFunc: res is the finished probe,
