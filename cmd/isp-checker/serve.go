@@ -143,7 +143,9 @@ func (s *serveCmd) exec(e *env) error {
 	if source == "" {
 		source = "embedded default"
 	}
+	gogc, fromEnv := tuneGC()
 	logger.Info("starting isp-checker", "version", version.Info(), "build_context", version.BuildContext())
+	logger.Debug("garbage collection target", "gogc", gogc, "from_env", fromEnv)
 	logger.Info("loaded config", "config", source, "modules", len(holder.Get().Modules))
 
 	var reloadMu sync.Mutex
