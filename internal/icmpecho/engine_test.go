@@ -334,3 +334,31 @@ func TestOnDoneRacingFinish(t *testing.T) {
 		t.Errorf("%d of %d runs: OnDone racing Finish left f and a timer armed until StopAt (30s)", armed, runs)
 	}
 }
+
+// StopAt ends a probe whose requests would go on past it: OnDone's f runs
+// then, before the next request is due, and Finish reports what was sent
+// by then; a ReplyTimeout that ends later than StopAt does not move it.
+func TestOnDoneAtStopAt(t *testing.T) {
+	needMode(t, Privileged, false)
+	req := loopbackRequests(1, 10, Privileged)[0]
+	req.Interval, req.ReplyTimeout = time.Second, 5*time.Second
+	start := time.Now()
+	req.StopAt = start.Add(300 * time.Millisecond)
+	p, err := Start(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := make(chan time.Time, 1)
+	p.OnDone(func() { called <- time.Now() })
+	select {
+	case at := <-called:
+		if d := at.Sub(start); d < 250*time.Millisecond || d > 900*time.Millisecond {
+			t.Errorf("OnDone's f ran %v after the start, want about 300ms (StopAt)", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("OnDone's f did not run by 3s: StopAt (300ms) was ignored")
+	}
+	if res := p.Finish(); res.Sent != 1 || !res.Replied[0] {
+		t.Errorf("sent %d (first replied: %v) by StopAt; want 1, replied (the next request was 1s away)", res.Sent, res.Replied[0])
+	}
+}

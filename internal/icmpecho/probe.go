@@ -27,11 +27,11 @@ type Probe struct {
 	token uint32
 	scope uint32
 	// The plan (of the Request: the rest of it is not kept, 150 bytes of
-	// every waiting probe: a Probe is 256).
+	// every waiting probe: a Probe is 240).
 	packets      int32
 	interval     time.Duration
 	replyTimeout time.Duration
-	stopAt       time.Time
+	stopAt       int64 // StopAt, mono; 0: none
 
 	// Scheduling state, used by the scheduler only (due under its lock),
 	// on the monotonic clock since epoch (mono).
@@ -94,10 +94,13 @@ func Start(req Request) (*Probe, error) {
 	}
 	p := &Probe{
 		e: e, sock: s, id: id, dst: dst, scope: scopeID(req.Zone), ttl: int16(req.TTL),
-		packets: int32(req.Packets), interval: req.Interval, replyTimeout: req.ReplyTimeout, stopAt: req.StopAt,
+		packets: int32(req.Packets), interval: req.Interval, replyTimeout: req.ReplyTimeout,
 		token:    uint32(id)<<16 | rand.Uint32N(1<<16),
 		echoes:   make([]echo, req.Packets),
 		hopLimit: -1,
+	}
+	if !req.StopAt.IsZero() {
+		p.stopAt = max(mono(req.StopAt), 1)
 	}
 	p.pkt = buildEcho(v6, id, magic, p.token, req.Size)
 	e.register(p)
@@ -299,8 +302,8 @@ func (p *Probe) OnDone(f func()) {
 		p.fire()
 		return
 	}
-	if !p.stopAt.IsZero() {
-		p.timer = time.AfterFunc(time.Until(p.stopAt), p.fire)
+	if p.stopAt != 0 {
+		p.timer = time.AfterFunc(time.Until(epoch.Add(time.Duration(p.stopAt))), p.fire)
 	}
 	p.armReplyTimeout()
 	p.mu.Unlock()
@@ -313,15 +316,16 @@ func (p *Probe) armReplyTimeout() {
 	if !p.over || p.notify == nil || p.replyTimeout <= 0 {
 		return
 	}
-	end := epoch.Add(time.Duration(p.lastSent) + p.replyTimeout)
-	if !p.stopAt.IsZero() && p.stopAt.Before(end) {
+	end := p.lastSent + int64(p.replyTimeout)
+	if p.stopAt != 0 && p.stopAt < end {
 		return
 	}
+	wait := time.Until(epoch.Add(time.Duration(end)))
 	if p.timer == nil {
-		p.timer = time.AfterFunc(time.Until(end), p.fire)
+		p.timer = time.AfterFunc(wait, p.fire)
 		return
 	}
-	p.timer.Reset(time.Until(end))
+	p.timer.Reset(wait)
 }
 
 // fire calls OnDone's f, once.
