@@ -16,7 +16,8 @@ import (
 // same request, field for field but the timings and the echo identifier
 // (and those it knew before the wait are right):
 // the suspended probe keeps only a few of the Result's fields while it
-// waits and builds it at the end. Failures before the wait (a denied
+// waits and builds it at the end (the timings icmpComparable drops are
+// checked to be there). Failures before the wait (a denied
 // target, a bad source address) and protocol: tcp return at once.
 func TestICMPStartMatchesProbe(t *testing.T) {
 	icmpNeedSocket(t)
@@ -68,7 +69,8 @@ func TestICMPStartMatchesProbe(t *testing.T) {
 			}
 			if res := got.(*ICMPResult); tc.name == "ipv4" && (!res.Success || !res.Resolved || res.IPAddr != "127.0.0.1" || res.IPProtocol != 4 ||
 				res.Protocol != "icmp" || !res.MultiPacket || res.PacketsPlanned != 3 || res.PacketsReceived != 3 ||
-				res.SocketMode == "" || (res.EchoID != 0) != (res.SocketMode == ICMPSocketPrivileged)) {
+				res.SocketMode == "" || (res.EchoID != 0) != (res.SocketMode == ICMPSocketPrivileged) ||
+				res.DNSLookupSeconds <= 0 || res.SetupSeconds <= 0) {
 				t.Errorf("suspended probe's result lost what it knew before its wait: %+v", res)
 			}
 			if g, w := icmpComparable(t, got), icmpComparable(t, want); !reflect.DeepEqual(g, w) {

@@ -26,15 +26,14 @@ func tuneGC() (percent int, fromEnv bool) {
 	return defaultGOGC, false
 }
 
-// gcPercent is the garbage-collection target in force (-1: off).
+// gcPercent is the garbage-collection target in force (-1: off; 0, as
+// GOGC=0 asks, collects continuously). The runtime reports off as -1
+// converted to uint64.
 func gcPercent() int {
 	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return -1
 	}
-	if p := s[0].Value.Uint64(); p > 0 {
-		return int(p)
-	}
-	return -1
+	return int(int64(s[0].Value.Uint64()))
 }

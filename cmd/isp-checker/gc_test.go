@@ -18,6 +18,11 @@ func TestTuneGC(t *testing.T) {
 	if p, env := tuneGC(); p != 130 || !env || gcPercent() != 130 {
 		t.Errorf("GOGC=130: tuneGC = %d, %v; in force %d; want 130 from GOGC", p, env, gcPercent())
 	}
+	debug.SetGCPercent(0) // GOGC=0: collect continuously, not off
+	t.Setenv("GOGC", "0")
+	if p, env := tuneGC(); p != 0 || !env {
+		t.Errorf("GOGC=0: tuneGC = %d, %v; want 0 from GOGC", p, env)
+	}
 	debug.SetGCPercent(-1)
 	t.Setenv("GOGC", "off")
 	if p, env := tuneGC(); p != -1 || !env {
