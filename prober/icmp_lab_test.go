@@ -155,15 +155,7 @@ func TestICMPLab(t *testing.T) {
 		icmpCheckRTT(t, "icmp", res, want, tol)
 
 		l := remote.Listen("tcp", ":7")
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		closeAccepted(l)
 		tcp, _ := runICMPProbe(t, target, icmpModule(t, 5*time.Second, "protocol: tcp\nport: 7\npackets: 10\ninterval: 20ms"), nil)
 		icmpCheckClean(t, tcp, 10)
 		icmpCheckRTT(t, "tcp", tcp, want, tol)

@@ -29,15 +29,7 @@ func TestICMPStartMatchesProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	closeAccepted(l)
 	for _, tc := range []struct {
 		name, target, opts string
 		suspends           bool

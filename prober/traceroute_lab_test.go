@@ -135,15 +135,7 @@ func TestTracerouteLab(t *testing.T) {
 	remote := p.Host("remote")
 	isp1 := p.ISP[0]
 	l := remote.Listen("tcp", ":8080")
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	closeAccepted(l)
 	targets := []struct {
 		name string
 		addr string
