@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -17,18 +18,23 @@ import (
 // waiting (their first echo answered, the second 10s off), then all cut short.
 // log=discard drops the probe's log lines; log=kept holds every line as
 // /probe's per-probe log does, so the attributes' strings stay live too.
+// ondone=true asks each probe's OnDone, as the /probe handler does, so
+// what the engine arms for its end (StopAt, ReplyTimeout) is counted too.
 //
 //	go test ./prober -run '^$' -bench BenchmarkICMPSuspendedHeap -benchtime 3x
 func BenchmarkICMPSuspendedHeap(b *testing.B) {
 	icmpNeedSocket(b)
 	const n = 2000
 	m := icmpModule(b, 30*time.Second, "preferred_ip_protocol: ip4\npackets: 2\ninterval: 10s")
-	for _, kept := range []bool{false, true} {
-		b.Run(fmt.Sprintf("log=%s", map[bool]string{false: "discard", true: "kept"}[kept]), func(b *testing.B) {
+	for _, c := range []struct{ kept, onDone bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		name := fmt.Sprintf("log=%s/ondone=%v", map[bool]string{false: "discard", true: "kept"}[c.kept], c.onDone)
+		kept := c.kept
+		b.Run(name, func(b *testing.B) {
 			var perProbe, allocs float64
 			for range b.N {
 				logs := make([]icmpKeptLog, n)
 				parked := make([]*Suspended, n)
+				ended := make([]atomic.Bool, n)
 				var before, during runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&before)
@@ -44,13 +50,19 @@ func BenchmarkICMPSuspendedHeap(b *testing.B) {
 						b.Fatalf("probe not suspended: %+v", res.Base())
 					}
 					parked[i] = s
+					if c.onDone {
+						s.OnDone(func() { ended[i].Store(true) }) // a closure per probe, as the handler's
+					}
 				}
 				time.Sleep(2 * time.Second) // the engine paces the first echoes
 				runtime.GC()
 				runtime.ReadMemStats(&during)
 				perProbe = float64(during.HeapAlloc-before.HeapAlloc) / n
 				allocs = float64(during.Mallocs-before.Mallocs) / n
-				for _, s := range parked {
+				for i, s := range parked {
+					if ended[i].Load() {
+						b.Fatalf("probe %d ended before its second echo (10s off)", i)
+					}
 					if r := s.Finish().(*ICMPResult); r.PacketsSent != 1 || r.PacketsReceived != 1 {
 						b.Fatalf("sent/received %d/%d, want 1/1 (the first echo): %+v", r.PacketsSent, r.PacketsReceived, r)
 					}

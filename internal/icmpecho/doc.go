@@ -8,7 +8,9 @@
 // reads replies in batches (recvmmsg) and hands each to its probe; a
 // single scheduler goroutine sends every request at its planned time, so a
 // probe costs a table entry and a waiting goroutine, not a socket and a
-// reader. The engine starts with the first probe and stops with the last.
+// reader; a single deadline goroutine ends the probes waiting with OnDone
+// at their StopAt or ReplyTimeout (a heap entry each, not a runtime
+// timer). The engine starts with the first probe and stops with the last.
 //
 // Sockets. They are blocking sockets outside Go's network poller: on
 // loopback a reply arrives during every sendmsg, and a polled socket would

@@ -79,8 +79,9 @@ type engine struct {
 	tableMu sync.RWMutex
 	table   map[uint16]*Probe
 
-	sched scheduler
-	wg    sync.WaitGroup
+	sched     scheduler
+	deadlines deadlines // of the probes waiting with OnDone
+	wg        sync.WaitGroup
 }
 
 // acquire returns the calling thread's namespace's engine, starting it if
@@ -96,8 +97,10 @@ func acquire() *engine {
 	if e == nil {
 		e = &engine{ns: ns, socks: map[sockKey]*socket{}, table: map[uint16]*Probe{}}
 		e.sched.init()
-		e.wg.Add(1)
+		e.deadlines.init()
+		e.wg.Add(2)
 		go e.sched.run(&e.wg)
+		go e.deadlines.run(&e.wg)
 		registry.engines[ns] = e
 	}
 	e.refs++
@@ -119,6 +122,7 @@ func (e *engine) release() {
 	// The scheduler and the receive loops use the descriptors: stop them
 	// all before closing any.
 	e.sched.shutdown()
+	e.deadlines.shutdown()
 	e.mu.Lock()
 	socks := e.socks
 	e.socks = nil

@@ -277,7 +277,7 @@ func TestErrorReachesProbe(t *testing.T) {
 }
 
 // A probe cut short (Finish) before its OnDone is set arms nothing: its f
-// is never called, and no timer keeps the probe until its StopAt.
+// is never called, and no deadline keeps the probe until its StopAt.
 func TestOnDoneAfterFinish(t *testing.T) {
 	needMode(t, Privileged, false)
 	req := loopbackRequests(1, 5, Privileged)[0]
@@ -290,10 +290,10 @@ func TestOnDoneAfterFinish(t *testing.T) {
 	called := make(chan struct{}, 1)
 	p.OnDone(func() { called <- struct{}{} })
 	p.mu.Lock()
-	armed := p.timer != nil || p.notify != nil
+	armed := p.notify != nil
 	p.mu.Unlock()
-	if armed {
-		t.Error("OnDone after Finish armed a timer or kept its f")
+	if armed || inDeadlines(p) {
+		t.Error("OnDone after Finish queued a deadline or kept its f")
 	}
 	select {
 	case <-called:
@@ -303,7 +303,7 @@ func TestOnDoneAfterFinish(t *testing.T) {
 }
 
 // After Finish and OnDone have both returned, in either order, nothing is
-// armed: no timer holds the probe (and f's closure) until StopAt.
+// armed: no deadline holds the probe (and f's closure) until StopAt.
 func TestOnDoneRacingFinish(t *testing.T) {
 	needMode(t, Privileged, false)
 	const runs = 400
@@ -325,13 +325,14 @@ func TestOnDoneRacingFinish(t *testing.T) {
 		close(go1)
 		wg.Wait()
 		p.mu.Lock()
-		if p.notify != nil || p.timer != nil && p.timer.Stop() {
+		kept := p.notify != nil
+		p.mu.Unlock()
+		if kept || inDeadlines(p) {
 			armed++
 		}
-		p.mu.Unlock()
 	}
 	if armed > 0 {
-		t.Errorf("%d of %d runs: OnDone racing Finish left f and a timer armed until StopAt (30s)", armed, runs)
+		t.Errorf("%d of %d runs: OnDone racing Finish left f or a deadline armed until StopAt (30s)", armed, runs)
 	}
 }
 

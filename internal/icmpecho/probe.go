@@ -39,6 +39,7 @@ type Probe struct {
 	base  int64 // the first request's send time: later ones keep its phase
 	next  int32
 	ended atomic.Bool
+	dl    int32 // index+1 in the engine's deadlines while queued there (under their lock); 0: not queued
 
 	mu        sync.Mutex
 	finishing bool // Finish began
@@ -54,8 +55,7 @@ type Probe struct {
 	echoes    []echo // by sequence number
 	sendErr   error
 	icmpErr   error
-	notify    func()      // OnDone's f, until it is called
-	timer     *time.Timer // OnDone's timer: StopAt, or ReplyTimeout after the last request
+	notify    func() // OnDone's f, until it is called
 }
 
 // Start opens (or reuses) the socket req needs, in the calling thread's
@@ -284,8 +284,8 @@ func (p *Probe) Wait(ctx context.Context) *Result {
 // OnDone arranges for f to be called once when the probe ends: every
 // request sent got its reply and none is left to send, ReplyTimeout after
 // the last was sent, or StopAt, whichever comes first. f runs on the
-// engine's receive loop, its scheduler or a timer's goroutine, so it must
-// not block. Finish stops it from being called, except when the two race
+// engine's receive loop, its scheduler or its deadline goroutine, so it
+// must not block. Finish stops it from being called, except when the two race
 // (f was taken just before): f must not end the probe a second time; after
 // Finish, OnDone arms nothing and f is never called. A waiting probe holds
 // no goroutine: a caller with thousands of them (the /probe handler's
@@ -303,13 +303,13 @@ func (p *Probe) OnDone(f func()) {
 		return
 	}
 	if p.stopAt != 0 {
-		p.timer = time.AfterFunc(time.Until(epoch.Add(time.Duration(p.stopAt))), p.fire)
+		p.e.deadlines.set(p, p.stopAt)
 	}
 	p.armReplyTimeout()
 	p.mu.Unlock()
 }
 
-// armReplyTimeout moves OnDone's timer to ReplyTimeout after the last
+// armReplyTimeout moves OnDone's deadline to ReplyTimeout after the last
 // request once every request is out, when that comes before StopAt (p.mu
 // held).
 func (p *Probe) armReplyTimeout() {
@@ -320,19 +320,18 @@ func (p *Probe) armReplyTimeout() {
 	if p.stopAt != 0 && p.stopAt < end {
 		return
 	}
-	wait := time.Until(epoch.Add(time.Duration(end)))
-	if p.timer == nil {
-		p.timer = time.AfterFunc(wait, p.fire)
-		return
-	}
-	p.timer.Reset(wait)
+	p.e.deadlines.set(p, end)
 }
 
-// fire calls OnDone's f, once.
+// fire calls OnDone's f, once, and takes the probe's deadline off the
+// engine's queue (it ended before it, or the queue let go of it already).
 func (p *Probe) fire() {
 	p.mu.Lock()
 	f := p.notify
 	p.notify = nil
+	if f != nil { // only a probe with an f is queued
+		p.e.deadlines.remove(p)
+	}
 	p.mu.Unlock()
 	if f != nil {
 		f()
@@ -347,9 +346,7 @@ func (p *Probe) Finish() *Result {
 	missing := !p.isDone && p.sent > 0
 	p.notify = nil
 	p.finishing = true // an OnDone from now on arms nothing
-	if p.timer != nil {
-		p.timer.Stop()
-	}
+	p.e.deadlines.remove(p)
 	p.mu.Unlock()
 	if missing {
 		p.e.drain(p.sock)
