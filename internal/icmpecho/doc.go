@@ -7,10 +7,11 @@
 // source-address variant in use. A single goroutine per receiving socket
 // reads replies in batches (recvmmsg) and hands each to its probe; a
 // single scheduler goroutine sends every request at its planned time, so a
-// probe costs a table entry and a waiting goroutine, not a socket and a
-// reader; a single deadline goroutine ends the probes waiting with OnDone
-// at their StopAt or ReplyTimeout (a heap entry each, not a runtime
-// timer). The engine starts with the first probe and stops with the last.
+// probe costs a table entry, not a socket and a reader, and its caller's
+// goroutine only if it Waits; a single deadline goroutine ends the probes
+// waiting with OnDone (no goroutine of their own) at their StopAt or
+// ReplyTimeout (a heap entry each, not a runtime timer). The engine starts
+// with the first probe and stops with the last.
 //
 // Sockets. They are blocking sockets outside Go's network poller: on
 // loopback a reply arrives during every sendmsg, and a polled socket would
