@@ -84,7 +84,7 @@ func localRoute(src, dst net.Addr) error {
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		// A broadcast address needs SO_BROADCAST, else connect fails with
 		// EACCES as for a prohibit route.
-		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1) })
+		return c.Control(setBroadcast)
 	}}
 	if sip, szone := addrIP(src); sip != nil && !sip.IsUnspecified() {
 		d.LocalAddr = &net.UDPAddr{IP: sip, Zone: szone}
