@@ -17,10 +17,9 @@ import (
 // Lock order: a probe's mu, then the heap's; the heap's lock is never
 // held while a probe's is taken, and f runs with neither.
 type deadlines struct {
+	loop
 	mu   sync.Mutex
 	heap []deadline
-	wake chan struct{}
-	stop chan struct{}
 }
 
 // deadline is one heap entry. The time is kept in the entry (mono), so a
@@ -29,13 +28,6 @@ type deadline struct {
 	at int64
 	p  *Probe
 }
-
-func (d *deadlines) init() {
-	d.wake = make(chan struct{}, 1)
-	d.stop = make(chan struct{})
-}
-
-func (d *deadlines) shutdown() { close(d.stop) }
 
 // set makes at (mono) p's deadline, queuing p if it is not queued yet.
 func (d *deadlines) set(p *Probe, at int64) {
@@ -71,33 +63,8 @@ func (d *deadlines) len() int {
 	return len(d.heap)
 }
 
-func (d *deadlines) poke() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
-
 // run ends probes as their deadlines pass, until shutdown.
-func (d *deadlines) run(wg *sync.WaitGroup) {
-	defer wg.Done()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		// Reset and Stop discard a pending expiry (Go 1.23 timers).
-		if wait := d.expire(); wait > 0 {
-			timer.Reset(wait)
-		} else {
-			timer.Stop()
-		}
-		select {
-		case <-d.stop:
-			return
-		case <-d.wake:
-		case <-timer.C:
-		}
-	}
-}
+func (d *deadlines) run(wg *sync.WaitGroup) { d.loop.run(wg, d.expire) }
 
 // expire calls OnDone's f of every probe whose deadline passed, in
 // deadline order, and returns how long until the next one (0: none).

@@ -45,10 +45,9 @@ const perPacketCost = 1024
 // instant are spread over half a second. A probe's later requests keep the phase its first one got
 // (they are planned from its actual send time), so the spread lasts.
 type scheduler struct {
+	loop
 	mu    sync.Mutex
 	queue probeQueue
-	wake  chan struct{}
-	stop  chan struct{}
 
 	burst, tokens float64 // bytes
 	rate          float64 // bytes per nanosecond
@@ -56,8 +55,7 @@ type scheduler struct {
 }
 
 func (s *scheduler) init() {
-	s.wake = make(chan struct{}, 1)
-	s.stop = make(chan struct{})
+	s.loop.init()
 	s.burst = -1
 }
 
@@ -90,15 +88,6 @@ func (s *scheduler) add(p *Probe) {
 	}
 }
 
-func (s *scheduler) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *scheduler) shutdown() { close(s.stop) }
-
 // take spends cost bytes of the bucket at now, or says how long until it
 // can.
 func (s *scheduler) take(now time.Time, cost float64) (time.Duration, bool) {
@@ -118,25 +107,7 @@ func (s *scheduler) take(now time.Time, cost float64) (time.Duration, bool) {
 }
 
 // run sends requests as they fall due until shutdown.
-func (s *scheduler) run(wg *sync.WaitGroup) {
-	defer wg.Done()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		// Reset and Stop discard a pending expiry (Go 1.23 timers).
-		if wait := s.sendDue(); wait > 0 {
-			timer.Reset(wait)
-		} else {
-			timer.Stop()
-		}
-		select {
-		case <-s.stop:
-			return
-		case <-s.wake:
-		case <-timer.C:
-		}
-	}
-}
+func (s *scheduler) run(wg *sync.WaitGroup) { s.loop.run(wg, s.sendDue) }
 
 // sendDue sends every request that is due (and that the pacer allows) and
 // returns how long until the next one (0: none queued).
