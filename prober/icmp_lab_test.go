@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/isp-checker/isp-checker/internal/netlab"
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 // TestICMPLab checks the icmp prober against ground truth built in the lab:
@@ -155,7 +157,7 @@ func TestICMPLab(t *testing.T) {
 		icmpCheckRTT(t, "icmp", res, want, tol)
 
 		l := remote.Listen("tcp", ":7")
-		closeAccepted(l)
+		testserver.Serve(t, l, time.Second, func(net.Conn) {}) // a handshake, then close
 		tcp, _ := runICMPProbe(t, target, icmpModule(t, 5*time.Second, "protocol: tcp\nport: 7\npackets: 10\ninterval: 20ms"), nil)
 		icmpCheckClean(t, tcp, 10)
 		icmpCheckRTT(t, "tcp", tcp, want, tol)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/isp-checker/isp-checker/config"
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 // A probe StartICMP suspends ends with the Result ProbeICMP gives the
@@ -29,7 +30,7 @@ func TestICMPStartMatchesProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	closeAccepted(l)
+	testserver.Serve(t, l, time.Second, func(net.Conn) {}) // a handshake, then close
 	for _, tc := range []struct {
 		name, target, opts string
 		suspends           bool

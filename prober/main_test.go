@@ -3,7 +3,6 @@ package prober
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -21,21 +20,6 @@ func TestMain(m *testing.M) {
 	netlab.Isolate() // lab tests: see the netlab package documentation
 	Resolver = noSystemResolver()
 	goleak.VerifyTestMain(resolverGuard{m})
-}
-
-// closeAccepted closes every connection l accepts until l is closed: a
-// listener that only completes the handshake (tcp pings, traceroute's tcp
-// mode).
-func closeAccepted(l net.Listener) {
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 }
 
 // probeTestFunc is the prober of the given name, for tests that run several

@@ -3,6 +3,7 @@ package prober
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/internal/netlab"
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 // traceModule builds a traceroute module from YAML options (indented under
@@ -135,7 +137,7 @@ func TestTracerouteLab(t *testing.T) {
 	remote := p.Host("remote")
 	isp1 := p.ISP[0]
 	l := remote.Listen("tcp", ":8080")
-	closeAccepted(l)
+	testserver.Serve(t, l, time.Second, func(net.Conn) {}) // a handshake, then close
 	targets := []struct {
 		name string
 		addr string

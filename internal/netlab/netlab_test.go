@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/isp-checker/isp-checker/internal/netlab"
+	"github.com/isp-checker/isp-checker/internal/testserver"
 )
 
 // needTool skips (or, with CI=true, fails) when a ground-truth tool is missing.
@@ -239,15 +240,7 @@ func TestDelay(t *testing.T) {
 
 	// TCP: a handshake costs one RTT.
 	l := remote.Listen("tcp", ":7")
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	testserver.Serve(t, l, time.Second, func(net.Conn) {}) // a handshake, then close
 	// The fastest of a few connects: one sample on a loaded machine carries
 	// the scheduler's delay too (71.6 ms seen at load 5).
 	rtt := time.Hour
