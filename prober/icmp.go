@@ -170,7 +170,7 @@ func (w *icmpWait) begin(ctx context.Context, req *Request) *ICMPResult {
 	if o.Protocol == config.ICMPProtocolTCP {
 		res := w.result()
 		res.Port = o.Port
-		rec, err := icmpTCPPing(ctx, req.Policy, w.logger, *o, ip, plan, res)
+		rec, err := icmpTCPPing(ctx, req.Policy, w.logger, *o, ip, plan)
 		w.conclude(res, rec, err)
 		return res
 	}

@@ -20,7 +20,7 @@ import (
 // connect goes through the policy's dialer. (It takes the Request's parts,
 // not the Request: a Request is 2.8 kB, and a copy of it in the caller's
 // frame is stack every waiting icmp probe carries.)
-func icmpTCPPing(ctx context.Context, policy *Policy, logger *slog.Logger, o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan, res *ICMPResult) (*icmpRecord, error) {
+func icmpTCPPing(ctx context.Context, policy *Policy, logger *slog.Logger, o config.ICMPProbe, ip *net.IPAddr, plan icmpPlan) (*icmpRecord, error) {
 	setupStart := time.Now()
 	network := "tcp4"
 	if ip.IP.To4() == nil {
