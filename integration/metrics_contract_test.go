@@ -195,6 +195,7 @@ var Emitted = map[string][]string{
 		"isp_checker_icmp_send_delay_seconds",
 		"isp_checker_icmp_sockets",
 		"isp_checker_parked_probes_total",
+		"isp_checker_parked_requests_read_total",
 		"isp_checker_parked_connections",
 	},
 }

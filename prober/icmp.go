@@ -121,6 +121,18 @@ func StartICMP(ctx context.Context, req *Request) (Result, *Suspended) {
 	return nil, &p.s
 }
 
+// ICMPStartsAtOnce reports whether StartICMP returns at once for module m
+// and target, waiting on nothing: the target needs no lookup (an address,
+// or not a host at all, which fails at once) and the probe dials nothing
+// (protocol: icmp, not tcp).
+func ICMPStartsAtOnce(m *config.Module, target string) bool {
+	if m.ICMP.Protocol == config.ICMPProtocolTCP {
+		return false
+	}
+	h, err := config.CanonicalHost(target)
+	return err != nil || h.Addr.IsValid()
+}
+
 // icmpParked is a suspended icmp probe: its wait and its Suspended in one
 // object, the one the /probe handler's parked probe holds of this prober
 // besides the engine's.

@@ -10,6 +10,7 @@ import (
 	"reflect"
 
 	"github.com/isp-checker/isp-checker/collector"
+	"github.com/isp-checker/isp-checker/config"
 	"github.com/isp-checker/isp-checker/prober"
 	"github.com/isp-checker/isp-checker/prober/isp"
 )
@@ -27,6 +28,10 @@ type Prober struct {
 	// (prober.StartFunc), as Probe would run it: the /probe handler parks
 	// those probes' connections meanwhile.
 	Start prober.StartFunc
+	// Quick, with Start, reports whether Start returns at once for the
+	// module and target, waiting on nothing (no lookup, no dial): a Parker
+	// may then serve the request on one of its few workers.
+	Quick func(m *config.Module, target string) bool
 
 	result reflect.Type
 }
@@ -44,7 +49,7 @@ func All() Table {
 	return Table{
 		row("http", prober.ProbeHTTP, collector.RenderHTTP),
 		row("tcp", prober.ProbeTCP, collector.RenderTCP),
-		row("icmp", prober.ProbeICMP, collector.RenderICMP).startedBy(prober.StartICMP),
+		row("icmp", prober.ProbeICMP, collector.RenderICMP).startedBy(prober.StartICMP, prober.ICMPStartsAtOnce),
 		row("dns", prober.ProbeDNS, collector.RenderDNS),
 		row("grpc", prober.ProbeGRPC, collector.RenderGRPC),
 		row("unix", prober.ProbeUnix, collector.RenderUnix),
@@ -62,9 +67,9 @@ func row[T prober.Result](name string, probe prober.Func, render func(T, *collec
 	return Prober{Name: name, Probe: probe, Render: collector.RendererOf(render), result: reflect.TypeFor[T]()}
 }
 
-// startedBy sets p's StartFunc.
-func (p Prober) startedBy(start prober.StartFunc) Prober {
-	p.Start = start
+// startedBy sets p's StartFunc, and what says when it returns at once.
+func (p Prober) startedBy(start prober.StartFunc, quick func(*config.Module, string) bool) Prober {
+	p.Start, p.Quick = start, quick
 	return p
 }
 

@@ -89,6 +89,9 @@ func NewProbeHandler(o ProbeOptions) *ProbeHandler {
 	if o.MaxConcurrent > 0 {
 		h.sem = make(chan struct{}, o.MaxConcurrent)
 	}
+	if o.Parker != nil {
+		o.Parker.quick.Store(h)
+	}
 	return h
 }
 
@@ -176,10 +179,7 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 	}()
 	q := r.URL.Query()
 	cfg := h.o.Config.Get()
-	moduleName := q.Get("module")
-	if moduleName == "" {
-		moduleName = "http_2xx"
-	}
+	moduleName := moduleParam(q)
 	req := newRequest(cfg, moduleName)
 	if req == nil {
 		h.reject(w, "unknown_module", http.StatusBadRequest, fmt.Sprintf("Unknown module %q", clip(moduleName, 100)))
@@ -252,6 +252,33 @@ func (h *ProbeHandler) probe(w http.ResponseWriter, r *http.Request) (a answer, 
 	res := prober.RunRequest(ctx, row.Probe, req)
 	h.ended(&a, res)
 	return a, true
+}
+
+// moduleParam is the module a /probe query names: http_2xx when none, as
+// blackbox_exporter.
+func moduleParam(q url.Values) string {
+	if m := q.Get("module"); m != "" {
+		return m
+	}
+	return "http_2xx"
+}
+
+// quick reports whether serving r waits on nothing: its probe parks at
+// once (the module's prober starts it without a lookup or a dial, see
+// probers.Prober.Quick, and no debug output is asked for), or it is
+// refused at once (an unknown module). A Parker serves such requests on
+// its own few workers (Parker.ReadRequests).
+func (h *ProbeHandler) quick(r *http.Request) bool {
+	q := r.URL.Query()
+	if q.Get("debug") == "true" {
+		return false
+	}
+	m := h.o.Config.Get().Modules[moduleParam(q)]
+	if m == nil {
+		return true
+	}
+	row, _ := h.o.Probers.Lookup(m.Prober)
+	return row.Start != nil && row.Quick != nil && row.Quick(m, decodeEncodedColon(q.Get("target")))
 }
 
 // ended records a probe that ended: its last log line, the self-metrics,

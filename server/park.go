@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -61,8 +62,14 @@ type Parker struct {
 
 	srv       *http.Server
 	serveBack sync.Once
+	// readNext: the Parker reads its idle connections' next requests
+	// itself (ReadRequests); quick is the /probe handler that says which
+	// of them it serves (ProbeHandler.quick).
+	readNext  bool
+	quick     atomic.Pointer[ProbeHandler]
+	readTotal atomic.Uint64
 
-	queue   fifo[*parked] // ended probes to answer
+	queue   fifo[job] // ended probes to answer, requests to read
 	mu      sync.Mutex
 	closed  bool // shutting down: answer with Connection: close
 	active  sync.WaitGroup
@@ -134,8 +141,9 @@ func (p *Parker) hijack(w http.ResponseWriter, r *http.Request) *parked {
 	if r.ProtoMajor != 1 || r.TLS != nil || r.Method != http.MethodGet || (r.Body != nil && r.Body != http.NoBody) {
 		return nil
 	}
+	nw, next := w.(*nextWriter)
 	hj, ok := w.(http.Hijacker)
-	if !ok {
+	if !ok && !next {
 		return nil
 	}
 	p.mu.Lock()
@@ -147,10 +155,16 @@ func (p *Parker) hijack(w http.ResponseWriter, r *http.Request) *parked {
 	if closed {
 		return nil
 	}
-	conn, rw, err := hj.Hijack()
-	if err != nil {
-		p.active.Done()
-		return nil
+	var conn net.Conn
+	var rw *bufio.ReadWriter
+	if next {
+		conn, nw.hijacked = nw.conn, true
+	} else {
+		var err error
+		if conn, rw, err = hj.Hijack(); err != nil {
+			p.active.Done()
+			return nil
+		}
 	}
 	p.parkedTotal.Add(1)
 	p.probing.Add(1)
@@ -160,6 +174,10 @@ func (p *Parker) hijack(w http.ResponseWriter, r *http.Request) *parked {
 	// What net/http read past this request, then what a connection handed
 	// back with bytes in front still holds of them: one wrapper, never a
 	// wrapper of a wrapper.
+	if next {
+		pk.head = nw.rest // read by the Parker, a copy already
+		return pk
+	}
 	var rest []byte
 	if hc, ok := conn.(*headConn); ok {
 		pk.conn, rest = hc.Conn, hc.head
@@ -211,7 +229,7 @@ func (p *Parker) start(ctx context.Context, pk *parked, start prober.StartFunc, 
 
 // ready queues an ended probe to be answered. It runs on the echo
 // engine's goroutines: it must not block.
-func (p *Parker) ready(pk *parked) { p.queue.push(pk) }
+func (p *Parker) ready(pk *parked) { p.queue.push(job{pk: pk}) }
 
 // hangup cuts pk's probe short: its client closed the connection (as
 // net/http ends a request's context then), so the probe's
@@ -227,12 +245,17 @@ func (p *Parker) hangup(pk *parked) {
 
 func (p *Parker) work() {
 	defer p.workers.Done()
+	rd := newNextReader()
 	for {
-		pk, ok := p.queue.pop()
+		j, ok := p.queue.pop()
 		if !ok {
 			return
 		}
-		p.answer(pk)
+		if j.pk != nil {
+			p.answer(j.pk)
+		} else {
+			p.serveNext(j.conn, rd)
+		}
 	}
 }
 
@@ -388,7 +411,13 @@ func (p *Parker) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		p.active.Wait()
-		p.queue.close() // empty: every parked probe was answered
+		// Every parked probe was answered: what is left are idle
+		// connections whose next request came as the Parker closed.
+		for _, j := range p.queue.close() {
+			if j.conn != nil {
+				_ = j.conn.Close()
+			}
+		}
 		p.workers.Wait()
 		if p.idle != nil {
 			p.idle.wait()
@@ -406,6 +435,8 @@ func (p *Parker) Shutdown(ctx context.Context) error {
 var (
 	parkedTotalDesc = prometheus.NewDesc("isp_checker_parked_probes_total",
 		"Probes whose connection was parked while they waited (icmp over plain HTTP/1.x), holding no goroutine.", nil, nil)
+	readDesc = prometheus.NewDesc("isp_checker_parked_requests_read_total",
+		"Requests the Parker read itself from idle connections, and served without net/http: probes that park at once.", nil, nil)
 	parkedDesc = prometheus.NewDesc("isp_checker_parked_connections",
 		"Connections the Parker holds: probing (a probe waits) or idle (watched for the next request).", []string{"state"}, nil)
 )
@@ -414,11 +445,13 @@ var (
 // figures.
 func (p *Parker) Describe(ch chan<- *prometheus.Desc) {
 	ch <- parkedTotalDesc
+	ch <- readDesc
 	ch <- parkedDesc
 }
 
 func (p *Parker) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(parkedTotalDesc, prometheus.CounterValue, float64(p.parkedTotal.Load()))
+	ch <- prometheus.MustNewConstMetric(readDesc, prometheus.CounterValue, float64(p.readTotal.Load()))
 	ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(p.probing.Load()), "probing")
 	idle := 0
 	if p.idle != nil {

@@ -111,6 +111,26 @@ func hungUp(conn net.Conn) bool {
 	return true // 0 bytes: the client's FIN; or an error: a reset
 }
 
+// recvNow reads what conn's socket holds, without waiting: -1 when it
+// holds nothing, 0 when its client closed it.
+func recvNow(conn net.Conn, b []byte) (int, error) {
+	raw, ok := socketOf(conn)
+	if !ok {
+		return 0, errors.ErrUnsupported
+	}
+	var n int
+	var rerr error
+	if err := raw.Control(func(fd uintptr) {
+		n, _, rerr = unix.Recvfrom(int(fd), b, unix.MSG_DONTWAIT)
+	}); err != nil {
+		return 0, err
+	}
+	if errors.Is(rerr, unix.EAGAIN) || errors.Is(rerr, unix.EINTR) {
+		return -1, nil
+	}
+	return n, rerr
+}
+
 // unwatchHangup stops watching pk's connection (its probe ended), unless
 // its hang-up was reported already.
 func (ip *idlePoller) unwatchHangup(pk *parked) {
@@ -213,7 +233,7 @@ func (ip *idlePoller) loop() {
 					ip.p.hangup(c.pk)
 				} // else its next request is here: the probe goes on, unwatched
 			} else {
-				ip.p.handBack(c.conn)
+				ip.p.next(c.conn)
 			}
 		}
 		for _, c := range expired {

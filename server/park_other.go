@@ -2,7 +2,10 @@
 
 package server
 
-import "net"
+import (
+	"errors"
+	"net"
+)
 
 // idlePoller needs epoll: elsewhere idle connections go back to net/http
 // at once.
@@ -21,3 +24,7 @@ func (*idlePoller) count() int { return 0 }
 func (*idlePoller) watchHangup(*parked) bool { return false }
 
 func (*idlePoller) unwatchHangup(*parked) {}
+
+// recvNow is never called here: without an idle poller no connection is
+// read by the Parker.
+func recvNow(net.Conn, []byte) (int, error) { return 0, errors.ErrUnsupported }

@@ -71,9 +71,20 @@ func parkedServer(t *testing.T, idle time.Duration) (addr string, srv *http.Serv
 // parkedServerWith is parkedServer with the /probe handler's options o.
 func parkedServerWith(t *testing.T, idle time.Duration, o ProbeOptions) (addr string, srv *http.Server, p *Parker) {
 	t.Helper()
+	return parkedServerReading(t, idle, o, true)
+}
+
+// parkedServerReading is parkedServerWith, whose Parker reads its idle
+// connections' next requests (Parker.ReadRequests, as the exporter's
+// without a web config file) or hands every one back to net/http.
+func parkedServerReading(t *testing.T, idle time.Duration, o ProbeOptions, readNext bool) (addr string, srv *http.Server, p *Parker) {
+	t.Helper()
 	srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
 	p = NewParker(srv, nil)
 	LimitAdmission(srv, 8, AdmissionHold) // as the exporter: hand-backs pass the gate
+	if readNext {
+		p.ReadRequests()
+	}
 	o.Parker = p
 	h := loadedProbeHandler(t, parkConfig, o)
 	// As exporter-toolkit's http_server_config.headers: set before /probe.
@@ -120,8 +131,16 @@ func serverConnGoroutines() int {
 // second round goes over the same, kept-alive connections (the idle ones
 // were watched by the Parker, then handed back to net/http).
 func TestParkedProbes(t *testing.T) {
+	for _, readNext := range []bool{true, false} {
+		t.Run(fmt.Sprintf("readNext=%v", readNext), func(t *testing.T) { testParkedProbes(t, readNext) })
+	}
+}
+
+// testParkedProbes is TestParkedProbes with a Parker that reads the next
+// requests itself (readNext) or hands each back to net/http.
+func testParkedProbes(t *testing.T, readNext bool) {
 	needRawICMP(t)
-	addr, _, _ := parkedServer(t, time.Minute)
+	addr, _, p := parkedServerReading(t, time.Minute, ProbeOptions{}, readNext)
 	const n = 200
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}
 	defer client.CloseIdleConnections()
@@ -174,6 +193,11 @@ func TestParkedProbes(t *testing.T) {
 	round("first")
 	if reused := round("second"); reused < n*9/10 {
 		t.Errorf("second round reused %d of %d connections", reused, n)
+	}
+	// The second round's requests came on idle connections: the Parker
+	// read them itself, or net/http did.
+	if read := p.readTotal.Load(); readNext && read < n*9/10 || !readNext && read != 0 {
+		t.Errorf("the Parker read %d of the second round's %d requests itself (ReadRequests: %v)", read, n, readNext)
 	}
 	// An idle connection handed back serves any request, here a refusal.
 	resp, err := client.Get("http://" + addr + "/probe?module=nope&target=127.0.0.1")

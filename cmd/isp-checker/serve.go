@@ -200,6 +200,9 @@ func (s *serveCmd) exec(e *env) error {
 	// passwords; and TLS connections are never parked.
 	if *s.webConfig.WebConfigFile == "" {
 		server.LimitAdmission(srv, 16*runtime.GOMAXPROCS(0), server.AdmissionHold)
+		// For the same reasons, only then does the Parker read the next
+		// requests of its idle connections itself.
+		parker.ReadRequests()
 	}
 	reg.MustRegister(parker)
 	mux := server.NewMux(server.Options{
