@@ -30,7 +30,9 @@
 # save its heap, goroutine and CPU profiles there and print its runtime
 # memory figures per probe; the snapshots cost the exporter CPU and a
 # collection mid-round, so leave PPROF out for the CPU and RSS columns). Prints the machine's load before and after
-# each run: the cores are shared with whatever else runs.
+# each run: the cores are shared with whatever else runs. With two sizes or
+# more in a shape (BURST_PROBES, or FLEET_PROBES="5000 10000"), it also
+# prints how much the peak RSS grew per added probe between them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SHAPES=${SHAPES:-burst fleet}
@@ -75,11 +77,28 @@ for mode in $MODES; do
       fleet) sizes=$FLEET_PROBES interval=1s ;;
       *) echo "unknown shape $shape"; exit 1 ;;
     esac
+    : > "$tmp/peaks"
     for n in $sizes; do
       echo
       echo "--- $shape, $mode sockets, $n probes; load $(cut -d' ' -f1-3 /proc/loadavg)"
       ip netns exec "$ns" "$tmp/icmpbench" -probes "$n" -packets 10 -interval "$interval" -rounds "$ROUNDS" \
-        -socket "$mode" "${user[@]}" -paths "$PATHS" -tools "$TOOLS" -exporter "$tmp/isp-checker" "${pprof[@]}"
+        -socket "$mode" "${user[@]}" -paths "$PATHS" -tools "$TOOLS" -exporter "$tmp/isp-checker" "${pprof[@]}" |
+        tee "$tmp/out"
+      # Each round's peak RSS, per process: "n tool round MiB".
+      awk -v n="$n" '/^round [0-9]/ && /\/probe/ && match($0, /[0-9.]+ MiB/) {
+        tool = ($0 ~ /net\/http floor/) ? "floor" : "isp-checker"
+        print n, tool, $2, substr($0, RSTART, RLENGTH - 4) }' "$tmp/out" >> "$tmp/peaks"
     done
+    # With two sizes or more: how much the peak grew per added concurrent
+    # probe, between the smallest and the largest (each a fresh process):
+    # the growth per probe without what every process pays once (its code
+    # paged in, the runtime's first heap, the engine's sockets), which the
+    # per-probe column spreads over the probes.
+    awk -v shape="$shape" -v mode="$mode" '
+      { key = $2 " " $3; if (!(key in lo) || $1 < lo[key]) { lo[key] = $1; lom[key] = $4 }
+        if (!(key in hi) || $1 > hi[key]) { hi[key] = $1; him[key] = $4 } }
+      END { for (k in lo) if (hi[k] > lo[k]) { split(k, f, " ")
+        printf "-- %s, %s sockets, %s round %s: peak RSS grew by %.1f kB per probe from %d to %d probes\n",
+          shape, mode, f[1], f[2], (him[k] - lom[k]) * 1024 / (hi[k] - lo[k]), lo[k], hi[k] } }' "$tmp/peaks" | sort
   done
 done
