@@ -73,7 +73,10 @@ func (rd *nextReader) read(data []byte, maxHeader int) (*http.Request, []byte) {
 	rd.br.Reset(&rd.src)
 	// ReadRequest copies what it keeps: data may be reused after.
 	req, err := http.ReadRequest(rd.br)
-	if err != nil || !plainRequest(req) {
+	// A head that ended before the first CRLF CRLF (a blank line after
+	// bare LFs, which ReadRequest takes) leaves bytes unread: net/http
+	// reads them as what follows, a next request or a body.
+	if err != nil || rd.br.Buffered() > 0 || !plainRequest(req) {
 		return nil, nil
 	}
 	var rest []byte

@@ -22,6 +22,7 @@ func TestNextRequestRead(t *testing.T) {
 		{"pipelined", probe + "GET /probe", true, "GET /probe"},
 		{"HTTP/1.0 without Host", "GET /probe?target=127.0.0.1 HTTP/1.0\r\n\r\n", true, ""},
 		{"incomplete head", strings.TrimSuffix(probe, "\r\n"), false, ""},
+		{"bare LF head, then a request", "GET /probe HTTP/1.1\nHost: a\n\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n", false, ""},
 		{"no Host", "GET /probe?target=127.0.0.1 HTTP/1.1\r\n\r\n", false, ""},
 		{"empty Host", "GET /probe?target=127.0.0.1 HTTP/1.1\r\nHost: \r\n\r\n", false, ""},
 		{"two Hosts", "GET /probe HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", false, ""},
