@@ -157,6 +157,15 @@ func admitted(ctx context.Context) {
 	}
 }
 
+// peekLen is how much of a connection's receive queue requestQueued
+// looks at (and a Parker reads of an idle connection's next request): a
+// scrape's request head is about 500 bytes.
+const peekLen = 4096
+
+var peekBufs = sync.Pool{New: func() any { return new([peekLen]byte) }}
+
+var headEnd = []byte("\r\n\r\n")
+
 // hasBody reports whether a request head (its lines, without the blank
 // one) announces a body: a Content-Length other than 0, or any
 // Transfer-Encoding. Prometheus's scrapes have none.

@@ -5,18 +5,9 @@ package server
 import (
 	"bytes"
 	"net"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
-
-// peekLen is how much of a connection's receive queue requestQueued
-// looks at: a scrape's request head is about 500 bytes.
-const peekLen = 4096
-
-var peekBufs = sync.Pool{New: func() any { return new([peekLen]byte) }}
-
-var headEnd = []byte("\r\n\r\n")
 
 // requestQueued reports whether a whole request head without a body waits
 // to be read on c: in what a Parker read past the last request (a
