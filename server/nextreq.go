@@ -76,7 +76,7 @@ func (rd *nextReader) read(data []byte, maxHeader int) (*http.Request, []byte) {
 	// A head that ended before the first CRLF CRLF (a blank line after
 	// bare LFs, which ReadRequest takes) leaves bytes unread: net/http
 	// reads them as what follows, a next request or a body.
-	if err != nil || rd.br.Buffered() > 0 || !plainRequest(req) {
+	if err != nil || rd.br.Buffered() > 0 || rd.src.Len() > 0 || !plainRequest(req) {
 		return nil, nil
 	}
 	var rest []byte

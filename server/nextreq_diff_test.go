@@ -39,6 +39,8 @@ func TestNextRequestSameAsNetHTTP(t *testing.T) {
 		{"Connection: close, second line", strings.Replace(probe, "\r\n\r\n", "\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", 1)},
 		{"HTTP/1.0", "GET /probe?module=ping1&target=127.0.0.1 HTTP/1.0\r\n\r\n"},
 		{"HTTP/1.0 keep-alive", "GET /probe?module=ping1&target=127.0.0.1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + nope},
+		{"HTTP/1.0 chunked", "GET /probe?module=ping1&target=127.0.0.1 HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + nope},
+		{"HTTP/1.0 keep-alive, second line", "GET /probe?module=ping1&target=127.0.0.1 HTTP/1.0\r\nConnection: foo\r\nConnection: keep-alive\r\n\r\n" + nope},
 		{"HTTP/1.2", strings.Replace(probe, "HTTP/1.1", "HTTP/1.2", 1)},
 		{"HTTP/2.0", strings.Replace(probe, "HTTP/1.1", "HTTP/2.0", 1)},
 		{"no Host", "GET /probe?module=ping1&target=127.0.0.1 HTTP/1.1\r\n\r\n"},
