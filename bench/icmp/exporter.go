@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"os/user"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -36,6 +38,10 @@ type exporter struct {
 	// -tags benchpprof build), when -pprof asked for profiles.
 	pprof  string
 	ms0    memStats // the runtime's figures before the warm-up, as rssBase (-pprof)
+	// The Parker's counters at the last engineCounters.
+	parked, read int64
+	// dialed counts the requests that went on a new connection.
+	dialed atomic.Int64
 	rounds int
 }
 
@@ -155,6 +161,7 @@ func (x *exporter) start(logf *os.File) (*exporter, error) {
 	// Warm up: one single-echo probe per target opens the connections
 	// (Prometheus keeps them alive between scrapes).
 	x.round("warm")
+	x.dialed.Store(0)
 	return x, nil
 }
 
@@ -191,6 +198,11 @@ type probeMetrics struct {
 func (x *exporter) probe(module, target string) probeMetrics {
 	ctx, cancel := context.WithTimeout(context.Background(), x.o.timeout+30*time.Second)
 	defer cancel()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+		if !ci.Reused {
+			x.dialed.Add(1)
+		}
+	}})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+x.addr+"/probe?module="+module+"&target="+target, nil)
 	// What Prometheus sends (the client adds Accept-Encoding: gzip, as
 	// Prometheus does, and gunzips the answer).
@@ -245,7 +257,8 @@ func (x *exporter) round(module string) []probeMetrics {
 	return out
 }
 
-// engineCounters sums the exporter's isp_checker_icmp_* counters.
+// engineCounters sums the exporter's isp_checker_icmp_* counters (and
+// keeps its Parker's in x.parked, x.read).
 func (x *exporter) engineCounters() (drops, late, foreign int64) {
 	resp, err := x.client.Get("http://" + x.addr + "/metrics")
 	if err != nil {
@@ -257,7 +270,7 @@ func (x *exporter) engineCounters() (drops, late, foreign int64) {
 	found := false
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "isp_checker_icmp_") {
+		if !strings.HasPrefix(line, "isp_checker_icmp_") && !strings.HasPrefix(line, "isp_checker_parked_") {
 			continue
 		}
 		name, _, _ := strings.Cut(line, "{")
@@ -265,6 +278,10 @@ func (x *exporter) engineCounters() (drops, late, foreign int64) {
 		f := strings.Fields(line)
 		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 		switch name {
+		case "isp_checker_parked_probes_total":
+			x.parked = int64(v)
+		case "isp_checker_parked_requests_read_total":
+			x.read = int64(v)
 		case "isp_checker_icmp_receive_queue_drops_total":
 			drops += int64(v)
 			found = true
@@ -328,7 +345,14 @@ func (x *exporter) run() row {
 	if failed > 0 {
 		r.errors = fmt.Sprintf("%d requests failed: %s", failed, r.errors)
 	}
+	parked0, read0 := x.parked, x.read
 	d1, l1, f1 := x.engineCounters()
+	if d0 >= 0 {
+		// Requests on kept-alive connections: those the Parker read itself,
+		// the others net/http did.
+		fmt.Printf("-- %s round: %d of %d requests on a new connection; %d parked, %d of them read by the Parker itself\n",
+			x.o.label, x.dialed.Swap(0), len(x.targets), x.parked-parked0, x.read-read0)
+	}
 	if d0 < 0 || d1 < 0 {
 		r.drops, r.late, r.frgn = -1, -1, -1
 	} else {
