@@ -36,8 +36,8 @@ type exporter struct {
 	floor bool
 	// pprof is the address of the exporter's profiling listener (a
 	// -tags benchpprof build), when -pprof asked for profiles.
-	pprof  string
-	ms0    memStats // the runtime's figures before the warm-up, as rssBase (-pprof)
+	pprof string
+	ms0   memStats // the runtime's figures before the warm-up, as rssBase (-pprof)
 	// The Parker's counters at the last engineCounters.
 	parked, read int64
 	// dialed counts the requests that went on a new connection.
