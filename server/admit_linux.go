@@ -25,19 +25,10 @@ func requestQueued(c net.Conn) bool {
 		}
 		c = hc.Conn
 	}
-	raw, ok := socketOf(c)
-	if !ok {
-		return false
-	}
 	buf := peekBufs.Get().(*[peekLen]byte)
 	defer peekBufs.Put(buf)
-	n := 0
-	if err := raw.Control(func(fd uintptr) {
-		n, _, _ = unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	}); err != nil {
-		return false
-	}
-	if n <= 0 {
+	n, err := recvNow(c, buf[:], unix.MSG_PEEK)
+	if err != nil || n <= 0 {
 		return false
 	}
 	i := bytes.Index(buf[:n], headEnd)

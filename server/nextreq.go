@@ -137,7 +137,7 @@ func (p *Parker) serveNext(conn net.Conn, rd *nextReader) {
 	}
 	buf := peekBufs.Get().(*[peekLen]byte)
 	defer peekBufs.Put(buf)
-	n, err := recvNow(conn, buf[:])
+	n, err := recvNow(conn, buf[:], 0)
 	switch {
 	case err != nil || n == 0:
 		_ = conn.Close() // the client closed it, or it broke

@@ -92,43 +92,39 @@ func socketOf(x any) (syscall.RawConn, bool) {
 // hungUp reports whether conn's client closed it (or it broke) with
 // nothing left to read: its next request's bytes mean it did not.
 func hungUp(conn net.Conn) bool {
-	raw, ok := socketOf(conn)
-	if !ok {
+	var b [1]byte
+	n, err := recvNow(conn, b[:], unix.MSG_PEEK)
+	if errors.Is(err, errNoSocket) {
 		return false
 	}
-	var n int
-	var rerr error
-	if err := raw.Control(func(fd uintptr) {
-		var b [1]byte
-		n, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	}); err != nil {
-		return true // closed already
-	}
-	switch {
-	case n > 0, errors.Is(rerr, unix.EAGAIN), errors.Is(rerr, unix.EINTR):
-		return false
-	}
-	return true // 0 bytes: the client's FIN; or an error: a reset
+	return err != nil || n == 0 // a reset or a closed socket; the client's FIN
 }
 
-// recvNow reads what conn's socket holds, without waiting: -1 when it
-// holds nothing, 0 when its client closed it.
-func recvNow(conn net.Conn, b []byte) (int, error) {
+// errNoSocket is recvNow's for a connection without a socket of its own.
+var errNoSocket = errors.New("the connection has no socket")
+
+// recvNow reads what conn's socket holds (peeks, with MSG_PEEK in
+// flags), without waiting: -1 when it holds nothing, 0 when its client
+// closed it, an error when it broke or is closed.
+func recvNow(conn net.Conn, b []byte, flags int) (int, error) {
 	raw, ok := socketOf(conn)
 	if !ok {
-		return 0, errors.ErrUnsupported
+		return 0, errNoSocket
 	}
 	var n int
 	var rerr error
 	if err := raw.Control(func(fd uintptr) {
-		n, _, rerr = unix.Recvfrom(int(fd), b, unix.MSG_DONTWAIT)
+		n, _, rerr = unix.Recvfrom(int(fd), b, flags|unix.MSG_DONTWAIT)
 	}); err != nil {
 		return 0, err
 	}
-	if errors.Is(rerr, unix.EAGAIN) || errors.Is(rerr, unix.EINTR) {
+	switch {
+	case errors.Is(rerr, unix.EAGAIN), errors.Is(rerr, unix.EINTR):
 		return -1, nil
+	case rerr != nil:
+		return 0, rerr
 	}
-	return n, rerr
+	return n, nil
 }
 
 // unwatchHangup stops watching pk's connection (its probe ended), unless

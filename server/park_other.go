@@ -27,4 +27,4 @@ func (*idlePoller) unwatchHangup(*parked) {}
 
 // recvNow is never called here: without an idle poller no connection is
 // read by the Parker.
-func recvNow(net.Conn, []byte) (int, error) { return 0, errors.ErrUnsupported }
+func recvNow(net.Conn, []byte, int) (int, error) { return 0, errors.ErrUnsupported }
