@@ -183,10 +183,8 @@ func (p *Parker) writeNext(w *nextWriter, req *http.Request) {
 	if _, ok := b.header["Content-Type"]; !ok && b.body.Len() > 0 {
 		b.header.Set("Content-Type", http.DetectContentType(b.body.Bytes()))
 	}
-	p.mu.Lock()
-	keep := !req.Close && !p.closed
-	p.mu.Unlock()
-	bufs := b.encode(!keep, !req.ProtoAtLeast(1, 1) && !req.Close)
+	keep := p.keepsOpen(req.Close)
+	bufs := b.encode(!keep, keepAlive10(req))
 	_ = w.conn.SetWriteDeadline(time.Now().Add(parkedQuickWrite))
 	_, err := bufs.WriteTo(w.conn)
 	_ = w.conn.SetWriteDeadline(time.Time{})

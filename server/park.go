@@ -169,7 +169,7 @@ func (p *Parker) hijack(w http.ResponseWriter, r *http.Request) *parked {
 	p.parkedTotal.Add(1)
 	p.probing.Add(1)
 	pk := &parked{conn: conn, header: p.header.of(w.Header()), close: r.Close,
-		keepAlive10: !r.ProtoAtLeast(1, 1) && !r.Close,
+		keepAlive10: keepAlive10(r),
 		accept:      p.accept.of(r.Header["Accept"]), acceptEncoding: p.acceptEncoding.of(r.Header["Accept-Encoding"])}
 	// What net/http read past this request, then what a connection handed
 	// back with bytes in front still holds of them: one wrapper, never a
@@ -311,9 +311,7 @@ func (p *Parker) answer(pk *parked) {
 		}
 		collector.ServeMetrics(w, r, a.metrics, a.logger)
 	}()
-	p.mu.Lock()
-	keep := !pk.close && !p.closed
-	p.mu.Unlock()
+	keep := p.keepsOpen(pk.close)
 	bufs := w.encode(!keep, pk.keepAlive10)
 	_ = pk.conn.SetWriteDeadline(time.Now().Add(parkedQuickWrite))
 	_, err := bufs.WriteTo(pk.conn)
@@ -323,6 +321,19 @@ func (p *Parker) answer(pk *parked) {
 	}
 	p.wrote(pk, err, keep)
 }
+
+// keepsOpen reports whether a connection stays open after its answer:
+// its request did not ask to close it, and the Parker is not shutting
+// down.
+func (p *Parker) keepsOpen(closeAsked bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !closeAsked && !p.closed
+}
+
+// keepAlive10 reports whether r is an HTTP/1.0 request that asked to keep
+// its connection (its answer then says Connection: keep-alive).
+func keepAlive10(r *http.Request) bool { return !r.ProtoAtLeast(1, 1) && !r.Close }
 
 // parkedQuickWrite is how long a worker writes an answer: a few kB the
 // socket's buffer takes at once, unless the client stopped reading.
