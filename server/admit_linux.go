@@ -41,7 +41,7 @@ func requestQueued(c net.Conn) bool {
 // that sends nothing costs only kernel memory until it does or, after
 // deferAcceptSeconds and the kernel's next SYN-ACK retransmit (1-3 s), is
 // accepted as before (net/http's header timeout starts then). Listeners
-// that are not TCP (a Parker's, TLS's wrapper) are left as they are; a
+// that are not TCP (a Parker's hand-back listener, TLS's wrapper) are left as they are; a
 // socket-activated one is systemd's, and keeps the option.
 func deferAccept(l net.Listener) {
 	raw, ok := socketOf(l)

@@ -115,8 +115,10 @@ func TestParkedNextRequests(t *testing.T) {
 		}
 		return resp
 	}
+	// The first request of a new connection, read by the Parker
+	// (Parker.Listener).
 	send(get("module=ping1&target=127.0.0.21", ""), false)
-	read("a new connection's first request", 0, 200, 1)
+	read("a new connection's first request", 1, 200, 1)
 	send(get("module=ping1&target=127.0.0.22", ""), true)
 	read("a probe on the idle connection", 1, 200, 1)
 	send(get("module=nope&target=127.0.0.22", ""), true)
@@ -150,7 +152,7 @@ func TestParkedNextRequests(t *testing.T) {
 	// A head net/http refuses is refused by net/http, in its words.
 	c = dialRaw(t, addr)
 	send(get("module=ping1&target=127.0.0.27", ""), false)
-	read("a new connection's first request", 0, 200, 1)
+	read("a new connection's first request", 1, 200, 1)
 	send("GET /probe?module=ping1&target=127.0.0.28 HTTP/1.1\r\n\r\n", true)
 	resp, err := http.ReadResponse(c.r, nil)
 	if err != nil {
@@ -163,4 +165,19 @@ func TestParkedNextRequests(t *testing.T) {
 	if p.readTotal.Load() != 0 {
 		t.Error("the Parker served a request without a Host header")
 	}
+
+	// A new connection's first request that the Parker does not serve
+	// (debug output) goes to net/http, with its bytes, and so does one
+	// whose head comes in two parts.
+	c = dialRaw(t, addr)
+	send(get("module=ping1&target=127.0.0.29&debug=true", ""), false)
+	read("debug output as a first request", 0, 200, -1)
+	send(get("module=ping1&target=127.0.0.29", ""), false)
+	read("a probe after net/http's first answer", 0, 200, 1)
+	c = dialRaw(t, addr)
+	head := get("module=ping1&target=127.0.0.30", "")
+	send(head[:10], false)
+	time.Sleep(50 * time.Millisecond)
+	send(head[10:], false)
+	read("a first request in two parts", 0, 200, 1)
 }

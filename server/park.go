@@ -46,8 +46,12 @@ import (
 type Parker struct {
 	logger      *slog.Logger
 	idleTimeout time.Duration
-	back        *backListener
-	idle        *idlePoller // nil: hand idle connections back at once
+	// firstTimeout is how long a new connection may take to send its
+	// first request's bytes (Listener): net/http's limit for a first
+	// request's head.
+	firstTimeout time.Duration
+	back         *backListener
+	idle         *idlePoller // nil: hand idle connections back at once
 
 	// Prometheus sends the same Accept (250 bytes) with every scrape: the
 	// parked requests share one copy, not the request's whole header.
@@ -89,8 +93,12 @@ func NewParker(srv *http.Server, logger *slog.Logger) *Parker {
 	if idle == 0 {
 		idle = srv.ReadTimeout // net/http's rule
 	}
+	first := srv.ReadHeaderTimeout
+	if first <= 0 {
+		first = srv.ReadTimeout // net/http's rule
+	}
 	n := runtime.GOMAXPROCS(0)
-	p := &Parker{logger: logger, idleTimeout: idle, back: newBackListener(), srv: srv}
+	p := &Parker{logger: logger, idleTimeout: idle, firstTimeout: first, back: newBackListener(), srv: srv}
 	p.queue.init()
 	p.idle = newIdlePoller(p)
 	// A few workers answer ended probes: rendering is CPU work, and a
@@ -447,9 +455,9 @@ var (
 	parkedTotalDesc = prometheus.NewDesc("isp_checker_parked_probes_total",
 		"Probes whose connection was parked while they waited (icmp over plain HTTP/1.x), holding no goroutine.", nil, nil)
 	readDesc = prometheus.NewDesc("isp_checker_parked_requests_read_total",
-		"Requests the Parker read itself from idle connections, and served without net/http: probes that park at once.", nil, nil)
+		"Requests the Parker read itself from new and idle connections, and served without net/http: probes that park at once.", nil, nil)
 	parkedDesc = prometheus.NewDesc("isp_checker_parked_connections",
-		"Connections the Parker holds: probing (a probe waits) or idle (watched for the next request).", []string{"state"}, nil)
+		"Connections the Parker holds: probing (a probe waits) or idle (watched for its first or next request).", []string{"state"}, nil)
 )
 
 // Describe and Collect make the Parker a prometheus.Collector of its own

@@ -33,6 +33,9 @@ type idlePoller struct {
 type idleConn struct {
 	conn  net.Conn
 	since time.Time
+	// timeout: how long it may wait for its request's first bytes (0:
+	// forever); a waiting probe's connection has none.
+	timeout time.Duration
 	// pk, when set: the connection's probe is still waiting, and the watch
 	// is for its client's hang-up (watchHangup); a next request's bytes
 	// end it.
@@ -67,7 +70,13 @@ func newIdlePoller(p *Parker) *idlePoller {
 // add watches conn until it is readable (its next request, or its close);
 // false when it cannot (then the caller hands it back at once).
 func (ip *idlePoller) add(conn net.Conn) bool {
-	return ip.watch(conn, nil)
+	return ip.watch(conn, nil, ip.p.idleTimeout)
+}
+
+// addFirst watches a new connection until its first request's bytes
+// arrive, for at most timeout (0: forever); false when it cannot.
+func (ip *idlePoller) addFirst(conn net.Conn, timeout time.Duration) bool {
+	return ip.watch(conn, nil, timeout)
 }
 
 // watchHangup watches the connection of pk, whose probe waits, for its
@@ -76,7 +85,7 @@ func (ip *idlePoller) add(conn net.Conn) bool {
 // read does, the watch ends at the first byte of a next request: a client
 // that pipelines one and then half-closes gets both answers.
 func (ip *idlePoller) watchHangup(pk *parked) bool {
-	return ip.watch(pk.conn, pk)
+	return ip.watch(pk.conn, pk, 0)
 }
 
 // socketOf is x's socket (a connection's or a listener's), if it has one.
@@ -138,8 +147,9 @@ func (ip *idlePoller) unwatchHangup(pk *parked) {
 }
 
 // watch arms conn's one-shot watch for readability or its peer's close,
-// for pk's hang-up or (pk nil) its next request.
-func (ip *idlePoller) watch(conn net.Conn, pk *parked) bool {
+// for pk's hang-up or (pk nil) its next request, which may take timeout
+// (0: forever).
+func (ip *idlePoller) watch(conn net.Conn, pk *parked, timeout time.Duration) bool {
 	raw, ok := socketOf(conn)
 	if !ok {
 		return false
@@ -165,7 +175,7 @@ func (ip *idlePoller) watch(conn net.Conn, pk *parked) bool {
 	if err != nil || ctlErr != nil {
 		return false
 	}
-	ip.conns[key] = &idleConn{conn: conn, since: time.Now(), pk: pk}
+	ip.conns[key] = &idleConn{conn: conn, since: time.Now(), pk: pk, timeout: timeout}
 	if pk == nil {
 		ip.idle++
 	} else {
@@ -186,7 +196,7 @@ func (ip *idlePoller) loop() {
 	}()
 	events := make([]unix.EpollEvent, 256)
 	timeout := -1
-	if ip.p.idleTimeout > 0 {
+	if ip.p.idleTimeout > 0 || ip.p.firstTimeout > 0 {
 		timeout = int(idleSweep / time.Millisecond)
 	}
 	lastSweep := time.Now()
@@ -216,7 +226,7 @@ func (ip *idlePoller) loop() {
 		if now := time.Now(); timeout > 0 && now.Sub(lastSweep) >= idleSweep {
 			lastSweep = now
 			for key, c := range ip.conns {
-				if c.pk == nil && now.Sub(c.since) >= ip.p.idleTimeout {
+				if c.pk == nil && c.timeout > 0 && now.Sub(c.since) >= c.timeout {
 					ip.drop(key, c)
 					expired = append(expired, c)
 				}

@@ -5,6 +5,7 @@ package server
 import (
 	"errors"
 	"net"
+	"time"
 )
 
 // idlePoller needs epoll: elsewhere idle connections go back to net/http
@@ -14,6 +15,8 @@ type idlePoller struct{}
 func newIdlePoller(*Parker) *idlePoller { return nil }
 
 func (*idlePoller) add(net.Conn) bool { return false }
+
+func (*idlePoller) addFirst(net.Conn, time.Duration) bool { return false }
 
 func (*idlePoller) close() {}
 

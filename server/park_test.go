@@ -96,7 +96,8 @@ func parkedServerReading(t *testing.T, idle time.Duration, o ProbeOptions, readN
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve(l) }()
+	// As the exporter: the Parker reads first requests too (readNext).
+	go func() { _ = srv.Serve(p.Listener(l)) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -191,13 +192,17 @@ func testParkedProbes(t *testing.T, readNext bool) {
 		return reused
 	}
 	round("first")
+	// The first round's requests came on new connections (Parker.Listener).
+	if read := p.readTotal.Load(); readNext && read < n*9/10 || !readNext && read != 0 {
+		t.Errorf("the Parker read %d of the first round's %d requests itself (ReadRequests: %v)", read, n, readNext)
+	}
 	if reused := round("second"); reused < n*9/10 {
 		t.Errorf("second round reused %d of %d connections", reused, n)
 	}
 	// The second round's requests came on idle connections: the Parker
 	// read them itself, or net/http did.
-	if read := p.readTotal.Load(); readNext && read < n*9/10 || !readNext && read != 0 {
-		t.Errorf("the Parker read %d of the second round's %d requests itself (ReadRequests: %v)", read, n, readNext)
+	if read := p.readTotal.Load(); readNext && read < 2*n*9/10 || !readNext && read != 0 {
+		t.Errorf("the Parker read %d of the two rounds' %d requests itself (ReadRequests: %v)", read, 2*n, readNext)
 	}
 	// An idle connection handed back serves any request, here a refusal.
 	resp, err := client.Get("http://" + addr + "/probe?module=nope&target=127.0.0.1")
@@ -296,6 +301,40 @@ func TestParkedIdleTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("the idle connection was closed after %s; the idle timeout is 500ms", d)
+	}
+}
+
+// A new connection that sends nothing waits in the Parker's watch
+// (Parker.Listener), not in net/http, and is closed after the server's
+// ReadHeaderTimeout, not its (longer) idle timeout.
+func TestParkedSilentNewConnection(t *testing.T) {
+	needRawICMP(t)
+	srv := &http.Server{ReadHeaderTimeout: 500 * time.Millisecond, IdleTimeout: time.Hour}
+	p := NewParker(srv, nil)
+	p.ReadRequests()
+	srv.Handler = loadedProbeHandler(t, parkConfig, ProbeOptions{Parker: p})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(p.Listener(l)) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = p.Shutdown(ctx)
+	})
+	c := dialRaw(t, l.Addr().String())
+	waitFor(t, "the Parker does not watch the new connection", func() bool { return p.idle.count() == 1 })
+	if g := serverConnGoroutines(); g != 0 {
+		t.Errorf("a silent new connection holds %d net/http connection goroutines", g)
+	}
+	start := time.Now()
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		t.Fatalf("silent connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the silent connection was closed after %s; the header timeout is 500ms", d)
 	}
 }
 
@@ -604,7 +643,7 @@ func TestParkedEpollAfterCloseAndDup(t *testing.T) {
 		// A hang-up watch, then its drop (as answer does), leaving the
 		// registration armed in the epoll set.
 		pk := &parked{conn: a}
-		if !ip.watch(a, pk) {
+		if !ip.watch(a, pk, 0) {
 			t.Fatal("watch failed")
 		}
 		ip.unwatchHangup(pk)

@@ -232,7 +232,7 @@ func (s *serveCmd) exec(e *env) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- web.ListenAndServe(srv, s.webConfig, logger) }()
+	go func() { errc <- listenAndServe(srv, s.webConfig, parker, logger) }()
 	shutdown := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -58,4 +58,10 @@ func TestServeParksICMPProbes(t *testing.T) {
 		!strings.Contains(body, "\nisp_checker_parked_probes_total 3\n") || !strings.Contains(body, `isp_checker_parked_connections{state="idle"} 0`) {
 		t.Errorf("/metrics after parked probes: %d, reused %v\n%.400s", status, reused, body)
 	}
+	// The Parker read all three itself, the new connection's first too
+	// (listenAndServe gives it the listener).
+	if !strings.Contains(body, "\nisp_checker_parked_requests_read_total 3\n") {
+		i := strings.Index(body, "isp_checker_parked_requests_read_total ")
+		t.Errorf("the Parker did not read the three probes' requests itself: %.60s", body[max(i, 0):])
+	}
 }
