@@ -181,6 +181,11 @@ func appendFloat(b []byte, f float64) []byte {
 		return append(b, "+Inf"...)
 	case math.IsInf(f, -1):
 		return append(b, "-Inf"...)
+	case f == math.Trunc(f) && math.Abs(f) < 1e6:
+		// Counts (packets, bytes, hops): the same digits as 'g' (which
+		// writes an exponent from 1e6 on), without its shortest-digits
+		// search.
+		return strconv.AppendInt(b, int64(f), 10)
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }

@@ -30,7 +30,7 @@ func TestEmitterWriteTextMatchesExpfmt(t *testing.T) {
 	e.Gauge("probe_bad", "bad", 2, "__reserved", "x")
 	e.Gauge("probe_bad", "bad", 3, "l", "1", "l", "2")
 	e.Gauge("9bad", "bad", 4)
-	for i, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), -1, 0, 1, 1e-7, 123456789012, -0.25} {
+	for i, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), -1, 0, 1, 1e-7, 123456789012, -0.25, 10, -3, 64, 65535, 999999, -999999, 1e6, 1e6 + 1, 2.5, math.Copysign(0, -1)} {
 		e.Gauge("probe_v", "v", v, "i", strconv.Itoa(i))
 	}
 	mfs, err := e.Gather()

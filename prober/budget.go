@@ -47,14 +47,24 @@ func (b *MemoryBudget) Used() int64 { b.mu.Lock(); defer b.mu.Unlock(); return b
 
 // Reserve takes n bytes of the budget, or fails without taking any.
 func (b *MemoryBudget) Reserve(n int64) error {
+	if b.TryReserve(n) {
+		return nil
+	}
+	return fmt.Errorf("%w: %d bytes needed, %d of %d in use by probes running now; raise --probes.memory-budget or run fewer at once",
+		ErrMemoryBudget, n, b.Used(), b.Limit())
+}
+
+// TryReserve is Reserve for a caller that has a smaller fallback and no
+// use for the error: with thousands of probes at once, most probes' logs
+// fall back, and formatting the refusal cost more than keeping the log.
+func (b *MemoryBudget) TryReserve(n int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.used+n > b.limit {
-		return fmt.Errorf("%w: %d bytes needed, %d of %d in use by probes running now; raise --probes.memory-budget or run fewer at once",
-			ErrMemoryBudget, n, b.used, b.limit)
+		return false
 	}
 	b.used += n
-	return nil
+	return true
 }
 
 // Release returns n bytes taken by Reserve.

@@ -24,7 +24,13 @@ func TestMemoryBudget(t *testing.T) {
 	if b.Used() != 600<<10 {
 		t.Fatalf("a refused reservation took memory: used %d", b.Used())
 	}
-	b.Release(600 << 10)
+	if b.TryReserve(600<<10) || b.Used() != 600<<10 {
+		t.Fatalf("TryReserve over the budget took it: used %d", b.Used())
+	}
+	if !b.TryReserve(400<<10) || b.Used() != 1000<<10 {
+		t.Fatalf("TryReserve within the budget: used %d", b.Used())
+	}
+	b.Release(1000 << 10)
 	if b.Used() != 0 {
 		t.Fatalf("used %d after release", b.Used())
 	}

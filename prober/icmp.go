@@ -486,6 +486,9 @@ func icmpStart(want string, req icmpecho.Request) (*icmpecho.Probe, string, []st
 // icmpRefusal returns the errno of a socket the kernel refused to open
 // (EPERM, EACCES: not allowed), else nil.
 func icmpRefusal(err error) error {
+	if err == nil {
+		return nil
+	}
 	var se *icmpecho.SocketError
 	if errors.As(err, &se) && (errors.Is(se.Err, syscall.EPERM) || errors.Is(se.Err, syscall.EACCES)) {
 		return se.Err

@@ -132,7 +132,7 @@ type logNode struct {
 // slog.Logger.With's would.
 func newProbeLog(exporter, probeLogger slog.Handler, attrs ...slog.Attr) (p *probeLog, release func()) {
 	limit, release := maxProbeLog, func() { prober.Budget().Release(maxProbeLog) }
-	if prober.Budget().Reserve(maxProbeLog) != nil {
+	if !prober.Budget().TryReserve(maxProbeLog) {
 		limit, release = minProbeLog, func() {}
 	}
 	l := &recordLog{limit: int32(limit)}

@@ -564,6 +564,7 @@ func (b *bufferedResponse) encode(closing, keepAlive10 bool) net.Buffers {
 		b.header.Set("Connection", "keep-alive")
 	}
 	var head bytes.Buffer
+	head.Grow(512) // once: an answer's head is a few hundred bytes
 	head.WriteString("HTTP/1.1 " + strconv.Itoa(b.status) + " " + http.StatusText(b.status) + "\r\n")
 	_ = b.header.Write(&head) // a bytes.Buffer does not fail
 	head.WriteString("\r\n")

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -123,7 +124,7 @@ func recvNow(conn net.Conn, b []byte, flags int) (int, error) {
 	var n int
 	var rerr error
 	if err := raw.Control(func(fd uintptr) {
-		n, _, rerr = unix.Recvfrom(int(fd), b, flags|unix.MSG_DONTWAIT)
+		n, rerr = recv(int(fd), b, flags|unix.MSG_DONTWAIT)
 	}); err != nil {
 		return 0, err
 	}
@@ -134,6 +135,20 @@ func recvNow(conn net.Conn, b []byte, flags int) (int, error) {
 		return 0, rerr
 	}
 	return n, nil
+}
+
+// recv is recv(2): unix.Recvfrom would allocate the sender's address,
+// which a TCP socket never gives.
+func recv(fd int, b []byte, flags int) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(p), uintptr(len(b)), uintptr(flags), 0, 0)
+	if errno != 0 {
+		return int(n), errno
+	}
+	return int(n), nil
 }
 
 // unwatchHangup stops watching pk's connection (its probe ended), unless

@@ -109,6 +109,16 @@ func checkAllOwn(t *testing.T, reqs []Request, res []*Result, before [2]Counters
 	}
 }
 
+// openFDs counts the process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
 func snapshot(mode Mode) [2]Counters { return [2]Counters{Stats(4, mode), Stats(6, mode)} }
 
 // Hundreds of concurrent probes on raw sockets: no loss, no cross-talk,
@@ -119,8 +129,14 @@ func TestLoopbackConcurrentRaw(t *testing.T) {
 	needMode(t, Privileged, false)
 	reqs := loopbackRequests(300, 10, Privileged)
 	before := snapshot(Privileged)
+	fds := openFDs(t)
 	res := runProbes(t, reqs)
 	checkAllOwn(t, reqs, res, before, Privileged)
+	// The sockets and the receive loops' duplicates in Go's poller are
+	// closed once the last probe ended.
+	if n := openFDs(t); n != fds {
+		t.Errorf("%d descriptors open after the probes, %d before", n, fds)
+	}
 	ids := map[uint16]bool{}
 	for _, r := range res {
 		if r != nil && ids[r.ID] {
