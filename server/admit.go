@@ -22,10 +22,14 @@ import (
 // peak the Go runtime keeps from the operating system long after: 21-24 kB
 // of RSS per connection after 1,000 new ones, 9-13 kB with the gate
 // (bench/icmp, before a round). Gated, the connections beyond the bound
-// wait in the kernel's accept queue, or in the Parker's epoll set, holding
-// only their socket. The listener defers each accept until the
-// connection's first bytes (deferAccept): a new connection then comes with
-// its request, so it is gated too.
+// wait in the kernel's accept queue, or in the Parker's epoll set or
+// hand-back queue, holding their socket (and, in that queue, the bytes
+// the Parker read, at most 4 kB). The listener defers each accept until
+// the connection's first bytes (deferAccept): a new connection then comes
+// with its request. Without a web config file the Parker's listener
+// (Parker.Listener) takes every new connection: a /probe that parks at
+// once never reaches net/http, and any other request is gated when the
+// Parker hands it back.
 //
 // Only a connection whose whole request head is already queued, and
 // announces no body (requestQueued), takes a place, and it gives it back

@@ -38,12 +38,16 @@ func (p *Parker) ReadRequests() { p.readNext = true }
 type job struct {
 	pk   *parked
 	conn net.Conn
+	// first: conn is new, and its first request head must be in by then
+	// (zero: no limit, or not new).
+	first time.Time
 }
 
-// next takes an idle connection that became readable.
-func (p *Parker) next(conn net.Conn) {
-	if !p.readNext || p.quick.Load() == nil || !p.queue.push(job{conn: conn}) {
-		p.handBack(conn)
+// next takes an idle connection that became readable (a new one's first
+// head due by first).
+func (p *Parker) next(conn net.Conn, first time.Time) {
+	if !p.readNext || p.quick.Load() == nil || !p.queue.push(job{conn: conn, first: first}) {
+		p.handBack(&headConn{Conn: conn, limit: first})
 	}
 }
 
@@ -116,7 +120,7 @@ func plainRequest(req *http.Request) bool {
 
 // serveNext reads conn's next request and serves it, or gives it to
 // net/http.
-func (p *Parker) serveNext(conn net.Conn, rd *nextReader) {
+func (p *Parker) serveNext(conn net.Conn, first time.Time, rd *nextReader) {
 	w := &nextWriter{conn: conn}
 	defer func() {
 		// As net/http's per-connection recover: the process lives on, the
@@ -142,8 +146,12 @@ func (p *Parker) serveNext(conn net.Conn, rd *nextReader) {
 	case err != nil || n == 0:
 		_ = conn.Close() // the client closed it, or it broke
 		return
-	case n < 0:
-		p.keep(conn, nil) // nothing yet after all
+	case n < 0: // nothing yet after all
+		if first.IsZero() {
+			p.keep(conn, nil)
+		} else if p.idle == nil || !p.idle.addFirst(conn, time.Until(first)) {
+			p.handBack(&headConn{Conn: conn, limit: first})
+		}
 		return
 	}
 	data := buf[:n]
@@ -154,7 +162,7 @@ func (p *Parker) serveNext(conn net.Conn, rd *nextReader) {
 	req, rest := rd.read(data, maxHeader)
 	h := p.quick.Load()
 	if req == nil || !strings.HasSuffix(req.URL.Path, "/probe") || !h.quick(req) {
-		p.handBack(&headConn{Conn: conn, head: bytes.Clone(data)})
+		p.handBack(&headConn{Conn: conn, head: bytes.Clone(data), limit: first})
 		return
 	}
 	p.readTotal.Add(1)

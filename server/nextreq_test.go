@@ -177,7 +177,8 @@ func TestParkedNextRequests(t *testing.T) {
 	c = dialRaw(t, addr)
 	head := get("module=ping1&target=127.0.0.30", "")
 	send(head[:10], false)
-	time.Sleep(50 * time.Millisecond)
+	// The rest once the Parker gave the first part to net/http.
+	waitFor(t, "the Parker did not hand a part of a head to net/http", func() bool { return serverConnGoroutines() >= 1 })
 	send(head[10:], false)
 	read("a first request in two parts", 0, 200, 1)
 }

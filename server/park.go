@@ -262,7 +262,7 @@ func (p *Parker) work() {
 		if j.pk != nil {
 			p.answer(j.pk)
 		} else {
-			p.serveNext(j.conn, rd)
+			p.serveNext(j.conn, j.first, rd)
 		}
 	}
 }
@@ -575,7 +575,26 @@ func (b *bufferedResponse) encode(closing, keepAlive10 bool) net.Buffers {
 type headConn struct {
 	net.Conn
 	head []byte
+	// limit, when set, is when a new connection's first request head must
+	// be in (Parker.Listener): net/http's first read deadline on it, the
+	// head's, is held to it, so the time the Parker watched the connection
+	// counts against --web.read-header-timeout as net/http's own would.
+	limit time.Time
 }
+
+func (c *headConn) SetReadDeadline(t time.Time) error {
+	if !c.limit.IsZero() {
+		if t.IsZero() || t.After(c.limit) {
+			t = c.limit
+		}
+		c.limit = time.Time{} // only the first: later ones are the body's, the next request's
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// NetConn is the connection underneath, as tls.Conn's (the speed test's
+// socket options).
+func (c *headConn) NetConn() net.Conn { return c.Conn }
 
 func (c *headConn) Read(b []byte) (int, error) {
 	if len(c.head) > 0 {

@@ -37,6 +37,9 @@ type idleConn struct {
 	// timeout: how long it may wait for its request's first bytes (0:
 	// forever); a waiting probe's connection has none.
 	timeout time.Duration
+	// first: a new connection's, when its first request head is due
+	// (zero: no limit, or not new).
+	first time.Time
 	// pk, when set: the connection's probe is still waiting, and the watch
 	// is for its client's hang-up (watchHangup); a next request's bytes
 	// end it.
@@ -71,13 +74,16 @@ func newIdlePoller(p *Parker) *idlePoller {
 // add watches conn until it is readable (its next request, or its close);
 // false when it cannot (then the caller hands it back at once).
 func (ip *idlePoller) add(conn net.Conn) bool {
-	return ip.watch(conn, nil, ip.p.idleTimeout)
+	return ip.watch(conn, nil, ip.p.idleTimeout, time.Time{})
 }
 
 // addFirst watches a new connection until its first request's bytes
 // arrive, for at most timeout (0: forever); false when it cannot.
 func (ip *idlePoller) addFirst(conn net.Conn, timeout time.Duration) bool {
-	return ip.watch(conn, nil, timeout)
+	if timeout <= 0 {
+		return ip.watch(conn, nil, 0, time.Time{})
+	}
+	return ip.watch(conn, nil, timeout, time.Now().Add(timeout))
 }
 
 // watchHangup watches the connection of pk, whose probe waits, for its
@@ -86,7 +92,7 @@ func (ip *idlePoller) addFirst(conn net.Conn, timeout time.Duration) bool {
 // read does, the watch ends at the first byte of a next request: a client
 // that pipelines one and then half-closes gets both answers.
 func (ip *idlePoller) watchHangup(pk *parked) bool {
-	return ip.watch(pk.conn, pk, 0)
+	return ip.watch(pk.conn, pk, 0, time.Time{})
 }
 
 // socketOf is x's socket (a connection's or a listener's), if it has one.
@@ -163,8 +169,8 @@ func (ip *idlePoller) unwatchHangup(pk *parked) {
 
 // watch arms conn's one-shot watch for readability or its peer's close,
 // for pk's hang-up or (pk nil) its next request, which may take timeout
-// (0: forever).
-func (ip *idlePoller) watch(conn net.Conn, pk *parked, timeout time.Duration) bool {
+// (0: forever); first is a new connection's (addFirst).
+func (ip *idlePoller) watch(conn net.Conn, pk *parked, timeout time.Duration, first time.Time) bool {
 	raw, ok := socketOf(conn)
 	if !ok {
 		return false
@@ -190,7 +196,7 @@ func (ip *idlePoller) watch(conn net.Conn, pk *parked, timeout time.Duration) bo
 	if err != nil || ctlErr != nil {
 		return false
 	}
-	ip.conns[key] = &idleConn{conn: conn, since: time.Now(), pk: pk, timeout: timeout}
+	ip.conns[key] = &idleConn{conn: conn, since: time.Now(), pk: pk, timeout: timeout, first: first}
 	if pk == nil {
 		ip.idle++
 	} else {
@@ -254,7 +260,7 @@ func (ip *idlePoller) loop() {
 					ip.p.hangup(c.pk)
 				} // else its next request is here: the probe goes on, unwatched
 			} else {
-				ip.p.next(c.conn)
+				ip.p.next(c.conn, c.first)
 			}
 		}
 		for _, c := range expired {

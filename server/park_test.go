@@ -304,13 +304,13 @@ func TestParkedIdleTimeout(t *testing.T) {
 	}
 }
 
-// A new connection that sends nothing waits in the Parker's watch
-// (Parker.Listener), not in net/http, and is closed after the server's
-// ReadHeaderTimeout, not its (longer) idle timeout.
-func TestParkedSilentNewConnection(t *testing.T) {
-	needRawICMP(t)
-	srv := &http.Server{ReadHeaderTimeout: 500 * time.Millisecond, IdleTimeout: time.Hour}
-	p := NewParker(srv, nil)
+// firstServer serves probes through the Parker's listener, without the
+// admission gate (so without TCP_DEFER_ACCEPT: a new connection is
+// accepted at once), with a header timeout of hdr.
+func firstServer(t *testing.T, hdr time.Duration) (addr string, p *Parker) {
+	t.Helper()
+	srv := &http.Server{ReadHeaderTimeout: hdr, IdleTimeout: time.Hour}
+	p = NewParker(srv, nil)
 	p.ReadRequests()
 	srv.Handler = loadedProbeHandler(t, parkConfig, ProbeOptions{Parker: p})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -324,17 +324,48 @@ func TestParkedSilentNewConnection(t *testing.T) {
 		_ = srv.Shutdown(ctx)
 		_ = p.Shutdown(ctx)
 	})
-	c := dialRaw(t, l.Addr().String())
+	return l.Addr().String(), p
+}
+
+// A new connection that sends nothing waits in the Parker's watch
+// (Parker.Listener), not in net/http, and is closed after the server's
+// ReadHeaderTimeout, not its (longer) idle timeout.
+func TestParkedSilentNewConnection(t *testing.T) {
+	addr, p := firstServer(t, 500*time.Millisecond)
+	start := time.Now()
+	c := dialRaw(t, addr)
 	waitFor(t, "the Parker does not watch the new connection", func() bool { return p.idle.count() == 1 })
 	if g := serverConnGoroutines(); g != 0 {
 		t.Errorf("a silent new connection holds %d net/http connection goroutines", g)
 	}
-	start := time.Now()
 	if _, err := c.r.ReadByte(); err != io.EOF {
 		t.Fatalf("silent connection: %v, want EOF", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	// The idle poller checks its timeouts once a second.
+	if d := time.Since(start); d < 450*time.Millisecond || d > 5*time.Second {
 		t.Errorf("the silent connection was closed after %s; the header timeout is 500ms", d)
+	}
+}
+
+// A new connection whose first bytes come late, and are not a whole head,
+// goes to net/http with the time it waited in the Parker's watch counted
+// against the header timeout: it is closed about when net/http alone would
+// have closed it, not a header timeout after its first bytes.
+func TestParkedSlowFirstHeadKeepsHeaderTimeout(t *testing.T) {
+	addr, _ := firstServer(t, time.Second)
+	start := time.Now()
+	c := dialRaw(t, addr)
+	time.Sleep(600 * time.Millisecond)
+	if _, err := io.WriteString(c, "GET /pro"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the Parker did not hand the part of a head to net/http", func() bool { return serverConnGoroutines() == 1 })
+	_, err := io.ReadAll(c.r) // net/http answers nothing to a header timeout: it closes
+	if err != nil {
+		t.Fatalf("reading until the close: %v", err)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond || d > 1500*time.Millisecond {
+		t.Errorf("a head begun 600 ms after the connect was cut %s after it; the header timeout is 1s", d)
 	}
 }
 
@@ -643,7 +674,7 @@ func TestParkedEpollAfterCloseAndDup(t *testing.T) {
 		// A hang-up watch, then its drop (as answer does), leaving the
 		// registration armed in the epoll set.
 		pk := &parked{conn: a}
-		if !ip.watch(a, pk, 0) {
+		if !ip.watch(a, pk, 0, time.Time{}) {
 			t.Fatal("watch failed")
 		}
 		ip.unwatchHangup(pk)

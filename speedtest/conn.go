@@ -2,7 +2,6 @@ package speedtest
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -104,8 +103,9 @@ func (c *conn) setLowat(v int) {
 	}
 	c.lowat = v
 	nc := c.c
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
+	// A TLS connection, or one a Parker handed back with bytes in front.
+	if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = u.NetConn()
 	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
