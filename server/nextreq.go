@@ -147,9 +147,12 @@ func (p *Parker) serveNext(conn net.Conn, first time.Time, rd *nextReader) {
 		_ = conn.Close() // the client closed it, or it broke
 		return
 	case n < 0: // nothing yet after all
-		if first.IsZero() {
+		switch left := time.Until(first); {
+		case first.IsZero():
 			p.keep(conn, nil)
-		} else if p.idle == nil || !p.idle.addFirst(conn, time.Until(first)) {
+		case left <= 0:
+			_ = conn.Close() // its header timeout passed, as net/http would
+		case p.idle == nil || !p.idle.addFirst(conn, left):
 			p.handBack(&headConn{Conn: conn, limit: first})
 		}
 		return

@@ -32,14 +32,12 @@ type idlePoller struct {
 }
 
 type idleConn struct {
-	conn  net.Conn
-	since time.Time
-	// timeout: how long it may wait for its request's first bytes (0:
-	// forever); a waiting probe's connection has none.
-	timeout time.Duration
-	// first: a new connection's, when its first request head is due
-	// (zero: no limit, or not new).
-	first time.Time
+	conn net.Conn
+	// due: when it is closed if its request's first bytes have not come
+	// (zero: never; a waiting probe's connection has none). For a new
+	// connection (first) it is also when its first head must be in.
+	due   time.Time
+	first bool
 	// pk, when set: the connection's probe is still waiting, and the watch
 	// is for its client's hang-up (watchHangup); a next request's bytes
 	// end it.
@@ -74,16 +72,13 @@ func newIdlePoller(p *Parker) *idlePoller {
 // add watches conn until it is readable (its next request, or its close);
 // false when it cannot (then the caller hands it back at once).
 func (ip *idlePoller) add(conn net.Conn) bool {
-	return ip.watch(conn, nil, ip.p.idleTimeout, time.Time{})
+	return ip.watch(conn, nil, ip.p.idleTimeout, false)
 }
 
 // addFirst watches a new connection until its first request's bytes
 // arrive, for at most timeout (0: forever); false when it cannot.
 func (ip *idlePoller) addFirst(conn net.Conn, timeout time.Duration) bool {
-	if timeout <= 0 {
-		return ip.watch(conn, nil, 0, time.Time{})
-	}
-	return ip.watch(conn, nil, timeout, time.Now().Add(timeout))
+	return ip.watch(conn, nil, timeout, true)
 }
 
 // watchHangup watches the connection of pk, whose probe waits, for its
@@ -92,7 +87,7 @@ func (ip *idlePoller) addFirst(conn net.Conn, timeout time.Duration) bool {
 // read does, the watch ends at the first byte of a next request: a client
 // that pipelines one and then half-closes gets both answers.
 func (ip *idlePoller) watchHangup(pk *parked) bool {
-	return ip.watch(pk.conn, pk, 0, time.Time{})
+	return ip.watch(pk.conn, pk, 0, false)
 }
 
 // socketOf is x's socket (a connection's or a listener's), if it has one.
@@ -169,8 +164,8 @@ func (ip *idlePoller) unwatchHangup(pk *parked) {
 
 // watch arms conn's one-shot watch for readability or its peer's close,
 // for pk's hang-up or (pk nil) its next request, which may take timeout
-// (0: forever); first is a new connection's (addFirst).
-func (ip *idlePoller) watch(conn net.Conn, pk *parked, timeout time.Duration, first time.Time) bool {
+// (0: forever); first: a new connection's (addFirst).
+func (ip *idlePoller) watch(conn net.Conn, pk *parked, timeout time.Duration, first bool) bool {
 	raw, ok := socketOf(conn)
 	if !ok {
 		return false
@@ -196,7 +191,11 @@ func (ip *idlePoller) watch(conn net.Conn, pk *parked, timeout time.Duration, fi
 	if err != nil || ctlErr != nil {
 		return false
 	}
-	ip.conns[key] = &idleConn{conn: conn, since: time.Now(), pk: pk, timeout: timeout, first: first}
+	c := &idleConn{conn: conn, pk: pk, first: first}
+	if timeout > 0 {
+		c.due = time.Now().Add(timeout)
+	}
+	ip.conns[key] = c
 	if pk == nil {
 		ip.idle++
 	} else {
@@ -247,7 +246,7 @@ func (ip *idlePoller) loop() {
 		if now := time.Now(); timeout > 0 && now.Sub(lastSweep) >= idleSweep {
 			lastSweep = now
 			for key, c := range ip.conns {
-				if c.pk == nil && c.timeout > 0 && now.Sub(c.since) >= c.timeout {
+				if c.pk == nil && !c.due.IsZero() && !now.Before(c.due) {
 					ip.drop(key, c)
 					expired = append(expired, c)
 				}
@@ -260,7 +259,11 @@ func (ip *idlePoller) loop() {
 					ip.p.hangup(c.pk)
 				} // else its next request is here: the probe goes on, unwatched
 			} else {
-				ip.p.next(c.conn, c.first)
+				var headDue time.Time // no limit: not a new connection's first head
+				if c.first {
+					headDue = c.due
+				}
+				ip.p.next(c.conn, headDue)
 			}
 		}
 		for _, c := range expired {

@@ -674,7 +674,7 @@ func TestParkedEpollAfterCloseAndDup(t *testing.T) {
 		// A hang-up watch, then its drop (as answer does), leaving the
 		// registration armed in the epoll set.
 		pk := &parked{conn: a}
-		if !ip.watch(a, pk, 0, time.Time{}) {
+		if !ip.watch(a, pk, 0, false) {
 			t.Fatal("watch failed")
 		}
 		ip.unwatchHangup(pk)
