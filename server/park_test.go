@@ -92,11 +92,18 @@ func parkedServerReading(t *testing.T, idle time.Duration, o ProbeOptions, readN
 		w.Header().Set("X-Frame-Options", "deny")
 		h.ServeHTTP(w, r)
 	})
+	return serveParked(t, srv, p), srv, p
+}
+
+// serveParked serves srv on a loopback port through p's listener (as the
+// exporter: with ReadRequests, the Parker reads first requests too) until
+// the test ends, then shuts both down; it returns the address.
+func serveParked(t *testing.T, srv *http.Server, p *Parker) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As the exporter: the Parker reads first requests too (readNext).
 	go func() { _ = srv.Serve(p.Listener(l)) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -106,7 +113,7 @@ func parkedServerReading(t *testing.T, idle time.Duration, o ProbeOptions, readN
 			t.Errorf("Parker.Shutdown: %v", err)
 		}
 	})
-	return l.Addr().String(), srv, p
+	return l.Addr().String()
 }
 
 // parseMetrics flattens a /probe answer (samples.OfText).
@@ -313,18 +320,7 @@ func firstServer(t *testing.T, hdr time.Duration) (addr string, p *Parker) {
 	p = NewParker(srv, nil)
 	p.ReadRequests()
 	srv.Handler = loadedProbeHandler(t, parkConfig, ProbeOptions{Parker: p})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(p.Listener(l)) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		_ = p.Shutdown(ctx)
-	})
-	return l.Addr().String(), p
+	return serveParked(t, srv, p), p
 }
 
 // A new connection that sends nothing waits in the Parker's watch
