@@ -46,7 +46,12 @@ type job struct {
 // next takes an idle connection that became readable (a new one's first
 // head due by first).
 func (p *Parker) next(conn net.Conn, first time.Time) {
-	if !p.readNext || p.quick.Load() == nil || !p.queue.push(job{conn: conn, first: first}) {
+	if p.readNext && p.quick.Load() != nil && p.queue.push(job{conn: conn, first: first}) {
+		return
+	}
+	if first.IsZero() {
+		p.handBack(conn) // an idle connection: nothing to hold to a limit
+	} else {
 		p.handBack(&headConn{Conn: conn, limit: first})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/exporter-toolkit/web"
@@ -18,13 +19,9 @@ import (
 // config file and a bad flag go to web.ListenAndServe as they are.
 func listenAndServe(srv *http.Server, flags *web.FlagConfig, parker *server.Parker, logger *slog.Logger) error {
 	if flags.WebConfigFile == nil || *flags.WebConfigFile != "" || flags.WebSystemdSocket != nil && *flags.WebSystemdSocket ||
-		flags.WebListenAddresses == nil || len(*flags.WebListenAddresses) == 0 {
+		flags.WebListenAddresses == nil || len(*flags.WebListenAddresses) == 0 ||
+		slices.ContainsFunc(*flags.WebListenAddresses, func(a string) bool { return strings.HasPrefix(a, "vsock://") }) {
 		return web.ListenAndServe(srv, flags, logger)
-	}
-	for _, a := range *flags.WebListenAddresses {
-		if strings.HasPrefix(a, "vsock://") {
-			return web.ListenAndServe(srv, flags, logger)
-		}
 	}
 	listeners := make([]net.Listener, 0, len(*flags.WebListenAddresses))
 	for _, a := range *flags.WebListenAddresses {
