@@ -29,7 +29,11 @@ type exporter struct {
 	cmd     *exec.Cmd
 	dir     string
 	addr    string
-	client  *http.Client
+	client  *http.Client // the probes' connections
+	// admin asks for /-/ready and /metrics on connections of its own, as
+	// Prometheus scrapes the exporter in a job apart from its probes, so
+	// a probe never reuses a connection net/http served /metrics on.
+	admin   *http.Client
 	rssBase int64
 	// floor: the process is the net/http floor (floor.go), not an
 	// exporter; its answers carry no echoes.
@@ -141,9 +145,10 @@ func (x *exporter) start(logf *os.File) (*exporter, error) {
 		MaxIdleConns: 0, MaxIdleConnsPerHost: len(x.targets) + 10,
 		DialContext: (&net.Dialer{Timeout: 30 * time.Second}).DialContext,
 	}}
+	x.admin = &http.Client{Transport: &http.Transport{}}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := x.client.Get("http://" + x.addr + "/-/ready")
+		resp, err := x.admin.Get("http://" + x.addr + "/-/ready")
 		if err == nil {
 			_ = resp.Body.Close()
 			break
@@ -260,7 +265,7 @@ func (x *exporter) round(module string) []probeMetrics {
 // engineCounters sums the exporter's isp_checker_icmp_* counters (and
 // keeps its Parker's in x.parked, x.read).
 func (x *exporter) engineCounters() (drops, late, foreign int64) {
-	resp, err := x.client.Get("http://" + x.addr + "/metrics")
+	resp, err := x.admin.Get("http://" + x.addr + "/metrics")
 	if err != nil {
 		return -1, -1, -1
 	}
