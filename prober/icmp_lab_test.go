@@ -248,9 +248,7 @@ func icmpCheckRTT(t *testing.T, what string, res *ICMPResult, want, tol time.Dur
 	}
 }
 
-var (
-	icmpPingRTTLine = regexp.MustCompile(`rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/`)
-)
+var icmpPingRTTLine = regexp.MustCompile(`rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/`)
 
 // icmpPingRun is what one iputils ping run reported.
 type icmpPingRun struct {
